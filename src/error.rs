@@ -1,0 +1,99 @@
+//! Failures of the shim itself, each with an exit status of its own (sysexits.h), so that an
+//! operator reading a task's failure can tell "my input was wrong" from "Docker was down"
+//! without opening the sandbox. The executor's own status is passed through unchanged.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The launch itself is malformed: MESOS_DIRECTORY, the IDs, argv.
+    Usage,
+    /// The Docker daemon or the executor image cannot be had.
+    Unavailable,
+    /// The launch failed part-way (create, start, checkpoint).
+    Software,
+    /// A setting is unknown or bad.
+    Config,
+}
+
+impl Failure {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Failure::Usage => 64,
+            Failure::Unavailable => 69,
+            Failure::Software => 70,
+            Failure::Config => 78,
+        }
+    }
+}
+
+/// An error on its way out of the shim, with the class that picks the exit status.
+#[derive(Debug)]
+pub struct ShimError {
+    pub failure: Failure,
+    pub error: anyhow::Error,
+}
+
+impl fmt::Display for ShimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for ShimError {}
+
+/// `result.classify(Failure::X)?` at the edges where an error's class becomes known.
+pub trait Classify<T> {
+    fn classify(self, failure: Failure) -> Result<T, ShimError>;
+}
+
+impl<T, E: Into<anyhow::Error>> Classify<T> for Result<T, E> {
+    fn classify(self, failure: Failure) -> Result<T, ShimError> {
+        self.map_err(|e| ShimError {
+            failure,
+            error: e.into(),
+        })
+    }
+}
+
+pub fn fail(failure: Failure, message: impl fmt::Display) -> ShimError {
+    ShimError {
+        failure,
+        error: anyhow::anyhow!("{message}"),
+    }
+}
+
+/// The shim's exit status for the sibling's: Docker already reports a signal death as 128+n,
+/// as a shell does; anything outside 0..=255 (the daemon's -1 for "unknown") becomes 255.
+pub fn exit_status_from_docker(code: i64) -> u8 {
+    u8::try_from(code).unwrap_or(255)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_exit_codes_pass_through() {
+        assert_eq!(exit_status_from_docker(0), 0);
+        assert_eq!(exit_status_from_docker(3), 3);
+        assert_eq!(exit_status_from_docker(137), 137); // SIGKILL
+        assert_eq!(exit_status_from_docker(143), 143); // SIGTERM
+        assert_eq!(exit_status_from_docker(-1), 255);
+        assert_eq!(exit_status_from_docker(256), 255);
+    }
+
+    #[test]
+    fn each_failure_has_its_own_status() {
+        let codes = [
+            Failure::Usage,
+            Failure::Unavailable,
+            Failure::Software,
+            Failure::Config,
+        ]
+        .map(Failure::exit_code);
+        assert_eq!(codes, [64, 69, 70, 78]);
+        let e: Result<(), _> = Err(std::io::Error::other("boom")).classify(Failure::Software);
+        assert_eq!(e.unwrap_err().to_string(), "boom");
+    }
+}

@@ -1,0 +1,294 @@
+//! `forked.pid`: how the agent finds its executor again after a restart.
+//!
+//! Written the way `slave::state::checkpoint` writes it (temp file in the same directory, the bare
+//! decimal pid, fsync, rename), plus an fsync of the directory so the rename itself survives a
+//! crash of the host. A reader therefore sees the old value or the new one, never a partial file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// A host pid that can be checkpointed: never 0 (a signal to pid 0 reaches a whole process group)
+/// and never negative (a signal to -n reaches process group n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPid(u32);
+
+impl HostPid {
+    pub fn new(pid: i64) -> Option<Self> {
+        (pid > 0 && pid <= i64::from(i32::MAX)).then_some(HostPid(pid as u32))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for HostPid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a checkpoint file holds, read as Mesos reads it: empty counts as absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidFile {
+    Absent,
+    Pid(u32),
+    Unparsable(String),
+}
+
+pub fn read_pid_file(path: &Path) -> io::Result<PidFile> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let value = text.trim();
+            if value.is_empty() {
+                Ok(PidFile::Absent)
+            } else {
+                Ok(value
+                    .parse()
+                    .map(PidFile::Pid)
+                    .unwrap_or_else(|_| PidFile::Unparsable(value.to_string())))
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PidFile::Absent),
+        Err(e) => Err(e),
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces `path` with `pid` atomically. On any error the temp file is removed and `path` keeps
+/// its previous content. The directory must exist: the agent creates it, and the shim does not
+/// invent checkpoint trees the agent does not know.
+pub fn write_pid_file(path: &Path, pid: HostPid) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("checkpoint");
+    let temp = dir.join(format!(
+        ".{name}.shim-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = write_then_rename(&temp, path, pid.to_string().as_bytes());
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result?;
+    File::open(dir)?.sync_all()
+}
+
+fn write_then_rename(temp: &Path, path: &Path, content: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(temp)?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(temp, path)
+}
+
+/// Waits until the agent has checkpointed a non-empty `path`, checking every `interval`, for at
+/// most `timeout`. Returns whether it appeared. Old agents (0.2x) write it only after the launch.
+pub async fn wait_for_pid_file(
+    path: &Path,
+    timeout: Duration,
+    interval: Duration,
+) -> io::Result<bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if read_pid_file(path)? != PidFile::Absent {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Watches the directory of a checkpoint file for anything that replaces or changes it.
+///
+/// Uses inotify, so a shim that guards its checkpoint for days costs no CPU between changes.
+pub struct PidFileWatch {
+    inotify: AsyncFd<InotifyFd>,
+    path: PathBuf,
+}
+
+impl PidFileWatch {
+    pub fn new(path: &Path) -> io::Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        inotify.add_watch(
+            dir,
+            AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_MODIFY,
+        )?;
+        // SAFETY: the `Inotify` owns its descriptor and is owned by the `AsyncFd`, so the
+        // descriptor stays open and the same for the registration's whole life.
+        let inotify =
+            unsafe { AsyncFd::register_with_interest(InotifyFd(inotify), Interest::READABLE) }
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(PidFileWatch {
+            inotify,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Resolves once something happened to the watched file (or its directory was removed).
+    pub async fn changed(&mut self) -> io::Result<()> {
+        let name = self.path.file_name().map(|n| n.to_os_string());
+        loop {
+            let mut guard = self.inotify.readable().await?;
+            match guard.get_inner().0.read_events() {
+                Ok(events) => {
+                    let relevant = events.iter().any(|e| {
+                        e.mask
+                            .intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF)
+                            || e.name.as_deref() == name.as_deref()
+                    });
+                    if relevant {
+                        return Ok(());
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// An `Inotify` as tokio's reactor takes it.
+struct InotifyFd(Inotify);
+
+impl AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("shim-checkpoint-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn host_pid_refuses_zero_negative_and_overflow() {
+        assert_eq!(HostPid::new(0), None);
+        assert_eq!(HostPid::new(-5), None);
+        assert_eq!(HostPid::new(i64::from(i32::MAX) + 1), None);
+        assert_eq!(HostPid::new(4242).map(HostPid::get), Some(4242));
+    }
+
+    #[test]
+    fn writes_the_bare_decimal_pid_and_leaves_no_temp_file() {
+        let dir = temp_dir("write");
+        let path = dir.join("forked.pid");
+        fs::write(&path, "111").unwrap();
+        write_pid_file(&path, HostPid::new(4242).unwrap()).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "4242");
+        assert_eq!(read_pid_file(&path).unwrap(), PidFile::Pid(4242));
+        assert_eq!(entries(&dir), vec!["forked.pid"]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_value_and_leaves_nothing_behind() {
+        let dir = temp_dir("fail");
+        // The target is a directory: rename fails after the temp file was fully written.
+        let path = dir.join("forked.pid");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("keep"), "x").unwrap();
+        assert!(write_pid_file(&path, HostPid::new(7).unwrap()).is_err());
+        assert_eq!(entries(&dir), vec!["forked.pid"]);
+        // A directory that does not exist: nothing is created.
+        let missing = dir.join("nope/forked.pid");
+        assert!(write_pid_file(&missing, HostPid::new(7).unwrap()).is_err());
+        assert!(!dir.join("nope").exists());
+    }
+
+    #[test]
+    fn reads_as_mesos_does() {
+        let dir = temp_dir("read");
+        let path = dir.join("forked.pid");
+        assert_eq!(read_pid_file(&path).unwrap(), PidFile::Absent);
+        fs::write(&path, "").unwrap();
+        assert_eq!(read_pid_file(&path).unwrap(), PidFile::Absent);
+        fs::write(&path, "12x").unwrap();
+        assert_eq!(
+            read_pid_file(&path).unwrap(),
+            PidFile::Unparsable("12x".into())
+        );
+        fs::write(&path, "99\n").unwrap();
+        assert_eq!(read_pid_file(&path).unwrap(), PidFile::Pid(99));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn waits_for_a_late_checkpoint_and_gives_up_when_bounded() {
+        let dir = temp_dir("wait");
+        let path = dir.join("forked.pid");
+        assert!(
+            !wait_for_pid_file(&path, Duration::from_millis(50), Duration::from_millis(10))
+                .await
+                .unwrap()
+        );
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                write_pid_file(&path, HostPid::new(5).unwrap()).unwrap();
+            })
+        };
+        assert!(
+            wait_for_pid_file(&path, Duration::from_secs(5), Duration::from_millis(5))
+                .await
+                .unwrap()
+        );
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_watch_sees_a_rename_onto_the_file() {
+        let dir = temp_dir("watch");
+        let path = dir.join("forked.pid");
+        let mut watch = PidFileWatch::new(&path).unwrap();
+        fs::write(dir.join("unrelated"), "1").unwrap();
+        write_pid_file(&path, HostPid::new(77).unwrap()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("no event")
+            .unwrap();
+    }
+}

@@ -1,0 +1,362 @@
+//! The sibling container, described from its inputs alone: no Docker calls here, so every rule
+//! about what the executor gets (and does not get) is unit-tested.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
+
+use crate::config::{self, Settings};
+use crate::mesos::layout::RunLayout;
+
+/// Reverse-DNS prefix of the labels the shim puts on its siblings; `ps` and `gc` find them by it.
+pub const LABEL_PREFIX: &str = "io.mesos-executor-shim.";
+pub const LABEL_MANAGED: &str = "io.mesos-executor-shim.managed";
+pub const LABEL_AGENT_ID: &str = "io.mesos-executor-shim.agent-id";
+pub const LABEL_FRAMEWORK_ID: &str = "io.mesos-executor-shim.framework-id";
+pub const LABEL_EXECUTOR_ID: &str = "io.mesos-executor-shim.executor-id";
+pub const LABEL_CONTAINER_ID: &str = "io.mesos-executor-shim.container-id";
+pub const LABEL_SANDBOX: &str = "io.mesos-executor-shim.sandbox";
+pub const LABEL_FORKED_PID: &str = "io.mesos-executor-shim.forked-pid";
+pub const LABEL_WORK_DIR: &str = "io.mesos-executor-shim.work-dir";
+
+/// Where the executor of docker tasks looks for the daemon; the host socket is mounted there.
+pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// Runs in the sibling as `sh -c`: appends the executor's output to the sandbox files from inside
+/// the container, so it keeps reaching the sandbox while the agent and the shim are gone, then
+/// `exec`s so the executor keeps the container's pid (the one checkpointed).
+pub const LAUNCH_SCRIPT: &str = r#"out=$1 err=$2; shift 2; exec "$@" >>"$out" 2>>"$err""#;
+
+/// Variables of the agent's environment that describe the agent container or its shell rather
+/// than the executor's launch, and so are not forwarded.
+const NOT_FORWARDED: &[&str] = &["HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_"];
+
+/// The environment the executor gets: the agent's, less the shim's own settings and the
+/// variables above, plus the marker that stops a shim in the sibling from relaying again.
+/// Returns the entries and the names of those dropped for not being UTF-8 (Docker takes JSON).
+pub fn executor_environment(
+    env: &[(OsString, OsString)],
+    sibling_name: &str,
+) -> (Vec<String>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut not_utf8 = Vec::new();
+    for (key, value) in env {
+        let Some(k) = key.to_str() else {
+            not_utf8.push(key.to_string_lossy().into_owned());
+            continue;
+        };
+        if config::is_shim_variable(k) || NOT_FORWARDED.contains(&k) {
+            continue;
+        }
+        match value.to_str() {
+            Some(v) => kept.push(format!("{k}={v}")),
+            None => not_utf8.push(k.to_string()),
+        }
+    }
+    kept.push(format!("{}={sibling_name}", config::ENV_SIBLING_MARKER));
+    (kept, not_utf8)
+}
+
+/// Everything the sibling is made of.
+#[derive(Debug, Clone)]
+pub struct SiblingSpec {
+    pub name: String,
+    pub image: String,
+    pub executor: PathBuf,
+    pub executor_args: Vec<String>,
+    pub env: Vec<String>,
+    pub sandbox: PathBuf,
+    pub work_dir: PathBuf,
+    /// Where the agent's work_dir lives on the host: the source of the sibling's bind.
+    pub work_dir_host: PathBuf,
+    /// The host path of the Docker socket, when the shim talks to Docker over one.
+    pub docker_socket_host: Option<PathBuf>,
+    /// `uid:gid` of the shim: the executor runs as the agent would have run it.
+    pub user: String,
+    pub labels: HashMap<String, String>,
+    pub settings: Settings,
+}
+
+impl SiblingSpec {
+    pub fn new(run: &RunLayout, settings: &Settings) -> Self {
+        let mut labels: HashMap<String, String> = settings.labels.clone().into_iter().collect();
+        for (k, v) in [
+            (LABEL_MANAGED, "true".to_string()),
+            (LABEL_AGENT_ID, run.agent_id.clone()),
+            (LABEL_FRAMEWORK_ID, run.framework_id.clone()),
+            (LABEL_EXECUTOR_ID, run.executor_id.clone()),
+            (LABEL_CONTAINER_ID, run.container_id.clone()),
+            (LABEL_SANDBOX, run.sandbox.display().to_string()),
+            (
+                LABEL_FORKED_PID,
+                run.forked_pid_path().display().to_string(),
+            ),
+            (LABEL_WORK_DIR, run.work_dir.display().to_string()),
+        ] {
+            labels.insert(k.to_string(), v);
+        }
+        SiblingSpec {
+            name: run.sibling_name(),
+            image: String::new(),
+            executor: settings.executor.clone(),
+            executor_args: Vec::new(),
+            env: Vec::new(),
+            sandbox: run.sandbox.clone(),
+            work_dir: run.work_dir.clone(),
+            work_dir_host: run.work_dir.clone(),
+            docker_socket_host: None,
+            user: "0:0".into(),
+            labels,
+            settings: settings.clone(),
+        }
+    }
+
+    /// The binds, in the order the README lists them.
+    pub fn binds(&self) -> Vec<String> {
+        let mut binds = vec![format!(
+            "{}:{}:rw",
+            self.work_dir_host.display(),
+            self.work_dir.display()
+        )];
+        if let Some(socket) = &self.docker_socket_host {
+            binds.push(format!("{}:{SIBLING_DOCKER_SOCKET}:rw", socket.display()));
+        }
+        binds.extend(self.settings.mounts.iter().map(|m| m.to_bind()));
+        binds
+    }
+
+    pub fn create_body(&self) -> ContainerCreateBody {
+        let sandbox_file = |name: &str| path_string(&self.sandbox.join(name));
+        let mut entrypoint = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            LAUNCH_SCRIPT.to_string(),
+            "mesos-executor-shim".to_string(),
+            sandbox_file("stdout"),
+            sandbox_file("stderr"),
+            path_string(&self.executor),
+        ];
+        entrypoint.extend(self.executor_args.iter().cloned());
+        let s = &self.settings;
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            // The image's ENTRYPOINT is always replaced (a mesos-agent image's would otherwise be
+            // prepended to the executor), and an empty CMD keeps the image's CMD out as well.
+            entrypoint: Some(entrypoint),
+            cmd: Some(Vec::new()),
+            env: Some(self.env.clone()),
+            working_dir: Some(path_string(&self.sandbox)),
+            user: Some(self.user.clone()),
+            labels: Some(self.labels.clone()),
+            attach_stdin: Some(false),
+            attach_stdout: Some(false),
+            attach_stderr: Some(false),
+            tty: Some(false),
+            open_stdin: Some(false),
+            host_config: Some(HostConfig {
+                pid_mode: Some("host".into()),
+                network_mode: Some("host".into()),
+                binds: Some(self.binds()),
+                // An exited sibling is removed by the daemon itself, even when no shim is left
+                // to do it (the shim died with the agent container).
+                auto_remove: Some(true),
+                privileged: Some(s.privileged),
+                cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
+                memory: s.memory,
+                nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+fn path_string(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// What to do about a container that already carries the sibling's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingPlan {
+    /// Nothing there: create.
+    Create,
+    /// It ran and stopped, or never started: remove it, then create.
+    Replace,
+    /// It is running an executor: adopt it rather than start a second one.
+    Adopt,
+}
+
+pub fn plan_for_existing(status: Option<ContainerStateStatusEnum>) -> ExistingPlan {
+    use ContainerStateStatusEnum as S;
+    match status {
+        None => ExistingPlan::Create,
+        // Stopping: still running an executor, whose exit the adopting shim then reports.
+        Some(S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING) => ExistingPlan::Adopt,
+        Some(S::CREATED | S::EXITED | S::DEAD | S::REMOVING | S::EMPTY) => ExistingPlan::Replace,
+    }
+}
+
+/// Whether a container's labels say it is the sibling of this very run (and not some other
+/// container that happens to carry the name).
+pub fn labels_match_run(labels: &HashMap<String, String>, run: &RunLayout) -> bool {
+    let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
+    is(LABEL_MANAGED, "true")
+        && is(LABEL_AGENT_ID, &run.agent_id)
+        && is(LABEL_FRAMEWORK_ID, &run.framework_id)
+        && is(LABEL_EXECUTOR_ID, &run.executor_id)
+        && is(LABEL_CONTAINER_ID, &run.container_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BindMount;
+    use crate::mesos::layout::IdVariables;
+
+    fn run() -> RunLayout {
+        RunLayout::from_sandbox(
+            "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".as_ref(),
+            &IdVariables::default(),
+        )
+        .unwrap()
+    }
+
+    fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn forwards_the_agents_environment_less_the_shims_own() {
+        let (env, dropped) = executor_environment(
+            &os(&[
+                ("MESOS_DIRECTORY", "/x"),
+                ("LIBPROCESS_PORT", "0"),
+                ("PATH", "/bin"),
+                ("EXECUTOR_SHIM_IMAGE", "img"),
+                ("HOSTNAME", "agent-box"),
+                ("PWD", "/"),
+                ("DOCKER_HOST", "unix:///var/run/docker.sock"),
+            ]),
+            "executor-mesos-C",
+        );
+        assert_eq!(
+            env,
+            vec![
+                "MESOS_DIRECTORY=/x",
+                "LIBPROCESS_PORT=0",
+                "PATH=/bin",
+                "DOCKER_HOST=unix:///var/run/docker.sock",
+                "EXECUTOR_SHIM_SIBLING=executor-mesos-C",
+            ]
+        );
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn drops_and_reports_what_docker_cannot_carry() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = vec![
+            (OsString::from("BAD"), OsString::from_vec(vec![0xff])),
+            (OsString::from("A"), OsString::from("1")),
+        ];
+        let (kept, dropped) = executor_environment(&env, "n");
+        assert_eq!(kept, vec!["A=1", "EXECUTOR_SHIM_SIBLING=n"]);
+        assert_eq!(dropped, vec!["BAD"]);
+    }
+
+    #[test]
+    fn the_container_spec_follows_the_inputs() {
+        let settings = Settings {
+            mounts: vec![BindMount::parse("/etc/ssl:/etc/ssl:ro").unwrap()],
+            ..Settings::default()
+        };
+        let mut spec = SiblingSpec::new(&run(), &settings);
+        spec.image = "agent:1".into();
+        spec.executor_args = vec![
+            "--launcher_dir=/usr/libexec/mesos".into(),
+            "arg with space".into(),
+        ];
+        spec.env = vec!["A=1".into()];
+        spec.work_dir_host = "/srv/mesos".into();
+        spec.docker_socket_host = Some("/run/docker.sock".into());
+        let body = spec.create_body();
+        assert_eq!(spec.name, "executor-mesos-C-1");
+        assert_eq!(body.image.as_deref(), Some("agent:1"));
+        let entrypoint = body.entrypoint.unwrap();
+        assert_eq!(entrypoint[..3], ["/bin/sh", "-c", LAUNCH_SCRIPT]);
+        assert_eq!(
+            entrypoint[4..],
+            [
+                "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/stdout",
+                "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/stderr",
+                "/usr/libexec/mesos/mesos-executor",
+                "--launcher_dir=/usr/libexec/mesos",
+                "arg with space",
+            ]
+        );
+        assert_eq!(body.cmd, Some(vec![]));
+        assert_eq!(
+            body.working_dir.as_deref(),
+            Some("/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1")
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(host.pid_mode.as_deref(), Some("host"));
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert_eq!(host.auto_remove, Some(true));
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.cap_add, None);
+        assert_eq!(
+            host.binds.unwrap(),
+            vec![
+                "/srv/mesos:/var/lib/mesos:rw",
+                "/run/docker.sock:/var/run/docker.sock:rw",
+                "/etc/ssl:/etc/ssl:ro"
+            ]
+        );
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[LABEL_EXECUTOR_ID], "app.1");
+        assert_eq!(labels[LABEL_CONTAINER_ID], "C-1");
+        assert_eq!(
+            labels[LABEL_FORKED_PID],
+            "/var/lib/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"
+        );
+    }
+
+    #[test]
+    fn tunables_reach_the_host_config() {
+        let settings = Settings {
+            cap_add: vec!["SYS_ADMIN".into()],
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            labels: [("team".to_string(), "infra".to_string())].into(),
+            ..Settings::default()
+        };
+        let body = SiblingSpec::new(&run(), &settings).create_body();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(body.labels.unwrap()["team"], "infra");
+    }
+
+    #[test]
+    fn a_leftover_container_is_adopted_only_while_running() {
+        use ContainerStateStatusEnum as S;
+        assert_eq!(plan_for_existing(None), ExistingPlan::Create);
+        assert_eq!(plan_for_existing(Some(S::RUNNING)), ExistingPlan::Adopt);
+        assert_eq!(plan_for_existing(Some(S::EXITED)), ExistingPlan::Replace);
+        assert_eq!(plan_for_existing(Some(S::CREATED)), ExistingPlan::Replace);
+    }
+
+    #[test]
+    fn only_a_container_labelled_for_this_run_is_ours() {
+        let spec = SiblingSpec::new(&run(), &Settings::default());
+        assert!(labels_match_run(&spec.labels, &run()));
+        let mut other = spec.labels.clone();
+        other.insert(LABEL_EXECUTOR_ID.into(), "someone-else".into());
+        assert!(!labels_match_run(&other, &run()));
+        assert!(!labels_match_run(&HashMap::new(), &run()));
+    }
+}
