@@ -78,8 +78,11 @@ pub fn report(outcome: Result<u8, ShimError>) -> u8 {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = %e, "launch failed");
-            eprintln!("mesos-executor-shim: error: {e}");
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = %e, "launch failed");
+            } else {
+                eprintln!("mesos-executor-shim: error: {e}");
+            }
             e.failure.exit_code()
         }
     }

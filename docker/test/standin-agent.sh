@@ -1,0 +1,98 @@
+#!/bin/sh
+# Stand-in for a dockerized Mesos agent, for tests and the demo. Run in a container with
+# --pid=host, the Docker socket and the work_dir mounted at the same path.
+#
+#   standin-agent.sh launch WORK_DIR AGENT_ID FRAMEWORK_ID EXECUTOR_ID CONTAINER_ID [EXECUTOR_ARGS...]
+#       Lays out the run as Mesos does, forks /usr/libexec/mesos/mesos-executor with the MESOS_*
+#       environment and the sandbox's stdout/stderr, checkpoints forked.pid by temp file and
+#       rename, waits for it, records its status and marks the run completed.
+#       AGENT_GENERATION=1.x (default): the executor gets only MESOS_*, LIBPROCESS_*, PATH and
+#         EXECUTOR_ENVIRONMENT (space-separated K=V, the operator's --executor_environment_variables),
+#         and forked.pid is written before the executor starts.
+#       AGENT_GENERATION=0.2x: the executor inherits the agent's whole environment, and forked.pid
+#         is written CHECKPOINT_DELAY seconds (default 1) after the launch.
+#       CHECKPOINT=0 launches without checkpointing.
+#   standin-agent.sh recover WORK_DIR
+#       What a restarted agent does: for the latest run of every executor not marked completed,
+#       reads forked.pid and checks the pid is alive. Prints "alive|dead CONTAINER_ID PID" per run;
+#       exits 0 when all are alive, 1 when one is dead, 2 on an empty or unparsable forked.pid.
+set -u
+mode=$1
+shift
+
+checkpoint() { # FILE VALUE: as slave::state::checkpoint does
+  dir=$(dirname "$1")
+  mkdir -p "$dir"
+  tmp=$(mktemp "$dir/XXXXXX")
+  printf '%s' "$2" > "$tmp"
+  mv "$tmp" "$1"
+}
+
+case "$mode" in
+launch)
+  work_dir=$1 agent_id=$2 framework_id=$3 executor_id=$4 container_id=$5
+  shift 5
+  runs=$work_dir/slaves/$agent_id/frameworks/$framework_id/executors/$executor_id/runs
+  sandbox=$runs/$container_id
+  meta=$work_dir/meta/slaves/$agent_id/frameworks/$framework_id/executors/$executor_id/runs/$container_id
+  mkdir -p "$sandbox" "$meta/pids"
+  ln -sfn "$container_id" "$runs/latest"
+  ln -sfn "$container_id" "$(dirname "$meta")/latest"
+  set -- \
+    MESOS_FRAMEWORK_ID="$framework_id" MESOS_EXECUTOR_ID="$executor_id" \
+    MESOS_DIRECTORY="$sandbox" MESOS_SANDBOX="$sandbox" MESOS_SLAVE_ID="$agent_id" \
+    MESOS_SLAVE_PID="slave(1)@127.0.0.1:5051" MESOS_CHECKPOINT="${CHECKPOINT:-1}" \
+    MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=5secs MESOS_RECOVERY_TIMEOUT=15mins \
+    LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=0 \
+    -- "$@"
+  generation=${AGENT_GENERATION:-1.x}
+  if [ "$generation" = "1.x" ]; then
+    # shellcheck disable=SC2086
+    sh -c '
+      [ "$1" = 1 ] && { dir=$2; tmp=$(mktemp "$dir/XXXXXX"); printf "%s" "$$" > "$tmp"; mv "$tmp" "$dir/forked.pid"; }
+      shift 2
+      exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
+      env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" ${EXECUTOR_ENVIRONMENT:-} \
+      sh -c 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec /usr/libexec/mesos/mesos-executor "$@"' sh "$@" \
+      > "$sandbox/stdout" 2> "$sandbox/stderr" &
+    pid=$!
+  else
+    sh -c 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec /usr/libexec/mesos/mesos-executor "$@"' sh "$@" \
+      > "$sandbox/stdout" 2> "$sandbox/stderr" &
+    pid=$!
+    sleep "${CHECKPOINT_DELAY:-1}"
+    [ "${CHECKPOINT:-1}" = 1 ] && checkpoint "$meta/pids/forked.pid" "$pid"
+  fi
+  echo "$pid" > "$meta/standin.launched"
+  echo "launched executor as pid $pid"
+  wait "$pid"
+  status=$?
+  echo "$status" > "$meta/standin.status"
+  touch "$meta/executor.sentinel"
+  echo "executor exited with status $status"
+  ;;
+recover)
+  work_dir=$1
+  verdict=0
+  for latest in "$work_dir"/meta/slaves/*/frameworks/*/executors/*/runs/latest; do
+    [ -e "$latest" ] || continue
+    run=$(dirname "$latest")/$(readlink "$latest")
+    [ -e "$run/executor.sentinel" ] && continue
+    pid=$(cat "$run/pids/forked.pid" 2>/dev/null)
+    case "$pid" in
+      '' | *[!0-9]*) echo "unparsable $(basename "$run") '$pid'"; exit 2 ;;
+    esac
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "alive $(basename "$run") $pid"
+    else
+      echo "dead $(basename "$run") $pid"
+      verdict=1
+    fi
+  done
+  exit $verdict
+  ;;
+*)
+  echo "usage: $0 launch|recover ..." >&2
+  exit 64
+  ;;
+esac
