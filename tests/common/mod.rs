@@ -1,0 +1,418 @@
+//! Shared harness of the integration tests: a real Docker daemon, images built locally by
+//! `docker/test/build-images.sh`, and a stand-in agent container per scenario.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const AGENT_IMAGE: &str = "mesos-executor-shim-test/agent:latest";
+pub const BAKED_IMAGE: &str = "mesos-executor-shim-test/agent-baked:latest";
+pub const EXECUTOR_PATH: &str = "/usr/libexec/mesos/mesos-executor";
+pub const CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
+
+pub fn shim_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mesos-executor-shim"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI must be installed to run these tests")
+}
+
+/// Runs docker and returns its trimmed stdout; panics with its stderr when it fails.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Checks that a daemon answers and builds the test images, once per test binary. Fails (never
+/// skips) when there is no daemon: these tests prove nothing without one.
+pub fn setup() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let info = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+        match info {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "no Docker daemon answers ({}): these tests need a real one; start it as .ci/run does \
+                 (see ../shared/docker.md) and run the tests again",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!("the docker CLI cannot be run ({e}): install docker.io as .ci/run does"),
+        }
+        let build = Command::new("sh")
+            .arg(repo().join("docker/test/build-images.sh"))
+            .arg(shim_bin())
+            .output()
+            .expect("running docker/test/build-images.sh");
+        assert!(
+            build.status.success(),
+            "building the test images failed:\n{}{}",
+            String::from_utf8_lossy(&build.stdout),
+            String::from_utf8_lossy(&build.stderr)
+        );
+    });
+}
+
+/// Polls `done` until it holds or `timeout` passes, then panics naming what did not happen.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether a host pid exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .map(|rest| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// How a stand-in agent container is started.
+#[derive(Clone)]
+pub struct Agent {
+    pub image: &'static str,
+    /// Bind-mount the shim over the stock executor (the bind-mount install).
+    pub bind_shim: bool,
+    /// "1.x" or "0.2x".
+    pub generation: &'static str,
+    pub checkpoint: bool,
+    pub pid_host: bool,
+    /// Environment of the agent container.
+    pub env: Vec<(String, String)>,
+    /// The configuration file the shim finds in the agent container.
+    pub config_json: Option<String>,
+    pub executor_args: Vec<String>,
+}
+
+impl Agent {
+    /// The stock arrangement: the agent image's own executor, no shim.
+    pub fn stock() -> Self {
+        Agent {
+            image: AGENT_IMAGE,
+            bind_shim: false,
+            generation: "1.x",
+            checkpoint: true,
+            pid_host: true,
+            env: Vec::new(),
+            config_json: None,
+            executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
+        }
+    }
+
+    /// The shim bind-mounted over the stock executor of a 1.x agent, with no configuration.
+    pub fn with_shim() -> Self {
+        Agent {
+            bind_shim: true,
+            ..Agent::stock()
+        }
+    }
+
+    pub fn baked() -> Self {
+        Agent {
+            image: BAKED_IMAGE,
+            ..Agent::stock()
+        }
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.executor_args
+            .extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// One executor run, with its own work_dir and IDs; removes every container it made on drop.
+pub struct Run {
+    pub work_dir: PathBuf,
+    pub agent_id: String,
+    pub framework_id: String,
+    pub executor_id: String,
+    pub container_id: String,
+    agents: std::cell::RefCell<Vec<String>>,
+}
+
+impl Run {
+    pub fn new(tag: &str) -> Run {
+        setup();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let container_id = format!("{tag}-{}-{n}-{nanos:x}", std::process::id());
+        let work_dir = PathBuf::from(format!("/tmp/mesos-executor-shim-it/{container_id}"));
+        std::fs::create_dir_all(&work_dir).unwrap();
+        Run {
+            work_dir,
+            agent_id: "S-test-0".into(),
+            framework_id: "F-test-0".into(),
+            executor_id: format!("app.{tag}.{n}"),
+            container_id,
+            agents: Default::default(),
+        }
+    }
+
+    pub fn sandbox(&self) -> PathBuf {
+        self.work_dir.join(format!(
+            "slaves/{}/frameworks/{}/executors/{}/runs/{}",
+            self.agent_id, self.framework_id, self.executor_id, self.container_id
+        ))
+    }
+
+    pub fn meta(&self) -> PathBuf {
+        self.work_dir.join(format!(
+            "meta/slaves/{}/frameworks/{}/executors/{}/runs/{}",
+            self.agent_id, self.framework_id, self.executor_id, self.container_id
+        ))
+    }
+
+    pub fn forked_pid_path(&self) -> PathBuf {
+        self.meta().join("pids/forked.pid")
+    }
+
+    pub fn sibling_name(&self) -> String {
+        format!("executor-mesos-{}", self.container_id)
+    }
+
+    /// Starts a stand-in agent container that launches this run's executor.
+    pub fn start_agent(&self, agent: &Agent) -> String {
+        let name = format!("agent-{}-{}", self.container_id, self.agents.borrow().len());
+        let wd = self.work_dir.display().to_string();
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "-d".into(),
+            "--name".into(),
+            name.clone(),
+            "--net=host".into(),
+        ];
+        if agent.pid_host {
+            args.push("--pid=host".into());
+        }
+        args.extend([
+            "-v".into(),
+            "/var/run/docker.sock:/var/run/docker.sock".into(),
+            "-v".into(),
+            format!("{wd}:{wd}"),
+        ]);
+        if agent.bind_shim {
+            args.extend([
+                "-v".into(),
+                format!("{}:{EXECUTOR_PATH}:ro", shim_bin().display()),
+            ]);
+        }
+        if let Some(json) = &agent.config_json {
+            let file = self.work_dir.join("shim-config.json");
+            std::fs::write(&file, json).unwrap();
+            args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
+        }
+        args.extend([
+            "-e".into(),
+            format!("AGENT_GENERATION={}", agent.generation),
+        ]);
+        args.extend([
+            "-e".into(),
+            format!("CHECKPOINT={}", if agent.checkpoint { 1 } else { 0 }),
+        ]);
+        for (k, v) in &agent.env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        args.extend([
+            agent.image.to_string(),
+            "/standin-agent.sh".into(),
+            "launch".into(),
+            wd,
+        ]);
+        args.extend([
+            self.agent_id.clone(),
+            self.framework_id.clone(),
+            self.executor_id.clone(),
+            self.container_id.clone(),
+        ]);
+        args.extend(agent.executor_args.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker_ok(&refs);
+        self.agents.borrow_mut().push(name.clone());
+        name
+    }
+
+    pub fn kill_agent(&self, name: &str) {
+        docker_ok(&["kill", "--signal", "KILL", name]);
+        wait_until(
+            &format!("agent {name} is dead"),
+            Duration::from_secs(20),
+            || docker_ok(&["inspect", "-f", "{{.State.Running}}", name]) == "false",
+        );
+    }
+
+    pub fn agent_logs(&self, name: &str) -> String {
+        let out = docker(&["logs", name]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// A restarted agent's recovery: (exit status, what it printed).
+    pub fn recover(&self) -> (i32, String) {
+        let wd = self.work_dir.display().to_string();
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--pid=host",
+            "-v",
+            &format!("{wd}:{wd}"),
+            AGENT_IMAGE,
+            "/standin-agent.sh",
+            "recover",
+            &wd,
+        ]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    }
+
+    pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+
+    pub fn forked_pid(&self) -> Option<u32> {
+        self.read(self.forked_pid_path())
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// The sibling's host pid while it runs.
+    pub fn sibling_pid(&self) -> Option<u32> {
+        let out = docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.Pid}}",
+            &self.sibling_name(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        text.strip_prefix("true ")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p > 0)
+    }
+
+    pub fn sibling_id(&self) -> Option<String> {
+        let out = docker(&["inspect", "-f", "{{.Id}}", &self.sibling_name()]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Every container, running or not, whose name is the sibling's.
+    pub fn containers_named_sibling(&self) -> Vec<String> {
+        let filter = format!("name=^{}$", self.sibling_name());
+        let out = docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ]);
+        out.lines().map(str::to_string).collect()
+    }
+
+    pub fn stdout_lines(&self) -> usize {
+        self.read(self.sandbox().join("stdout"))
+            .map(|s| s.lines().filter(|l| l.starts_with("tick")).count())
+            .unwrap_or(0)
+    }
+
+    /// The executor status the stand-in agent recorded.
+    pub fn agent_status(&self) -> Option<i32> {
+        self.read(self.meta().join("standin.status"))
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// The pid the stand-in agent forked (the shim's, when the shim is installed).
+    pub fn launched_pid(&self) -> Option<u32> {
+        self.read(self.meta().join("standin.launched"))
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Waits until the sibling runs and forked.pid names its live pid; returns that pid.
+    pub fn wait_for_checkpointed_sibling(&self, agent: &str) -> u32 {
+        let mut pid = 0;
+        wait_until(
+            &format!(
+                "forked.pid names the running sibling (agent log: see below)\n{}",
+                self.diagnostics(agent)
+            ),
+            Duration::from_secs(30),
+            || match (self.sibling_pid(), self.forked_pid()) {
+                (Some(s), Some(f)) if s == f => {
+                    pid = s;
+                    true
+                }
+                _ => false,
+            },
+        );
+        pid
+    }
+
+    pub fn diagnostics(&self, agent: &str) -> String {
+        format!(
+            "agent log:\n{}\nsandbox stderr:\n{}",
+            self.agent_logs(agent),
+            self.read(self.sandbox().join("stderr")).unwrap_or_default()
+        )
+    }
+
+    /// Asserts that the executor's output keeps growing in the sandbox.
+    pub fn assert_output_grows(&self) {
+        let before = self.stdout_lines();
+        wait_until(
+            "the executor's output grows in the sandbox",
+            Duration::from_secs(10),
+            || self.stdout_lines() >= before + 3,
+        );
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let mut names = self.agents.borrow().clone();
+        names.push(self.sibling_name());
+        let mut args = vec!["rm", "-f"];
+        args.extend(names.iter().map(String::as_str));
+        let _ = docker(&args);
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+}
