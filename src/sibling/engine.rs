@@ -40,26 +40,28 @@ impl Engine {
     /// Connects and pings, retrying for at most `patience` (the daemon may be restarting), then
     /// gives up with an error naming the endpoint.
     pub async fn connect(endpoint: &str, patience: Duration) -> Result<Engine, ShimError> {
-        let docker = Docker::connect_with_host(endpoint)
-            .map_err(|e| anyhow!("cannot use Docker endpoint {endpoint}: {e}; set DOCKER_HOST to unix:///path or tcp://host:port"))
-            .classify(Failure::Config)?
-            .with_timeout(REQUEST_TIMEOUT);
         let deadline = tokio::time::Instant::now() + patience;
         let mut delay = Duration::from_millis(100);
         loop {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt =
-                tokio::time::timeout(remaining.max(Duration::from_millis(200)), docker.ping())
-                    .await;
-            let error = match attempt {
-                Ok(Ok(_)) => {
-                    return Ok(Engine {
-                        docker,
-                        endpoint: endpoint.to_string(),
-                    })
+            // The client is made inside the loop: bollard checks that a unix socket exists, and a
+            // restarting daemon removes its socket for a moment.
+            let error = match Docker::connect_with_host(endpoint) {
+                Err(DockerError::SocketNotFoundError(_)) => "no socket there".to_string(),
+                Err(e) => {
+                    return Err(fail(
+                        Failure::Config,
+                        format!("cannot use Docker endpoint {endpoint}: {e}; set DOCKER_HOST to unix:///path or tcp://host:port"),
+                    ))
                 }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "no answer".to_string(),
+                Ok(docker) => {
+                    let docker = docker.with_timeout(REQUEST_TIMEOUT);
+                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match tokio::time::timeout(remaining.max(Duration::from_millis(200)), docker.ping()).await {
+                        Ok(Ok(_)) => return Ok(Engine { docker, endpoint: endpoint.to_string() }),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "no answer".to_string(),
+                    }
+                }
             };
             if tokio::time::Instant::now() + delay >= deadline {
                 return Err(fail(
