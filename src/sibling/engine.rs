@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::error::{fail, Classify, Failure, ShimError};
+use crate::error::{fail, Failure, ShimError};
 
 /// Per-request limit until the daemon answers with headers (streams then run unbounded).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
