@@ -1,6 +1,8 @@
 //! The command line under any name but `mesos-executor`.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -27,4 +29,37 @@ pub enum Command {
         #[arg(last = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Check, from the agent container or the host, everything executor recovery depends on.
+    Doctor {
+        /// The agent's --work_dir.
+        #[arg(long, env = "MESOS_WORK_DIR", default_value = "/var/lib/mesos")]
+        work_dir: PathBuf,
+        /// One JSON array of checks instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the sibling executor containers and whether a restarted agent would find them.
+    Ps {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove siblings that exited, whose run completed, or whose run is gone; never a live one.
+    Gc {
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep running, one pass per period (a Mesos duration such as 5mins).
+        #[arg(long, value_parser = parse_period)]
+        every: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_period(text: &str) -> Result<Duration, String> {
+    let period = crate::config::parse_duration(text)?;
+    if period < Duration::from_secs(1) {
+        return Err(format!("{text:?} is shorter than 1secs"));
+    }
+    Ok(period)
 }

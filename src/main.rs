@@ -20,6 +20,15 @@ fn main() -> ExitCode {
     }
     let status = match Cli::parse().command {
         Command::Run { args } => commands::run::relay_main(&argv0, args),
+        Command::Doctor { work_dir, json } => {
+            commands::run::report(commands::doctor::main(&work_dir, json))
+        }
+        Command::Ps { json } => commands::run::report(commands::ps::main(json)),
+        Command::Gc {
+            dry_run,
+            every,
+            json,
+        } => commands::run::report(commands::gc::main(dry_run, every, json)),
     };
     ExitCode::from(status)
 }

@@ -8,8 +8,9 @@ use anyhow::Context;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -225,6 +226,46 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// The mode bits of `paths` inside `image` (`None`: absent), read from a container that is
+    /// created for the purpose, never started, and removed again.
+    pub async fn stat_in_image(
+        &self,
+        image: &str,
+        paths: &[&str],
+    ) -> anyhow::Result<Vec<Option<u32>>> {
+        let name = format!("executor-shim-probe-{}", std::process::id());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/nonexistent".into()]),
+            cmd: Some(Vec::new()),
+            ..Default::default()
+        };
+        let id = self.create(&name, body).await?;
+        let mut modes = Vec::new();
+        for path in paths {
+            let options = ContainerArchiveInfoOptionsBuilder::default()
+                .path(path)
+                .build();
+            modes.push(
+                match self
+                    .docker
+                    .get_container_archive_info(&id, Some(options))
+                    .await
+                {
+                    Ok(stat) => Some(stat.file_mode),
+                    Err(e) if is_not_found(&e) => None,
+                    Err(e) => {
+                        let _ = self.remove(&id).await;
+                        return Err(e)
+                            .with_context(|| format!("looking for {path} in image {image}"));
+                    }
+                },
+            );
+        }
+        self.remove(&id).await?;
+        Ok(modes)
     }
 
     /// Containers carrying `label` (key or key=value), running or not.

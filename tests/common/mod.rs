@@ -109,6 +109,8 @@ pub struct Agent {
     /// The configuration file the shim finds in the agent container.
     pub config_json: Option<String>,
     pub executor_args: Vec<String>,
+    /// Where the agent container sees the work_dir, when not at the host's path.
+    pub work_dir_in_container: Option<String>,
 }
 
 impl Agent {
@@ -123,6 +125,7 @@ impl Agent {
             env: Vec::new(),
             config_json: None,
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
+            work_dir_in_container: None,
         }
     }
 
@@ -209,7 +212,11 @@ impl Run {
     /// Starts a stand-in agent container that launches this run's executor.
     pub fn start_agent(&self, agent: &Agent) -> String {
         let name = format!("agent-{}-{}", self.container_id, self.agents.borrow().len());
-        let wd = self.work_dir.display().to_string();
+        let host_wd = self.work_dir.display().to_string();
+        let wd = agent
+            .work_dir_in_container
+            .clone()
+            .unwrap_or_else(|| host_wd.clone());
         let mut args: Vec<String> = vec![
             "run".into(),
             "-d".into(),
@@ -224,7 +231,7 @@ impl Run {
             "-v".into(),
             "/var/run/docker.sock:/var/run/docker.sock".into(),
             "-v".into(),
-            format!("{wd}:{wd}"),
+            format!("{host_wd}:{wd}"),
         ]);
         if agent.bind_shim {
             args.extend([

@@ -1,0 +1,273 @@
+//! `doctor`: checks, from inside the agent container (or on the host), everything executor
+//! recovery depends on, one line per check with what to change when it fails.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::error::ShimError;
+use crate::sibling::discover::AgentContainer;
+use crate::sibling::engine::Engine;
+use crate::sibling::spec::SIBLING_DOCKER_SOCKET;
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn pass(check: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        check,
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        check,
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Exit status 0 when every check passes, 1 otherwise.
+pub fn main(work_dir: &Path, json: bool) -> Result<u8, ShimError> {
+    let mut checks = Vec::new();
+    let settings = match super::operator_settings() {
+        Ok(s) => {
+            checks.push(pass("config", "settings are valid"));
+            s
+        }
+        Err(e) => {
+            checks.push(failed(
+                "config",
+                e.to_string(),
+                "fix the key named above; see the README's configuration table",
+            ));
+            Settings::default()
+        }
+    };
+    super::runtime()?.block_on(run_checks(&settings, work_dir, &mut checks));
+    if json {
+        super::print_json(&checks);
+    } else {
+        for c in &checks {
+            match &c.fix {
+                None => println!("ok    {:<16} {}", c.check, c.detail),
+                Some(fix) => println!("FAIL  {:<16} {} -> {fix}", c.check, c.detail),
+            }
+        }
+    }
+    Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
+}
+
+async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check>) {
+    let endpoint = &settings.docker_host;
+    let engine = match super::connect(settings).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            checks.push(failed(
+                "docker",
+                e.to_string(),
+                "make the daemon reachable; every other check needs it",
+            ));
+            return;
+        }
+    };
+    match engine.api().version().await {
+        Ok(v) => checks.push(pass(
+            "docker",
+            format!(
+                "Docker {} (API {}) at {endpoint}",
+                v.version.unwrap_or_default(),
+                v.api_version.unwrap_or_default()
+            ),
+        )),
+        Err(e) => checks.push(failed(
+            "docker",
+            format!("{endpoint} answers ping but not version: {e}"),
+            "check the daemon",
+        )),
+    }
+
+    let agent = match AgentContainer::discover(&engine).await {
+        Ok(agent) => agent,
+        Err(e) => {
+            checks.push(failed(
+                "agent-container",
+                format!("{e:#}"),
+                "check the daemon",
+            ));
+            return;
+        }
+    };
+    match &agent {
+        Some(a) => checks.push(pass(
+            "agent-container",
+            format!(
+                "running in container {} (image {})",
+                short(&a.id),
+                a.image_name.as_deref().unwrap_or(&a.image)
+            ),
+        )),
+        None => checks.push(pass(
+            "agent-container",
+            "not in a container: running on the host",
+        )),
+    }
+
+    checks.push(match &agent {
+        Some(a) if a.pid_mode.as_deref() == Some("host") => pass("pid-namespace", "the agent container shares the host's PID namespace"),
+        Some(a) => failed(
+            "pid-namespace",
+            format!("the agent container runs with PidMode {:?}: a checkpointed host pid means nothing to the agent", a.pid_mode.as_deref().unwrap_or("")),
+            "restart the agent container with --pid=host",
+        ),
+        None => pass("pid-namespace", "on the host, pids are host pids"),
+    });
+
+    checks.push(work_dir_check(settings, work_dir, agent.as_ref()));
+    checks.push(image_check(settings, &engine, agent.as_ref()).await);
+    checks.push(socket_check(settings, agent.as_ref()));
+}
+
+fn work_dir_check(settings: &Settings, work_dir: &Path, agent: Option<&AgentContainer>) -> Check {
+    if !work_dir.is_dir() {
+        return failed(
+            "work-dir",
+            format!("{} does not exist here", work_dir.display()),
+            "pass the agent's --work_dir with --work-dir (or MESOS_WORK_DIR)",
+        );
+    }
+    match (&settings.work_dir_host, agent) {
+        (Some(host), _) => pass("work-dir", format!("{} is {} on the host (configured)", work_dir.display(), host.display())),
+        (None, None) => pass("work-dir", format!("{} (on the host)", work_dir.display())),
+        (None, Some(a)) => match a.host_path_for(work_dir) {
+            Some(host) => pass("work-dir", format!("{} is mounted from {} on the host", work_dir.display(), host.display())),
+            None => failed(
+                "work-dir",
+                format!("{} is inside the agent container, not mounted from the host: siblings cannot share it", work_dir.display()),
+                format!("start the agent container with -v {0}:{0}", work_dir.display()),
+            ),
+        },
+    }
+}
+
+async fn image_check(
+    settings: &Settings,
+    engine: &Engine,
+    agent: Option<&AgentContainer>,
+) -> Check {
+    let image = match (&settings.image, agent) {
+        (Some(i), _) => i.clone(),
+        (None, Some(a)) => a.image.clone(),
+        (None, None) => {
+            return failed(
+                "executor-image",
+                "no image configured, and not in a container whose image could be used",
+                "set EXECUTOR_SHIM_IMAGE or \"image\" in the configuration file",
+            )
+        }
+    };
+    if let Err(e) = engine.api().inspect_image(&image).await {
+        return failed(
+            "executor-image",
+            format!("image {image} is not on the Docker host ({e})"),
+            "load or build it there, or set EXECUTOR_SHIM_IMAGE",
+        );
+    }
+    let executor = settings.executor.display().to_string();
+    let real = format!("{executor}.real");
+    let modes = match engine
+        .stat_in_image(&image, &[&executor, &real, "/bin/sh"])
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return failed("executor-image", format!("{e:#}"), "check the image"),
+    };
+    let executable = |m: Option<u32>| m.is_some_and(|m| m & 0o111 != 0);
+    let shown = short(&image);
+    if !executable(modes[0]) {
+        return failed(
+            "executor-image",
+            format!("image {shown} has no executable {executor}"),
+            "set EXECUTOR_SHIM_EXECUTOR / executor to the real executor's path in that image",
+        );
+    }
+    if !executable(modes[2]) {
+        return failed(
+            "executor-image",
+            format!("image {shown} has no /bin/sh"),
+            "use an image with /bin/sh (every Mesos image has one)",
+        );
+    }
+    let baked = if executable(modes[1]) {
+        format!(" (baked: the stock executor is {real})")
+    } else {
+        String::new()
+    };
+    pass(
+        "executor-image",
+        format!("image {shown} holds {executor}{baked} and /bin/sh"),
+    )
+}
+
+fn socket_check(settings: &Settings, agent: Option<&AgentContainer>) -> Check {
+    let Some(socket) = settings
+        .docker_host
+        .strip_prefix("unix://")
+        .map(PathBuf::from)
+    else {
+        return pass(
+            "docker-socket",
+            format!(
+                "siblings reach Docker at {} when DOCKER_HOST is forwarded to them",
+                settings.docker_host
+            ),
+        );
+    };
+    match agent {
+        None => pass(
+            "docker-socket",
+            format!(
+                "siblings get {} at {SIBLING_DOCKER_SOCKET}",
+                socket.display()
+            ),
+        ),
+        Some(a) => match a.host_path_for(&socket) {
+            Some(host) => pass(
+                "docker-socket",
+                format!(
+                    "siblings get the host's {} at {SIBLING_DOCKER_SOCKET}",
+                    host.display()
+                ),
+            ),
+            None => failed(
+                "docker-socket",
+                format!(
+                    "{} is not mounted from the host into the agent container",
+                    socket.display()
+                ),
+                "start the agent container with -v /var/run/docker.sock:/var/run/docker.sock",
+            ),
+        },
+    }
+}
+
+/// An image or container ID shortened as `docker ps` does; names are kept whole.
+fn short(id: &str) -> String {
+    let bare = id.strip_prefix("sha256:").unwrap_or(id);
+    if bare.len() == 64 && bare.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bare[..12].to_string()
+    } else {
+        id.to_string()
+    }
+}

@@ -1,0 +1,96 @@
+//! `gc`: removes siblings that have exited, whose run the agent marked completed, or whose run's
+//! meta directory is gone. A running executor of a live run, or of a run that cannot be judged
+//! from where `gc` runs, is never touched.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Classify, Failure, ShimError};
+use crate::sibling::engine::Engine;
+use crate::sibling::inventory::{self, Collect};
+
+#[derive(Debug, Serialize)]
+struct Action {
+    name: String,
+    container_id: String,
+    reason: Collect,
+    /// `removed`, `would_remove` (dry run) or `failed`.
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn main(dry_run: bool, every: Option<Duration>, json: bool) -> Result<u8, ShimError> {
+    let settings = super::operator_settings()?;
+    super::runtime()?.block_on(async {
+        let engine = super::connect(&settings).await?;
+        let Some(period) = every else {
+            return pass(&engine, dry_run, json).await;
+        };
+        // As a loop: a failed pass is reported and retried at the next period, and SIGTERM or
+        // SIGINT ends the loop between passes.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .classify(Failure::Software)?;
+        loop {
+            if let Err(e) = pass(&engine, dry_run, json).await {
+                tracing::error!(error = %e, "gc pass failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = term.recv() => return Ok(0),
+                _ = tokio::signal::ctrl_c() => return Ok(0),
+            }
+        }
+    })
+}
+
+/// One pass. Exit status 1 when a removal failed.
+async fn pass(engine: &Engine, dry_run: bool, json: bool) -> Result<u8, ShimError> {
+    let entries = inventory::list(engine)
+        .await
+        .classify(Failure::Unavailable)?;
+    let mut actions = Vec::new();
+    for entry in &entries {
+        let Some(reason) = inventory::collect_reason(entry) else {
+            continue;
+        };
+        let (action, error) = if dry_run {
+            ("would_remove", None)
+        } else {
+            match engine.remove(&entry.docker_id).await {
+                Ok(()) => ("removed", None),
+                Err(e) => ("failed", Some(format!("{e:#}"))),
+            }
+        };
+        actions.push(Action {
+            name: entry.name.clone(),
+            container_id: entry.container_id.clone(),
+            reason,
+            action,
+            error,
+        });
+    }
+    if json {
+        super::print_json(&actions);
+    } else {
+        for a in &actions {
+            let reason = match a.reason {
+                Collect::Exited => "exited",
+                Collect::RunCompleted => "run completed (executor.sentinel)",
+                Collect::RunGone => "run's meta directory gone",
+            };
+            match &a.error {
+                None => println!("{} {} ({reason})", a.action.replace('_', " "), a.name),
+                Some(e) => println!("failed to remove {} ({reason}): {e}", a.name),
+            }
+        }
+        let kept = entries.len() - actions.len();
+        println!("{} sibling(s) collected, {kept} kept", actions.len());
+    }
+    Ok(if actions.iter().any(|a| a.action == "failed") {
+        1
+    } else {
+        0
+    })
+}

@@ -1,0 +1,316 @@
+//! The operator's side: zero configuration on a standard setup, `doctor`, `ps`, `gc`, and the
+//! compose example.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn shim_json(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(shim_bin()).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed no JSON ({e}): {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), value)
+}
+
+/// `doctor` run in an agent container as an operator would (`docker exec`-style, here `run`).
+fn doctor_in_agent_container(run: &Run, pid_host: bool) -> (i32, Vec<Value>) {
+    let wd = run.work_dir.display().to_string();
+    let bin = format!(
+        "{}:/usr/local/bin/mesos-executor-shim:ro",
+        shim_bin().display()
+    );
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--net=host",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+    ];
+    if pid_host {
+        args.push("--pid=host");
+    }
+    let wd_bind = format!("{wd}:{wd}");
+    args.extend([
+        "-v",
+        &wd_bind,
+        "-v",
+        &bin,
+        AGENT_IMAGE,
+        "/usr/local/bin/mesos-executor-shim",
+        "doctor",
+        "--json",
+        "--work-dir",
+        &wd,
+    ]);
+    let out = docker(&args);
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), checks)
+}
+
+fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+}
+
+#[test]
+fn doctor_is_green_in_a_well_started_agent_container() {
+    let run = Run::new("doctorok");
+    let (code, checks) = doctor_in_agent_container(&run, true);
+    assert_eq!(code, 0, "{checks:#?}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
+    for name in [
+        "docker",
+        "agent-container",
+        "pid-namespace",
+        "work-dir",
+        "executor-image",
+        "docker-socket",
+    ] {
+        check(&checks, name);
+    }
+    assert!(
+        check(&checks, "docker")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("API 1."),
+        "{checks:#?}"
+    );
+}
+
+#[test]
+fn doctor_fails_in_an_agent_container_without_host_pids() {
+    let run = Run::new("doctorpid");
+    let (code, checks) = doctor_in_agent_container(&run, false);
+    assert_eq!(code, 1);
+    let pid = check(&checks, "pid-namespace");
+    assert_eq!(pid["ok"], false);
+    assert!(pid["fix"].as_str().unwrap().contains("--pid=host"), "{pid}");
+    assert_eq!(
+        check(&checks, "work-dir")["ok"],
+        true,
+        "only what is wrong fails: {checks:#?}"
+    );
+}
+
+/// The agent's work_dir mounted from another host path: the shim finds the host path in the
+/// agent container's mounts and binds it into the sibling, with no configuration. Settings
+/// travel to a 1.x agent's shim through --executor_environment_variables.
+#[test]
+fn zero_configuration_finds_the_host_path_of_the_work_dir() {
+    let run = Run::new("hostpath");
+    let mut agent = Agent::with_shim().env(
+        "EXECUTOR_ENVIRONMENT",
+        "EXECUTOR_SHIM_CAP_ADD=SYS_PTRACE EXECUTOR_SHIM_MEMORY=64MB EXECUTOR_SHIM_CPUS=0.5",
+    );
+    agent.work_dir_in_container = Some("/var/lib/mesos".into());
+    let name = run.start_agent(&agent);
+    let pid = run.wait_for_checkpointed_sibling(&name);
+    let sibling = run.sibling_name();
+    let binds = docker_ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", &sibling]);
+    assert!(
+        binds.contains(&format!("\"{}:/var/lib/mesos:rw\"", run.work_dir.display())),
+        "{binds}"
+    );
+    assert_eq!(
+        docker_ok(&["inspect", "-f", "{{json .HostConfig.CapAdd}}", &sibling]),
+        "[\"SYS_PTRACE\"]"
+    );
+    assert_eq!(
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+            &sibling
+        ]),
+        "67108864 500000000"
+    );
+    run.kill_agent(&name);
+    assert!(pid_alive(pid));
+    run.assert_output_grows();
+}
+
+#[test]
+fn ps_shows_each_sibling_and_whether_forked_pid_finds_it() {
+    let run = Run::new("ps");
+    let agent = run.start_agent(&Agent::with_shim());
+    let pid = run.wait_for_checkpointed_sibling(&agent);
+    let (code, entries) = shim_json(&["ps", "--json"]);
+    assert_eq!(code, 0);
+    let entry = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["container_id"] == run.container_id.as_str())
+        .unwrap_or_else(|| panic!("{} not in {entries:#}", run.container_id));
+    assert_eq!(entry["state"], "running");
+    assert_eq!(entry["host_pid"], pid);
+    assert_eq!(entry["forked_pid"], "matches");
+    assert_eq!(entry["completed"], false);
+    assert_eq!(entry["executor_id"], run.executor_id.as_str());
+    assert_eq!(entry["framework_id"], run.framework_id.as_str());
+
+    std::fs::write(run.forked_pid_path().with_file_name("tmp"), "1").unwrap();
+    run.kill_agent(&agent);
+    std::fs::rename(
+        run.forked_pid_path().with_file_name("tmp"),
+        run.forked_pid_path(),
+    )
+    .unwrap();
+    let (_, entries) = shim_json(&["ps", "--json"]);
+    let entry = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["container_id"] == run.container_id.as_str())
+        .unwrap();
+    assert_eq!(entry["forked_pid"]["differs"]["pid"], 1, "{entry}");
+    let text = Command::new(shim_bin()).arg("ps").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&run.container_id) && l.contains("differs (1)")),
+        "{text}"
+    );
+}
+
+/// gc collects an exited sibling, the sibling of a completed run and the sibling of a run whose
+/// meta directory is gone, and leaves the live executor alone; --dry-run removes nothing.
+#[test]
+fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
+    let live = Run::new("gclive");
+    let completed = Run::new("gcdone");
+    let gone = Run::new("gcgone");
+    let exited = Run::new("gcexited");
+    let mut pids = Vec::new();
+    for run in [&live, &completed, &gone] {
+        let agent = run.start_agent(&Agent::with_shim());
+        pids.push(run.wait_for_checkpointed_sibling(&agent));
+        run.kill_agent(&agent);
+    }
+    std::fs::write(completed.meta().join("executor.sentinel"), "").unwrap();
+    std::fs::remove_dir_all(gone.meta()).unwrap();
+    let mut args = vec!["create".to_string(), "--name".into(), exited.sibling_name()];
+    for l in [
+        "io.mesos-executor-shim.managed=true".to_string(),
+        format!(
+            "io.mesos-executor-shim.container-id={}",
+            exited.container_id
+        ),
+    ] {
+        args.extend(["--label".to_string(), l]);
+    }
+    args.extend([AGENT_IMAGE.to_string(), "true".into()]);
+    docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let ours = |actions: &Value| -> Vec<(String, String, String)> {
+        let mut found: Vec<_> = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                [&live, &completed, &gone, &exited]
+                    .iter()
+                    .any(|r| a["container_id"] == r.container_id.as_str())
+            })
+            .map(|a| {
+                (
+                    a["container_id"].as_str().unwrap().to_string(),
+                    a["reason"].as_str().unwrap().to_string(),
+                    a["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut expected = vec![
+        (completed.container_id.clone(), "run_completed".to_string()),
+        (gone.container_id.clone(), "run_gone".to_string()),
+        (exited.container_id.clone(), "exited".to_string()),
+    ];
+    expected.sort();
+
+    let (code, dry) = shim_json(&["gc", "--dry-run", "--json"]);
+    assert_eq!(code, 0);
+    let with = |action: &str| {
+        expected
+            .iter()
+            .map(|(c, r)| (c.clone(), r.clone(), action.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ours(&dry), with("would_remove"));
+    for run in [&completed, &gone, &exited] {
+        assert_eq!(
+            run.containers_named_sibling().len(),
+            1,
+            "--dry-run removes nothing"
+        );
+    }
+
+    let (code, done) = shim_json(&["gc", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(ours(&done), with("removed"));
+    for run in [&completed, &gone, &exited] {
+        assert!(
+            run.containers_named_sibling().is_empty(),
+            "{} collected",
+            run.container_id
+        );
+    }
+    assert!(pid_alive(pids[0]), "the live executor runs on");
+    assert_eq!(live.sibling_pid(), Some(pids[0]));
+    assert!(!pid_alive(pids[1]) && !pid_alive(pids[2]));
+}
+
+/// `gc --every` keeps running, one pass per period, until SIGTERM.
+#[test]
+fn gc_every_runs_as_a_loop_until_terminated() {
+    setup();
+    let child = Command::new(shim_bin())
+        .args(["gc", "--every", "1secs", "--dry-run", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let passes = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .count();
+    assert!(
+        passes >= 2,
+        "at least two passes in 2.5 s: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new(shim_bin())
+        .args(["gc", "--every", "10ms"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a period under 1secs is refused"
+    );
+}
