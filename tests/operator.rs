@@ -239,7 +239,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
         found.sort();
         found
     };
-    let mut expected = vec![
+    let mut expected = [
         (completed.container_id.clone(), "run_completed".to_string()),
         (gone.container_id.clone(), "run_gone".to_string()),
         (exited.container_id.clone(), "exited".to_string()),
