@@ -17,4 +17,7 @@ fi
 mv "$dir/mesos-executor" "$dir/mesos-executor.real"
 cp "$shim" "$dir/mesos-executor"
 chmod 0755 "$dir/mesos-executor"
+# The operator's commands (doctor, ps, gc) answer to any other name.
+mkdir -p /usr/local/bin
+ln -sf "$dir/mesos-executor" /usr/local/bin/mesos-executor-shim
 rm -f "$shim"

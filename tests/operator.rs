@@ -314,3 +314,81 @@ fn gc_every_runs_as_a_loop_until_terminated() {
         "a period under 1secs is refused"
     );
 }
+
+/// The README's first command: the demo tells the whole story and cleans up after itself.
+#[test]
+fn the_demo_shows_the_executor_surviving_its_agent() {
+    setup();
+    let out = Command::new("sh")
+        .arg(repo().join("docker/demo.sh"))
+        .env("SHIM_BINARY", shim_bin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("agent container: exited"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("executor pid ") && l.ends_with(": alive")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("alive demo-")),
+        "the new agent found it: {stdout}"
+    );
+    assert!(
+        stdout.contains("matches"),
+        "ps showed forked.pid matching: {stdout}"
+    );
+    let left = docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=demo-",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(
+        !left
+            .lines()
+            .any(|n| n.contains("demo-mesosexecutorshimdemo")),
+        "the demo left {left}"
+    );
+}
+
+/// The compose example is valid in both install modes.
+#[test]
+fn the_compose_example_is_valid() {
+    for profile in ["bind", "baked"] {
+        let out = Command::new("docker-compose")
+            .current_dir(repo().join("docker"))
+            .args(["--profile", profile, "config", "-q"])
+            .env("SHIM_BINARY", shim_bin())
+            .output()
+            .expect("docker-compose is needed to validate docker/docker-compose.yml (Debian: docker-compose; .ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new("docker-compose")
+        .current_dir(repo().join("docker"))
+        .args(["--profile", "bind", "config"])
+        .output()
+        .unwrap();
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        config.contains("pid: host") && config.contains("network_mode: host"),
+        "{config}"
+    );
+    assert!(
+        config.contains("/var/lib/mesos:/var/lib/mesos"),
+        "the work_dir at the same path: {config}"
+    );
+}

@@ -40,8 +40,12 @@ context=$work/context
 mkdir -p "$context/docker"
 cp "$shim" "$context/mesos-executor-shim"
 cp "$repo/docker/install-shim.sh" "$context/docker/install-shim.sh"
-DOCKER_BUILDKIT=0 docker build -q -f "$repo/Dockerfile.mesos-slave" --target baked-prebuilt \
+# The legacy builder: no registry is needed for a FROM of a local image.
+if ! DOCKER_BUILDKIT=0 docker build -q -f "$repo/Dockerfile.mesos-slave" --target baked-prebuilt \
   --build-arg MESOS_IMAGE=mesos-executor-shim-test/agent:latest \
   --build-arg SHIM_BINARY=mesos-executor-shim \
-  -t mesos-executor-shim-test/agent-baked:latest "$context" >/dev/null
+  -t mesos-executor-shim-test/agent-baked:latest "$context" >"$work/build.log" 2>&1; then
+  cat "$work/build.log" >&2
+  exit 1
+fi
 echo "built mesos-executor-shim-test/agent:latest and mesos-executor-shim-test/agent-baked:latest"
