@@ -31,6 +31,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// A step of a launch at which `EXECUTOR_SHIM_PAUSE_AT` freezes the shim, so that fault tests can
+/// kill the agent container exactly there. Set by the environment only, never by the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    BeforeCreate,
+    BeforeStart,
+    BeforeCheckpoint,
+    DuringCheckpoint,
+    AfterCheckpoint,
+}
+
+impl PausePoint {
+    pub const ALL: [(PausePoint, &'static str); 5] = [
+        (PausePoint::BeforeCreate, "before-create"),
+        (PausePoint::BeforeStart, "before-start"),
+        (PausePoint::BeforeCheckpoint, "before-checkpoint"),
+        (PausePoint::DuringCheckpoint, "during-checkpoint"),
+        (PausePoint::AfterCheckpoint, "after-checkpoint"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        PausePoint::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map(|(_, n)| *n)
+            .expect("every point is named")
+    }
+}
+
 /// A bind mount `host:container[:ro]` added to every sibling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
@@ -95,6 +124,7 @@ pub struct Settings {
     pub privileged: bool,
     pub log_level: String,
     pub log_format: LogFormat,
+    pub pause_at: Option<PausePoint>,
 }
 
 impl Default for Settings {
@@ -113,6 +143,7 @@ impl Default for Settings {
             privileged: false,
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            pause_at: None,
         }
     }
 }
@@ -178,6 +209,7 @@ const ENV_KEYS: &[(&str, Option<&str>)] = &[
     ("EXECUTOR_SHIM_PRIVILEGED", Some("privileged")),
     ("EXECUTOR_SHIM_LOG_LEVEL", Some("log_level")),
     ("EXECUTOR_SHIM_LOG_FORMAT", Some("log_format")),
+    ("EXECUTOR_SHIM_PAUSE_AT", None),
 ];
 
 /// The variables the shim recognises: the environment forwarded to the executor drops these.
@@ -352,6 +384,21 @@ impl Settings {
                     ))
                 }
             };
+        }
+        if let Some(v) = env.get("EXECUTOR_SHIM_PAUSE_AT") {
+            let names: Vec<&str> = PausePoint::ALL.iter().map(|(_, n)| *n).collect();
+            s.pause_at = Some(
+                PausePoint::ALL
+                    .iter()
+                    .find(|(_, n)| n == v)
+                    .map(|(p, _)| *p)
+                    .ok_or_else(|| {
+                        err(
+                            "EXECUTOR_SHIM_PAUSE_AT",
+                            format!("{v:?} is not one of {}", names.join(", ")),
+                        )
+                    })?,
+            );
         }
         Ok(s)
     }
@@ -591,6 +638,7 @@ mod tests {
             ("EXECUTOR_SHIM_LOG_LEVEL", "loud"),
             ("EXECUTOR_SHIM_LOG_FORMAT", "xml"),
             ("EXECUTOR_SHIM_PRIVILEGED", "yes"),
+            ("EXECUTOR_SHIM_PAUSE_AT", "somewhere"),
         ] {
             let e = Settings::resolve(ConfigFile::default(), &env(&[(k, v)])).unwrap_err();
             assert_eq!(e.key, k, "{v}");

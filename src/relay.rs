@@ -16,11 +16,11 @@ use anyhow::anyhow;
 use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
 
-use crate::config::Settings;
+use crate::config::{PausePoint, Settings};
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::mesos::checkpoint::{self, HostPid, PidFile, PidFileWatch};
 use crate::mesos::layout::{IdVariables, RunLayout};
-use crate::sibling::discover::{check_pid_belongs_to, AgentContainer, PidCheck};
+use crate::sibling::discover::{check_pid_belongs_to, process_identity, AgentContainer, PidCheck};
 use crate::sibling::engine::{is_not_found, Engine};
 use crate::sibling::spec::{self, ExistingPlan, SiblingSpec};
 
@@ -120,6 +120,7 @@ pub async fn run(
             pid,
             sibling.id.clone(),
             settings.forked_pid_timeout,
+            settings.pause_at,
         ))),
         _ => None,
     };
@@ -165,7 +166,7 @@ pub async fn run(
                 }
             }
             changed = async { watch.as_mut().expect("guarded").changed().await }, if watch.is_some() => {
-                if let Err(e) = changed.and_then(|()| keep_checkpoint(&forked_pid, pid, &sibling.id)) {
+                if let Err(e) = changed.and_then(|()| keep_checkpoint(&forked_pid, pid, &sibling.id, None)) {
                     tracing::warn!(path = %forked_pid.display(), error = %e, "no longer guarding forked.pid");
                     watch = None;
                 }
@@ -241,6 +242,9 @@ fn build_spec(
         tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
     }
     spec.env = env;
+    if let Some(identity) = process_identity(std::process::id()) {
+        spec.labels.insert(spec::LABEL_SHIM.to_string(), identity);
+    }
     spec.user = format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid());
     Ok(spec)
 }
@@ -310,6 +314,7 @@ async fn create_or_adopt(
         }
         ExistingPlan::Create => {}
     }
+    pause_if(spec.settings.pause_at, PausePoint::BeforeCreate);
     let id = engine
         .create(&spec.name, spec.create_body())
         .await
@@ -320,6 +325,7 @@ async fn create_or_adopt(
         started_unix: now,
         created_here: true,
     };
+    pause_if(spec.settings.pause_at, PausePoint::BeforeStart);
     if let Err(e) = engine.start(&sibling.id).await {
         discard(engine, &sibling).await;
         return Err(ShimError {
@@ -375,6 +381,7 @@ async fn checkpoint_sibling(
     pid: HostPid,
     container_id: String,
     timeout: Duration,
+    pause_at: Option<PausePoint>,
 ) -> Result<PidFileWatch, ShimError> {
     let found = checkpoint::wait_for_pid_file(&path, timeout, FORKED_PID_POLL)
         .await
@@ -397,8 +404,10 @@ async fn checkpoint_sibling(
     let watch = PidFileWatch::new(&path)
         .map_err(|e| anyhow!("watching {}: {e}", dir.display()))
         .classify(Failure::Software)?;
-    keep_checkpoint(&path, Some(pid), &container_id).classify(Failure::Software)?;
+    pause_if(pause_at, PausePoint::BeforeCheckpoint);
+    keep_checkpoint(&path, Some(pid), &container_id, pause_at).classify(Failure::Software)?;
     tracing::info!(path = %path.display(), host_pid = pid.get(), "forked.pid now names the sibling");
+    pause_if(pause_at, PausePoint::AfterCheckpoint);
     Ok(watch)
 }
 
@@ -408,6 +417,7 @@ fn keep_checkpoint(
     path: &std::path::Path,
     pid: Option<HostPid>,
     container_id: &str,
+    pause_at: Option<PausePoint>,
 ) -> std::io::Result<()> {
     let Some(pid) = pid else { return Ok(()) };
     for _ in 0..3 {
@@ -421,7 +431,8 @@ fn keep_checkpoint(
                 if other != PidFile::Absent {
                     tracing::info!(path = %path.display(), found = ?other, host_pid = pid.get(), "pointing forked.pid at the sibling");
                 }
-                checkpoint::write_pid_file(path, pid).map_err(|e| {
+                let pause = || pause_if(pause_at, PausePoint::DuringCheckpoint);
+                checkpoint::write_pid_file_pausing(path, pid, pause).map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!(
@@ -475,6 +486,17 @@ async fn discard(engine: &Engine, sibling: &Sibling) {
     }
     if let Err(e) = engine.remove(&sibling.id).await {
         tracing::error!(container = sibling.name, error = %format!("{e:#}"), "could not remove the sibling of a failed launch; remove it by hand");
+    }
+}
+
+/// Freezes the shim at `point` when `EXECUTOR_SHIM_PAUSE_AT` names it: fault tests then kill
+/// the agent container at exactly that step of the launch. Blocks the whole shim on purpose.
+fn pause_if(pause_at: Option<PausePoint>, point: PausePoint) {
+    if pause_at == Some(point) {
+        tracing::warn!(point = point.name(), "paused by EXECUTOR_SHIM_PAUSE_AT");
+        loop {
+            std::thread::park();
+        }
     }
 }
 

@@ -205,18 +205,24 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
     }
     std::fs::write(completed.meta().join("executor.sentinel"), "").unwrap();
     std::fs::remove_dir_all(gone.meta()).unwrap();
-    let mut args = vec!["create".to_string(), "--name".into(), exited.sibling_name()];
-    for l in [
-        "io.mesos-executor-shim.managed=true".to_string(),
-        format!(
-            "io.mesos-executor-shim.container-id={}",
-            exited.container_id
-        ),
+    // A sibling whose executor exited (auto-remove off, as a daemon that lost track would leave
+    // it), and one created by a launch whose shim died before starting it.
+    let abandoned = Run::new("gcabandoned");
+    for (run, verb, shim) in [
+        (&exited, "run", "4194305:1"),
+        (&abandoned, "create", "4194305:1"),
     ] {
-        args.extend(["--label".to_string(), l]);
+        let mut args = vec![verb.to_string(), "--name".into(), run.sibling_name()];
+        for l in [
+            "io.mesos-executor-shim.managed=true".to_string(),
+            format!("io.mesos-executor-shim.container-id={}", run.container_id),
+            format!("io.mesos-executor-shim.shim={shim}"),
+        ] {
+            args.extend(["--label".to_string(), l]);
+        }
+        args.extend([AGENT_IMAGE.to_string(), "true".into()]);
+        docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
-    args.extend([AGENT_IMAGE.to_string(), "true".into()]);
-    docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     let ours = |actions: &Value| -> Vec<(String, String, String)> {
         let mut found: Vec<_> = actions
@@ -224,7 +230,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
             .unwrap()
             .iter()
             .filter(|a| {
-                [&live, &completed, &gone, &exited]
+                [&live, &completed, &gone, &exited, &abandoned]
                     .iter()
                     .any(|r| a["container_id"] == r.container_id.as_str())
             })
@@ -243,6 +249,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
         (completed.container_id.clone(), "run_completed".to_string()),
         (gone.container_id.clone(), "run_gone".to_string()),
         (exited.container_id.clone(), "exited".to_string()),
+        (abandoned.container_id.clone(), "never_started".to_string()),
     ];
     expected.sort();
 
@@ -255,7 +262,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
             .collect::<Vec<_>>()
     };
     assert_eq!(ours(&dry), with("would_remove"));
-    for run in [&completed, &gone, &exited] {
+    for run in [&completed, &gone, &exited, &abandoned] {
         assert_eq!(
             run.containers_named_sibling().len(),
             1,
@@ -266,7 +273,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
     let (code, done) = shim_json(&["gc", "--json"]);
     assert_eq!(code, 0);
     assert_eq!(ours(&done), with("removed"));
-    for run in [&completed, &gone, &exited] {
+    for run in [&completed, &gone, &exited, &abandoned] {
         assert!(
             run.containers_named_sibling().is_empty(),
             "{} collected",

@@ -1,6 +1,7 @@
-//! `gc`: removes siblings that have exited, whose run the agent marked completed, or whose run's
-//! meta directory is gone. A running executor of a live run, or of a run that cannot be judged
-//! from where `gc` runs, is never touched.
+//! `gc`: removes siblings that have exited, whose run the agent marked completed or whose run's
+//! meta directory is gone, and those left by a launch that died half-way (see
+//! [`inventory::collect_reason`]). A running executor of a live run, or of a run that cannot be
+//! judged from where `gc` runs, is never touched.
 
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ async fn pass(engine: &Engine, dry_run: bool, json: bool) -> Result<u8, ShimErro
                 Collect::Exited => "exited",
                 Collect::RunCompleted => "run completed (executor.sentinel)",
                 Collect::RunGone => "run's meta directory gone",
+                Collect::NeverStarted => "created, never started, its shim gone",
+                Collect::Orphaned => "its shim gone and forked.pid names another pid",
             };
             match &a.error {
                 None => println!("{} {} ({reason})", a.action.replace('_', " "), a.name),

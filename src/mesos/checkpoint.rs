@@ -69,6 +69,16 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// its previous content. The directory must exist: the agent creates it, and the shim does not
 /// invent checkpoint trees the agent does not know.
 pub fn write_pid_file(path: &Path, pid: HostPid) -> io::Result<()> {
+    write_pid_file_pausing(path, pid, || {})
+}
+
+/// [`write_pid_file`], calling `before_rename` once the temp file is complete: where a crash
+/// leaves the old file intact and a stray temp file behind (the failpoint `during-checkpoint`).
+pub fn write_pid_file_pausing(
+    path: &Path,
+    pid: HostPid,
+    before_rename: impl FnOnce(),
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -77,12 +87,17 @@ pub fn write_pid_file(path: &Path, pid: HostPid) -> io::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("checkpoint");
+    remove_stale_temp_files(dir, name);
     let temp = dir.join(format!(
-        ".{name}.shim-{}-{}",
+        "{}{}-{}",
+        temp_prefix(name),
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_then_rename(&temp, path, pid.to_string().as_bytes());
+    let result = write_temp(&temp, pid.to_string().as_bytes()).and_then(|()| {
+        before_rename();
+        fs::rename(&temp, path)
+    });
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
@@ -90,16 +105,41 @@ pub fn write_pid_file(path: &Path, pid: HostPid) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_then_rename(temp: &Path, path: &Path, content: &[u8]) -> io::Result<()> {
+/// Temp files are `.<name>.shim-<pid>-<n>`: the pid says whose they are.
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.shim-")
+}
+
+/// Removes temp files left by shims that died mid-write (their pid no longer exists).
+fn remove_stale_temp_files(dir: &Path, name: &str) {
+    let prefix = temp_prefix(name);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let owner = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        if let Some(owner) = owner.filter(|p| *p > 0) {
+            let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(owner), None)
+                == Err(nix::errno::Errno::ESRCH);
+            if gone {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+fn write_temp(temp: &Path, content: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .open(temp)?;
     file.write_all(content)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(temp, path)
+    file.sync_all()
 }
 
 /// Waits until the agent has checkpointed a non-empty `path`, checking every `interval`, for at
@@ -237,6 +277,45 @@ mod tests {
         let missing = dir.join("nope/forked.pid");
         assert!(write_pid_file(&missing, HostPid::new(7).unwrap()).is_err());
         assert!(!dir.join("nope").exists());
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_cleaned_and_live_ones_kept() {
+        let dir = temp_dir("stale");
+        let path = dir.join("forked.pid");
+        // pid 2^22+1 is above Linux's pid_max limit: no such process.
+        fs::write(dir.join(".forked.pid.shim-4194305-0"), "12").unwrap();
+        fs::write(
+            dir.join(format!(".forked.pid.shim-{}-99", std::process::id())),
+            "1",
+        )
+        .unwrap();
+        write_pid_file(&path, HostPid::new(9).unwrap()).unwrap();
+        assert_eq!(
+            entries(&dir),
+            vec![
+                format!(".forked.pid.shim-{}-99", std::process::id()),
+                "forked.pid".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_crash_before_the_rename_leaves_the_old_value() {
+        let dir = temp_dir("crash");
+        let path = dir.join("forked.pid");
+        fs::write(&path, "111").unwrap();
+        let mut seen = None;
+        write_pid_file_pausing(&path, HostPid::new(222).unwrap(), || {
+            seen = Some(fs::read_to_string(&path).unwrap())
+        })
+        .unwrap();
+        assert_eq!(
+            seen.as_deref(),
+            Some("111"),
+            "until the rename, readers see the old value"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "222");
     }
 
     #[test]

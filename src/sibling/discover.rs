@@ -48,6 +48,25 @@ pub fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
     })
 }
 
+/// `<pid>:<start time>` of a live process: names it unambiguously even after its pid is reused.
+pub fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time) counts from the fields after the parenthesised command name.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{pid}:{start}"))
+}
+
+/// Whether the process named by a [`process_identity`] still runs: `None` when its pid is not
+/// visible and nothing can be said (another PID namespace).
+pub fn identity_alive(identity: &str, host_pids_visible: bool) -> Option<bool> {
+    let pid: u32 = identity.split_once(':')?.0.parse().ok()?;
+    match process_identity(pid) {
+        Some(now) => Some(now == identity),
+        None if host_pids_visible => Some(false),
+        None => None,
+    }
+}
+
 /// A bind mount of the agent container: `source` on the host, `destination` inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostMount {
@@ -220,6 +239,22 @@ mod tests {
         );
         assert_eq!(host_path_for(&mounts, Path::new("/var/lib/mesosx")), None);
         assert_eq!(host_path_for(&mounts, Path::new("/tmp")), None);
+    }
+
+    #[test]
+    fn a_process_identity_survives_only_as_long_as_the_process() {
+        let me = process_identity(std::process::id()).unwrap();
+        assert_eq!(identity_alive(&me, true), Some(true));
+        let (pid, start) = me.split_once(':').unwrap();
+        let reused = format!("{pid}:{}", start.parse::<u64>().unwrap() + 1);
+        assert_eq!(
+            identity_alive(&reused, true),
+            Some(false),
+            "same pid, other start: another process"
+        );
+        assert_eq!(identity_alive("4194305:1", true), Some(false));
+        assert_eq!(identity_alive("4194305:1", false), None);
+        assert_eq!(identity_alive("garbage", true), None);
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
+use crate::sibling::discover::{identity_alive, AgentContainer};
 use crate::sibling::engine::Engine;
 use crate::sibling::spec::{
     LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR_ID, LABEL_FORKED_PID, LABEL_FRAMEWORK_ID,
-    LABEL_MANAGED, LABEL_WORK_DIR,
+    LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR,
 };
 
 /// How forked.pid relates to a sibling's pid.
@@ -48,6 +49,8 @@ pub struct SiblingEntry {
     pub completed: Option<bool>,
     /// The run's meta directory is gone although the work_dir's `meta/` is visible; `None`: cannot tell.
     pub run_gone: Option<bool>,
+    /// The shim that started the sibling still runs; `None`: cannot tell from here.
+    pub shim_alive: Option<bool>,
     #[serde(skip)]
     pub forked_pid_path: Option<PathBuf>,
 }
@@ -96,6 +99,12 @@ pub fn run_state(
 
 /// Every sibling the shim made on this Docker host.
 pub async fn list(engine: &Engine) -> anyhow::Result<Vec<SiblingEntry>> {
+    // Shims are judged dead only where host pids are visible: on the host, or in a container
+    // started with --pid=host.
+    let host_pids_visible = match AgentContainer::discover(engine).await? {
+        None => true,
+        Some(agent) => agent.pid_mode.as_deref() == Some("host"),
+    };
     let mut entries = Vec::new();
     for summary in engine
         .list_labelled(&format!("{LABEL_MANAGED}=true"))
@@ -138,6 +147,9 @@ pub async fn list(engine: &Engine) -> anyhow::Result<Vec<SiblingEntry>> {
             forked_pid,
             completed,
             run_gone,
+            shim_alive: labels
+                .get(LABEL_SHIM)
+                .and_then(|id| identity_alive(id, host_pids_visible)),
             forked_pid_path,
         });
     }
@@ -149,27 +161,43 @@ pub async fn list(engine: &Engine) -> anyhow::Result<Vec<SiblingEntry>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Collect {
-    /// It is not running: its executor has exited (or never started).
+    /// It is not running: its executor has exited.
     Exited,
+    /// It was created but never started, and its shim is gone: a launch that died half-way.
+    NeverStarted,
     /// The agent marked its run completed; a still-running executor there has been given up on.
     RunCompleted,
     /// Its run's meta directory is gone: the agent has garbage-collected the run.
     RunGone,
+    /// Its shim is gone and forked.pid does not name it: no agent will ever find this executor
+    /// (the agent died between the sibling's start and the checkpoint).
+    Orphaned,
 }
 
-/// The gc decision. A running sibling whose run is live, or whose run cannot be judged from
-/// here, is always kept.
+/// The gc decision. A sibling whose run is live, or that cannot be judged from here, is kept;
+/// so is one whose shim is still launching it.
 pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
-    if !entry.is_running() && entry.state != "removing" {
-        return Some(Collect::Exited);
+    match entry.state.as_str() {
+        "exited" | "dead" => Some(Collect::Exited),
+        "created" if entry.shim_alive == Some(false) => Some(Collect::NeverStarted),
+        "running" | "paused" | "restarting" => {
+            if entry.completed == Some(true) {
+                Some(Collect::RunCompleted)
+            } else if entry.run_gone == Some(true) {
+                Some(Collect::RunGone)
+            } else if entry.shim_alive == Some(false)
+                && matches!(
+                    entry.forked_pid,
+                    ForkedPid::Differs { .. } | ForkedPid::Absent | ForkedPid::Unparsable { .. }
+                )
+            {
+                Some(Collect::Orphaned)
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
-    if entry.completed == Some(true) {
-        return Some(Collect::RunCompleted);
-    }
-    if entry.run_gone == Some(true) {
-        return Some(Collect::RunGone);
-    }
-    None
 }
 
 #[cfg(test)]
@@ -189,6 +217,7 @@ mod tests {
             forked_pid: ForkedPid::Matches,
             completed,
             run_gone,
+            shim_alive: None,
             forked_pid_path: None,
         }
     }
@@ -204,16 +233,39 @@ mod tests {
             collect_reason(&entry("paused", Some(false), Some(false))),
             None
         );
+        // The agent and the shim are gone but forked.pid names it: a restarted agent finds it.
+        let recoverable = SiblingEntry {
+            shim_alive: Some(false),
+            ..entry("running", Some(false), Some(false))
+        };
+        assert_eq!(collect_reason(&recoverable), None);
+        // Still being launched: its shim runs, forked.pid is not rewritten yet.
+        let launching = SiblingEntry {
+            forked_pid: ForkedPid::Differs { pid: 9 },
+            shim_alive: Some(true),
+            ..entry("running", Some(false), Some(false))
+        };
+        assert_eq!(collect_reason(&launching), None);
+        let unknown = SiblingEntry {
+            forked_pid: ForkedPid::Differs { pid: 9 },
+            ..entry("running", Some(false), Some(false))
+        };
+        assert_eq!(
+            collect_reason(&unknown),
+            None,
+            "a shim that cannot be judged is not dead"
+        );
+        let created_launching = SiblingEntry {
+            shim_alive: Some(true),
+            ..entry("created", None, None)
+        };
+        assert_eq!(collect_reason(&created_launching), None);
     }
 
     #[test]
-    fn gc_collects_exited_completed_and_gone_runs() {
+    fn gc_collects_exited_completed_gone_orphaned_and_abandoned_siblings() {
         assert_eq!(
             collect_reason(&entry("exited", Some(false), Some(false))),
-            Some(Collect::Exited)
-        );
-        assert_eq!(
-            collect_reason(&entry("created", None, None)),
             Some(Collect::Exited)
         );
         assert_eq!(
@@ -224,6 +276,17 @@ mod tests {
             collect_reason(&entry("running", None, Some(true))),
             Some(Collect::RunGone)
         );
+        let orphan = SiblingEntry {
+            forked_pid: ForkedPid::Differs { pid: 9 },
+            shim_alive: Some(false),
+            ..entry("running", Some(false), Some(false))
+        };
+        assert_eq!(collect_reason(&orphan), Some(Collect::Orphaned));
+        let abandoned = SiblingEntry {
+            shim_alive: Some(false),
+            ..entry("created", None, None)
+        };
+        assert_eq!(collect_reason(&abandoned), Some(Collect::NeverStarted));
         assert_eq!(collect_reason(&entry("removing", None, None)), None);
     }
 

@@ -20,6 +20,8 @@ pub const LABEL_CONTAINER_ID: &str = "io.mesos-executor-shim.container-id";
 pub const LABEL_SANDBOX: &str = "io.mesos-executor-shim.sandbox";
 pub const LABEL_FORKED_PID: &str = "io.mesos-executor-shim.forked-pid";
 pub const LABEL_WORK_DIR: &str = "io.mesos-executor-shim.work-dir";
+/// `<pid>:<start time>` of the shim that started the sibling: `gc` tells an orphan by it.
+pub const LABEL_SHIM: &str = "io.mesos-executor-shim.shim";
 
 /// Where the executor of docker tasks looks for the daemon; the host socket is mounted there.
 pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
