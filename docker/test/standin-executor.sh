@@ -1,17 +1,20 @@
 #!/bin/sh
 # Stand-in for the stock mesos-executor, for tests and the demo: records how it was started in
 # the sandbox, then prints a line every 0.2 s. Among the agent's flags it reads
-# --exit_after=<lines> and --exit_code=<n>; it ignores the rest, as the test needs no real task.
+# --exit_after=<lines>, --exit_code=<n> and --tick_interval=<secs>; it ignores the rest, as the
+# tests need no real task.
 sandbox=${MESOS_DIRECTORY:?MESOS_DIRECTORY is not set}
 for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv"
 env > "$sandbox/executor.env"
 echo $$ > "$sandbox/executor.pid"
 exit_after=-1
 exit_code=0
+tick_interval=0.2
 for a in "$@"; do
   case "$a" in
     --exit_after=*) exit_after=${a#*=} ;;
     --exit_code=*) exit_code=${a#*=} ;;
+    --tick_interval=*) tick_interval=${a#*=} ;;
   esac
 done
 trap 'echo TERM >> "$sandbox/executor.signals"; exit 143' TERM
@@ -20,6 +23,6 @@ i=0
 while [ "$exit_after" -lt 0 ] || [ "$i" -lt "$exit_after" ]; do
   echo "tick $i"
   i=$((i + 1))
-  sleep 0.2
+  sleep "$tick_interval"
 done
 exit "$exit_code"

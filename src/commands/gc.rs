@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Classify, Failure, ShimError};
+use crate::mesos::checkpoint;
 use crate::sibling::engine::Engine;
 use crate::sibling::inventory::{self, Collect};
 
@@ -53,6 +54,16 @@ async fn pass(engine: &Engine, dry_run: bool, json: bool) -> Result<u8, ShimErro
         .classify(Failure::Unavailable)?;
     let mut actions = Vec::new();
     for entry in &entries {
+        if !dry_run {
+            // A shim that died mid-rewrite leaves its complete temp file beside forked.pid.
+            if let Some(dir) = entry
+                .forked_pid_path
+                .as_deref()
+                .and_then(std::path::Path::parent)
+            {
+                checkpoint::remove_stale_temp_files(dir, "forked.pid");
+            }
+        }
         let Some(reason) = inventory::collect_reason(entry) else {
             continue;
         };

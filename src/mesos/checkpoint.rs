@@ -111,7 +111,7 @@ fn temp_prefix(name: &str) -> String {
 }
 
 /// Removes temp files left by shims that died mid-write (their pid no longer exists).
-fn remove_stale_temp_files(dir: &Path, name: &str) {
+pub fn remove_stale_temp_files(dir: &Path, name: &str) {
     let prefix = temp_prefix(name);
     let Ok(entries) = fs::read_dir(dir) else {
         return;
