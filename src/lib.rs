@@ -21,3 +21,5 @@ pub mod logging;
 pub mod mesos;
 pub mod relay;
 pub mod sibling;
+#[cfg(test)]
+mod test_support;

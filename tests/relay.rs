@@ -428,3 +428,34 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
         "{stderr}"
     );
 }
+
+/// Safe defaults: with no configuration a sibling is not privileged, gets no added capability,
+/// and gets exactly the mounts the README lists: the work_dir and the Docker socket.
+#[test]
+fn a_sibling_gets_only_what_the_readme_lists() {
+    let run = Run::new("defaults");
+    let agent = run.start_agent(&Agent::with_shim());
+    run.wait_for_checkpointed_sibling(&agent);
+    let inspect = |format: &str| docker_ok(&["inspect", "-f", format, &run.sibling_name()]);
+    assert_eq!(inspect("{{.HostConfig.Privileged}}"), "false");
+    assert_eq!(inspect("{{json .HostConfig.CapAdd}}"), "null");
+    let wd = run.work_dir.display();
+    assert_eq!(
+        inspect("{{json .HostConfig.Binds}}"),
+        format!("[\"{wd}:{wd}:rw\",\"/var/run/docker.sock:/var/run/docker.sock:rw\"]")
+    );
+    let mounts = inspect("{{range .Mounts}}{{.Source}}->{{.Destination}} {{end}}");
+    assert_eq!(
+        mounts.split_whitespace().count(),
+        2,
+        "no other mount: {mounts}"
+    );
+    assert_eq!(
+        inspect("{{.HostConfig.PidMode}} {{.HostConfig.NetworkMode}} {{.HostConfig.AutoRemove}}"),
+        "host host true"
+    );
+    assert!(
+        !run.sibling_name().starts_with("mesos-"),
+        "the agent kills unknown mesos-* containers"
+    );
+}

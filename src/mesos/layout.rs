@@ -400,4 +400,116 @@ mod tests {
         assert!(!is_within(Path::new("/a/b/../c"), Path::new("/a/b")));
         assert!(!is_within(Path::new("/a/bc"), Path::new("/a/b")));
     }
+
+    /// No sandbox path makes the parser panic, and whatever it accepts has valid IDs, a Docker
+    /// name made of allowed characters only, and a checkpoint inside the run's meta directory.
+    #[test]
+    fn property_no_path_escapes_or_panics() {
+        use crate::test_support::Rng;
+        const SEGMENTS: &[&str] = &[
+            "slaves",
+            "frameworks",
+            "executors",
+            "runs",
+            "meta",
+            "latest",
+            "..",
+            ".",
+            "",
+            "S0",
+            "F-1",
+            "app.1",
+            "c0ffee-1",
+            "a b",
+            "tab\there",
+            "nul\0x",
+            "back\\slash",
+            "x:y",
+            "ü",
+            "-",
+            "_",
+            "run$",
+            "*",
+        ];
+        let mut rng = Rng::new(0x5eed);
+        let docker_name = |n: &str| {
+            n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        };
+        let mut accepted = 0;
+        for case in 0..20_000 {
+            let mut path = String::new();
+            if rng.below(10) > 0 {
+                path.push('/');
+            }
+            let n = if rng.below(2) == 0 { 9 } else { rng.below(12) };
+            for i in 0..n {
+                let segment = match rng.below(4) {
+                    0 => String::from_utf8_lossy(&rng.bytes(6)).into_owned(),
+                    _ => rng.pick(SEGMENTS).to_string(),
+                };
+                // Mostly the real shape, so that many cases get past the first checks.
+                let shaped = [
+                    "slaves",
+                    "S0",
+                    "frameworks",
+                    "F-1",
+                    "executors",
+                    "app.1",
+                    "runs",
+                ];
+                let segment = if n == 9 && (1..8).contains(&i) && rng.below(3) > 0 {
+                    shaped[i - 1].to_string()
+                } else {
+                    segment
+                };
+                path.push_str(&segment);
+                if i + 1 < n {
+                    path.push('/');
+                }
+            }
+            let Ok(run) = RunLayout::from_sandbox(OsStr::new(&path), &IdVariables::default())
+            else {
+                continue;
+            };
+            accepted += 1;
+            for (what, id) in [
+                ("agent", &run.agent_id),
+                ("framework", &run.framework_id),
+                ("executor", &run.executor_id),
+            ] {
+                assert!(
+                    validate_id("id", id).is_ok(),
+                    "case {case}: {what} {id:?} from {path:?}"
+                );
+            }
+            assert!(
+                validate_container_id(&run.container_id).is_ok(),
+                "case {case}: {path:?}"
+            );
+            assert!(
+                docker_name(&run.sibling_name()),
+                "case {case}: {}",
+                run.sibling_name()
+            );
+            let meta = run.work_dir.join("meta");
+            assert!(
+                is_within(&run.forked_pid_path(), &run.meta_run_dir()),
+                "case {case}: {path:?}"
+            );
+            assert!(
+                is_within(&run.meta_run_dir(), &meta),
+                "case {case}: {path:?}"
+            );
+            assert!(
+                is_within(&run.sandbox, &run.work_dir.join("slaves")),
+                "case {case}: {path:?}"
+            );
+        }
+        assert!(
+            accepted > 100,
+            "the generator reaches the accepting paths ({accepted})"
+        );
+    }
 }

@@ -37,7 +37,8 @@ const NOT_FORWARDED: &[&str] = &["HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_"];
 
 /// The environment the executor gets: the agent's, less the shim's own settings and the
 /// variables above, plus the marker that stops a shim in the sibling from relaying again.
-/// Returns the entries and the names of those dropped for not being UTF-8 (Docker takes JSON).
+/// Returns the entries and the names of those dropped because Docker cannot carry them (not
+/// UTF-8, or a key that is empty or holds `=`).
 pub fn executor_environment(
     env: &[(OsString, OsString)],
     sibling_name: &str,
@@ -45,7 +46,11 @@ pub fn executor_environment(
     let mut kept = Vec::new();
     let mut not_utf8 = Vec::new();
     for (key, value) in env {
-        let Some(k) = key.to_str() else {
+        // A key Docker would split differently (`A=B` read as `A`) is not forwarded either.
+        let Some(k) = key
+            .to_str()
+            .filter(|k| !k.is_empty() && !k.contains(['=', '\0']))
+        else {
             not_utf8.push(key.to_string_lossy().into_owned());
             continue;
         };
@@ -360,5 +365,54 @@ mod tests {
         other.insert(LABEL_EXECUTOR_ID.into(), "someone-else".into());
         assert!(!labels_match_run(&other, &run()));
         assert!(!labels_match_run(&HashMap::new(), &run()));
+    }
+
+    /// Whatever bytes the environment holds: no panic, every entry `KEY=VALUE` with the key as
+    /// given, none of the shim's own settings, and the marker last.
+    #[test]
+    fn property_the_forwarded_environment_is_well_formed() {
+        use crate::test_support::Rng;
+        use std::os::unix::ffi::OsStringExt;
+        let mut rng = Rng::new(42);
+        let keys = [
+            "PATH",
+            "MESOS_DIRECTORY",
+            "EXECUTOR_SHIM_IMAGE",
+            "EXECUTOR_SHIM_SIBLING",
+            "HOSTNAME",
+            "A=B",
+            "",
+            "K\0",
+        ];
+        for _ in 0..5_000 {
+            let env: Vec<(OsString, OsString)> = (0..rng.below(8))
+                .map(|_| {
+                    let key = if rng.below(2) == 0 {
+                        rng.pick(&keys).as_bytes().to_vec()
+                    } else {
+                        rng.bytes(8)
+                    };
+                    (OsString::from_vec(key), OsString::from_vec(rng.bytes(12)))
+                })
+                .collect();
+            let (kept, _) = executor_environment(&env, "executor-mesos-c");
+            assert_eq!(
+                kept.last().map(String::as_str),
+                Some("EXECUTOR_SHIM_SIBLING=executor-mesos-c")
+            );
+            for entry in &kept[..kept.len() - 1] {
+                let (key, _) = entry.split_once('=').expect("KEY=VALUE");
+                assert!(
+                    !key.is_empty()
+                        && !key.starts_with("EXECUTOR_SHIM_")
+                        && !NOT_FORWARDED.contains(&key),
+                    "{entry:?}"
+                );
+                assert!(
+                    env.iter().any(|(k, _)| k.to_str() == Some(key)),
+                    "{key:?} came from the input"
+                );
+            }
+        }
     }
 }
