@@ -264,17 +264,11 @@ fn an_agent_without_host_pid_namespace_is_refused() {
     let mut agent = Agent::with_shim();
     agent.pid_host = false;
     let name = run.start_agent(&agent);
-    wait_until(
-        &format!("the launch failed\n{}", run.diagnostics(&name)),
-        Duration::from_secs(30),
-        || run.agent_status().is_some(),
-    );
+    run.wait_agent_status(&name);
     assert_eq!(run.agent_status(), Some(78));
     let stderr = run.read(run.sandbox().join("stderr")).unwrap();
     assert!(stderr.contains("--pid=host"), "{stderr}");
-    wait_until("the sibling is removed", Duration::from_secs(10), || {
-        run.containers_named_sibling().is_empty()
-    });
+    run.wait_sibling_gone();
 }
 
 /// In a sibling (marker set), the shim never relays again: it runs `<its path>.real`, or says

@@ -208,21 +208,8 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
     // A sibling whose executor exited (auto-remove off, as a daemon that lost track would leave
     // it), and one created by a launch whose shim died before starting it.
     let abandoned = Run::new("gcabandoned");
-    for (run, verb, shim) in [
-        (&exited, "run", "4194305:1"),
-        (&abandoned, "create", "4194305:1"),
-    ] {
-        let mut args = vec![verb.to_string(), "--name".into(), run.sibling_name()];
-        for l in [
-            "io.mesos-executor-shim.managed=true".to_string(),
-            format!("io.mesos-executor-shim.container-id={}", run.container_id),
-            format!("io.mesos-executor-shim.shim={shim}"),
-        ] {
-            args.extend(["--label".to_string(), l]);
-        }
-        args.extend([AGENT_IMAGE.to_string(), "true".into()]);
-        docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    }
+    exited.leftover_sibling("run", "4194305:1");
+    abandoned.leftover_sibling("create", "4194305:1");
 
     let ours = |actions: &Value| -> Vec<(String, String, String)> {
         let mut found: Vec<_> = actions

@@ -193,21 +193,10 @@ fn the_executors_exit_status_is_the_shims_and_no_container_remains() {
         let agent = run.start_agent(
             &Agent::with_shim().args(&["--exit_after=5", &format!("--exit_code={code}")]),
         );
-        wait_until(
-            &format!(
-                "the agent saw the executor exit\n{}",
-                run.diagnostics(&agent)
-            ),
-            Duration::from_secs(30),
-            || run.agent_status().is_some(),
-        );
+        run.wait_agent_status(&agent);
         assert_eq!(run.agent_status(), Some(code));
         assert_eq!(run.stdout_lines(), 5);
-        wait_until(
-            "the exited sibling is removed",
-            Duration::from_secs(10),
-            || run.containers_named_sibling().is_empty(),
-        );
+        run.wait_sibling_gone();
     }
 }
 
@@ -238,11 +227,7 @@ fn signals_sent_to_the_shim_reach_the_executor() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    wait_until(
-        "the shim exited after its executor",
-        Duration::from_secs(15),
-        || run.agent_status().is_some(),
-    );
+    run.wait_agent_status(&agent);
     assert_eq!(
         run.read(&signals).unwrap().lines().collect::<Vec<_>>(),
         ["USR1", "TERM"]
@@ -315,24 +300,10 @@ fn a_running_leftover_is_adopted_and_a_stopped_one_replaced() {
     assert_eq!(run.containers_named_sibling().len(), 1);
     run.kill_agent(&second);
     docker_ok(&["kill", &run.sibling_name()]);
-    wait_until("the sibling is gone", Duration::from_secs(10), || {
-        run.containers_named_sibling().is_empty()
-    });
+    run.wait_sibling_gone();
 
     // A stopped container with this run's name and labels, as a crash between create and start leaves.
-    let labels = [
-        "io.mesos-executor-shim.managed=true".to_string(),
-        format!("io.mesos-executor-shim.agent-id={}", run.agent_id),
-        format!("io.mesos-executor-shim.framework-id={}", run.framework_id),
-        format!("io.mesos-executor-shim.executor-id={}", run.executor_id),
-        format!("io.mesos-executor-shim.container-id={}", run.container_id),
-    ];
-    let mut args = vec!["create".to_string(), "--name".into(), run.sibling_name()];
-    for l in &labels {
-        args.extend(["--label".to_string(), l.clone()]);
-    }
-    args.extend([AGENT_IMAGE.to_string(), "true".into()]);
-    let stale = docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stale = run.leftover_sibling("create", "4194305:1");
     let third = run.start_agent(&Agent::with_shim());
     let new_pid = run.wait_for_checkpointed_sibling(&third);
     assert_ne!(
@@ -362,11 +333,7 @@ fn a_sibling_outlives_its_killed_shim_and_is_removed_when_it_exits() {
     assert!(pid_alive(pid));
     run.assert_output_grows();
     docker_ok(&["kill", "--signal", "TERM", &run.sibling_name()]);
-    wait_until(
-        "the exited sibling is removed",
-        Duration::from_secs(15),
-        || run.containers_named_sibling().is_empty(),
-    );
+    run.wait_sibling_gone();
 }
 
 /// Without checkpointing the agent will not recover the executor, and the shim writes nothing.
@@ -376,11 +343,7 @@ fn without_checkpointing_no_forked_pid_is_written() {
     let mut agent = Agent::with_shim().args(&["--exit_after=10", "--exit_code=3"]);
     agent.checkpoint = false;
     let name = run.start_agent(&agent);
-    wait_until(
-        &format!("the executor exited\n{}", run.diagnostics(&name)),
-        Duration::from_secs(30),
-        || run.agent_status().is_some(),
-    );
+    run.wait_agent_status(&name);
     assert_eq!(run.agent_status(), Some(3));
     assert!(
         !run.forked_pid_path().exists(),

@@ -93,22 +93,15 @@ pub fn report(outcome: Result<u8, ShimError>) -> u8 {
 /// output written meanwhile.
 fn append_to_sandbox_files() {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    for fd in [std::io::stdout().as_fd_raw(), std::io::stderr().as_fd_raw()] {
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    use std::os::fd::AsFd;
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    for fd in [stdout.as_fd(), stderr.as_fd()] {
         if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
-            let flags = OFlag::from_bits_truncate(flags) | OFlag::O_APPEND;
-            let _ = fcntl(fd, FcntlArg::F_SETFL(flags));
+            let _ = fcntl(
+                fd,
+                FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_APPEND),
+            );
         }
-    }
-}
-
-trait AsFdRaw {
-    fn as_fd_raw(&self) -> i32;
-}
-
-impl<T: std::os::fd::AsRawFd> AsFdRaw for T {
-    fn as_fd_raw(&self) -> i32 {
-        self.as_raw_fd()
     }
 }
 

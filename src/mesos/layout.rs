@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 /// Mesos's own limit on an ID's length (`NAME_MAX`, `src/common/validation.cpp`).
 const MAX_ID_LEN: usize = 255;
@@ -240,16 +240,17 @@ pub fn validate_container_id(id: &str) -> Result<(), LayoutError> {
     Ok(())
 }
 
-/// True when `path` is `dir` or below it, judged on normal components only.
-pub fn is_within(path: &Path, dir: &Path) -> bool {
-    path.components()
-        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && path.starts_with(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Component, Path};
+
+    /// True when `path` is `dir` or below it, judged on normal components only.
+    fn is_within(path: &Path, dir: &Path) -> bool {
+        path.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            && path.starts_with(dir)
+    }
 
     const SANDBOX: &str =
         "/var/lib/mesos/slaves/S0/frameworks/F-1/executors/app.1234-abcd/runs/0f1e2d3c-aaaa";

@@ -362,6 +362,48 @@ impl Run {
             .unwrap_or(0)
     }
 
+    /// A container under the sibling's name with this run's labels, as a launch that died
+    /// half-way leaves it: `verb` `create` (never started) or `run` (ran `true` and exited, no
+    /// auto-remove). `shim` is the label naming the (dead) shim that made it. Returns its ID.
+    pub fn leftover_sibling(&self, verb: &str, shim: &str) -> String {
+        let mut args = vec![verb.to_string(), "--name".into(), self.sibling_name()];
+        for label in [
+            "io.mesos-executor-shim.managed=true".to_string(),
+            format!("io.mesos-executor-shim.agent-id={}", self.agent_id),
+            format!("io.mesos-executor-shim.framework-id={}", self.framework_id),
+            format!("io.mesos-executor-shim.executor-id={}", self.executor_id),
+            format!("io.mesos-executor-shim.container-id={}", self.container_id),
+            format!("io.mesos-executor-shim.shim={shim}"),
+        ] {
+            args.extend(["--label".to_string(), label]);
+        }
+        args.extend([AGENT_IMAGE.to_string(), "true".into()]);
+        docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.sibling_id().expect("the leftover exists")
+    }
+
+    /// Waits until no container carries the sibling's name.
+    pub fn wait_sibling_gone(&self) {
+        wait_until(
+            &format!("{} is removed", self.sibling_name()),
+            Duration::from_secs(15),
+            || self.containers_named_sibling().is_empty(),
+        );
+    }
+
+    /// Waits until the stand-in agent `agent` recorded its executor's status, and returns it.
+    pub fn wait_agent_status(&self, agent: &str) -> i32 {
+        wait_until(
+            &format!(
+                "the agent saw its executor exit\n{}",
+                self.diagnostics(agent)
+            ),
+            Duration::from_secs(30),
+            || self.agent_status().is_some(),
+        );
+        self.agent_status().unwrap()
+    }
+
     /// The executor status the stand-in agent recorded.
     pub fn agent_status(&self) -> Option<i32> {
         self.read(self.meta().join("standin.status"))
