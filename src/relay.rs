@@ -57,7 +57,8 @@ pub fn env_map(env: &[(OsString, OsString)]) -> BTreeMap<String, String> {
 struct Sibling {
     id: String,
     name: String,
-    /// The daemon's clock when the shim started it: the lower bound for its exit event.
+    /// This host's clock when the shim started it (the daemon runs here): the lower bound of the
+    /// window searched for its exit event, which starts a second earlier.
     started_unix: i64,
     created_here: bool,
 }

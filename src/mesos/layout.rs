@@ -8,6 +8,9 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::path::PathBuf;
 
+/// Written in a run's meta directory once the agent considers the run completed.
+pub const SENTINEL_FILE: &str = "executor.sentinel";
+
 /// Mesos's own limit on an ID's length (`NAME_MAX`, `src/common/validation.cpp`).
 const MAX_ID_LEN: usize = 255;
 
@@ -181,11 +184,6 @@ impl RunLayout {
     /// The agent's checkpoint of the pid it forked: what a restarted agent probes.
     pub fn forked_pid_path(&self) -> PathBuf {
         self.meta_run_dir().join("pids/forked.pid")
-    }
-
-    /// Written by the agent once it considers the run completed.
-    pub fn sentinel_path(&self) -> PathBuf {
-        self.meta_run_dir().join("executor.sentinel")
     }
 
     /// The name of the sibling container. Never starts with `mesos-`: the docker containerizer

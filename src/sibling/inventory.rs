@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
+use crate::mesos::layout::SENTINEL_FILE;
 use crate::sibling::discover::{identity_alive, AgentContainer};
 use crate::sibling::engine::Engine;
 use crate::sibling::spec::{
@@ -85,7 +86,7 @@ pub fn run_state(
         }
     };
     let completed = if run_exists {
-        run_dir.map(|d| d.join("executor.sentinel").exists())
+        run_dir.map(|d| d.join(SENTINEL_FILE).exists())
     } else {
         None
     };
