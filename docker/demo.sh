@@ -43,7 +43,11 @@ agent "$agent1" /standin-agent.sh launch "$work" S-demo F-demo app.demo "$cid" -
 forked=$work/meta/slaves/S-demo/frameworks/F-demo/executors/app.demo/runs/$cid/pids/forked.pid
 sandbox=$work/slaves/S-demo/frameworks/F-demo/executors/app.demo/runs/$cid
 i=0
-until [ "$(cat "$forked" 2>/dev/null)" = "$(docker inspect -f '{{.State.Pid}}' "executor-mesos-$cid" 2>/dev/null)" ]; do
+checkpointed() { # the sibling runs, and forked.pid names its (non-zero) pid
+  sibling=$(docker inspect -f '{{if .State.Running}}{{.State.Pid}}{{end}}' "executor-mesos-$cid" 2>/dev/null) || return 1
+  [ -n "$sibling" ] && [ "$sibling" != 0 ] && [ "$(cat "$forked" 2>/dev/null)" = "$sibling" ]
+}
+until checkpointed; do
   i=$((i + 1))
   [ "$i" -lt 150 ] || { echo "demo: the executor was not checkpointed; agent log:"; docker logs "$agent1"; cat "$sandbox/stderr"; exit 1; }
   sleep 0.2
