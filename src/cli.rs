@@ -17,6 +17,10 @@ use clap::{Parser, Subcommand};
                   no flags of its own: its arguments belong to the executor."
 )]
 pub struct Cli {
+    /// The configuration file (default /etc/mesos-executor-shim/config.json, if present).
+    /// DOCKER_HOST in this shell, if set, names the Docker endpoint instead of the file's.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +44,9 @@ pub enum Command {
     },
     /// List the sibling executor containers and whether a restarted agent would find them.
     Ps {
+        /// Only siblings with this label (key or key=value; repeat for all of several).
+        #[arg(long, value_name = "LABEL", value_parser = parse_label)]
+        label: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -51,9 +58,16 @@ pub enum Command {
         /// Keep running, one pass per period (a Mesos duration such as 5mins).
         #[arg(long, value_parser = parse_period)]
         every: Option<Duration>,
+        /// Only siblings with this label (key or key=value; repeat for all of several).
+        #[arg(long, value_name = "LABEL", value_parser = parse_label)]
+        label: Vec<String>,
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_label(text: &str) -> Result<String, String> {
+    crate::sibling::labels::parse_label_filter(text)
 }
 
 fn parse_period(text: &str) -> Result<Duration, String> {

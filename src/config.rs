@@ -1,63 +1,40 @@
-//! The shim's settings: a JSON file in the agent container, overridden by `EXECUTOR_SHIM_*` variables.
+//! The shim's settings: the operator's JSON file, and nothing else.
 //!
-//! Both routes exist because agents differ: 0.2x agents pass their whole environment to executors,
-//! 1.x agents pass only `MESOS_*`/`LIBPROCESS_*` and what the operator lists in
-//! `--executor_environment_variables`, so on 1.x the file is the zero-effort route.
-//! Anything unknown is an error naming the key: a misspelt setting must not be silently ignored.
+//! The launch environment cannot carry settings. Mesos merges a task's own environment into its
+//! executor's (`../shared/mesos-contract.md`, "The task's environment reaches the executor"), so
+//! whoever submits a task would otherwise choose the Docker endpoint, the image, the mounts and
+//! the privileges of the launch. The file lives in the agent container
+//! (`/etc/mesos-executor-shim/config.json`, baked or mounted); `EXECUTOR_SHIM_CONFIG` may name
+//! another one only if root owns it and everything above it and nobody else can write there
+//! ([`trusted_file`]), the rule sudo and sshd apply to their own configuration.
+//!
+//! Every key is one row of [`KEYS`]: its name, the default shown to operators, and its parser.
+//! An unknown key is an error naming it: a misspelt setting is never silently ignored.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::Value;
+
+use crate::sibling::labels::LABEL_PREFIX;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
+/// Names another configuration file; subject to [`trusted_file`] when a launch names it.
+pub const ENV_CONFIG: &str = "EXECUTOR_SHIM_CONFIG";
 pub const DEFAULT_EXECUTOR: &str = "/usr/libexec/mesos/mesos-executor";
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Prefix of every variable the shim reads for itself (and never forwards to the executor).
-pub const ENV_PREFIX: &str = "EXECUTOR_SHIM_";
-pub const ENV_CONFIG: &str = "EXECUTOR_SHIM_CONFIG";
-/// Set by the shim in the sibling's environment: a shim that finds it is the executor image's
-/// `mesos-executor` and must hand over to the stock one instead of relaying again.
-pub const ENV_SIBLING_MARKER: &str = "EXECUTOR_SHIM_SIBLING";
+pub const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// A step of a launch at which `EXECUTOR_SHIM_PAUSE_AT` freezes the shim, so that fault tests can
-/// kill the agent container exactly there. Set by the environment only, never by the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PausePoint {
-    BeforeCreate,
-    BeforeStart,
-    BeforeCheckpoint,
-    DuringCheckpoint,
-    AfterCheckpoint,
-}
-
-impl PausePoint {
-    pub const ALL: [(PausePoint, &'static str); 5] = [
-        (PausePoint::BeforeCreate, "before-create"),
-        (PausePoint::BeforeStart, "before-start"),
-        (PausePoint::BeforeCheckpoint, "before-checkpoint"),
-        (PausePoint::DuringCheckpoint, "during-checkpoint"),
-        (PausePoint::AfterCheckpoint, "after-checkpoint"),
-    ];
-
-    pub fn name(self) -> &'static str {
-        PausePoint::ALL
-            .iter()
-            .find(|(p, _)| *p == self)
-            .map(|(_, n)| *n)
-            .expect("every point is named")
-    }
 }
 
 /// A bind mount `host:container[:ro]` added to every sibling.
@@ -78,11 +55,7 @@ impl BindMount {
             _ => return Err(format!("{text:?} is not host:container[:ro]")),
         };
         for p in [host, container] {
-            if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
-                return Err(format!(
-                    "{text:?}: {p:?} must be an absolute path without '..'"
-                ));
-            }
+            absolute_path(p).map_err(|e| format!("{text:?}: {e}"))?;
         }
         Ok(BindMount {
             host: host.into(),
@@ -112,6 +85,8 @@ pub struct Settings {
     pub mounts: Vec<BindMount>,
     /// How long to wait for the agent's own forked.pid before writing it anyway.
     pub forked_pid_timeout: Duration,
+    /// How long forked.pid is guarded after the agent's write has been replaced.
+    pub forked_pid_guard: Duration,
     pub docker_host: String,
     /// Host path of the agent's work_dir; `None`: found from the agent container's mounts.
     pub work_dir_host: Option<PathBuf>,
@@ -124,7 +99,9 @@ pub struct Settings {
     pub privileged: bool,
     pub log_level: String,
     pub log_format: LogFormat,
-    pub pause_at: Option<PausePoint>,
+    /// Test builds only: the launch step at which the shim freezes (see [`crate::failpoint`]).
+    #[cfg(feature = "failpoints")]
+    pub pause_at: Option<crate::failpoint::PausePoint>,
 }
 
 impl Default for Settings {
@@ -134,6 +111,7 @@ impl Default for Settings {
             executor: DEFAULT_EXECUTOR.into(),
             mounts: Vec::new(),
             forked_pid_timeout: DEFAULT_FORKED_PID_TIMEOUT,
+            forked_pid_guard: DEFAULT_FORKED_PID_GUARD,
             docker_host: DEFAULT_DOCKER_HOST.into(),
             work_dir_host: None,
             cap_add: Vec::new(),
@@ -143,31 +121,160 @@ impl Default for Settings {
             privileged: false,
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            #[cfg(feature = "failpoints")]
             pause_at: None,
         }
     }
 }
 
-/// The file as written by the operator; every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    image: Option<String>,
-    executor: Option<String>,
-    mounts: Option<Vec<String>>,
-    forked_pid_timeout: Option<String>,
-    docker_host: Option<String>,
-    work_dir_host: Option<String>,
-    cap_add: Option<Vec<String>>,
-    memory: Option<String>,
-    cpus: Option<f64>,
-    labels: Option<BTreeMap<String, String>>,
-    privileged: Option<bool>,
-    log_level: Option<String>,
-    log_format: Option<LogFormat>,
+/// One key of the file: its name, its default as the README shows it, and how its JSON value
+/// becomes part of [`Settings`].
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub apply: fn(&mut Settings, &Value) -> Result<(), String>,
 }
 
-/// A setting that cannot be used, named by the key or variable it came from.
+/// Every key the file takes.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "image",
+        default: "the agent container's own image",
+        apply: |s, v| {
+            s.image = Some(image_name(string(v)?)?);
+            Ok(())
+        },
+    },
+    Key {
+        name: "executor",
+        default: DEFAULT_EXECUTOR,
+        apply: |s, v| {
+            s.executor = absolute_path(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "mounts",
+        default: "none",
+        apply: |s, v| {
+            s.mounts = strings(v)?
+                .into_iter()
+                .map(BindMount::parse)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "forked_pid_timeout",
+        default: "30secs",
+        apply: |s, v| {
+            s.forked_pid_timeout = parse_duration(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "forked_pid_guard",
+        default: "10secs",
+        apply: |s, v| {
+            s.forked_pid_guard = parse_duration(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "docker_host",
+        default: DEFAULT_DOCKER_HOST,
+        apply: |s, v| {
+            s.docker_host = docker_host(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "work_dir_host",
+        default: "found from the agent container's mounts",
+        apply: |s, v| {
+            s.work_dir_host = Some(absolute_path(string(v)?)?);
+            Ok(())
+        },
+    },
+    Key {
+        name: "cap_add",
+        default: "none",
+        apply: |s, v| {
+            s.cap_add = strings(v)?
+                .into_iter()
+                .map(capability)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "memory",
+        default: "no limit",
+        apply: |s, v| {
+            s.memory = Some(parse_bytes(string(v)?)?);
+            Ok(())
+        },
+    },
+    Key {
+        name: "cpus",
+        default: "no limit",
+        apply: |s, v| {
+            s.cpus = Some(cpus(v)?);
+            Ok(())
+        },
+    },
+    Key {
+        name: "labels",
+        default: "none",
+        apply: |s, v| {
+            let Value::Object(map) = v else {
+                return Err(format!("{v} is not an object of labels"));
+            };
+            s.labels = map
+                .iter()
+                .map(|(k, v)| Ok((label_key(k)?, string(v)?.to_string())))
+                .collect::<Result<_, String>>()?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "privileged",
+        default: "false",
+        apply: |s, v| {
+            s.privileged = v
+                .as_bool()
+                .ok_or_else(|| format!("{v} is not true or false"))?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "log_level",
+        default: "info",
+        apply: |s, v| {
+            s.log_level = log_level(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "log_format",
+        default: "text",
+        apply: |s, v| {
+            s.log_format = match string(v)? {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => return Err(format!("{other:?} is neither text nor json")),
+            };
+            Ok(())
+        },
+    },
+];
+
+/// The keys of this build: [`KEYS`], plus the failpoint key in test builds.
+fn keys() -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().chain(crate::failpoint::KEYS.iter())
+}
+
+/// A setting that cannot be used, named by the file and key it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub key: String,
@@ -189,314 +296,272 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The variables the shim reads, with the file key each overrides (`None`: no file key).
-const ENV_KEYS: &[(&str, Option<&str>)] = &[
-    ("EXECUTOR_SHIM_CONFIG", None),
-    ("EXECUTOR_SHIM_SIBLING", None),
-    ("EXECUTOR_SHIM_IMAGE", Some("image")),
-    ("EXECUTOR_SHIM_EXECUTOR", Some("executor")),
-    ("EXECUTOR_SHIM_MOUNTS", Some("mounts")),
-    (
-        "EXECUTOR_SHIM_FORKED_PID_TIMEOUT",
-        Some("forked_pid_timeout"),
-    ),
-    ("DOCKER_HOST", Some("docker_host")),
-    ("EXECUTOR_SHIM_WORK_DIR_HOST", Some("work_dir_host")),
-    ("EXECUTOR_SHIM_CAP_ADD", Some("cap_add")),
-    ("EXECUTOR_SHIM_MEMORY", Some("memory")),
-    ("EXECUTOR_SHIM_CPUS", Some("cpus")),
-    ("EXECUTOR_SHIM_LABELS", Some("labels")),
-    ("EXECUTOR_SHIM_PRIVILEGED", Some("privileged")),
-    ("EXECUTOR_SHIM_LOG_LEVEL", Some("log_level")),
-    ("EXECUTOR_SHIM_LOG_FORMAT", Some("log_format")),
-    ("EXECUTOR_SHIM_PAUSE_AT", None),
-];
-
-/// The variables the shim recognises: the environment forwarded to the executor drops these.
-pub fn is_shim_variable(name: &str) -> bool {
-    name.starts_with(ENV_PREFIX)
+/// Settings and the file they came from (`None`: no file, defaults).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub file: Option<PathBuf>,
 }
 
-impl Settings {
-    /// Loads the file (`EXECUTOR_SHIM_CONFIG` or the default path; a missing default file means
-    /// defaults, a missing named file is an error) and applies the environment over it.
-    pub fn load(
-        env: &BTreeMap<String, String>,
-    ) -> Result<(Settings, Option<PathBuf>), ConfigError> {
-        let (path, required) = match env.get(ENV_CONFIG) {
-            Some(p) if !p.is_empty() => (PathBuf::from(p), true),
-            _ => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
-        };
-        let file = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(parse_file(&path, &text)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
-            Err(e) => {
-                return Err(err(
-                    ENV_CONFIG,
-                    format!("cannot read {}: {e}; point EXECUTOR_SHIM_CONFIG at a readable JSON file or unset it", path.display()),
-                ))
-            }
-        };
-        let used = file.as_ref().map(|_| path);
-        let settings = Settings::resolve(file.unwrap_or_default(), env)?;
-        Ok((settings, used))
+/// The relay's settings: the default file, or the one `EXECUTOR_SHIM_CONFIG` names (`named`, from
+/// the launch environment) if [`trusted_file`] accepts it. A missing default file means defaults;
+/// a missing named file is an error.
+pub fn load_for_relay(named: Option<&OsStr>, work_dir: &Path) -> Result<Loaded, ConfigError> {
+    let (path, required) = match named.filter(|p| !p.is_empty()) {
+        Some(p) => (PathBuf::from(p), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Loaded {
+                settings: Settings::default(),
+                file: None,
+            })
+        }
+        _ => {}
     }
-
-    fn resolve(file: ConfigFile, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
-        for name in env.keys().filter(|k| is_shim_variable(k)) {
-            if !ENV_KEYS.iter().any(|(known, _)| known == name) {
-                let known: Vec<&str> = ENV_KEYS
-                    .iter()
-                    .map(|(k, _)| *k)
-                    .filter(|k| is_shim_variable(k))
-                    .collect();
-                return Err(err(
-                    name,
-                    format!("unknown variable; the shim knows {}", known.join(", ")),
-                ));
-            }
-        }
-        let mut s = Settings::default();
-
-        // Each setting: the file's value, then the variable's, each parsed and checked.
-        if let Some(v) = file.image {
-            s.image = Some(image_name("image", &v)?);
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_IMAGE") {
-            s.image = Some(image_name("EXECUTOR_SHIM_IMAGE", v)?);
-        }
-        if let Some(v) = file.executor {
-            s.executor = absolute_path("executor", &v)?;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_EXECUTOR") {
-            s.executor = absolute_path("EXECUTOR_SHIM_EXECUTOR", v)?;
-        }
-        if let Some(v) = file.mounts {
-            s.mounts = v
-                .iter()
-                .map(|m| BindMount::parse(m).map_err(|e| err("mounts", e)))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_MOUNTS") {
-            s.mounts = split_list(v)
-                .map(|m| BindMount::parse(m).map_err(|e| err("EXECUTOR_SHIM_MOUNTS", e)))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = file.forked_pid_timeout {
-            s.forked_pid_timeout = parse_duration(&v).map_err(|e| err("forked_pid_timeout", e))?;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_FORKED_PID_TIMEOUT") {
-            s.forked_pid_timeout =
-                parse_duration(v).map_err(|e| err("EXECUTOR_SHIM_FORKED_PID_TIMEOUT", e))?;
-        }
-        if let Some(v) = file.docker_host {
-            s.docker_host = docker_host("docker_host", &v)?;
-        }
-        if let Some(v) = env.get("DOCKER_HOST").filter(|v| !v.is_empty()) {
-            s.docker_host = docker_host("DOCKER_HOST", v)?;
-        }
-        if let Some(v) = file.work_dir_host {
-            s.work_dir_host = Some(absolute_path("work_dir_host", &v)?);
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_WORK_DIR_HOST") {
-            s.work_dir_host = Some(absolute_path("EXECUTOR_SHIM_WORK_DIR_HOST", v)?);
-        }
-        if let Some(v) = file.cap_add {
-            s.cap_add = v
-                .iter()
-                .map(|c| capability("cap_add", c))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_CAP_ADD") {
-            s.cap_add = split_list(v)
-                .map(|c| capability("EXECUTOR_SHIM_CAP_ADD", c))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = file.memory {
-            s.memory = Some(parse_bytes(&v).map_err(|e| err("memory", e))?);
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_MEMORY") {
-            s.memory = Some(parse_bytes(v).map_err(|e| err("EXECUTOR_SHIM_MEMORY", e))?);
-        }
-        if let Some(v) = file.cpus {
-            s.cpus = Some(cpus("cpus", v)?);
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_CPUS") {
-            let n = v.parse::<f64>().map_err(|_| {
-                err(
-                    "EXECUTOR_SHIM_CPUS",
-                    format!("{v:?} is not a number of CPUs such as 0.5"),
-                )
-            })?;
-            s.cpus = Some(cpus("EXECUTOR_SHIM_CPUS", n)?);
-        }
-        if let Some(v) = file.labels {
-            s.labels = v
-                .into_iter()
-                .map(|(k, v)| label_key("labels", &k).map(|k| (k, v)))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_LABELS") {
-            s.labels = split_list(v)
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, v)) => {
-                        label_key("EXECUTOR_SHIM_LABELS", k).map(|k| (k, v.to_string()))
-                    }
-                    None => Err(err(
-                        "EXECUTOR_SHIM_LABELS",
-                        format!("{pair:?} is not key=value"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = file.privileged {
-            s.privileged = v;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_PRIVILEGED") {
-            s.privileged = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(err(
-                        "EXECUTOR_SHIM_PRIVILEGED",
-                        format!("{v:?} is not true or false"),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = file.log_level {
-            s.log_level = log_level("log_level", &v)?;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_LOG_LEVEL") {
-            s.log_level = log_level("EXECUTOR_SHIM_LOG_LEVEL", v)?;
-        }
-        if let Some(v) = file.log_format {
-            s.log_format = v;
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_LOG_FORMAT") {
-            s.log_format = match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(err(
-                        "EXECUTOR_SHIM_LOG_FORMAT",
-                        format!("{v:?} is neither text nor json"),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = env.get("EXECUTOR_SHIM_PAUSE_AT") {
-            let names: Vec<&str> = PausePoint::ALL.iter().map(|(_, n)| *n).collect();
-            s.pause_at = Some(
-                PausePoint::ALL
-                    .iter()
-                    .find(|(_, n)| n == v)
-                    .map(|(p, _)| *p)
-                    .ok_or_else(|| {
-                        err(
-                            "EXECUTOR_SHIM_PAUSE_AT",
-                            format!("{v:?} is not one of {}", names.join(", ")),
-                        )
-                    })?,
-            );
-        }
-        Ok(s)
-    }
-}
-
-fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-    serde_json::from_str(text).map_err(|e| {
-        // serde names the offending field itself ("unknown field `imag`, expected one of ...").
+    let trusted = trusted_file(&path, work_dir).map_err(|why| {
         err(
             &path.display().to_string(),
-            format!("{e}; fix the file or point EXECUTOR_SHIM_CONFIG elsewhere"),
+            format!(
+                "{why}; the launch environment reaches every task, so the shim reads only a configuration file \
+                 that root owns and nobody else can change: fix the file, or unset {ENV_CONFIG}"
+            ),
         )
+    })?;
+    let settings = read_file(&trusted)?;
+    Ok(Loaded {
+        settings,
+        file: Some(trusted),
     })
 }
 
-fn split_list(v: &str) -> impl Iterator<Item = &str> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+/// The operator commands' settings: `--config FILE` (which must exist) or the default file (if
+/// any), with `DOCKER_HOST` of the operator's shell (`docker_host_env`) over the file's endpoint.
+pub fn load_for_operator(
+    config: Option<&Path>,
+    docker_host_env: Option<&str>,
+) -> Result<Loaded, ConfigError> {
+    let path = config.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    let mut loaded = match read_file(path) {
+        Ok(settings) => Loaded {
+            settings,
+            file: Some(path.to_path_buf()),
+        },
+        Err(_) if config.is_none() && !path.exists() => Loaded {
+            settings: Settings::default(),
+            file: None,
+        },
+        Err(e) => return Err(e),
+    };
+    if let Some(v) = docker_host_env.filter(|v| !v.is_empty()) {
+        loaded.settings.docker_host = docker_host(v).map_err(|e| err("DOCKER_HOST", e))?;
+    }
+    Ok(loaded)
 }
 
-fn image_name(key: &str, v: &str) -> Result<String, ConfigError> {
+fn read_file(path: &Path) -> Result<Settings, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(
+            &shown,
+            format!("cannot read it: {e}; point the shim at a readable JSON file"),
+        )
+    })?;
+    parse(&text).map_err(|e| ConfigError {
+        key: format!("{shown}: {}", e.key),
+        message: e.message,
+    })
+}
+
+/// Parses the file's text: a JSON object of known keys.
+pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| err("(file)", format!("not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(err("(file)", "not a JSON object of settings"));
+    };
+    let mut settings = Settings::default();
+    for (name, value) in &map {
+        let key = keys().find(|k| k.name == name).ok_or_else(|| {
+            let known: Vec<&str> = keys().map(|k| k.name).collect();
+            err(
+                name,
+                format!("unknown key; the shim knows {}", known.join(", ")),
+            )
+        })?;
+        (key.apply)(&mut settings, value).map_err(|e| err(name, e))?;
+    }
+    Ok(settings)
+}
+
+/// Names in a launch environment that look like settings but are not: the task's own variables,
+/// which reach the executor untouched. The relay says once which names it ignored (never their values).
+pub fn ignored_launch_variables<'a>(names: impl Iterator<Item = &'a OsStr>) -> Vec<String> {
+    let mut ignored: Vec<String> = names
+        .filter_map(OsStr::to_str)
+        .filter(|n| *n == "DOCKER_HOST" || (n.starts_with("EXECUTOR_SHIM_") && *n != ENV_CONFIG))
+        .map(str::to_string)
+        .collect();
+    ignored.sort();
+    ignored.dedup();
+    ignored
+}
+
+/// What the trust rule needs to know of one path: the file, or a directory above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    pub uid: u32,
+    pub mode: u32,
+    pub is_dir: bool,
+}
+
+/// The rule on its own: every entry (the file first, then each directory above it up to `/`) is
+/// owned by root and not writable by group or others, and the first is a regular file.
+pub fn ownership_problem(chain: &[(PathBuf, Ownership)]) -> Option<String> {
+    for (i, (path, o)) in chain.iter().enumerate() {
+        let what = if i == 0 { "the file" } else { "the directory" };
+        if i == 0 && o.is_dir {
+            return Some(format!("{} is a directory, not a file", path.display()));
+        }
+        if o.uid != 0 {
+            return Some(format!(
+                "{what} {} is owned by uid {}, not by root",
+                path.display(),
+                o.uid
+            ));
+        }
+        if o.mode & 0o022 != 0 {
+            return Some(format!(
+                "{what} {} is writable by {} (mode {:o})",
+                path.display(),
+                if o.mode & 0o002 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
+                o.mode & 0o7777
+            ));
+        }
+    }
+    None
+}
+
+/// Accepts `path` as a configuration file only if its real location is owned by root all the way
+/// up and writable by nobody else, and is not under the agent's `work_dir` (where tasks write).
+/// Returns the real path, which is the one to read.
+pub fn trusted_file(path: &Path, work_dir: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", path.display()));
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let real_work_dir = work_dir
+        .canonicalize()
+        .unwrap_or_else(|_| work_dir.to_path_buf());
+    if real.starts_with(&real_work_dir) {
+        return Err(format!(
+            "{} is under the agent's work_dir {}, where tasks write",
+            real.display(),
+            real_work_dir.display()
+        ));
+    }
+    let mut chain = Vec::new();
+    for p in real.ancestors() {
+        let m = std::fs::metadata(p).map_err(|e| format!("cannot stat {}: {e}", p.display()))?;
+        chain.push((
+            p.to_path_buf(),
+            Ownership {
+                uid: m.uid(),
+                mode: m.mode(),
+                is_dir: m.is_dir(),
+            },
+        ));
+    }
+    match ownership_problem(&chain) {
+        Some(problem) => Err(problem),
+        None => Ok(real),
+    }
+}
+
+fn string(v: &Value) -> Result<&str, String> {
+    v.as_str().ok_or_else(|| format!("{v} is not a string"))
+}
+
+fn strings(v: &Value) -> Result<Vec<&str>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("{v} is not a list of strings"))?
+        .iter()
+        .map(string)
+        .collect()
+}
+
+fn image_name(v: &str) -> Result<String, String> {
     if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err(
-            key,
-            format!("{v:?} is not an image reference such as mesos/agent:1.11"),
+        return Err(format!(
+            "{v:?} is not an image reference such as mesos/agent:1.11"
         ));
     }
     Ok(v.to_string())
 }
 
-fn absolute_path(key: &str, v: &str) -> Result<PathBuf, ConfigError> {
+fn absolute_path(v: &str) -> Result<PathBuf, String> {
     if !v.starts_with('/') || v.split('/').any(|c| c == "..") {
-        return Err(err(
-            key,
-            format!("{v:?} must be an absolute path without '..'"),
-        ));
+        return Err(format!("{v:?} must be an absolute path without '..'"));
     }
     Ok(PathBuf::from(v))
 }
 
-fn docker_host(key: &str, v: &str) -> Result<String, ConfigError> {
+fn docker_host(v: &str) -> Result<String, String> {
     let ok = ["unix:///", "tcp://", "http://"]
         .iter()
         .any(|p| v.starts_with(p));
     if !ok {
-        return Err(err(
-            key,
-            format!(
-                "{v:?} is not unix:///path or tcp://host:port (TLS endpoints are not supported)"
-            ),
+        return Err(format!(
+            "{v:?} is not unix:///path or tcp://host:port (TLS endpoints are not supported)"
         ));
     }
     Ok(v.to_string())
 }
 
-fn capability(key: &str, v: &str) -> Result<String, ConfigError> {
+fn capability(v: &str) -> Result<String, String> {
     let name = v.trim().to_ascii_uppercase();
     let name = name.strip_prefix("CAP_").unwrap_or(&name).to_string();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-        return Err(err(
-            key,
-            format!("{v:?} is not a capability name such as SYS_PTRACE"),
-        ));
+        return Err(format!("{v:?} is not a capability name such as SYS_PTRACE"));
     }
     Ok(name)
 }
 
-fn cpus(key: &str, v: f64) -> Result<f64, ConfigError> {
-    if !(v.is_finite() && v > 0.0 && v <= 4096.0) {
-        return Err(err(key, format!("{v} is not a positive number of CPUs")));
+fn cpus(v: &Value) -> Result<f64, String> {
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n > 0.0 && n <= 4096.0 => Ok(n),
+        _ => Err(format!("{v} is not a positive number of CPUs such as 0.5")),
     }
-    Ok(v)
 }
 
-fn label_key(key: &str, k: &str) -> Result<String, ConfigError> {
+fn label_key(k: &str) -> Result<String, String> {
     if k.is_empty()
         || k.chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '=')
     {
-        return Err(err(key, format!("{k:?} is not a label key")));
+        return Err(format!("{k:?} is not a label key"));
     }
-    if k.starts_with(crate::sibling::spec::LABEL_PREFIX) {
-        return Err(err(
-            key,
-            format!(
-                "{k:?}: keys under {} are the shim's own",
-                crate::sibling::spec::LABEL_PREFIX
-            ),
+    if k.starts_with(LABEL_PREFIX) {
+        return Err(format!(
+            "{k:?}: keys under {LABEL_PREFIX} are the shim's own"
         ));
     }
     Ok(k.to_string())
 }
 
-fn log_level(key: &str, v: &str) -> Result<String, ConfigError> {
+fn log_level(v: &str) -> Result<String, String> {
     match v.to_ascii_lowercase().as_str() {
         l @ ("error" | "warn" | "info" | "debug" | "trace") => Ok(l.to_string()),
-        _ => Err(err(
-            key,
-            format!("{v:?} is not one of error, warn, info, debug, trace"),
+        _ => Err(format!(
+            "{v:?} is not one of error, warn, info, debug, trace"
         )),
     }
 }
@@ -561,109 +626,150 @@ pub fn parse_bytes(text: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn file(json: &str) -> ConfigFile {
-        parse_file(Path::new("config.json"), json).unwrap()
-    }
-
     #[test]
-    fn defaults_when_nothing_is_set() {
-        let s = Settings::resolve(ConfigFile::default(), &env(&[])).unwrap();
+    fn defaults_when_the_file_is_empty() {
+        let s = parse("{}").unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!(
             s.executor,
             PathBuf::from("/usr/libexec/mesos/mesos-executor")
         );
+        assert_eq!(s.forked_pid_guard, Duration::from_secs(10));
     }
 
     #[test]
-    fn the_environment_wins_over_the_file() {
-        let f = file(
-            r#"{"image": "from-file:1", "forked_pid_timeout": "5secs", "mounts": ["/a:/b:ro"]}"#,
-        );
-        let s = Settings::resolve(f, &env(&[("EXECUTOR_SHIM_IMAGE", "from-env:2")])).unwrap();
-        assert_eq!(s.image.as_deref(), Some("from-env:2"));
+    fn every_key_parses() {
+        let s = parse(
+            r#"{"image": "agent:1", "executor": "/opt/mesos-executor", "mounts": ["/a:/b:ro", "/c:/d"],
+                "forked_pid_timeout": "5secs", "forked_pid_guard": "1mins", "docker_host": "tcp://127.0.0.1:2375",
+                "work_dir_host": "/srv/mesos", "cap_add": ["cap_sys_admin", "SYS_PTRACE"], "memory": "512MB",
+                "cpus": 0.5, "labels": {"team": "infra"}, "privileged": true, "log_level": "DEBUG",
+                "log_format": "json"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.image.as_deref(), Some("agent:1"));
+        assert_eq!(s.executor, PathBuf::from("/opt/mesos-executor"));
+        assert_eq!(s.mounts[0].to_bind(), "/a:/b:ro");
+        assert_eq!(s.mounts[1].to_bind(), "/c:/d:rw");
         assert_eq!(s.forked_pid_timeout, Duration::from_secs(5));
-        assert_eq!(
-            s.mounts,
-            vec![BindMount {
-                host: "/a".into(),
-                container: "/b".into(),
-                read_only: true
-            }]
-        );
-        let s = Settings::resolve(
-            file(r#"{"mounts": ["/a:/b"]}"#),
-            &env(&[
-                ("EXECUTOR_SHIM_MOUNTS", "/c:/d, /e:/f:ro"),
-                ("DOCKER_HOST", "tcp://127.0.0.1:2375"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(s.mounts.len(), 2);
-        assert_eq!(s.mounts[1].to_bind(), "/e:/f:ro");
+        assert_eq!(s.forked_pid_guard, Duration::from_secs(60));
         assert_eq!(s.docker_host, "tcp://127.0.0.1:2375");
-    }
-
-    #[test]
-    fn unknown_keys_and_variables_are_named() {
-        let e = parse_file(Path::new("/etc/x.json"), r#"{"imag": "x"}"#).unwrap_err();
-        assert!(e.to_string().contains("unknown field `imag`"), "{e}");
-        let e = Settings::resolve(ConfigFile::default(), &env(&[("EXECUTOR_SHIM_IMGE", "x")]))
-            .unwrap_err();
-        assert_eq!(e.key, "EXECUTOR_SHIM_IMGE");
-    }
-
-    #[test]
-    fn bad_values_are_named_by_their_key() {
-        for (k, v) in [
-            ("EXECUTOR_SHIM_FORKED_PID_TIMEOUT", "10"),
-            ("EXECUTOR_SHIM_EXECUTOR", "bin/mesos-executor"),
-            ("EXECUTOR_SHIM_MOUNTS", "/a"),
-            ("EXECUTOR_SHIM_MOUNTS", "/a:rel"),
-            ("EXECUTOR_SHIM_IMAGE", "two words"),
-            ("DOCKER_HOST", "/var/run/docker.sock"),
-            ("EXECUTOR_SHIM_MEMORY", "lots"),
-            ("EXECUTOR_SHIM_MEMORY", "1MB"),
-            ("EXECUTOR_SHIM_CPUS", "-1"),
-            ("EXECUTOR_SHIM_CAP_ADD", "SYS ADMIN"),
-            ("EXECUTOR_SHIM_LABELS", "novalue"),
-            ("EXECUTOR_SHIM_LABELS", "io.mesos-executor-shim.agent-id=x"),
-            ("EXECUTOR_SHIM_LOG_LEVEL", "loud"),
-            ("EXECUTOR_SHIM_LOG_FORMAT", "xml"),
-            ("EXECUTOR_SHIM_PRIVILEGED", "yes"),
-            ("EXECUTOR_SHIM_PAUSE_AT", "somewhere"),
-        ] {
-            let e = Settings::resolve(ConfigFile::default(), &env(&[(k, v)])).unwrap_err();
-            assert_eq!(e.key, k, "{v}");
-        }
-        let e =
-            Settings::resolve(file(r#"{"forked_pid_timeout": "soon"}"#), &env(&[])).unwrap_err();
-        assert_eq!(e.key, "forked_pid_timeout");
-    }
-
-    #[test]
-    fn the_tunables_parse() {
-        let s = Settings::resolve(
-            file(
-                r#"{"cap_add": ["cap_sys_admin", "SYS_PTRACE"], "memory": "512MB", "cpus": 0.5,
-                     "labels": {"team": "infra"}, "log_format": "json", "log_level": "DEBUG"}"#,
-            ),
-            &env(&[]),
-        )
-        .unwrap();
+        assert_eq!(s.work_dir_host, Some("/srv/mesos".into()));
         assert_eq!(s.cap_add, vec!["SYS_ADMIN", "SYS_PTRACE"]);
         assert_eq!(s.memory, Some(512 << 20));
         assert_eq!(s.cpus, Some(0.5));
         assert_eq!(s.labels.get("team").map(String::as_str), Some("infra"));
-        assert_eq!(s.log_format, LogFormat::Json);
+        assert!(s.privileged);
         assert_eq!(s.log_level, "debug");
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = parse(r#"{"imag": "x"}"#).unwrap_err();
+        assert_eq!(e.key, "imag");
+        assert!(e.message.contains("the shim knows image, executor"), "{e}");
+        for (key, value) in [
+            ("forked_pid_timeout", r#""10""#),
+            ("forked_pid_guard", r#""soon""#),
+            ("executor", r#""bin/mesos-executor""#),
+            ("mounts", r#"["/a"]"#),
+            ("mounts", r#"["/a:rel"]"#),
+            ("mounts", r#""/a:/b""#),
+            ("image", r#""two words""#),
+            ("docker_host", r#""/var/run/docker.sock""#),
+            ("memory", r#""lots""#),
+            ("memory", r#""1MB""#),
+            ("cpus", "-1"),
+            ("cpus", r#""1""#),
+            ("cap_add", r#"["SYS ADMIN"]"#),
+            ("labels", r#"{"io.mesos-executor-shim.agent-id": "x"}"#),
+            ("labels", r#"["a=b"]"#),
+            ("log_level", r#""loud""#),
+            ("log_format", r#""xml""#),
+            ("privileged", r#""yes""#),
+        ] {
+            let e = parse(&format!("{{\"{key}\": {value}}}")).unwrap_err();
+            assert_eq!(e.key, key, "{value}: {e}");
+        }
+        assert!(parse("[]").is_err());
+        assert!(parse("{").unwrap_err().message.contains("not valid JSON"));
+    }
+
+    /// A release build knows no failpoint key; a test build knows it only in the file.
+    #[test]
+    fn the_failpoint_key_exists_only_in_test_builds() {
+        let known = keys().any(|k| k.name == "pause_at");
+        assert_eq!(known, cfg!(feature = "failpoints"));
+    }
+
+    #[test]
+    fn launch_variables_that_look_like_settings_are_named_for_the_log() {
+        let names = [
+            "DOCKER_HOST",
+            "EXECUTOR_SHIM_PRIVILEGED",
+            "EXECUTOR_SHIM_CONFIG",
+            "PATH",
+            "EXECUTOR_SHIM_BOGUS",
+            "DOCKER_HOST",
+        ];
+        assert_eq!(
+            ignored_launch_variables(names.iter().map(OsStr::new)),
+            vec![
+                "DOCKER_HOST",
+                "EXECUTOR_SHIM_BOGUS",
+                "EXECUTOR_SHIM_PRIVILEGED"
+            ]
+        );
+    }
+
+    fn owned(uid: u32, mode: u32, is_dir: bool) -> Ownership {
+        Ownership { uid, mode, is_dir }
+    }
+
+    #[test]
+    fn the_trust_rule_wants_root_and_no_other_writer_all_the_way_up() {
+        let chain = |file: Ownership, dir: Ownership| {
+            vec![
+                ("/etc/shim/config.json".into(), file),
+                ("/etc/shim".into(), dir),
+                ("/etc".into(), owned(0, 0o40755, true)),
+                ("/".into(), owned(0, 0o40755, true)),
+            ]
+        };
+        let root_dir = owned(0, 0o40755, true);
+        assert_eq!(
+            ownership_problem(&chain(owned(0, 0o100644, false), root_dir)),
+            None
+        );
+        let p = ownership_problem(&chain(owned(1000, 0o100644, false), root_dir)).unwrap();
+        assert!(p.contains("owned by uid 1000"), "{p}");
+        let p = ownership_problem(&chain(owned(0, 0o100664, false), root_dir)).unwrap();
+        assert!(p.contains("writable by its group"), "{p}");
+        let p =
+            ownership_problem(&chain(owned(0, 0o100644, false), owned(0, 0o41777, true))).unwrap();
+        assert!(
+            p.contains("the directory /etc/shim is writable by others"),
+            "{p}"
+        );
+        let p = ownership_problem(&chain(root_dir, root_dir)).unwrap();
+        assert!(p.contains("is a directory"), "{p}");
+    }
+
+    #[test]
+    fn a_file_under_the_work_dir_or_a_world_writable_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, "{}").unwrap();
+        let e = trusted_file(&file, dir.path()).unwrap_err();
+        assert!(e.contains("under the agent's work_dir"), "{e}");
+        // The temp directory lies under /tmp, which anyone may write to.
+        let e = trusted_file(&file, Path::new("/var/lib/mesos")).unwrap_err();
+        assert!(e.contains("writable by"), "{e}");
+        let e = trusted_file(Path::new("relative.json"), Path::new("/x")).unwrap_err();
+        assert!(e.contains("not an absolute path"), "{e}");
+        let e = load_for_relay(Some(file.as_os_str()), Path::new("/var/lib/mesos")).unwrap_err();
+        assert!(e.to_string().contains("unset EXECUTOR_SHIM_CONFIG"), "{e}");
     }
 
     #[test]

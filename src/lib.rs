@@ -4,11 +4,13 @@
 //! Read top-down:
 //! - [`mesos`]: what the shim shares with the agent: the layout of a run under the work_dir
 //!   ([`mesos::layout`]) and the `forked.pid` checkpoint ([`mesos::checkpoint`]).
-//! - [`config`]: settings from the JSON file and `EXECUTOR_SHIM_*` variables.
-//! - [`sibling`]: the sibling container: its spec (pure), what the shim discovers about its own
-//!   container, and the Docker API calls.
+//! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
+//! - [`sibling`]: the sibling container: its spec and labels (pure), its placement, what the shim
+//!   discovers about its own container, and the Docker API calls.
 //! - [`relay`]: one launch, tying the above together: start the sibling, checkpoint its pid,
-//!   forward signals, exit with the executor's status.
+//!   forward signals, exit with the executor's status; its state machine runs against a trait,
+//!   so it is unit-tested with a fake engine.
+//! - [`failpoint`]: pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks relay
 //!   or CLI by the name the binary was invoked under.
 //! - [`error`]: the shim's failure classes and their exit statuses.
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod logging;
 pub mod mesos;
 pub mod relay;

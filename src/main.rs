@@ -18,17 +18,22 @@ fn main() -> ExitCode {
     {
         return ExitCode::from(commands::run::relay_main(&argv0, argv.collect()));
     }
-    let status = match Cli::parse().command {
+    let cli = Cli::parse();
+    let config = cli.config.as_deref();
+    let status = match cli.command {
         Command::Run { args } => commands::run::relay_main(&argv0, args),
         Command::Doctor { work_dir, json } => {
-            commands::run::report(commands::doctor::main(&work_dir, json))
+            commands::run::report(commands::doctor::main(config, &work_dir, json))
         }
-        Command::Ps { json } => commands::run::report(commands::ps::main(json)),
+        Command::Ps { label, json } => {
+            commands::run::report(commands::ps::main(config, &label, json))
+        }
         Command::Gc {
             dry_run,
             every,
+            label,
             json,
-        } => commands::run::report(commands::gc::main(dry_run, every, json)),
+        } => commands::run::report(commands::gc::main(config, dry_run, every, &label, json)),
     };
     ExitCode::from(status)
 }

@@ -1,262 +1,276 @@
 //! The relay: one executor launch, from the agent's fork to the executor's exit.
 //!
-//! 1. Read the run from `MESOS_DIRECTORY` and refuse anything malformed before touching anything.
-//! 2. Reach Docker, find the agent container (its image and mounts), make sure the image is there.
-//! 3. Create and start `executor-mesos-<CID>` (or adopt a running one), and confirm its host pid.
-//! 4. With checkpointing, point the agent's `forked.pid` at that pid, and keep it there.
-//! 5. Forward signals to the executor and exit with its status once it has exited.
+//! 1. [`Launch::read`]: read the run from `MESOS_DIRECTORY` and refuse anything malformed before
+//!    touching anything.
+//! 2. [`run`]: reach Docker, find the agent container, decide the sibling's placement, make sure
+//!    the image is there.
+//! 3. [`supervise`], the state machine, written against [`SiblingEngine`] so that unit tests
+//!    drive it without a daemon: create `executor-mesos-<CID>` (or adopt a running one), register
+//!    the wait for its exit *before* starting it, start it, confirm its host pid, point the
+//!    agent's `forked.pid` at that pid and guard it for a bounded window, forward signals, and
+//!    return the executor's exit status.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
 
-use crate::config::{PausePoint, Settings};
+use crate::config::Settings;
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
-use crate::mesos::checkpoint::{self, HostPid, PidFile, PidFileWatch};
+use crate::failpoint;
+use crate::mesos::checkpoint::{self, ForkedPidGuard, HostPid, PidFile};
 use crate::mesos::layout::{IdVariables, RunLayout};
-use crate::sibling::discover::{check_pid_belongs_to, process_identity, AgentContainer, PidCheck};
-use crate::sibling::engine::{is_not_found, Engine};
+use crate::sibling::discover::{process_gone, process_identity, AgentContainer, PidCheck};
+use crate::sibling::engine::{Engine, ExitWait, SiblingEngine, WaitError, WaitFor};
+use crate::sibling::labels;
+use crate::sibling::placement::Placement;
 use crate::sibling::spec::{self, ExistingPlan, SiblingSpec};
 
 /// How long a launch waits for an unreachable daemon before failing (the task fails fast and
 /// says why, rather than hanging until the agent's executor registration timeout).
 pub const DOCKER_PATIENCE: Duration = Duration::from_secs(8);
-/// How often the launch looks for the agent's own forked.pid while it waits for it.
+/// How often the launch looks for the agent's own forked.pid while it waits for it (bounded by
+/// `forked_pid_timeout`; a 1.x agent writes it before the shim even starts).
 const FORKED_PID_POLL: Duration = Duration::from_millis(20);
 
-/// What the agent handed the shim.
+/// What the agent handed the shim, validated.
 pub struct Launch {
-    pub executor_args: Vec<OsString>,
+    pub run: RunLayout,
+    pub executor_args: Vec<String>,
     pub env: Vec<(OsString, OsString)>,
-    pub settings: Settings,
+    /// `MESOS_CHECKPOINT=1`: the agent checkpoints forked.pid and will look for the executor there.
+    pub checkpointing: bool,
 }
 
 impl Launch {
-    fn var(&self, name: &str) -> Option<String> {
+    /// Reads the launch; anything malformed is refused (exit 64) before anything is made.
+    pub fn read(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Launch, ShimError> {
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.to_str().map(str::to_string))
+        };
+        let sandbox = env.iter().find(|(k, _)| k == "MESOS_DIRECTORY").map(|(_, v)| v.clone()).ok_or_else(|| {
+            fail(
+                Failure::Usage,
+                "MESOS_DIRECTORY is not set: the shim relays a Mesos executor launch and must be started by a \
+                 Mesos agent (or with the sandbox path in MESOS_DIRECTORY)",
+            )
+        })?;
+        let ids = IdVariables {
+            agent_id: var("MESOS_SLAVE_ID"),
+            agent_id_new: var("MESOS_AGENT_ID"),
+            framework_id: var("MESOS_FRAMEWORK_ID"),
+            executor_id: var("MESOS_EXECUTOR_ID"),
+        };
+        let run = RunLayout::from_sandbox(&sandbox, &ids).classify(Failure::Usage)?;
+        let executor_args = args
+            .into_iter()
+            .map(|a| a.into_string().ok())
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                fail(
+                    Failure::Usage,
+                    "an executor argument is not valid UTF-8, which the Docker API cannot carry",
+                )
+            })?;
+        let checkpointing = var("MESOS_CHECKPOINT").as_deref() == Some("1");
+        Ok(Launch {
+            run,
+            executor_args,
+            env,
+            checkpointing,
+        })
+    }
+
+    pub fn var(&self, name: &str) -> Option<&OsStr> {
         self.env
             .iter()
             .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.to_str().map(str::to_string))
+            .map(|(_, v)| v.as_os_str())
     }
-}
-
-/// The UTF-8 part of an environment, for settings lookups.
-pub fn env_map(env: &[(OsString, OsString)]) -> BTreeMap<String, String> {
-    env.iter()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
-        .collect()
-}
-
-/// The sibling this shim looks after.
-struct Sibling {
-    id: String,
-    name: String,
-    /// This host's clock when the shim started it (the daemon runs here): the lower bound of the
-    /// window searched for its exit event, which starts a second earlier.
-    started_unix: i64,
-    created_here: bool,
 }
 
 /// Runs the launch and returns the exit status to leave with: the executor's own.
 /// `signals` carries the signals the shim received, to be passed on to the executor.
 pub async fn run(
     launch: Launch,
+    settings: &Settings,
     signals: impl Stream<Item = Signal> + Unpin,
 ) -> Result<u8, ShimError> {
-    let run = read_run(&launch)?;
-    let checkpointing = launch.var("MESOS_CHECKPOINT").as_deref() == Some("1");
-    let args: Vec<String> = launch
-        .executor_args
-        .iter()
-        .map(|a| a.to_str().map(str::to_string))
-        .collect::<Option<_>>()
-        .ok_or_else(|| {
-            fail(
-                Failure::Usage,
-                "an executor argument is not valid UTF-8, which the Docker API cannot carry",
-            )
-        })?;
+    let run = &launch.run;
     tracing::info!(
         container_id = run.container_id,
         executor_id = run.executor_id,
         framework_id = run.framework_id,
-        checkpointing,
+        checkpointing = launch.checkpointing,
         "relaying executor launch to a sibling container"
     );
-
-    let settings = &launch.settings;
-    let engine = Arc::new(Engine::connect(&settings.docker_host, DOCKER_PATIENCE).await?);
+    let engine = Engine::connect(&settings.docker_host, DOCKER_PATIENCE).await?;
     let agent = AgentContainer::discover(&engine)
         .await
         .classify(Failure::Unavailable)?;
-    let spec = build_spec(&launch, &run, args, agent.as_ref())?;
+    let spec = build_spec(&launch, settings, agent.as_ref())?;
     engine.ensure_image(&spec.image).await?;
-
-    let sibling = create_or_adopt(&engine, &run, &spec).await?;
-    let mut wait = spawn_wait(&engine, &sibling.id);
-    let pid = match confirm_pid(&engine, &sibling).await {
-        Ok(pid) => pid,
-        Err(e) => {
-            discard(&engine, &sibling).await;
-            return Err(e);
-        }
-    };
-    tracing::info!(
-        container = sibling.name,
-        host_pid = pid.map(HostPid::get),
-        "sibling running"
-    );
-
-    // The checkpoint is written while the wait is already in flight, so a quick exit is not missed.
-    let forked_pid = run.forked_pid_path();
-    let mut pending_checkpoint = match (checkpointing, pid) {
-        (true, Some(pid)) => Some(Box::pin(checkpoint_sibling(
-            forked_pid.clone(),
-            pid,
-            sibling.id.clone(),
-            settings.forked_pid_timeout,
-            settings.pause_at,
-        ))),
-        _ => None,
-    };
-    let mut watch: Option<PidFileWatch> = None;
-    let mut signals = signals;
-    let mut wait_failures = 0u32;
-
-    loop {
-        tokio::select! {
-            exit = &mut wait => {
-                match exit.expect("wait task never panics") {
-                    Ok(code) => {
-                        tracing::info!(container = sibling.name, code, "executor exited");
-                        return Ok(exit_status_from_docker(code));
-                    }
-                    Err(e) if is_not_found(&e) => return Ok(exit_after_removal(&engine, &sibling).await),
-                    Err(e) => {
-                        // The daemon went away under the wait (restart, socket hiccup): the executor
-                        // may well still be running, so keep waiting instead of leaving it unwatched.
-                        wait_failures += 1;
-                        let delay = Duration::from_millis(250 * u64::from(wait_failures.min(20)));
-                        tracing::warn!(container = sibling.name, error = %e, retry_in = ?delay, "lost the wait on the sibling; waiting again");
-                        tokio::time::sleep(delay).await;
-                        wait = spawn_wait(&engine, &sibling.id);
-                    }
-                }
-            }
-            Some(signal) = signals.next() => {
-                tracing::info!(container = sibling.name, signal = signal.as_str(), "forwarding signal to the executor");
-                if let Err(e) = engine.kill(&sibling.id, signal.as_str()).await {
-                    // A sibling that is gone or stopped answers 404/409; its exit reaches the wait.
-                    tracing::warn!(container = sibling.name, error = %e, "could not forward signal");
-                }
-            }
-            written = async { pending_checkpoint.as_mut().expect("guarded").await }, if pending_checkpoint.is_some() => {
-                pending_checkpoint = None;
-                match written {
-                    Ok(w) => watch = Some(w),
-                    Err(e) => {
-                        discard(&engine, &sibling).await;
-                        return Err(e);
-                    }
-                }
-            }
-            changed = async { watch.as_mut().expect("guarded").changed().await }, if watch.is_some() => {
-                if let Err(e) = changed.and_then(|()| keep_checkpoint(&forked_pid, pid, &sibling.id, None)) {
-                    tracing::warn!(path = %forked_pid.display(), error = %e, "no longer guarding forked.pid");
-                    watch = None;
-                }
-            }
-        }
-    }
+    supervise(&engine, run, &spec, launch.checkpointing, signals).await
 }
 
-fn read_run(launch: &Launch) -> Result<RunLayout, ShimError> {
-    let sandbox = launch.env.iter().find(|(k, _)| k == "MESOS_DIRECTORY").map(|(_, v)| v.clone()).ok_or_else(|| {
-        fail(
-            Failure::Usage,
-            "MESOS_DIRECTORY is not set: the shim relays a Mesos executor launch and must be started by a \
-             Mesos agent (or with the sandbox path in MESOS_DIRECTORY)",
-        )
-    })?;
-    let ids = IdVariables {
-        agent_id: launch.var("MESOS_SLAVE_ID"),
-        agent_id_new: launch.var("MESOS_AGENT_ID"),
-        framework_id: launch.var("MESOS_FRAMEWORK_ID"),
-        executor_id: launch.var("MESOS_EXECUTOR_ID"),
-    };
-    RunLayout::from_sandbox(&sandbox, &ids).classify(Failure::Usage)
-}
-
-/// Fills in what depends on where the shim runs: image, host paths, user.
+/// Fills in what depends on where the shim runs: image, host paths, user, environment.
 fn build_spec(
     launch: &Launch,
-    run: &RunLayout,
-    args: Vec<String>,
+    settings: &Settings,
     agent: Option<&AgentContainer>,
 ) -> Result<SiblingSpec, ShimError> {
-    let settings = &launch.settings;
-    let mut spec = SiblingSpec::new(run, settings);
-    spec.executor_args = args;
-    spec.image = match (&settings.image, agent) {
-        (Some(image), _) => image.clone(),
-        (None, Some(agent)) => agent.image.clone(),
-        (None, None) => {
-            return Err(fail(
-                Failure::Config,
-                "no executor image is configured and the shim is not running in a Docker container whose image \
-                 it could use: set EXECUTOR_SHIM_IMAGE or \"image\" in the configuration file",
-            ))
-        }
-    };
-    spec.work_dir_host = match (&settings.work_dir_host, agent) {
-        (Some(path), _) => path.clone(),
-        (None, None) => run.work_dir.clone(),
-        (None, Some(agent)) => agent.host_path_for(&run.work_dir).ok_or_else(|| {
-            fail(
-                Failure::Config,
-                format!(
-                    "the agent's work_dir {} is not mounted from the host into the agent container, so a sibling \
-                     container cannot share it: start the agent with -v {0}:{0}, or set EXECUTOR_SHIM_WORK_DIR_HOST \
-                     to its host path",
-                    run.work_dir.display()
-                ),
-            )
-        })?,
-    };
-    spec.docker_socket_host = settings
-        .docker_host
-        .strip_prefix("unix://")
-        .map(PathBuf::from)
-        .map(|socket| {
-            agent
-                .and_then(|a| a.host_path_for(&socket))
-                .unwrap_or(socket)
-        });
-    let (env, not_utf8) = spec::executor_environment(&launch.env, &spec.name);
+    let placement = Placement::resolve(settings, agent, &launch.run.work_dir)
+        .complete()
+        .classify(Failure::Config)?;
+    let mut spec = SiblingSpec::new(&launch.run, settings);
+    spec.executor_args = launch.executor_args.clone();
+    spec.image = placement.image;
+    spec.work_dir_host = placement.work_dir_host;
+    spec.docker_socket_host = placement.docker_socket_host;
+    let (env, not_utf8) = spec::executor_environment(&launch.env);
     if !not_utf8.is_empty() {
         tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
     }
     spec.env = env;
     if let Some(identity) = process_identity(std::process::id()) {
-        spec.labels.insert(spec::LABEL_SHIM.to_string(), identity);
+        spec.labels.insert(labels::LABEL_SHIM.to_string(), identity);
     }
     spec.user = format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid());
     Ok(spec)
 }
 
-async fn create_or_adopt(
-    engine: &Engine,
+/// The sibling this shim looks after.
+struct Sibling {
+    id: String,
+    name: String,
+    /// This host's clock when the shim took it on: where a search of the event log starts.
+    since_unix: i64,
+    created_here: bool,
+}
+
+/// The state machine of one launch, against any [`SiblingEngine`].
+pub async fn supervise<E: SiblingEngine>(
+    engine: &E,
     run: &RunLayout,
     spec: &SiblingSpec,
-) -> Result<Sibling, ShimError> {
+    checkpointing: bool,
+    mut signals: impl Stream<Item = Signal> + Unpin,
+) -> Result<u8, ShimError> {
+    let settings = &spec.settings;
+    let (sibling, mut exit) = create_or_adopt(engine, run, spec).await?;
+    let pid = match confirm_pid(engine, &sibling).await {
+        Ok(pid) => pid,
+        Err(e) => {
+            discard(engine, &sibling).await;
+            return Err(e);
+        }
+    };
+    match pid {
+        Some(pid) => tracing::info!(
+            container = sibling.name,
+            host_pid = pid.get(),
+            "sibling running"
+        ),
+        // It ran and exited before its pid could be read: its status is on its way through the
+        // wait, and no pid of it is ever checkpointed.
+        None => tracing::info!(container = sibling.name, "the executor exited at once"),
+    }
+
+    let forked_pid = run.forked_pid_path();
+    let mut pending_checkpoint = match (checkpointing, pid) {
+        (true, Some(pid)) => Some(Box::pin(checkpoint_sibling(
+            engine,
+            &forked_pid,
+            pid,
+            &sibling.id,
+            settings,
+        ))),
+        _ => None,
+    };
+    let mut guard: Option<ForkedPidGuard> = None;
+    let mut wait_failures = 0u32;
+
+    loop {
+        // Biased: an exit that is already known is taken before anything else, so a sibling
+        // that has exited never gets its pid written into forked.pid.
+        tokio::select! {
+            biased;
+            code = &mut exit => match code {
+                Ok(code) => {
+                    tracing::info!(container = sibling.name, code, "executor exited");
+                    return Ok(exit_status_from_docker(code));
+                }
+                Err(WaitError::NotFound) => return Ok(exit_after_removal(engine, &sibling).await),
+                Err(WaitError::Lost(e)) => {
+                    // The daemon went away under the wait (restart, socket hiccup): the executor
+                    // may well still run, so wait again instead of leaving it unwatched.
+                    wait_failures += 1;
+                    let delay = Duration::from_millis(250 * u64::from(wait_failures.min(20)));
+                    tracing::warn!(container = sibling.name, error = %e, retry_in = ?delay, "lost the wait on the sibling; waiting again");
+                    tokio::time::sleep(delay).await;
+                    exit = wait_or_failure(engine.wait(&sibling.id, WaitFor::NotRunning).await);
+                }
+            },
+            Some(signal) = signals.next() => {
+                tracing::info!(container = sibling.name, signal = signal.as_str(), "forwarding signal to the executor");
+                if let Err(e) = engine.kill(&sibling.id, signal).await {
+                    // A sibling that is gone or stopped refuses; its exit reaches the wait.
+                    tracing::warn!(container = sibling.name, error = %format!("{e:#}"), "could not forward signal");
+                }
+            }
+            written = async { pending_checkpoint.as_mut().expect("guarded").await }, if pending_checkpoint.is_some() => {
+                pending_checkpoint = None;
+                match written {
+                    Ok(g) => guard = Some(g),
+                    Err(e) => {
+                        discard(engine, &sibling).await;
+                        return Err(e);
+                    }
+                }
+            }
+            changed = async { guard.as_mut().expect("guarded").changed().await }, if guard.is_some() => {
+                let outcome = match (changed, pid) {
+                    (Ok(true), Some(pid)) => keep_checkpoint(engine, &forked_pid, pid, &sibling.id, settings).map(Some),
+                    (Ok(_), _) => Ok(None),
+                    (Err(e), _) => Err(e),
+                };
+                match outcome {
+                    // Something else wrote forked.pid and it was put right: keep watching a while.
+                    Ok(Some(true)) => guard.as_mut().expect("guarded").extend(settings.forked_pid_guard),
+                    Ok(Some(false)) => {}
+                    Ok(None) => {
+                        tracing::debug!(path = %forked_pid.display(), "forked.pid guard window closed");
+                        guard = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %forked_pid.display(), error = %e, "no longer guarding forked.pid");
+                        guard = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A registered wait, or its registration's failure as a wait that fails at once.
+fn wait_or_failure(registered: Result<ExitWait, WaitError>) -> ExitWait {
+    registered.unwrap_or_else(|e| Box::pin(async move { Err(e) }))
+}
+
+/// Takes on the sibling of this run: adopts a running one (a relaunch after an agent restart),
+/// replaces a stopped one, or creates one; for a new one, the wait is registered before the
+/// start, so even an executor that exits the instant it starts is caught.
+async fn create_or_adopt<E: SiblingEngine>(
+    engine: &E,
+    run: &RunLayout,
+    spec: &SiblingSpec,
+) -> Result<(Sibling, ExitWait), ShimError> {
     let existing = engine
-        .inspect_container(&spec.name)
+        .inspect(&spec.name)
         .await
         .classify(Failure::Unavailable)?;
     let status = existing
@@ -274,7 +288,7 @@ async fn create_or_adopt(
             .as_ref()
             .and_then(|c| c.labels.clone())
             .unwrap_or_default();
-        if !spec::labels_match_run(&labels, run) {
+        if !labels::labels_match_run(&labels, run) {
             return Err(fail(
                 Failure::Software,
                 format!(
@@ -285,7 +299,7 @@ async fn create_or_adopt(
             ));
         }
     }
-    let now = unix_now();
+    let since_unix = unix_now();
     match plan {
         ExistingPlan::Adopt => {
             let id = existing
@@ -295,12 +309,14 @@ async fn create_or_adopt(
                 container = spec.name,
                 "adopting the running sibling of this run instead of starting a second executor"
             );
-            return Ok(Sibling {
+            let exit = wait_or_failure(engine.wait(&id, WaitFor::NotRunning).await);
+            let sibling = Sibling {
                 id,
                 name: spec.name.clone(),
-                started_unix: now,
+                since_unix,
                 created_here: false,
-            });
+            };
+            return Ok((sibling, exit));
         }
         ExistingPlan::Replace => {
             tracing::info!(
@@ -315,7 +331,7 @@ async fn create_or_adopt(
         }
         ExistingPlan::Create => {}
     }
-    pause_if(spec.settings.pause_at, PausePoint::BeforeCreate);
+    failpoint!(&spec.settings, BeforeCreate);
     let id = engine
         .create(&spec.name, spec.create_body())
         .await
@@ -323,10 +339,20 @@ async fn create_or_adopt(
     let sibling = Sibling {
         id,
         name: spec.name.clone(),
-        started_unix: now,
+        since_unix,
         created_here: true,
     };
-    pause_if(spec.settings.pause_at, PausePoint::BeforeStart);
+    let exit = match engine.wait(&sibling.id, WaitFor::NextExit).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            discard(engine, &sibling).await;
+            return Err(fail(
+                Failure::Software,
+                format!("cannot wait on container {}: {e}", sibling.name),
+            ));
+        }
+    };
+    failpoint!(&spec.settings, BeforeStart);
     if let Err(e) = engine.start(&sibling.id).await {
         discard(engine, &sibling).await;
         return Err(ShimError {
@@ -334,57 +360,77 @@ async fn create_or_adopt(
             error: e,
         });
     }
-    Ok(sibling)
+    Ok((sibling, exit))
 }
 
-/// Reads the sibling's host pid and confirms it is the sibling's. `None`: it has exited already.
-async fn confirm_pid(engine: &Engine, sibling: &Sibling) -> Result<Option<HostPid>, ShimError> {
-    let info = engine
-        .inspect_container(&sibling.id)
-        .await
-        .classify(Failure::Software)?;
-    let Some(state) = info.and_then(|c| c.state) else {
-        return Ok(None);
-    };
-    if state.running != Some(true) {
-        return Ok(None);
-    }
-    let pid = state.pid.and_then(HostPid::new).ok_or_else(|| {
-        fail(
-            Failure::Software,
-            format!(
-                "Docker reports container {} running without a pid",
-                sibling.name
+/// Reads the sibling's host pid and confirms it is the sibling's. `None`: the executor has
+/// already exited. A pid that cannot be confirmed is looked at once more: an executor that exited
+/// in between freed it, and that is an exit, not a configuration error.
+async fn confirm_pid<E: SiblingEngine>(
+    engine: &E,
+    sibling: &Sibling,
+) -> Result<Option<HostPid>, ShimError> {
+    let mut first_check = None;
+    loop {
+        let info = engine
+            .inspect(&sibling.id)
+            .await
+            .classify(Failure::Software)?;
+        let Some(state) = info.and_then(|c| c.state) else {
+            return Ok(None);
+        };
+        if state.running != Some(true) {
+            return Ok(None);
+        }
+        let pid = state.pid.and_then(HostPid::new).ok_or_else(|| {
+            fail(
+                Failure::Software,
+                format!(
+                    "Docker reports container {} running without a pid",
+                    sibling.name
+                ),
+            )
+        })?;
+        let check = engine.pid_check(pid.get(), &sibling.id);
+        if check == PidCheck::Confirmed {
+            return Ok(Some(pid));
+        }
+        if first_check.replace(check.clone()).is_none() {
+            continue;
+        }
+        return Err(match check {
+            PidCheck::NotVisible => fail(
+                Failure::Config,
+                format!(
+                    "the executor's host pid {pid} is not visible from the agent container, so the agent could not \
+                     follow it: run the agent container with --pid=host"
+                ),
             ),
-        )
-    })?;
-    match check_pid_belongs_to(pid.get(), &sibling.id) {
-        PidCheck::Confirmed => Ok(Some(pid)),
-        PidCheck::NotVisible => Err(fail(
-            Failure::Config,
-            format!(
-                "the executor's host pid {pid} is not visible from the agent container, so the agent could not \
-                 follow it: run the agent container with --pid=host"
+            PidCheck::Foreign(cgroup) => fail(
+                Failure::Software,
+                format!(
+                    "pid {pid} reported for {} runs in cgroup {cgroup}, not in that container",
+                    sibling.name
+                ),
             ),
-        )),
-        PidCheck::Foreign(cgroup) => Err(fail(
-            Failure::Software,
-            format!("pid {pid} reported for {} runs in cgroup {cgroup}, not in that container", sibling.name),
-        )),
+            PidCheck::Confirmed => unreachable!("returned above"),
+        });
     }
 }
 
 /// Waits (bounded) for the agent's own forked.pid, replaces it with the sibling's pid, verifies
-/// it, and returns a watch on it. Without the agent's file after the wait, it is written anyway
-/// if the agent made its directory: a later write by an old agent is then undone by the guard.
-async fn checkpoint_sibling(
-    path: PathBuf,
+/// it, and returns the guard that undoes other writes for a bounded window. Without the agent's
+/// file after the wait, it is written anyway if the agent made its directory, and guarded long
+/// enough for an old agent's late write to be undone.
+async fn checkpoint_sibling<E: SiblingEngine>(
+    engine: &E,
+    path: &Path,
     pid: HostPid,
-    container_id: String,
-    timeout: Duration,
-    pause_at: Option<PausePoint>,
-) -> Result<PidFileWatch, ShimError> {
-    let found = checkpoint::wait_for_pid_file(&path, timeout, FORKED_PID_POLL)
+    sibling_id: &str,
+    settings: &Settings,
+) -> Result<ForkedPidGuard, ShimError> {
+    let timeout = settings.forked_pid_timeout;
+    let found = checkpoint::wait_for_pid_file(path, timeout, FORKED_PID_POLL)
         .await
         .classify(Failure::Software)?;
     if !found {
@@ -402,38 +448,47 @@ async fn checkpoint_sibling(
             ),
         ));
     }
-    let watch = PidFileWatch::new(&path)
-        .map_err(|e| anyhow!("watching {}: {e}", dir.display()))
-        .classify(Failure::Software)?;
-    pause_if(pause_at, PausePoint::BeforeCheckpoint);
-    keep_checkpoint(&path, Some(pid), &container_id, pause_at).classify(Failure::Software)?;
+    let window = if found {
+        settings.forked_pid_guard
+    } else {
+        timeout.max(settings.forked_pid_guard)
+    };
+    let guard = ForkedPidGuard::new(path, window);
+    failpoint!(settings, BeforeCheckpoint);
+    keep_checkpoint(engine, path, pid, sibling_id, settings).classify(Failure::Software)?;
     tracing::info!(path = %path.display(), host_pid = pid.get(), "forked.pid now names the sibling");
-    pause_if(pause_at, PausePoint::AfterCheckpoint);
-    Ok(watch)
+    failpoint!(settings, AfterCheckpoint);
+    Ok(guard)
 }
 
-/// Makes forked.pid hold the sibling's pid, if that pid is still the sibling's; verifies by
-/// reading it back.
-fn keep_checkpoint(
-    path: &std::path::Path,
-    pid: Option<HostPid>,
-    container_id: &str,
-    pause_at: Option<PausePoint>,
-) -> std::io::Result<()> {
-    let Some(pid) = pid else { return Ok(()) };
+/// Makes forked.pid hold the sibling's pid, as long as that pid is still the sibling's, and
+/// verifies it by reading it back. Returns whether it had to write.
+fn keep_checkpoint<E: SiblingEngine>(
+    engine: &E,
+    path: &Path,
+    pid: HostPid,
+    sibling_id: &str,
+    settings: &Settings,
+) -> std::io::Result<bool> {
+    // The relay sees host pids (it has just confirmed the sibling's), so a writer that is
+    // missing here is gone.
+    checkpoint::remove_stale_temp_files(path, |writer| process_gone(writer, true));
+    let mut wrote = false;
     for _ in 0..3 {
         match checkpoint::read_pid_file(path)? {
-            PidFile::Pid(p) if p == pid.get() => return Ok(()),
+            PidFile::Pid(p) if p == pid.get() => return Ok(wrote),
             other => {
-                if check_pid_belongs_to(pid.get(), container_id) != PidCheck::Confirmed {
+                if engine.pid_check(pid.get(), sibling_id) != PidCheck::Confirmed {
                     // The executor has exited; its exit is on its way through the wait.
-                    return Ok(());
+                    return Ok(wrote);
                 }
                 if other != PidFile::Absent {
                     tracing::info!(path = %path.display(), found = ?other, host_pid = pid.get(), "pointing forked.pid at the sibling");
                 }
-                let pause = || pause_if(pause_at, PausePoint::DuringCheckpoint);
-                checkpoint::write_pid_file_pausing(path, pid, pause).map_err(|e| {
+                checkpoint::write_pid_file_pausing(path, pid, || {
+                    failpoint!(settings, DuringCheckpoint);
+                })
+                .map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!(
@@ -442,11 +497,12 @@ fn keep_checkpoint(
                         ),
                     )
                 })?;
+                wrote = true;
             }
         }
     }
     match checkpoint::read_pid_file(path)? {
-        PidFile::Pid(p) if p == pid.get() => Ok(()),
+        PidFile::Pid(p) if p == pid.get() => Ok(wrote),
         other => Err(std::io::Error::other(format!(
             "{} keeps changing (now {other:?})",
             path.display()
@@ -454,19 +510,11 @@ fn keep_checkpoint(
     }
 }
 
-fn spawn_wait(
-    engine: &Arc<Engine>,
-    id: &str,
-) -> tokio::task::JoinHandle<Result<i64, bollard::errors::Error>> {
-    let engine = Arc::clone(engine);
-    let id = id.to_string();
-    tokio::spawn(async move { engine.wait_exit(&id).await })
-}
-
-/// The sibling was auto-removed before the wait reached the daemon: its exit is in the event log.
-async fn exit_after_removal(engine: &Engine, sibling: &Sibling) -> u8 {
+/// The sibling vanished before its exit could be read (a lost wait while the daemon restarted):
+/// the event log may still hold its exit.
+async fn exit_after_removal<E: SiblingEngine>(engine: &E, sibling: &Sibling) -> u8 {
     match engine
-        .exit_code_from_events(&sibling.id, sibling.started_unix)
+        .exit_code_from_events(&sibling.id, sibling.since_unix)
         .await
     {
         Some(code) => exit_status_from_docker(code),
@@ -481,7 +529,7 @@ async fn exit_after_removal(engine: &Engine, sibling: &Sibling) -> u8 {
 }
 
 /// Undoes a launch that failed: a sibling the shim created must not outlive the failure.
-async fn discard(engine: &Engine, sibling: &Sibling) {
+async fn discard<E: SiblingEngine>(engine: &E, sibling: &Sibling) {
     if !sibling.created_here {
         return;
     }
@@ -490,20 +538,442 @@ async fn discard(engine: &Engine, sibling: &Sibling) {
     }
 }
 
-/// Freezes the shim at `point` when `EXECUTOR_SHIM_PAUSE_AT` names it: fault tests then kill
-/// the agent container at exactly that step of the launch. Blocks the whole shim on purpose.
-fn pause_if(pause_at: Option<PausePoint>, point: PausePoint) {
-    if pause_at == Some(point) {
-        tracing::warn!(point = point.name(), "paused by EXECUTOR_SHIM_PAUSE_AT");
-        loop {
-            std::thread::park();
-        }
-    }
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use bollard::models::{
+        ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
+        ContainerStateStatusEnum as Status,
+    };
+    use futures_util::stream;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// What the fake executor does once started.
+    #[derive(Clone, Copy)]
+    enum Executor {
+        /// Runs as host `pid` until SIGTERM, which ends it with 143.
+        Runs { pid: u32 },
+        /// Exits with `code` the instant it starts, before its pid can be read.
+        ExitsAtOnce { code: i64 },
+        /// Runs as host `pid` and exits with `code` right after it is first inspected: the pid
+        /// the shim just read is then gone.
+        ExitsAfterInspect { pid: u32, code: i64 },
+    }
+
+    struct Container {
+        id: String,
+        name: String,
+        labels: HashMap<String, String>,
+        status: Status,
+        pid: Option<u32>,
+        code: Option<i64>,
+    }
+
+    /// An engine in memory: containers, registered waits, and every call in order.
+    struct FakeEngine {
+        executor: Executor,
+        host_pids_visible: bool,
+        start_fails: bool,
+        containers: RefCell<Vec<Container>>,
+        waits: RefCell<Vec<(String, oneshot::Sender<Result<i64, WaitError>>)>>,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl FakeEngine {
+        fn new(executor: Executor) -> Self {
+            FakeEngine {
+                executor,
+                host_pids_visible: true,
+                start_fails: false,
+                containers: RefCell::new(Vec::new()),
+                waits: RefCell::new(Vec::new()),
+                calls: RefCell::new(Vec::new()),
+            }
+        }
+
+        fn call(&self, call: String) {
+            self.calls.borrow_mut().push(call);
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+
+        fn exit(&self, id: &str, code: i64) {
+            if let Some(c) = self.containers.borrow_mut().iter_mut().find(|c| c.id == id) {
+                c.status = Status::EXITED;
+                c.code = Some(code);
+            }
+            let waits = std::mem::take(&mut *self.waits.borrow_mut());
+            for (waited, tx) in waits {
+                if waited == id {
+                    let _ = tx.send(Ok(code));
+                } else {
+                    self.waits.borrow_mut().push((waited, tx));
+                }
+            }
+        }
+    }
+
+    impl SiblingEngine for FakeEngine {
+        async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+            let found = self
+                .containers
+                .borrow()
+                .iter()
+                .find(|c| c.id == name || c.name == name)
+                .map(|c| ContainerInspectResponse {
+                    id: Some(c.id.clone()),
+                    config: Some(ContainerConfig {
+                        labels: Some(c.labels.clone()),
+                        ..Default::default()
+                    }),
+                    state: Some(ContainerState {
+                        status: Some(c.status),
+                        running: Some(c.status == Status::RUNNING),
+                        pid: c.pid.map(i64::from),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            if let (Some(c), Executor::ExitsAfterInspect { code, .. }) = (&found, self.executor) {
+                if c.state.as_ref().and_then(|s| s.running) == Some(true) {
+                    self.exit(c.id.as_deref().unwrap(), code);
+                }
+            }
+            Ok(found)
+        }
+
+        async fn create(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String> {
+            self.call(format!("create {name}"));
+            let id = format!("id-{}", self.containers.borrow().len());
+            self.containers.borrow_mut().push(Container {
+                id: id.clone(),
+                name: name.to_string(),
+                labels: body.labels.unwrap_or_default(),
+                status: Status::CREATED,
+                pid: None,
+                code: None,
+            });
+            Ok(id)
+        }
+
+        async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+            self.call(format!("wait {id} {}", condition.condition()));
+            let state = self
+                .containers
+                .borrow()
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| (c.status, c.code));
+            match state {
+                None => Err(WaitError::NotFound),
+                Some((Status::EXITED, Some(code))) if condition == WaitFor::NotRunning => {
+                    Ok(Box::pin(async move { Ok(code) }))
+                }
+                Some(_) => {
+                    let (tx, rx) = oneshot::channel();
+                    self.waits.borrow_mut().push((id.to_string(), tx));
+                    Ok(Box::pin(async move {
+                        rx.await
+                            .unwrap_or_else(|_| Err(WaitError::Lost("dropped".into())))
+                    }))
+                }
+            }
+        }
+
+        async fn start(&self, id: &str) -> anyhow::Result<()> {
+            self.call(format!("start {id}"));
+            if self.start_fails {
+                anyhow::bail!("starting container {id}: no such image layer");
+            }
+            let pid = match self.executor {
+                Executor::Runs { pid } | Executor::ExitsAfterInspect { pid, .. } => Some(pid),
+                Executor::ExitsAtOnce { .. } => None,
+            };
+            if let Some(c) = self.containers.borrow_mut().iter_mut().find(|c| c.id == id) {
+                c.status = Status::RUNNING;
+                c.pid = pid;
+            }
+            if let Executor::ExitsAtOnce { code } = self.executor {
+                self.exit(id, code);
+            }
+            Ok(())
+        }
+
+        async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+            self.call(format!("kill {id} {}", signal.as_str()));
+            if signal == Signal::SIGTERM {
+                self.exit(id, 143);
+            }
+            Ok(())
+        }
+
+        async fn remove(&self, id: &str) -> anyhow::Result<()> {
+            self.call(format!("remove {id}"));
+            self.containers.borrow_mut().retain(|c| c.id != id);
+            Ok(())
+        }
+
+        async fn exit_code_from_events(&self, _id: &str, _since_unix: i64) -> Option<i64> {
+            None
+        }
+
+        fn pid_check(&self, pid: u32, id: &str) -> PidCheck {
+            let running = self
+                .containers
+                .borrow()
+                .iter()
+                .any(|c| c.id == id && c.status == Status::RUNNING && c.pid == Some(pid));
+            if self.host_pids_visible && running {
+                PidCheck::Confirmed
+            } else {
+                PidCheck::NotVisible
+            }
+        }
+    }
+
+    /// A run under a temp work_dir whose agent checkpointed its own forked pid, 4242.
+    struct Setup {
+        _dir: tempfile::TempDir,
+        run: RunLayout,
+        spec: SiblingSpec,
+    }
+
+    const AGENTS_PID: &str = "4242";
+
+    fn setup(with_pids_dir: bool) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = dir
+            .path()
+            .join("slaves/S0/frameworks/F1/executors/app.1/runs/C-1");
+        let run = RunLayout::from_sandbox(sandbox.as_os_str(), &IdVariables::default()).unwrap();
+        if with_pids_dir {
+            std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
+            std::fs::write(run.forked_pid_path(), AGENTS_PID).unwrap();
+        }
+        let settings = Settings {
+            forked_pid_timeout: Duration::from_millis(100),
+            ..Settings::default()
+        };
+        let mut spec = SiblingSpec::new(&run, &settings);
+        spec.image = "img".into();
+        Setup {
+            _dir: dir,
+            run,
+            spec,
+        }
+    }
+
+    fn forked_pid(s: &Setup) -> String {
+        std::fs::read_to_string(s.run.forked_pid_path()).unwrap()
+    }
+
+    /// SIGTERM for the shim, sent once forked.pid names `pid`.
+    fn sigterm_once_checkpointed(path: PathBuf, pid: u32) -> impl Stream<Item = Signal> + Unpin {
+        Box::pin(stream::once(async move {
+            while std::fs::read_to_string(&path).ok() != Some(pid.to_string()) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Signal::SIGTERM
+        }))
+    }
+
+    fn no_signals() -> impl Stream<Item = Signal> + Unpin {
+        stream::pending()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_launch_waits_before_it_starts_checkpoints_forwards_and_exits_with_the_executors_status(
+    ) {
+        let s = setup(true);
+        let engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        let signals = sigterm_once_checkpointed(s.run.forked_pid_path(), 777);
+        let status = supervise(&engine, &s.run, &s.spec, true, signals)
+            .await
+            .unwrap();
+        assert_eq!(status, 143);
+        assert_eq!(forked_pid(&s), "777");
+        assert_eq!(
+            engine.calls(),
+            [
+                "create executor-mesos-C-1",
+                "wait id-0 next-exit",
+                "start id-0",
+                "kill id-0 SIGTERM"
+            ],
+            "the wait is registered before the start"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_executor_that_exits_at_once_reports_its_code_and_is_never_checkpointed() {
+        let s = setup(true);
+        let engine = FakeEngine::new(Executor::ExitsAtOnce { code: 42 });
+        let status = supervise(&engine, &s.run, &s.spec, true, no_signals())
+            .await
+            .unwrap();
+        assert_eq!(status, 42);
+        assert_eq!(forked_pid(&s), AGENTS_PID);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_exit_before_the_pid_is_confirmed_is_an_exit_not_a_configuration_error() {
+        let s = setup(true);
+        let engine = FakeEngine::new(Executor::ExitsAfterInspect { pid: 777, code: 3 });
+        let status = supervise(&engine, &s.run, &s.spec, true, no_signals())
+            .await
+            .unwrap();
+        assert_eq!(status, 3);
+        assert_eq!(
+            forked_pid(&s),
+            AGENTS_PID,
+            "a gone pid is never checkpointed"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_running_pid_that_stays_invisible_needs_pid_host_and_the_sibling_is_removed() {
+        let s = setup(true);
+        let mut engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        engine.host_pids_visible = false;
+        let e = supervise(&engine, &s.run, &s.spec, true, no_signals())
+            .await
+            .unwrap_err();
+        assert_eq!(e.failure, Failure::Config);
+        assert!(e.to_string().contains("--pid=host"), "{e}");
+        assert_eq!(engine.calls().last().unwrap(), "remove id-0");
+        assert_eq!(forked_pid(&s), AGENTS_PID);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_start_removes_the_sibling() {
+        let s = setup(true);
+        let mut engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        engine.start_fails = true;
+        let e = supervise(&engine, &s.run, &s.spec, true, no_signals())
+            .await
+            .unwrap_err();
+        assert_eq!(e.failure, Failure::Software);
+        assert_eq!(engine.calls().last().unwrap(), "remove id-0");
+        assert!(engine.containers.borrow().is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_the_agents_directory_the_launch_fails_and_removes_its_sibling() {
+        let s = setup(false);
+        let engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        let e = supervise(&engine, &s.run, &s.spec, true, no_signals())
+            .await
+            .unwrap_err();
+        assert_eq!(e.failure, Failure::Software);
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert_eq!(engine.calls().last().unwrap(), "remove id-0");
+        assert!(!s.run.forked_pid_path().parent().unwrap().exists());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_checkpointing_nothing_is_written() {
+        let s = setup(true);
+        let engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        let engine_ref = &engine;
+        let exit_later = async {
+            // The launch is under way once the sibling started; then the executor finishes.
+            while !engine_ref.calls().iter().any(|c| c.starts_with("start")) {
+                tokio::task::yield_now().await;
+            }
+            engine_ref.exit("id-0", 0);
+        };
+        let (status, ()) = tokio::join!(
+            supervise(&engine, &s.run, &s.spec, false, no_signals()),
+            exit_later
+        );
+        assert_eq!(status.unwrap(), 0);
+        assert_eq!(forked_pid(&s), AGENTS_PID);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_running_leftover_of_the_run_is_adopted_and_one_of_another_run_refused() {
+        let s = setup(true);
+        let engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        engine.containers.borrow_mut().push(Container {
+            id: "old".into(),
+            name: s.spec.name.clone(),
+            labels: s.spec.labels.clone(),
+            status: Status::RUNNING,
+            pid: Some(555),
+            code: None,
+        });
+        let signals = sigterm_once_checkpointed(s.run.forked_pid_path(), 555);
+        let status = supervise(&engine, &s.run, &s.spec, true, signals)
+            .await
+            .unwrap();
+        assert_eq!(status, 143);
+        assert_eq!(
+            engine.calls(),
+            ["wait old not-running", "kill old SIGTERM"],
+            "no second executor"
+        );
+
+        let stranger = FakeEngine::new(Executor::Runs { pid: 777 });
+        stranger.containers.borrow_mut().push(Container {
+            id: "other".into(),
+            name: s.spec.name.clone(),
+            labels: HashMap::new(),
+            status: Status::RUNNING,
+            pid: Some(555),
+            code: None,
+        });
+        let e = supervise(&stranger, &s.run, &s.spec, true, no_signals())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("was not started by the shim"), "{e}");
+        assert!(stranger.calls().is_empty(), "nothing done to a stranger");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lost_wait_is_registered_again() {
+        let s = setup(true);
+        let engine = FakeEngine::new(Executor::Runs { pid: 777 });
+        let engine_ref = &engine;
+        let path = s.run.forked_pid_path();
+        let drive = async {
+            while std::fs::read_to_string(&path).ok().as_deref() != Some("777") {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // The daemon restarts: the registered wait is dropped.
+            engine_ref.waits.borrow_mut().clear();
+            while engine_ref
+                .calls()
+                .iter()
+                .filter(|c| c.starts_with("wait"))
+                .count()
+                < 2
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            engine_ref.exit("id-0", 9);
+        };
+        let (status, ()) = tokio::join!(
+            supervise(&engine, &s.run, &s.spec, true, no_signals()),
+            drive
+        );
+        assert_eq!(status.unwrap(), 9);
+        assert_eq!(
+            engine.calls()[1..],
+            ["wait id-0 next-exit", "start id-0", "wait id-0 not-running"]
+        );
+    }
 }

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::sibling::discover::AgentContainer;
 use crate::sibling::engine::Engine;
+use crate::sibling::placement::{Placement, PlacementError};
 use crate::sibling::spec::SIBLING_DOCKER_SOCKET;
 
 #[derive(Debug, Serialize)]
@@ -39,12 +40,12 @@ fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>
 }
 
 /// Exit status 0 when every check passes, 1 otherwise.
-pub fn main(work_dir: &Path, json: bool) -> Result<u8, ShimError> {
+pub fn main(config: Option<&Path>, work_dir: &Path, json: bool) -> Result<u8, ShimError> {
     let mut checks = Vec::new();
-    let settings = match super::operator_settings() {
-        Ok(s) => {
-            checks.push(pass("config", "settings are valid"));
-            s
+    let settings = match super::operator_settings(config) {
+        Ok(loaded) => {
+            checks.push(config_check(loaded.file.as_deref(), work_dir));
+            loaded.settings
         }
         Err(e) => {
             checks.push(failed(
@@ -67,6 +68,24 @@ pub fn main(work_dir: &Path, json: bool) -> Result<u8, ShimError> {
         }
     }
     Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
+}
+
+/// The file is valid; the relay also reads it only where [`trusted_file`] accepts it.
+fn config_check(file: Option<&Path>, work_dir: &Path) -> Check {
+    let Some(file) = file else {
+        return pass(
+            "config",
+            format!("no file at {DEFAULT_CONFIG_PATH}: the defaults apply"),
+        );
+    };
+    match trusted_file(file, work_dir) {
+        Ok(_) => pass("config", format!("{} is valid", file.display())),
+        Err(why) => failed(
+            "config",
+            format!("{} is valid, but the relay will refuse it: {why}", file.display()),
+            "make root own the file and every directory above it, writable by nobody else, outside the work_dir",
+        ),
+    }
 }
 
 async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check>) {
@@ -134,12 +153,27 @@ async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check
         None => pass("pid-namespace", "on the host, pids are host pids"),
     });
 
-    checks.push(work_dir_check(settings, work_dir, agent.as_ref()));
-    checks.push(image_check(settings, &engine, agent.as_ref()).await);
-    checks.push(socket_check(settings, agent.as_ref()));
+    // The relay's own decision, reported part by part.
+    let placement = Placement::resolve(settings, agent.as_ref(), work_dir);
+    checks.push(work_dir_check(work_dir, &placement.work_dir_host));
+    checks.push(image_check(settings, &engine, &placement.image).await);
+    checks.push(match &placement.docker_socket_host {
+        Ok(Some(host)) => pass(
+            "docker-socket",
+            format!(
+                "siblings get the host's {} at {SIBLING_DOCKER_SOCKET}",
+                host.display()
+            ),
+        ),
+        Ok(None) => pass(
+            "docker-socket",
+            format!("Docker is reached at {endpoint}: siblings get no socket"),
+        ),
+        Err(e) => failed("docker-socket", &e.problem, &e.fix),
+    });
 }
 
-fn work_dir_check(settings: &Settings, work_dir: &Path, agent: Option<&AgentContainer>) -> Check {
+fn work_dir_check(work_dir: &Path, host: &Result<PathBuf, PlacementError>) -> Check {
     if !work_dir.is_dir() {
         return failed(
             "work-dir",
@@ -147,59 +181,54 @@ fn work_dir_check(settings: &Settings, work_dir: &Path, agent: Option<&AgentCont
             "pass the agent's --work_dir with --work-dir (or MESOS_WORK_DIR)",
         );
     }
-    match (&settings.work_dir_host, agent) {
-        (Some(host), _) => pass("work-dir", format!("{} is {} on the host (configured)", work_dir.display(), host.display())),
-        (None, None) => pass("work-dir", format!("{} (on the host)", work_dir.display())),
-        (None, Some(a)) => match a.host_path_for(work_dir) {
-            Some(host) => pass("work-dir", format!("{} is mounted from {} on the host", work_dir.display(), host.display())),
-            None => failed(
-                "work-dir",
-                format!("{} is inside the agent container, not mounted from the host: siblings cannot share it", work_dir.display()),
-                format!("start the agent container with -v {0}:{0}", work_dir.display()),
+    match host {
+        Ok(host) if host == work_dir => pass(
+            "work-dir",
+            format!(
+                "{} is shared with the siblings at the same path",
+                work_dir.display()
             ),
-        },
+        ),
+        Ok(host) => pass(
+            "work-dir",
+            format!("{} is {} on the host", work_dir.display(), host.display()),
+        ),
+        Err(e) => failed("work-dir", &e.problem, &e.fix),
     }
 }
 
 async fn image_check(
     settings: &Settings,
     engine: &Engine,
-    agent: Option<&AgentContainer>,
+    image: &Result<String, PlacementError>,
 ) -> Check {
-    let image = match (&settings.image, agent) {
-        (Some(i), _) => i.clone(),
-        (None, Some(a)) => a.image.clone(),
-        (None, None) => {
-            return failed(
-                "executor-image",
-                "no image configured, and not in a container whose image could be used",
-                "set EXECUTOR_SHIM_IMAGE or \"image\" in the configuration file",
-            )
-        }
+    let image = match image {
+        Ok(image) => image,
+        Err(e) => return failed("executor-image", &e.problem, &e.fix),
     };
-    if let Err(e) = engine.api().inspect_image(&image).await {
+    if let Err(e) = engine.api().inspect_image(image).await {
         return failed(
             "executor-image",
             format!("image {image} is not on the Docker host ({e})"),
-            "load or build it there, or set EXECUTOR_SHIM_IMAGE",
+            "load or build it there, or set \"image\" in the configuration file",
         );
     }
     let executor = settings.executor.display().to_string();
     let real = format!("{executor}.real");
     let modes = match engine
-        .stat_in_image(&image, &[&executor, &real, "/bin/sh"])
+        .stat_in_image(image, &[&executor, &real, "/bin/sh"])
         .await
     {
         Ok(m) => m,
         Err(e) => return failed("executor-image", format!("{e:#}"), "check the image"),
     };
     let executable = |m: Option<u32>| m.is_some_and(|m| m & 0o111 != 0);
-    let shown = short(&image);
+    let shown = short(image);
     if !executable(modes[0]) {
         return failed(
             "executor-image",
             format!("image {shown} has no executable {executor}"),
-            "set EXECUTOR_SHIM_EXECUTOR / executor to the real executor's path in that image",
+            "set \"executor\" in the configuration file to the real executor's path in that image",
         );
     }
     if !executable(modes[2]) {
@@ -218,48 +247,6 @@ async fn image_check(
         "executor-image",
         format!("image {shown} holds {executor}{baked} and /bin/sh"),
     )
-}
-
-fn socket_check(settings: &Settings, agent: Option<&AgentContainer>) -> Check {
-    let Some(socket) = settings
-        .docker_host
-        .strip_prefix("unix://")
-        .map(PathBuf::from)
-    else {
-        return pass(
-            "docker-socket",
-            format!(
-                "siblings reach Docker at {} when DOCKER_HOST is forwarded to them",
-                settings.docker_host
-            ),
-        );
-    };
-    match agent {
-        None => pass(
-            "docker-socket",
-            format!(
-                "siblings get {} at {SIBLING_DOCKER_SOCKET}",
-                socket.display()
-            ),
-        ),
-        Some(a) => match a.host_path_for(&socket) {
-            Some(host) => pass(
-                "docker-socket",
-                format!(
-                    "siblings get the host's {} at {SIBLING_DOCKER_SOCKET}",
-                    host.display()
-                ),
-            ),
-            None => failed(
-                "docker-socket",
-                format!(
-                    "{} is not mounted from the host into the agent container",
-                    socket.display()
-                ),
-                "start the agent container with -v /var/run/docker.sock:/var/run/docker.sock",
-            ),
-        },
-    }
 }
 
 /// An image or container ID shortened as `docker ps` does; names are kept whole.

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use std::path::Path;
+
 use crate::error::{Classify, Failure, ShimError};
 use crate::mesos::checkpoint;
+use crate::sibling::discover::process_gone;
 use crate::sibling::engine::Engine;
 use crate::sibling::inventory::{self, Collect};
 
@@ -23,19 +26,26 @@ struct Action {
     error: Option<String>,
 }
 
-pub fn main(dry_run: bool, every: Option<Duration>, json: bool) -> Result<u8, ShimError> {
-    let settings = super::operator_settings()?;
+pub fn main(
+    config: Option<&Path>,
+    dry_run: bool,
+    every: Option<Duration>,
+    labels: &[String],
+    json: bool,
+) -> Result<u8, ShimError> {
+    let settings = super::operator_settings(config)?.settings;
     super::runtime()?.block_on(async {
         let engine = super::connect(&settings).await?;
+        let one_pass = || pass(&engine, dry_run, labels, json);
         let Some(period) = every else {
-            return pass(&engine, dry_run, json).await;
+            return one_pass().await;
         };
         // As a loop: a failed pass is reported and retried at the next period, and SIGTERM or
         // SIGINT ends the loop between passes.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .classify(Failure::Software)?;
         loop {
-            if let Err(e) = pass(&engine, dry_run, json).await {
+            if let Err(e) = one_pass().await {
                 tracing::error!(error = %e, "gc pass failed");
             }
             tokio::select! {
@@ -48,20 +58,25 @@ pub fn main(dry_run: bool, every: Option<Duration>, json: bool) -> Result<u8, Sh
 }
 
 /// One pass. Exit status 1 when a removal failed.
-async fn pass(engine: &Engine, dry_run: bool, json: bool) -> Result<u8, ShimError> {
-    let entries = inventory::list(engine)
+async fn pass(
+    engine: &Engine,
+    dry_run: bool,
+    labels: &[String],
+    json: bool,
+) -> Result<u8, ShimError> {
+    let inventory = inventory::list(engine, labels)
         .await
         .classify(Failure::Unavailable)?;
+    let visible = inventory.host_pids_visible;
+    let entries = inventory.entries;
     let mut actions = Vec::new();
     for entry in &entries {
         if !dry_run {
-            // A shim that died mid-rewrite leaves its complete temp file beside forked.pid.
-            if let Some(dir) = entry
-                .forked_pid_path
-                .as_deref()
-                .and_then(std::path::Path::parent)
-            {
-                checkpoint::remove_stale_temp_files(dir, "forked.pid");
+            // A shim that died mid-rewrite leaves its complete temp file beside forked.pid. Its
+            // writer is judged by the rule siblings' shims are: never from where host pids are
+            // not visible, which would take a live shim's rewrite for a dead one's.
+            if let Some(path) = &entry.forked_pid_path {
+                checkpoint::remove_stale_temp_files(path, |writer| process_gone(writer, visible));
             }
         }
         let Some(reason) = inventory::collect_reason(entry) else {

@@ -5,26 +5,26 @@ pub mod gc;
 pub mod ps;
 pub mod run;
 
-use crate::config::Settings;
-use crate::error::{fail, Failure, ShimError};
-use crate::relay;
+use std::path::Path;
+
+use crate::config::{self, Loaded, Settings};
+use crate::error::{fail, Classify, Failure, ShimError};
 use crate::sibling::engine::Engine;
 
 /// How long an operator command waits for the daemon.
 const OPERATOR_DOCKER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Settings from the agent container's file and environment, as the relay reads them.
-pub fn operator_settings() -> Result<Settings, ShimError> {
-    let env: Vec<_> = std::env::vars_os().collect();
-    let (settings, _) = Settings::load(&relay::env_map(&env)).map_err(|e| ShimError {
-        failure: Failure::Config,
-        error: e.into(),
-    })?;
+/// The operator's settings: `--config FILE` or the default file, and `DOCKER_HOST` of the
+/// operator's shell. Logging at `warn`: the commands' output is their report.
+pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    let loaded =
+        config::load_for_operator(config, docker_host.as_deref()).classify(Failure::Config)?;
     crate::logging::init(&Settings {
         log_level: "warn".into(),
-        ..settings.clone()
+        ..loaded.settings.clone()
     });
-    Ok(settings)
+    Ok(loaded)
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, ShimError> {

@@ -1,16 +1,20 @@
 //! `ps`: the sibling executor containers on this Docker host and whether recovery would find them.
 
+use std::path::Path;
+
 use crate::error::{Classify, Failure, ShimError};
 use crate::sibling::inventory::{self, ForkedPid};
 
-pub fn main(json: bool) -> Result<u8, ShimError> {
-    let settings = super::operator_settings()?;
-    let entries = super::runtime()?.block_on(async {
-        let engine = super::connect(&settings).await?;
-        inventory::list(&engine)
-            .await
-            .classify(Failure::Unavailable)
-    })?;
+pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, ShimError> {
+    let settings = super::operator_settings(config)?.settings;
+    let entries = super::runtime()?
+        .block_on(async {
+            let engine = super::connect(&settings).await?;
+            inventory::list(&engine, labels)
+                .await
+                .classify(Failure::Unavailable)
+        })?
+        .entries;
     if json {
         super::print_json(&entries);
         return Ok(0);

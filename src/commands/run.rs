@@ -8,8 +8,9 @@ use futures_util::stream::{self, Stream, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, Settings};
-use crate::error::{fail, Failure, ShimError};
+use crate::config;
+use crate::error::{fail, Classify, Failure, ShimError};
+use crate::sibling::discover;
 use crate::{logging, relay};
 
 /// The signals passed on to the executor. SIGKILL and SIGSTOP cannot be caught; the agent's
@@ -26,49 +27,41 @@ pub const FORWARDED_SIGNALS: [Signal; 6] = [
 /// Relays a launch; `argv0` is how the binary was invoked, `args` the executor's arguments.
 /// Returns the exit status to leave with.
 pub fn relay_main(argv0: &OsString, args: Vec<OsString>) -> u8 {
-    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    if env.iter().any(|(k, _)| k == config::ENV_SIBLING_MARKER) {
+    if discover::in_sibling() {
         // This binary is the executor image's mesos-executor (a baked image), started inside a
         // sibling: a relay never starts a relay, so hand over to the stock executor.
         return report(hand_over_to_stock_executor(argv0, args));
     }
     append_to_sandbox_files();
-    let (settings, config_file) = match Settings::load(&relay::env_map(&env)) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            return report(Err(ShimError {
-                failure: Failure::Config,
-                error: e.into(),
-            }))
-        }
+    let launch = match relay::Launch::read(args, std::env::vars_os().collect()) {
+        Ok(launch) => launch,
+        Err(e) => return report(Err(e)),
     };
+    let loaded = match config::load_for_relay(launch.var(config::ENV_CONFIG), &launch.run.work_dir)
+    {
+        Ok(loaded) => loaded,
+        Err(e) => return report(Err(e).classify(Failure::Config)),
+    };
+    let settings = loaded.settings;
     logging::init(&settings);
-    if let Some(path) = config_file {
+    if let Some(path) = loaded.file {
         tracing::debug!(path = %path.display(), "configuration file read");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let ignored = config::ignored_launch_variables(launch.env.iter().map(|(k, _)| k.as_os_str()));
+    if !ignored.is_empty() {
+        tracing::info!(
+            variables = ?ignored,
+            "the launch environment is the task's: these variables are passed to the executor and are not settings \
+             (the shim's settings come from its configuration file)"
+        );
+    }
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            return report(Err(fail(
-                Failure::Software,
-                format!("cannot start the async runtime: {e}"),
-            )))
-        }
+        Err(e) => return report(Err(e)),
     };
     let outcome = runtime.block_on(async {
         let signals = forwarded_signals()?;
-        relay::run(
-            relay::Launch {
-                executor_args: args,
-                env,
-                settings,
-            },
-            signals,
-        )
-        .await
+        relay::run(launch, &settings, signals).await
     });
     report(outcome)
 }
@@ -132,7 +125,7 @@ fn hand_over_to_stock_executor(argv0: &OsString, args: Vec<OsString>) -> Result<
         format!(
             "the executor image's mesos-executor is this shim, and the stock executor it hands over to, {}, \
              cannot be run ({error}); keep the stock executor at <path>.real when baking the shim into an image, \
-             or set EXECUTOR_SHIM_EXECUTOR / executor to the stock executor's path",
+             or set \"executor\" in the configuration file to the stock executor's path",
             PathBuf::from(&stock).display()
         ),
     ))

@@ -79,15 +79,8 @@ pub fn write_pid_file_pausing(
     pid: HostPid,
     before_rename: impl FnOnce(),
 ) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("checkpoint");
-    remove_stale_temp_files(dir, name);
+    let dir = parent_dir(path);
+    let name = file_name(path);
     let temp = dir.join(format!(
         "{}{}-{}",
         temp_prefix(name),
@@ -110,26 +103,38 @@ fn temp_prefix(name: &str) -> String {
     format!(".{name}.shim-")
 }
 
-/// Removes temp files left by shims that died mid-write (their pid no longer exists).
-pub fn remove_stale_temp_files(dir: &Path, name: &str) {
-    let prefix = temp_prefix(name);
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("checkpoint")
+}
+
+/// Removes the temp files that shims left beside `path` when they died mid-write. `writer_gone`
+/// judges a writer's pid: only the caller knows whether it can see host pids at all, and a temp
+/// file whose writer may be alive (a rewrite under way) is never touched.
+pub fn remove_stale_temp_files(path: &Path, writer_gone: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+    let prefix = temp_prefix(file_name(path));
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return removed;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
             continue;
         };
-        let owner = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
-        if let Some(owner) = owner.filter(|p| *p > 0) {
-            let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(owner), None)
-                == Err(nix::errno::Errno::ESRCH);
-            if gone {
-                let _ = fs::remove_file(entry.path());
-            }
+        let owner = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if owner.is_some_and(|p| p > 0 && writer_gone(p)) && fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
         }
     }
+    removed
 }
 
 fn write_temp(temp: &Path, content: &[u8]) -> io::Result<()> {
@@ -161,9 +166,8 @@ pub async fn wait_for_pid_file(
     }
 }
 
-/// Watches the directory of a checkpoint file for anything that replaces or changes it.
-///
-/// Uses inotify, so a shim that guards its checkpoint for days costs no CPU between changes.
+/// Watches the directory of a checkpoint file for anything that replaces or changes it, with one
+/// inotify instance: held only by a [`ForkedPidGuard`], for its bounded window.
 pub struct PidFileWatch {
     inotify: AsyncFd<InotifyFd>,
     path: PathBuf,
@@ -211,6 +215,107 @@ impl PidFileWatch {
                 Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+}
+
+/// How often a guard without inotify looks at the file: slow, and only for the guard's window.
+const GUARD_POLL: Duration = Duration::from_millis(500);
+
+/// What identifies one version of a file: a rename onto it changes the inode, a write in place
+/// the size or the modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(FileStamp {
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    })
+}
+
+enum Watch {
+    Inotify(PidFileWatch),
+    Poll { last: Option<FileStamp> },
+}
+
+/// Keeps watch over `forked.pid` for a bounded window after the shim's own write, so that an
+/// agent's late or racing write (0.21 agents checkpoint after the launch) can be undone.
+///
+/// Bounded on purpose: an inotify instance held for an executor's whole life would exhaust the
+/// host's `fs.inotify.max_user_instances` (128 by default, shared by all of root's processes) at
+/// about a hundred executors. Where no instance can be had, the guard polls the file's stat
+/// instead. Dropping the guard releases everything it holds.
+pub struct ForkedPidGuard {
+    path: PathBuf,
+    watch: Watch,
+    deadline: tokio::time::Instant,
+}
+
+impl ForkedPidGuard {
+    /// Starts watching `path` for `window`. Made before the shim's own write, so that a write
+    /// racing it is seen.
+    pub fn new(path: &Path, window: Duration) -> Self {
+        let watch = match PidFileWatch::new(path) {
+            Ok(w) => Watch::Inotify(w),
+            Err(e) => {
+                tracing::info!(path = %path.display(), error = %e, "no inotify instance to be had; polling forked.pid while guarding it");
+                Watch::Poll { last: stamp(path) }
+            }
+        };
+        ForkedPidGuard {
+            path: path.to_path_buf(),
+            watch,
+            deadline: tokio::time::Instant::now() + window,
+        }
+    }
+
+    pub fn uses_inotify(&self) -> bool {
+        matches!(self.watch, Watch::Inotify(_))
+    }
+
+    /// Keeps the guard up for at least `window` from now (after a foreign write was undone).
+    pub fn extend(&mut self, window: Duration) {
+        self.deadline = self.deadline.max(tokio::time::Instant::now() + window);
+    }
+
+    /// Resolves `Ok(true)` when the file changed, `Ok(false)` once the window has closed: the
+    /// guard is then spent and is to be dropped.
+    pub async fn changed(&mut self) -> io::Result<bool> {
+        let deadline = self.deadline;
+        let path = &self.path;
+        let changed = async {
+            match &mut self.watch {
+                Watch::Inotify(w) => w.changed().await,
+                Watch::Poll { last } => loop {
+                    tokio::time::sleep(GUARD_POLL).await;
+                    let now = stamp(path);
+                    if now != *last {
+                        *last = now;
+                        return Ok(());
+                    }
+                },
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => Ok(false),
+            r = changed => r.map(|()| true),
+        }
+    }
+
+    /// The guard over a file whose inotify instance could not be had (for tests of the fallback).
+    pub fn polling(path: &Path, window: Duration) -> Self {
+        ForkedPidGuard {
+            path: path.to_path_buf(),
+            watch: Watch::Poll { last: stamp(path) },
+            deadline: tokio::time::Instant::now() + window,
         }
     }
 }
@@ -283,21 +388,16 @@ mod tests {
     fn temp_files_of_dead_writers_are_cleaned_and_live_ones_kept() {
         let dir = temp_dir("stale");
         let path = dir.join("forked.pid");
-        // pid 2^22+1 is above Linux's pid_max limit: no such process.
         fs::write(dir.join(".forked.pid.shim-4194305-0"), "12").unwrap();
-        fs::write(
-            dir.join(format!(".forked.pid.shim-{}-99", std::process::id())),
-            "1",
-        )
-        .unwrap();
-        write_pid_file(&path, HostPid::new(9).unwrap()).unwrap();
-        assert_eq!(
-            entries(&dir),
-            vec![
-                format!(".forked.pid.shim-{}-99", std::process::id()),
-                "forked.pid".into()
-            ]
-        );
+        let mine = format!(".forked.pid.shim-{}-99", std::process::id());
+        fs::write(dir.join(&mine), "1").unwrap();
+        fs::write(dir.join("unrelated"), "1").unwrap();
+        // A judge that cannot see host pids says no writer is gone: nothing is removed.
+        assert!(remove_stale_temp_files(&path, |_| false).is_empty());
+        assert_eq!(entries(&dir).len(), 3);
+        let removed = remove_stale_temp_files(&path, |pid| pid != std::process::id());
+        assert_eq!(removed, vec![dir.join(".forked.pid.shim-4194305-0")]);
+        assert_eq!(entries(&dir), vec![mine, "unrelated".to_string()]);
     }
 
     #[test]
@@ -369,5 +469,39 @@ mod tests {
             .await
             .expect("no event")
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_guard_ends_when_its_window_closes() {
+        let dir = temp_dir("guard-end");
+        let path = dir.join("forked.pid");
+        write_pid_file(&path, HostPid::new(5).unwrap()).unwrap();
+        let mut guard = ForkedPidGuard::new(&path, Duration::from_millis(50));
+        assert!(guard.uses_inotify());
+        assert!(
+            !guard.changed().await.unwrap(),
+            "nothing changed: the window closed"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_guard_sees_a_rename_with_inotify_and_by_polling() {
+        let dir = temp_dir("guard-see");
+        let path = dir.join("forked.pid");
+        write_pid_file(&path, HostPid::new(5).unwrap()).unwrap();
+        for mut guard in [
+            ForkedPidGuard::new(&path, Duration::from_secs(30)),
+            ForkedPidGuard::polling(&path, Duration::from_secs(30)),
+        ] {
+            let before = guard.uses_inotify();
+            write_pid_file(&path, HostPid::new(6).unwrap()).unwrap();
+            assert!(
+                tokio::time::timeout(Duration::from_secs(5), guard.changed())
+                    .await
+                    .expect("a change within the window")
+                    .unwrap(),
+                "inotify: {before}"
+            );
+        }
     }
 }

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::sibling::spec::SIBLING_MARKER_MOUNT;
+
 /// The ID of the container this process runs in, if any.
 pub fn own_container_id() -> Option<String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -65,6 +67,32 @@ pub fn identity_alive(identity: &str, host_pids_visible: bool) -> Option<bool> {
         None if host_pids_visible => Some(false),
         None => None,
     }
+}
+
+/// Whether host pid `pid` is known to be gone. Only where host pids are visible (on the host, or
+/// in a container with `--pid=host`) can a missing pid mean a dead process; elsewhere every pid
+/// of another namespace looks missing, and nothing is judged gone. The one rule for siblings'
+/// shims and for the writers of checkpoint temp files.
+pub fn process_gone(pid: u32, host_pids_visible: bool) -> bool {
+    host_pids_visible
+        && i32::try_from(pid).is_ok_and(|p| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None)
+                == Err(nix::errno::Errno::ESRCH)
+        })
+}
+
+/// Whether this process runs inside a sibling the shim made: the sibling carries a small
+/// read-only tmpfs at [`SIBLING_MARKER_MOUNT`]. A mount belongs to the container the process
+/// really runs in; no launch environment can forge it, so no task can make a relay skip the relay.
+pub fn in_sibling() -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    has_mount_at(&mountinfo, SIBLING_MARKER_MOUNT)
+}
+
+fn has_mount_at(mountinfo: &str, target: &str) -> bool {
+    mountinfo
+        .lines()
+        .any(|line| line.split_whitespace().nth(4) == Some(target))
 }
 
 /// A bind mount of the agent container: `source` on the host, `destination` inside.
@@ -186,6 +214,25 @@ mod tests {
             "86 69 254:0 /var/lib/docker/containers/{ID}/hostname /data/hostname rw - ext4 x rw\n"
         );
         assert_eq!(container_id_in_mountinfo(&elsewhere), None);
+    }
+
+    #[test]
+    fn the_sibling_marker_is_a_mount_point_not_a_path_below_one() {
+        let mountinfo =
+            "87 67 0:46 / /run/mesos-executor-shim/sibling ro,nosuid - tmpfs tmpfs rw,size=4k\n";
+        assert!(has_mount_at(mountinfo, SIBLING_MARKER_MOUNT));
+        let agent =
+            "69 50 0:60 / / rw - overlay overlay rw\n70 69 0:61 / /run rw - tmpfs tmpfs rw\n";
+        assert!(!has_mount_at(agent, SIBLING_MARKER_MOUNT));
+        assert!(!in_sibling(), "the test process runs in no sibling");
+    }
+
+    #[test]
+    fn a_pid_is_judged_gone_only_where_host_pids_are_visible() {
+        assert!(process_gone(4194305, true));
+        assert!(!process_gone(4194305, false));
+        assert!(!process_gone(std::process::id(), true));
+        assert!(!process_gone(u32::MAX, true), "not a pid at all");
     }
 
     #[test]

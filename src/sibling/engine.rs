@@ -1,7 +1,12 @@
 //! The Docker Engine API calls the shim makes, through bollard, with the shim's error handling:
 //! 404s become `None`, and every error names the endpoint or image and what to do.
+//!
+//! [`SiblingEngine`] is what the relay's state machine asks of the engine; [`Engine`] is the
+//! real one, and the relay's unit tests drive the state machine with a fake.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,8 +19,10 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
+use nix::sys::signal::Signal;
 
 use crate::error::{fail, Failure, ShimError};
+use crate::sibling::discover::{check_pid_belongs_to, PidCheck};
 
 /// Per-request limit until the daemon answers with headers (streams then run unbounded).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,6 +42,192 @@ pub fn is_not_found(e: &DockerError) -> bool {
             ..
         }
     )
+}
+
+/// Which exit a wait is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFor {
+    /// The next exit: for a container not started yet, registered before its start.
+    NextExit,
+    /// Now, if it is not running; else its exit: for a container adopted while it runs.
+    NotRunning,
+}
+
+impl WaitFor {
+    /// The Engine API's name for it.
+    pub fn condition(self) -> &'static str {
+        match self {
+            WaitFor::NextExit => "next-exit",
+            WaitFor::NotRunning => "not-running",
+        }
+    }
+}
+
+/// Why no exit code came from a wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitError {
+    /// The container is gone (removed before the wait reached the daemon).
+    NotFound,
+    /// The daemon or the connection went away; the executor may still run.
+    Lost(String),
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitError::NotFound => write!(f, "no such container"),
+            WaitError::Lost(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A wait the daemon has registered: resolves with the container's exit code.
+pub type ExitWait = Pin<Box<dyn Future<Output = Result<i64, WaitError>>>>;
+
+/// What the relay asks of the container engine about its sibling.
+// The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
+#[allow(async_fn_in_trait)]
+pub trait SiblingEngine {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
+    async fn create(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String>;
+    /// Returns once the daemon has registered the wait, so that nothing that happens to the
+    /// container afterwards (start, exit, removal) can be missed.
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError>;
+    async fn start(&self, id: &str) -> anyhow::Result<()>;
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()>;
+    /// Removes a container whatever its state; one that is already gone is not an error.
+    async fn remove(&self, id: &str) -> anyhow::Result<()>;
+    /// The exit code of a container already gone, if the daemon still remembers it.
+    async fn exit_code_from_events(&self, id: &str, since_unix: i64) -> Option<i64>;
+    /// Whether host pid `pid` is visible here and is container `id`'s.
+    fn pid_check(&self, pid: u32, id: &str) -> PidCheck;
+}
+
+impl SiblingEngine for Engine {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        self.inspect_container(name).await
+    }
+
+    async fn create(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String> {
+        Engine::create(self, name, body).await
+    }
+
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+        registered_wait(&self.endpoint, id, condition).await
+    }
+
+    async fn start(&self, id: &str) -> anyhow::Result<()> {
+        Engine::start(self, id).await
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+        Engine::kill(self, id, signal.as_str())
+            .await
+            .with_context(|| format!("sending {} to container {id}", signal.as_str()))
+    }
+
+    async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        Engine::remove(self, id).await
+    }
+
+    async fn exit_code_from_events(&self, id: &str, since_unix: i64) -> Option<i64> {
+        Engine::exit_code_from_events(self, id, since_unix).await
+    }
+
+    fn pid_check(&self, pid: u32, id: &str) -> PidCheck {
+        check_pid_belongs_to(pid, id)
+    }
+}
+
+/// `POST /containers/<id>/wait`, returning as soon as the response headers arrive: the daemon
+/// sends them once it has registered the wait. bollard's wait yields only the final body, which
+/// cannot tell a registered wait from one still in flight, so this one request goes through
+/// hyper directly, on the same kind of connection bollard makes.
+async fn registered_wait(
+    endpoint: &str,
+    id: &str,
+    condition: WaitFor,
+) -> Result<ExitWait, WaitError> {
+    use futures_util::FutureExt;
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+
+    let lost = |what: &str, e: &dyn std::fmt::Display| {
+        WaitError::Lost(format!(
+            "waiting on container {id} at {endpoint}: {what}: {e}"
+        ))
+    };
+    let (mut sender, connection) = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        if let Some(path) = endpoint.strip_prefix("unix://") {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map(|(s, c)| (s, c.boxed()))
+                .map_err(std::io::Error::other)
+        } else {
+            let address = endpoint
+                .strip_prefix("tcp://")
+                .or_else(|| endpoint.strip_prefix("http://"))
+                .unwrap_or(endpoint)
+                .trim_end_matches('/');
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map(|(s, c)| (s, c.boxed()))
+                .map_err(std::io::Error::other)
+        }
+    })
+    .await
+    .map_err(|e| lost("connecting", &e))?
+    .map_err(|e| lost("connecting", &e))?;
+    // The connection is driven beside the response; it ends when the response has been read.
+    tokio::spawn(connection);
+    let request = hyper::Request::post(format!(
+        "/containers/{id}/wait?condition={}",
+        condition.condition()
+    ))
+    .header(hyper::header::HOST, "docker")
+    .body(Empty::<Bytes>::new())
+    .map_err(|e| lost("building the request", &e))?;
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+        .await
+        .map_err(|e| lost("no answer", &e))?
+        .map_err(|e| lost("sending", &e))?;
+    let status = response.status();
+    if status == hyper::StatusCode::NOT_FOUND {
+        return Err(WaitError::NotFound);
+    }
+    if !status.is_success() {
+        let body = response.into_body().collect().await.map(|b| b.to_bytes());
+        let text = body
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        return Err(lost(&format!("status {status}"), &text));
+    }
+    let id = id.to_string();
+    Ok(Box::pin(async move {
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| WaitError::Lost(format!("waiting on container {id}: {e}")))?
+            .to_bytes();
+        let exit: ContainerWaitBody = serde_json::from_slice(&body).map_err(|e| {
+            WaitError::Lost(format!(
+                "waiting on container {id}: unreadable answer {:?}: {e}",
+                String::from_utf8_lossy(&body)
+            ))
+        })?;
+        Ok(exit.status_code)
+    }))
+}
+
+/// The body of a wait's answer (`{"StatusCode": 0, "Error": null}`).
+#[derive(serde::Deserialize)]
+struct ContainerWaitBody {
+    #[serde(rename = "StatusCode")]
+    status_code: i64,
 }
 
 impl Engine {
@@ -183,20 +376,6 @@ impl Engine {
         }
     }
 
-    /// Waits for the container to stop and returns its exit code. A non-zero exit is not an
-    /// error (bollard reports it as one).
-    pub async fn wait_exit(&self, id: &str) -> Result<i64, DockerError> {
-        let mut stream = self.docker.wait_container(id, None);
-        match stream.next().await {
-            Some(Ok(response)) => Ok(response.status_code),
-            Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(e),
-            None => Err(DockerError::IOError {
-                err: std::io::Error::other("wait ended without a status"),
-            }),
-        }
-    }
-
     /// The exit code of a container that is already gone (auto-removed before the wait reached
     /// the daemon), from the daemon's event log.
     pub async fn exit_code_from_events(&self, id: &str, since_unix: i64) -> Option<i64> {
@@ -268,10 +447,9 @@ impl Engine {
         Ok(modes)
     }
 
-    /// Containers carrying `label` (key or key=value), running or not.
-    pub async fn list_labelled(&self, label: &str) -> anyhow::Result<Vec<ContainerSummary>> {
-        let filters: HashMap<String, Vec<String>> =
-            [("label".to_string(), vec![label.to_string()])].into();
+    /// Containers carrying every one of `labels` (key or key=value), running or not.
+    pub async fn list_labelled(&self, labels: &[String]) -> anyhow::Result<Vec<ContainerSummary>> {
+        let filters: HashMap<String, Vec<String>> = [("label".to_string(), labels.to_vec())].into();
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)

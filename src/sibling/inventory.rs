@@ -9,7 +9,7 @@ use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::SENTINEL_FILE;
 use crate::sibling::discover::{identity_alive, AgentContainer};
 use crate::sibling::engine::Engine;
-use crate::sibling::spec::{
+use crate::sibling::labels::{
     LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR_ID, LABEL_FORKED_PID, LABEL_FRAMEWORK_ID,
     LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR,
 };
@@ -98,19 +98,26 @@ pub fn run_state(
     (forked, completed, run_gone)
 }
 
-/// Every sibling the shim made on this Docker host.
-pub async fn list(engine: &Engine) -> anyhow::Result<Vec<SiblingEntry>> {
-    // Shims are judged dead only where host pids are visible: on the host, or in a container
-    // started with --pid=host.
+/// The siblings on a Docker host, and whether this place can judge a process dead.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub entries: Vec<SiblingEntry>,
+    /// Host pids are visible from here (on the host, or in a container with `--pid=host`): only
+    /// then can a missing pid mean a dead process ([`crate::sibling::discover::process_gone`]).
+    pub host_pids_visible: bool,
+}
+
+/// Every sibling the shim made on this Docker host that carries all of `label_filters` (Docker's
+/// `key` or `key=value`).
+pub async fn list(engine: &Engine, label_filters: &[String]) -> anyhow::Result<Inventory> {
     let host_pids_visible = match AgentContainer::discover(engine).await? {
         None => true,
         Some(agent) => agent.pid_mode.as_deref() == Some("host"),
     };
+    let mut filters = vec![format!("{LABEL_MANAGED}=true")];
+    filters.extend(label_filters.iter().cloned());
     let mut entries = Vec::new();
-    for summary in engine
-        .list_labelled(&format!("{LABEL_MANAGED}=true"))
-        .await?
-    {
+    for summary in engine.list_labelled(&filters).await? {
         let labels = summary.labels.unwrap_or_default();
         let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
         let docker_id = summary.id.unwrap_or_default();
@@ -155,7 +162,10 @@ pub async fn list(engine: &Engine) -> anyhow::Result<Vec<SiblingEntry>> {
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    Ok(Inventory {
+        entries,
+        host_pids_visible,
+    })
 }
 
 /// Why `gc` removes a sibling.

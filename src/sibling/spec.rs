@@ -7,21 +7,9 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
 
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::mesos::layout::RunLayout;
-
-/// Reverse-DNS prefix of the labels the shim puts on its siblings; `ps` and `gc` find them by it.
-pub const LABEL_PREFIX: &str = "io.mesos-executor-shim.";
-pub const LABEL_MANAGED: &str = "io.mesos-executor-shim.managed";
-pub const LABEL_AGENT_ID: &str = "io.mesos-executor-shim.agent-id";
-pub const LABEL_FRAMEWORK_ID: &str = "io.mesos-executor-shim.framework-id";
-pub const LABEL_EXECUTOR_ID: &str = "io.mesos-executor-shim.executor-id";
-pub const LABEL_CONTAINER_ID: &str = "io.mesos-executor-shim.container-id";
-pub const LABEL_SANDBOX: &str = "io.mesos-executor-shim.sandbox";
-pub const LABEL_FORKED_PID: &str = "io.mesos-executor-shim.forked-pid";
-pub const LABEL_WORK_DIR: &str = "io.mesos-executor-shim.work-dir";
-/// `<pid>:<start time>` of the shim that started the sibling: `gc` tells an orphan by it.
-pub const LABEL_SHIM: &str = "io.mesos-executor-shim.shim";
+use crate::sibling::labels;
 
 /// Where the executor of docker tasks looks for the daemon; the host socket is mounted there.
 pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -31,18 +19,21 @@ pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// `exec`s so the executor keeps the container's pid (the one checkpointed).
 pub const LAUNCH_SCRIPT: &str = r#"out=$1 err=$2; shift 2; exec "$@" >>"$out" 2>>"$err""#;
 
+/// Mount point of a small read-only tmpfs in every sibling: a shim that finds it is the
+/// executor image's `mesos-executor` (a baked image) and hands over to the stock executor instead
+/// of relaying again. A mount, not a variable: the launch environment is the task's to set.
+pub const SIBLING_MARKER_MOUNT: &str = "/run/mesos-executor-shim/sibling";
+
 /// Variables of the agent's environment that describe the agent container or its shell rather
 /// than the executor's launch, and so are not forwarded.
 const NOT_FORWARDED: &[&str] = &["HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_"];
 
-/// The environment the executor gets: the agent's, less the shim's own settings and the
-/// variables above, plus the marker that stops a shim in the sibling from relaying again.
-/// Returns the entries and the names of those dropped because Docker cannot carry them (not
-/// UTF-8, or a key that is empty or holds `=`).
-pub fn executor_environment(
-    env: &[(OsString, OsString)],
-    sibling_name: &str,
-) -> (Vec<String>, Vec<String>) {
+/// The environment the executor gets: the launch's, untouched, less the variables above. The
+/// task's own variables (`DOCKER_HOST`, `EXECUTOR_SHIM_*`, anything) reach it as they would reach
+/// the stock executor: they are the task's, not the shim's settings. Returns the entries and the
+/// names of those dropped because Docker cannot carry them (not UTF-8, or a key that is empty or
+/// holds `=`).
+pub fn executor_environment(env: &[(OsString, OsString)]) -> (Vec<String>, Vec<String>) {
     let mut kept = Vec::new();
     let mut not_utf8 = Vec::new();
     for (key, value) in env {
@@ -54,7 +45,7 @@ pub fn executor_environment(
             not_utf8.push(key.to_string_lossy().into_owned());
             continue;
         };
-        if config::is_shim_variable(k) || NOT_FORWARDED.contains(&k) {
+        if NOT_FORWARDED.contains(&k) {
             continue;
         }
         match value.to_str() {
@@ -62,7 +53,6 @@ pub fn executor_environment(
             None => not_utf8.push(k.to_string()),
         }
     }
-    kept.push(format!("{}={sibling_name}", config::ENV_SIBLING_MARKER));
     (kept, not_utf8)
 }
 
@@ -89,19 +79,7 @@ pub struct SiblingSpec {
 impl SiblingSpec {
     pub fn new(run: &RunLayout, settings: &Settings) -> Self {
         let mut labels: HashMap<String, String> = settings.labels.clone().into_iter().collect();
-        for (k, v) in [
-            (LABEL_MANAGED, "true".to_string()),
-            (LABEL_AGENT_ID, run.agent_id.clone()),
-            (LABEL_FRAMEWORK_ID, run.framework_id.clone()),
-            (LABEL_EXECUTOR_ID, run.executor_id.clone()),
-            (LABEL_CONTAINER_ID, run.container_id.clone()),
-            (LABEL_SANDBOX, run.sandbox.display().to_string()),
-            (
-                LABEL_FORKED_PID,
-                run.forked_pid_path().display().to_string(),
-            ),
-            (LABEL_WORK_DIR, run.work_dir.display().to_string()),
-        ] {
+        for (k, v) in labels::run_labels(run) {
             labels.insert(k.to_string(), v);
         }
         SiblingSpec {
@@ -169,6 +147,10 @@ impl SiblingSpec {
                 // An exited sibling is removed by the daemon itself, even when no shim is left
                 // to do it (the shim died with the agent container).
                 auto_remove: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    SIBLING_MARKER_MOUNT.to_string(),
+                    "ro,size=4k".to_string(),
+                )])),
                 privileged: Some(s.privileged),
                 cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
                 memory: s.memory,
@@ -205,17 +187,6 @@ pub fn plan_for_existing(status: Option<ContainerStateStatusEnum>) -> ExistingPl
     }
 }
 
-/// Whether a container's labels say it is the sibling of this very run (and not some other
-/// container that happens to carry the name).
-pub fn labels_match_run(labels: &HashMap<String, String>, run: &RunLayout) -> bool {
-    let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
-    is(LABEL_MANAGED, "true")
-        && is(LABEL_AGENT_ID, &run.agent_id)
-        && is(LABEL_FRAMEWORK_ID, &run.framework_id)
-        && is(LABEL_EXECUTOR_ID, &run.executor_id)
-        && is(LABEL_CONTAINER_ID, &run.container_id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,27 +206,24 @@ mod tests {
     }
 
     #[test]
-    fn forwards_the_agents_environment_less_the_shims_own() {
-        let (env, dropped) = executor_environment(
-            &os(&[
-                ("MESOS_DIRECTORY", "/x"),
-                ("LIBPROCESS_PORT", "0"),
-                ("PATH", "/bin"),
-                ("EXECUTOR_SHIM_IMAGE", "img"),
-                ("HOSTNAME", "agent-box"),
-                ("PWD", "/"),
-                ("DOCKER_HOST", "unix:///var/run/docker.sock"),
-            ]),
-            "executor-mesos-C",
-        );
+    fn forwards_the_launch_environment_with_the_tasks_variables_untouched() {
+        let (env, dropped) = executor_environment(&os(&[
+            ("MESOS_DIRECTORY", "/x"),
+            ("LIBPROCESS_PORT", "0"),
+            ("PATH", "/bin"),
+            ("EXECUTOR_SHIM_IMAGE", "img"),
+            ("HOSTNAME", "agent-box"),
+            ("PWD", "/"),
+            ("DOCKER_HOST", "tcp://dind:2375"),
+        ]));
         assert_eq!(
             env,
             vec![
                 "MESOS_DIRECTORY=/x",
                 "LIBPROCESS_PORT=0",
                 "PATH=/bin",
-                "DOCKER_HOST=unix:///var/run/docker.sock",
-                "EXECUTOR_SHIM_SIBLING=executor-mesos-C",
+                "EXECUTOR_SHIM_IMAGE=img",
+                "DOCKER_HOST=tcp://dind:2375",
             ]
         );
         assert!(dropped.is_empty());
@@ -268,8 +236,8 @@ mod tests {
             (OsString::from("BAD"), OsString::from_vec(vec![0xff])),
             (OsString::from("A"), OsString::from("1")),
         ];
-        let (kept, dropped) = executor_environment(&env, "n");
-        assert_eq!(kept, vec!["A=1", "EXECUTOR_SHIM_SIBLING=n"]);
+        let (kept, dropped) = executor_environment(&env);
+        assert_eq!(kept, vec!["A=1"]);
         assert_eq!(dropped, vec!["BAD"]);
     }
 
@@ -322,13 +290,14 @@ mod tests {
                 "/etc/ssl:/etc/ssl:ro"
             ]
         );
-        let labels = body.labels.unwrap();
-        assert_eq!(labels[LABEL_EXECUTOR_ID], "app.1");
-        assert_eq!(labels[LABEL_CONTAINER_ID], "C-1");
         assert_eq!(
-            labels[LABEL_FORKED_PID],
-            "/var/lib/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"
+            host.tmpfs.unwrap()[SIBLING_MARKER_MOUNT],
+            "ro,size=4k",
+            "the hand-over marker is a mount of the sibling itself"
         );
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[labels::LABEL_EXECUTOR_ID], "app.1");
+        assert!(labels::labels_match_run(&labels, &run()));
     }
 
     #[test]
@@ -357,18 +326,8 @@ mod tests {
         assert_eq!(plan_for_existing(Some(S::CREATED)), ExistingPlan::Replace);
     }
 
-    #[test]
-    fn only_a_container_labelled_for_this_run_is_ours() {
-        let spec = SiblingSpec::new(&run(), &Settings::default());
-        assert!(labels_match_run(&spec.labels, &run()));
-        let mut other = spec.labels.clone();
-        other.insert(LABEL_EXECUTOR_ID.into(), "someone-else".into());
-        assert!(!labels_match_run(&other, &run()));
-        assert!(!labels_match_run(&HashMap::new(), &run()));
-    }
-
-    /// Whatever bytes the environment holds: no panic, every entry `KEY=VALUE` with the key as
-    /// given, none of the shim's own settings, and the marker last.
+    /// Whatever bytes the environment holds: no panic, every entry `KEY=VALUE` with the key and
+    /// value as given, in the given order, and nothing but the agent-container variables left out.
     #[test]
     fn property_the_forwarded_environment_is_well_formed() {
         use crate::test_support::Rng;
@@ -395,24 +354,23 @@ mod tests {
                     (OsString::from_vec(key), OsString::from_vec(rng.bytes(12)))
                 })
                 .collect();
-            let (kept, _) = executor_environment(&env, "executor-mesos-c");
-            assert_eq!(
-                kept.last().map(String::as_str),
-                Some("EXECUTOR_SHIM_SIBLING=executor-mesos-c")
-            );
-            for entry in &kept[..kept.len() - 1] {
-                let (key, _) = entry.split_once('=').expect("KEY=VALUE");
+            let (kept, dropped) = executor_environment(&env);
+            // Every entry is one of the input's, as given, and in the input's order.
+            let mut rest = env.iter();
+            for entry in &kept {
+                let (key, value) = entry.split_once('=').expect("KEY=VALUE");
+                assert!(!NOT_FORWARDED.contains(&key), "{entry:?}");
                 assert!(
-                    !key.is_empty()
-                        && !key.starts_with("EXECUTOR_SHIM_")
-                        && !NOT_FORWARDED.contains(&key),
-                    "{entry:?}"
-                );
-                assert!(
-                    env.iter().any(|(k, _)| k.to_str() == Some(key)),
-                    "{key:?} came from the input"
+                    rest.any(|(k, v)| k.to_str() == Some(key) && v.to_str() == Some(value)),
+                    "{entry:?} is not the input's, in order"
                 );
             }
+            // Nothing vanishes unexplained: each input entry is kept, reported, or not forwarded.
+            let not_forwarded = env
+                .iter()
+                .filter(|(k, _)| k.to_str().is_some_and(|k| NOT_FORWARDED.contains(&k)))
+                .count();
+            assert_eq!(kept.len() + dropped.len() + not_forwarded, env.len());
         }
     }
 }

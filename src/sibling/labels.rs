@@ -1,0 +1,95 @@
+//! The labels the shim puts on its siblings: how `ps` and `gc` find them, how a relaunch tells
+//! its own leftover from a stranger's container, and which keys operators may not set.
+
+use std::collections::HashMap;
+
+use crate::mesos::layout::RunLayout;
+
+/// Reverse-DNS prefix of the shim's own labels; operators' labels may not use it.
+pub const LABEL_PREFIX: &str = "io.mesos-executor-shim.";
+pub const LABEL_MANAGED: &str = "io.mesos-executor-shim.managed";
+pub const LABEL_AGENT_ID: &str = "io.mesos-executor-shim.agent-id";
+pub const LABEL_FRAMEWORK_ID: &str = "io.mesos-executor-shim.framework-id";
+pub const LABEL_EXECUTOR_ID: &str = "io.mesos-executor-shim.executor-id";
+pub const LABEL_CONTAINER_ID: &str = "io.mesos-executor-shim.container-id";
+pub const LABEL_SANDBOX: &str = "io.mesos-executor-shim.sandbox";
+pub const LABEL_FORKED_PID: &str = "io.mesos-executor-shim.forked-pid";
+pub const LABEL_WORK_DIR: &str = "io.mesos-executor-shim.work-dir";
+/// `<pid>:<start time>` of the shim that started the sibling: `gc` tells an orphan by it.
+pub const LABEL_SHIM: &str = "io.mesos-executor-shim.shim";
+
+/// The labels that describe `run`: every sibling carries them.
+pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 8] {
+    [
+        (LABEL_MANAGED, "true".to_string()),
+        (LABEL_AGENT_ID, run.agent_id.clone()),
+        (LABEL_FRAMEWORK_ID, run.framework_id.clone()),
+        (LABEL_EXECUTOR_ID, run.executor_id.clone()),
+        (LABEL_CONTAINER_ID, run.container_id.clone()),
+        (LABEL_SANDBOX, run.sandbox.display().to_string()),
+        (
+            LABEL_FORKED_PID,
+            run.forked_pid_path().display().to_string(),
+        ),
+        (LABEL_WORK_DIR, run.work_dir.display().to_string()),
+    ]
+}
+
+/// Whether a container's labels say it is the sibling of this very run (and not some other
+/// container that happens to carry the name).
+pub fn labels_match_run(labels: &HashMap<String, String>, run: &RunLayout) -> bool {
+    let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
+    is(LABEL_MANAGED, "true")
+        && is(LABEL_AGENT_ID, &run.agent_id)
+        && is(LABEL_FRAMEWORK_ID, &run.framework_id)
+        && is(LABEL_EXECUTOR_ID, &run.executor_id)
+        && is(LABEL_CONTAINER_ID, &run.container_id)
+}
+
+/// A label filter `key` or `key=value` as `ps --label` and `gc --label` take it (Docker's syntax).
+pub fn parse_label_filter(text: &str) -> Result<String, String> {
+    let key = text.split_once('=').map_or(text, |(k, _)| k);
+    if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{text:?} is not a label filter such as team=infra"));
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesos::layout::IdVariables;
+
+    fn run() -> RunLayout {
+        RunLayout::from_sandbox(
+            "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".as_ref(),
+            &IdVariables::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_container_labelled_for_this_run_is_ours() {
+        let labels: HashMap<String, String> = run_labels(&run())
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert!(labels_match_run(&labels, &run()));
+        let mut other = labels.clone();
+        other.insert(LABEL_EXECUTOR_ID.into(), "someone-else".into());
+        assert!(!labels_match_run(&other, &run()));
+        assert!(!labels_match_run(&HashMap::new(), &run()));
+        assert_eq!(
+            labels[LABEL_FORKED_PID],
+            "/var/lib/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"
+        );
+    }
+
+    #[test]
+    fn label_filters_take_docker_syntax() {
+        assert_eq!(parse_label_filter("team=infra").unwrap(), "team=infra");
+        assert_eq!(parse_label_filter("team").unwrap(), "team");
+        assert!(parse_label_filter("=x").is_err());
+        assert!(parse_label_filter("a b=c").is_err());
+    }
+}
