@@ -581,13 +581,15 @@ mod tests {
         code: Option<i64>,
     }
 
+    type ExitSender = oneshot::Sender<Result<i64, WaitError>>;
+
     /// An engine in memory: containers, registered waits, and every call in order.
     struct FakeEngine {
         executor: Executor,
         host_pids_visible: bool,
         start_fails: bool,
         containers: RefCell<Vec<Container>>,
-        waits: RefCell<Vec<(String, oneshot::Sender<Result<i64, WaitError>>)>>,
+        waits: RefCell<Vec<(String, ExitSender)>>,
         calls: RefCell<Vec<String>>,
     }
 
