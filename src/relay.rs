@@ -22,7 +22,9 @@ use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::checkpoint::{self, ForkedPidGuard, HostPid, PidFile};
 use crate::mesos::layout::{IdVariables, RunLayout};
-use crate::sibling::discover::{process_gone, process_identity, AgentContainer, PidCheck};
+use crate::sibling::discover::{
+    host_pids_visible, process_gone, process_identity, AgentContainer, PidCheck,
+};
 use crate::sibling::engine::{Engine, ExitWait, SiblingEngine, WaitError, WaitFor};
 use crate::sibling::labels;
 use crate::sibling::placement::Placement;
@@ -31,6 +33,15 @@ use crate::sibling::spec::{self, ExistingPlan, SiblingSpec};
 /// How long a launch waits for an unreachable daemon before failing (the task fails fast and
 /// says why, rather than hanging until the agent's executor registration timeout).
 pub const DOCKER_PATIENCE: Duration = Duration::from_secs(8);
+/// How long a sibling that Docker reports running but whose pid cannot be confirmed is given to
+/// report its exit. Under load the daemon learns of an exit late: an executor that exited at once
+/// still shows as running while its pid is gone. Only if no exit comes is it a misconfiguration.
+const UNCONFIRMED_PID_PATIENCE: Duration = Duration::from_secs(30);
+
+const PID_HOST_NEEDED: &str =
+    "the agent container does not share the host's PID namespace, so the agent could not \
+     follow the executor's host pid: run the agent container with --pid=host";
+
 /// How often the launch looks for the agent's own forked.pid while it waits for it (bounded by
 /// `forked_pid_timeout`; a 1.x agent writes it before the shim even starts).
 const FORKED_PID_POLL: Duration = Duration::from_millis(20);
@@ -112,6 +123,9 @@ pub async fn run(
     let agent = AgentContainer::discover(&engine)
         .await
         .classify(Failure::Unavailable)?;
+    if host_pids_visible(agent.as_ref()) == Some(false) {
+        return Err(fail(Failure::Config, PID_HOST_NEEDED));
+    }
     let spec = build_spec(&launch, settings, agent.as_ref())?;
     engine.ensure_image(&spec.image).await?;
     supervise(&engine, run, &spec, launch.checkpointing, signals).await
@@ -162,8 +176,32 @@ pub async fn supervise<E: SiblingEngine>(
 ) -> Result<u8, ShimError> {
     let settings = &spec.settings;
     let (sibling, mut exit) = create_or_adopt(engine, run, spec).await?;
-    let pid = match confirm_pid(engine, &sibling).await {
-        Ok(pid) => pid,
+    let pid = match sight_pid(engine, &sibling).await {
+        Ok(Sighting::Running(pid)) => Some(pid),
+        Ok(Sighting::Exited) => None,
+        Ok(Sighting::Unconfirmed(pid, check)) => {
+            // Its exit decides: an executor that exited shows up here too until the daemon
+            // has caught up.
+            tracing::info!(
+                container = sibling.name,
+                host_pid = pid.get(),
+                ?check,
+                "the sibling's pid cannot be confirmed yet; waiting for its exit"
+            );
+            match tokio::time::timeout(UNCONFIRMED_PID_PATIENCE, &mut exit).await {
+                Ok(Ok(code)) => {
+                    tracing::info!(container = sibling.name, code, "executor exited");
+                    return Ok(exit_status_from_docker(code));
+                }
+                Ok(Err(WaitError::NotFound)) => {
+                    return Ok(exit_after_removal(engine, &sibling).await)
+                }
+                Ok(Err(WaitError::Lost(_))) | Err(_) => {
+                    discard(engine, &sibling).await;
+                    return Err(unconfirmed(pid, check, &sibling));
+                }
+            }
+        }
         Err(e) => {
             discard(engine, &sibling).await;
             return Err(e);
@@ -363,58 +401,58 @@ async fn create_or_adopt<E: SiblingEngine>(
     Ok((sibling, exit))
 }
 
-/// Reads the sibling's host pid and confirms it is the sibling's. `None`: the executor has
-/// already exited. A pid that cannot be confirmed is looked at once more: an executor that exited
-/// in between freed it, and that is an exit, not a configuration error.
-async fn confirm_pid<E: SiblingEngine>(
-    engine: &E,
-    sibling: &Sibling,
-) -> Result<Option<HostPid>, ShimError> {
-    let mut first_check = None;
-    loop {
-        let info = engine
-            .inspect(&sibling.id)
-            .await
-            .classify(Failure::Software)?;
-        let Some(state) = info.and_then(|c| c.state) else {
-            return Ok(None);
-        };
-        if state.running != Some(true) {
-            return Ok(None);
-        }
-        let pid = state.pid.and_then(HostPid::new).ok_or_else(|| {
-            fail(
-                Failure::Software,
-                format!(
-                    "Docker reports container {} running without a pid",
-                    sibling.name
-                ),
-            )
-        })?;
-        let check = engine.pid_check(pid.get(), &sibling.id);
-        if check == PidCheck::Confirmed {
-            return Ok(Some(pid));
-        }
-        if first_check.replace(check.clone()).is_none() {
-            continue;
-        }
-        return Err(match check {
-            PidCheck::NotVisible => fail(
-                Failure::Config,
-                format!(
-                    "the executor's host pid {pid} is not visible from the agent container, so the agent could not \
-                     follow it: run the agent container with --pid=host"
-                ),
+/// What the shim sees of its sibling once started.
+#[derive(Debug)]
+enum Sighting {
+    /// Running as this host pid, confirmed through `/proc`.
+    Running(HostPid),
+    /// Not running: the executor has already exited.
+    Exited,
+    /// Docker reports this pid, but `/proc` does not show it as the sibling's.
+    Unconfirmed(HostPid, PidCheck),
+}
+
+/// Reads the sibling's host pid and confirms it is the sibling's.
+async fn sight_pid<E: SiblingEngine>(engine: &E, sibling: &Sibling) -> Result<Sighting, ShimError> {
+    let info = engine
+        .inspect(&sibling.id)
+        .await
+        .classify(Failure::Software)?;
+    let Some(state) = info.and_then(|c| c.state) else {
+        return Ok(Sighting::Exited);
+    };
+    if state.running != Some(true) {
+        return Ok(Sighting::Exited);
+    }
+    let pid = state.pid.and_then(HostPid::new).ok_or_else(|| {
+        fail(
+            Failure::Software,
+            format!(
+                "Docker reports container {} running without a pid",
+                sibling.name
             ),
-            PidCheck::Foreign(cgroup) => fail(
-                Failure::Software,
-                format!(
-                    "pid {pid} reported for {} runs in cgroup {cgroup}, not in that container",
-                    sibling.name
-                ),
+        )
+    })?;
+    Ok(match engine.pid_check(pid.get(), &sibling.id) {
+        PidCheck::Confirmed => Sighting::Running(pid),
+        check => Sighting::Unconfirmed(pid, check),
+    })
+}
+
+/// The failure of a sibling that runs on, but whose pid is not its own as seen from here.
+fn unconfirmed(pid: HostPid, check: PidCheck, sibling: &Sibling) -> ShimError {
+    match check {
+        PidCheck::Foreign(cgroup) => fail(
+            Failure::Software,
+            format!(
+                "pid {pid} reported for {} runs in cgroup {cgroup}, not in that container",
+                sibling.name
             ),
-            PidCheck::Confirmed => unreachable!("returned above"),
-        });
+        ),
+        _ => fail(
+            Failure::Config,
+            format!("the executor's host pid {pid} is not visible here: {PID_HOST_NEEDED}"),
+        ),
     }
 }
 
@@ -846,7 +884,8 @@ mod tests {
         );
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    /// Paused time: the bounded wait for an exit that never comes passes at once.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_running_pid_that_stays_invisible_needs_pid_host_and_the_sibling_is_removed() {
         let s = setup(true);
         let mut engine = FakeEngine::new(Executor::Runs { pid: 777 });

@@ -48,17 +48,27 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The environment of a well-formed launch of `run`, run on this host (no agent container, so
-/// the image is named).
-fn launch_env(run: &Run) -> Vec<(&'static str, String)> {
+/// the configuration names the image), with `settings` in its configuration file.
+fn launch_env_with(run: &Run, settings: serde_json::Value) -> Vec<(&'static str, String)> {
+    let mut all = serde_json::json!({"forked_pid_timeout": "1secs"});
+    all.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
     vec![
         ("MESOS_DIRECTORY", run.sandbox().display().to_string()),
         ("MESOS_FRAMEWORK_ID", run.framework_id.clone()),
         ("MESOS_EXECUTOR_ID", run.executor_id.clone()),
         ("MESOS_SLAVE_ID", run.agent_id.clone()),
         ("MESOS_CHECKPOINT", "1".into()),
-        ("EXECUTOR_SHIM_IMAGE", AGENT_IMAGE.into()),
-        ("EXECUTOR_SHIM_FORKED_PID_TIMEOUT", "1secs".into()),
+        (
+            "EXECUTOR_SHIM_CONFIG",
+            run.host_config(all).display().to_string(),
+        ),
     ]
+}
+
+fn launch_env(run: &Run) -> Vec<(&'static str, String)> {
+    launch_env_with(run, serde_json::json!({}))
 }
 
 fn with(
@@ -155,7 +165,10 @@ fn an_unreachable_docker_fails_fast_naming_the_endpoint() {
         "unix:///tmp/mesos-executor-shim-it/no-such.sock",
         "tcp://127.0.0.1:9",
     ] {
-        let out = run_with(&with(&launch_env(&run), "DOCKER_HOST", endpoint));
+        let out = run_with(&launch_env_with(
+            &run,
+            serde_json::json!({ "docker_host": endpoint }),
+        ));
         assert_eq!(out.code, 69, "{}", out.stderr);
         assert!(
             out.stderr.contains(endpoint),
@@ -163,7 +176,8 @@ fn an_unreachable_docker_fails_fast_naming_the_endpoint() {
             out.stderr
         );
         assert!(
-            out.stderr.contains("DOCKER_HOST"),
+            out.stderr
+                .contains("\"docker_host\" in the configuration file"),
             "says what to do: {}",
             out.stderr
         );
@@ -176,7 +190,10 @@ fn a_missing_image_is_pulled_once_then_named_in_the_error() {
     let run = Run::new("noimage");
     std::fs::create_dir_all(run.meta().join("pids")).unwrap();
     let image = "mesos-executor-shim-test/absent:1";
-    let out = run_with(&with(&launch_env(&run), "EXECUTOR_SHIM_IMAGE", image));
+    let out = run_with(&launch_env_with(
+        &run,
+        serde_json::json!({ "image": image }),
+    ));
     assert_eq!(out.code, 69, "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!(
@@ -191,51 +208,89 @@ fn a_missing_image_is_pulled_once_then_named_in_the_error() {
 }
 
 #[test]
-fn unknown_settings_and_bad_values_are_named() {
+fn unknown_keys_and_bad_values_are_named() {
     let run = Run::new("settings");
-    let env = launch_env(&run);
-    let out = run_with(&with(&env, "EXECUTOR_SHIM_IMGAE", "x"));
+    let out = run_with(&launch_env_with(&run, serde_json::json!({"imgae": "x"})));
     assert_eq!(out.code, 78, "{}", out.stderr);
     assert!(
-        out.stderr.contains("EXECUTOR_SHIM_IMGAE: unknown variable"),
+        out.stderr
+            .contains("imgae: unknown key; the shim knows image"),
         "{}",
         out.stderr
     );
-
-    let out = run_with(&with(&env, "EXECUTOR_SHIM_FORKED_PID_TIMEOUT", "30"));
-    assert_eq!(out.code, 78);
     assert!(
-        out.stderr.contains("EXECUTOR_SHIM_FORKED_PID_TIMEOUT"),
-        "{}",
+        out.stderr.contains(CONFIG_DIR),
+        "names the file: {}",
         out.stderr
     );
 
-    let file = run.work_dir.join("config.json");
-    std::fs::write(&file, r#"{"image": "x", "mount": []}"#).unwrap();
-    let out = run_with(&with(
-        &env,
-        "EXECUTOR_SHIM_CONFIG",
-        &file.display().to_string(),
+    let out = run_with(&launch_env_with(
+        &run,
+        serde_json::json!({"forked_pid_timeout": "30"}),
     ));
     assert_eq!(out.code, 78);
     assert!(
-        out.stderr.contains("unknown field `mount`")
-            && out.stderr.contains(&file.display().to_string()),
+        out.stderr
+            .contains("forked_pid_timeout: \"30\" has no unit"),
         "{}",
         out.stderr
     );
+    assert!(run.containers_named_sibling().is_empty());
+}
 
-    let out = run_with(&with(
-        &env,
-        "EXECUTOR_SHIM_CONFIG",
-        "/nonexistent/config.json",
-    ));
-    assert_eq!(out.code, 78);
-    assert!(
-        out.stderr.contains("cannot read /nonexistent/config.json"),
-        "{}",
-        out.stderr
-    );
+/// EXECUTOR_SHIM_CONFIG comes from the launch environment, which a task can set: the shim reads
+/// the file it names only if root owns it and every directory above it, nobody else can write
+/// there, and it is not under the agent's work_dir. Otherwise the launch fails saying why.
+#[test]
+fn a_configuration_file_anyone_could_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let run = Run::new("untrusted");
+    let good = launch_env(&run);
+    let trusted = good
+        .iter()
+        .find(|(k, _)| *k == "EXECUTOR_SHIM_CONFIG")
+        .unwrap()
+        .1
+        .clone();
+    let content = std::fs::read_to_string(&trusted).unwrap();
+
+    let in_tmp = std::env::temp_dir().join(format!("shim-config-{}.json", run.container_id));
+    std::fs::write(&in_tmp, &content).unwrap();
+    let in_work_dir = run.work_dir.join("config.json");
+    std::fs::write(&in_work_dir, &content).unwrap();
+    let group_writable = Path::new(CONFIG_DIR).join(format!("{}-g.json", run.container_id));
+    std::fs::write(&group_writable, &content).unwrap();
+    std::fs::set_permissions(&group_writable, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let not_roots = Path::new(CONFIG_DIR).join(format!("{}-u.json", run.container_id));
+    std::fs::write(&not_roots, &content).unwrap();
+    std::os::unix::fs::chown(&not_roots, Some(1000), Some(1000)).unwrap();
+
+    for (file, why) in [
+        (in_tmp.clone(), "writable by others"),
+        (in_work_dir, "under the agent's work_dir"),
+        (group_writable.clone(), "writable by its group"),
+        (not_roots.clone(), "owned by uid 1000, not by root"),
+        (
+            PathBuf::from("/nonexistent/config.json"),
+            "cannot resolve /nonexistent/config.json",
+        ),
+    ] {
+        let out = run_with(&with(
+            &good,
+            "EXECUTOR_SHIM_CONFIG",
+            &file.display().to_string(),
+        ));
+        assert_eq!(out.code, 78, "{}: {}", file.display(), out.stderr);
+        assert!(
+            out.stderr.contains(why) && out.stderr.contains("unset EXECUTOR_SHIM_CONFIG"),
+            "{}: {}",
+            file.display(),
+            out.stderr
+        );
+    }
+    for file in [in_tmp, group_writable, not_roots] {
+        std::fs::remove_file(file).unwrap();
+    }
     assert!(run.containers_named_sibling().is_empty());
 }
 
@@ -271,41 +326,66 @@ fn an_agent_without_host_pid_namespace_is_refused() {
     run.wait_sibling_gone();
 }
 
-/// In a sibling (marker set), the shim never relays again: it runs `<its path>.real`, or says
-/// that the stock executor is missing.
+/// In a sibling (the marker mount is there), the shim never relays again: it runs `<its
+/// path>.real`, or says that the stock executor is missing.
 #[test]
 fn a_relay_never_starts_a_relay() {
+    setup();
     let dir = std::env::temp_dir().join(format!("shim-handover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("mesos-executor");
-    std::fs::copy(shim_bin(), &exe).unwrap();
-
-    let out = Command::new(&exe)
-        .arg("--flag")
-        .env("EXECUTOR_SHIM_SIBLING", "executor-mesos-x")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("{}.real", exe.display())),
-        "{stderr}"
-    );
-
     let real = dir.join("mesos-executor.real");
     std::fs::write(&real, "#!/bin/sh\necho \"stock executor: $*\"\nexit 5\n").unwrap();
     std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new(&exe)
-        .args(["--flag", "a b"])
-        .env("EXECUTOR_SHIM_SIBLING", "executor-mesos-x")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(5));
+    let in_sibling = |with_real: bool| {
+        let shim = format!("{}:/opt/mesos/mesos-executor:ro", shim_bin().display());
+        let stock = format!("{}:/opt/mesos/mesos-executor.real:ro", real.display());
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/run/mesos-executor-shim/sibling:ro,size=4k",
+        ];
+        args.extend(["-v", &shim]);
+        if with_real {
+            args.extend(["-v", &stock]);
+        }
+        args.extend([AGENT_IMAGE, "/opt/mesos/mesos-executor", "--flag", "a b"]);
+        docker(&args)
+    };
+
+    let out = in_sibling(false);
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/opt/mesos/mesos-executor.real"),
+        "{stderr}"
+    );
+
+    let out = in_sibling(true);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "stock executor: --flag a b\n"
     );
+
+    // Without the mount, the variable that used to mark a sibling makes no relay hand over.
+    let exe = dir.join("mesos-executor");
+    std::fs::copy(shim_bin(), &exe).unwrap();
+    let out = Command::new(&exe)
+        .arg("--flag")
+        .env_clear()
+        .env("EXECUTOR_SHIM_SIBLING", "executor-mesos-x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("MESOS_DIRECTORY is not set"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -7,25 +7,10 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::*;
-
-fn gc() -> serde_json::Value {
-    let out = Command::new(shim_bin())
-        .args(["gc", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn temp_files_beside_forked_pid(run: &Run) -> Vec<String> {
     std::fs::read_dir(run.forked_pid_path().parent().unwrap())
@@ -38,12 +23,14 @@ fn temp_files_beside_forked_pid(run: &Run) -> Vec<String> {
 /// Freezes the shim at `step`, SIGKILLs the agent container there, restarts the agent, and
 /// checks the run ends recovered (`true`) or cleanly failed (`false`) as expected.
 fn kill_the_agent_at(step: &str, expect_recovered: bool) {
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "the fault suite needs the pause points: run the README's test command \
+             (cargo test --locked --features failpoints)"
+        );
+    }
     let run = Run::new(step);
-    // A 1.x agent passes settings only through --executor_environment_variables.
-    let agent = run.start_agent(&Agent::with_shim().env(
-        "EXECUTOR_ENVIRONMENT",
-        &format!("EXECUTOR_SHIM_PAUSE_AT={step}"),
-    ));
+    let agent = run.start_agent(&Agent::with_shim().set("pause_at", step.into()));
     wait_until(
         &format!("the shim paused at {step}\n{}", run.diagnostics(&agent)),
         Duration::from_secs(30),
@@ -80,7 +67,7 @@ fn kill_the_agent_at(step: &str, expect_recovered: bool) {
             "forked.pid names the live sibling"
         );
         run.assert_output_grows();
-        gc();
+        run.gc(false);
         assert_eq!(
             run.sibling_pid(),
             Some(pid),
@@ -89,7 +76,7 @@ fn kill_the_agent_at(step: &str, expect_recovered: bool) {
     } else {
         assert_eq!(status, 1, "{step}: cleanly failed: {report}");
         assert_eq!(pid, shim, "forked.pid still holds what the agent wrote");
-        gc();
+        run.gc(false);
         assert!(
             run.containers_named_sibling().is_empty(),
             "{step}: no sibling after gc: {:?}",
@@ -128,34 +115,6 @@ fn agent_killed_after_the_forked_pid_rewrite() {
     kill_the_agent_at("after-checkpoint", true);
 }
 
-/// Starts the shim on this host (no agent container), as the agent would, for `run`; the test
-/// plays the agent that checkpoints forked.pid after the fork.
-fn spawn_shim(run: &Run, extra_env: &[(&str, String)], executor_args: &[&str]) -> Child {
-    std::fs::create_dir_all(run.sandbox()).unwrap();
-    std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
-    let stderr = std::fs::File::create(run.sandbox().join("stderr")).unwrap();
-    let child = Command::new(shim_bin())
-        .arg0("mesos-executor")
-        .args(executor_args)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("MESOS_DIRECTORY", run.sandbox())
-        .env("MESOS_FRAMEWORK_ID", &run.framework_id)
-        .env("MESOS_EXECUTOR_ID", &run.executor_id)
-        .env("MESOS_SLAVE_ID", &run.agent_id)
-        .env("MESOS_CHECKPOINT", "1")
-        .env("EXECUTOR_SHIM_IMAGE", AGENT_IMAGE)
-        .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let temp = run.forked_pid_path().with_file_name("agent-tmp");
-    std::fs::write(&temp, child.id().to_string()).unwrap();
-    std::fs::rename(&temp, run.forked_pid_path()).unwrap();
-    child
-}
-
 /// A tmpfs that is unmounted however the test ends.
 struct Tmpfs(std::path::PathBuf);
 
@@ -183,7 +142,8 @@ fn a_full_disk_during_the_rewrite_keeps_the_old_forked_pid() {
     );
     let _tmpfs = Tmpfs(pids.clone());
     // The agent's forked.pid takes the one page there is.
-    let child = spawn_shim(&run, &[], &["--launcher_dir=/usr/libexec/mesos"]);
+    let config = run.host_config(serde_json::json!({}));
+    let child = spawn_shim(&run, &config, &[], &["--launcher_dir=/usr/libexec/mesos"]);
     let agent_value = run.read(run.forked_pid_path()).unwrap();
     let mut filler = std::fs::File::create(pids.join("filler")).unwrap();
     while filler
@@ -244,28 +204,30 @@ fn serve_proxy(path: std::path::PathBuf) {
     });
 }
 
-/// The daemon is away when the launch starts and back two seconds later: the shim's bounded
-/// retries carry the launch through. (Away for good, it fails within 10 s: see bad_input.)
+/// The daemon is away when the launch starts and comes back while the shim retries: the shim's
+/// bounded retries carry the launch through. (Away for good, it fails within 10 s: see bad_input.)
 #[test]
 fn a_briefly_unavailable_daemon_is_waited_for() {
     let run = Run::new("dockerback");
     let socket = run.work_dir.join("docker.sock");
-    let mut child = spawn_shim(
-        &run,
-        &[("DOCKER_HOST", format!("unix://{}", socket.display()))],
-        &[],
+    let config = run.host_config(serde_json::json!({
+        "docker_host": format!("unix://{}", socket.display())
+    }));
+    let mut child = spawn_shim(&run, &config, &[], &[]);
+    wait_until(
+        "the shim finds no daemon and retries",
+        Duration::from_secs(10),
+        || {
+            run.read(run.sandbox().join("stderr"))
+                .unwrap_or_default()
+                .contains("Docker daemon not answering yet; retrying")
+        },
     );
-    std::thread::sleep(Duration::from_secs(2));
     serve_proxy(socket);
     wait_until(
         "the launch went through once the daemon was back",
         Duration::from_secs(20),
         || run.sibling_pid().is_some() && run.sibling_pid() == run.forked_pid(),
-    );
-    let stderr = run.read(run.sandbox().join("stderr")).unwrap();
-    assert!(
-        stderr.contains("Docker daemon not answering yet; retrying"),
-        "{stderr}"
     );
     docker_ok(&["kill", &run.sibling_name()]);
     assert_eq!(
@@ -283,7 +245,10 @@ fn a_hundred_launches_at_once_are_all_checkpointed() {
     let runs: Vec<Run> = (0..N).map(|_| Run::new("hundred")).collect();
     let mut children: Vec<Child> = runs
         .iter()
-        .map(|run| spawn_shim(run, &[], &["--tick_interval=5"]))
+        .map(|run| {
+            let config = run.host_config(serde_json::json!({}));
+            spawn_shim(run, &config, &[], &["--tick_interval=5"])
+        })
         .collect();
     wait_until(
         "all hundred launches are checkpointed",

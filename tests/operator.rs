@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -109,15 +108,15 @@ fn doctor_fails_in_an_agent_container_without_host_pids() {
 }
 
 /// The agent's work_dir mounted from another host path: the shim finds the host path in the
-/// agent container's mounts and binds it into the sibling, with no configuration. Settings
-/// travel to a 1.x agent's shim through --executor_environment_variables.
+/// agent container's mounts and binds it into the sibling, with no configuration for it. The
+/// tunables come from the configuration file.
 #[test]
 fn zero_configuration_finds_the_host_path_of_the_work_dir() {
     let run = Run::new("hostpath");
-    let mut agent = Agent::with_shim().env(
-        "EXECUTOR_ENVIRONMENT",
-        "EXECUTOR_SHIM_CAP_ADD=SYS_PTRACE EXECUTOR_SHIM_MEMORY=64MB EXECUTOR_SHIM_CPUS=0.5",
-    );
+    let mut agent = Agent::with_shim()
+        .set("cap_add", serde_json::json!(["SYS_PTRACE"]))
+        .set("memory", "64MB".into())
+        .set("cpus", 0.5.into());
     agent.work_dir_in_container = Some("/var/lib/mesos".into());
     let name = run.start_agent(&agent);
     let pid = run.wait_for_checkpointed_sibling(&name);
@@ -150,7 +149,7 @@ fn ps_shows_each_sibling_and_whether_forked_pid_finds_it() {
     let run = Run::new("ps");
     let agent = run.start_agent(&Agent::with_shim());
     let pid = run.wait_for_checkpointed_sibling(&agent);
-    let (code, entries) = shim_json(&["ps", "--json"]);
+    let (code, entries) = shim_json(&["ps", "--json", "--label", &run.scope_filter()]);
     assert_eq!(code, 0);
     let entry = entries
         .as_array()
@@ -172,7 +171,7 @@ fn ps_shows_each_sibling_and_whether_forked_pid_finds_it() {
         run.forked_pid_path(),
     )
     .unwrap();
-    let (_, entries) = shim_json(&["ps", "--json"]);
+    let (_, entries) = shim_json(&["ps", "--json", "--label", &run.scope_filter()]);
     let entry = entries
         .as_array()
         .unwrap()
@@ -180,7 +179,10 @@ fn ps_shows_each_sibling_and_whether_forked_pid_finds_it() {
         .find(|e| e["container_id"] == run.container_id.as_str())
         .unwrap();
     assert_eq!(entry["forked_pid"]["differs"]["pid"], 1, "{entry}");
-    let text = Command::new(shim_bin()).arg("ps").output().unwrap();
+    let text = Command::new(shim_bin())
+        .args(["ps", "--label", &run.scope_filter()])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.lines()
@@ -194,9 +196,10 @@ fn ps_shows_each_sibling_and_whether_forked_pid_finds_it() {
 #[test]
 fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
     let live = Run::new("gclive");
-    let completed = Run::new("gcdone");
-    let gone = Run::new("gcgone");
-    let exited = Run::new("gcexited");
+    let scope = live.scope.clone();
+    let completed = Run::in_scope("gcdone", &scope);
+    let gone = Run::in_scope("gcgone", &scope);
+    let exited = Run::in_scope("gcexited", &scope);
     let mut pids = Vec::new();
     for run in [&live, &completed, &gone] {
         let agent = run.start_agent(&Agent::with_shim());
@@ -207,7 +210,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
     std::fs::remove_dir_all(gone.meta()).unwrap();
     // A sibling whose executor exited (auto-remove off, as a daemon that lost track would leave
     // it), and one created by a launch whose shim died before starting it.
-    let abandoned = Run::new("gcabandoned");
+    let abandoned = Run::in_scope("gcabandoned", &scope);
     exited.leftover_sibling("run", "4194305:1");
     abandoned.leftover_sibling("create", "4194305:1");
 
@@ -240,8 +243,7 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
     ];
     expected.sort();
 
-    let (code, dry) = shim_json(&["gc", "--dry-run", "--json"]);
-    assert_eq!(code, 0);
+    let dry = live.gc(true);
     let with = |action: &str| {
         expected
             .iter()
@@ -257,8 +259,12 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
         );
     }
 
-    let (code, done) = shim_json(&["gc", "--json"]);
-    assert_eq!(code, 0);
+    let done = live.gc(false);
+    assert_eq!(
+        done.as_array().unwrap().len(),
+        expected.len(),
+        "gc touched only this test's siblings: {done}"
+    );
     assert_eq!(ours(&done), with("removed"));
     for run in [&completed, &gone, &exited, &abandoned] {
         assert!(
@@ -275,29 +281,25 @@ fn gc_leaves_a_live_executor_alone_and_collects_the_rest() {
 /// `gc --every` keeps running, one pass per period, until SIGTERM.
 #[test]
 fn gc_every_runs_as_a_loop_until_terminated() {
-    setup();
-    let child = Command::new(shim_bin())
-        .args(["gc", "--every", "1secs", "--dry-run", "--json"])
+    use std::io::BufRead;
+    let run = Run::new("gcevery");
+    let mut child = Command::new(shim_bin())
+        .args(["gc", "--every", "1secs", "--dry-run", "--json", "--label"])
+        .arg(run.scope_filter())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for pass in 0..2 {
+        let line = lines.next().expect("a pass").unwrap();
+        assert_eq!(line, "[]", "pass {pass}: nothing of this test's to collect");
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let passes = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('['))
-        .count();
-    assert!(
-        passes >= 2,
-        "at least two passes in 2.5 s: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
     let out = Command::new(shim_bin())
         .args(["gc", "--every", "10ms"])
         .output()
@@ -307,6 +309,46 @@ fn gc_every_runs_as_a_loop_until_terminated() {
         Some(2),
         "a period under 1secs is refused"
     );
+}
+
+/// The operator commands take their settings from `--config FILE`, and DOCKER_HOST of the
+/// operator's shell names the endpoint over the file's.
+#[test]
+fn operator_commands_take_a_config_file_and_the_shells_docker_host() {
+    let run = Run::new("opconfig");
+    let file =
+        run.config_file(&serde_json::from_str(r#"{"docker_host": "tcp://127.0.0.1:9"}"#).unwrap());
+    let ps = |docker_host: Option<&str>| {
+        let mut cmd = Command::new(shim_bin());
+        cmd.args(["ps", "--json", "--config"]).arg(&file);
+        cmd.args(["--label", &run.scope_filter()]);
+        match docker_host {
+            Some(h) => cmd.env("DOCKER_HOST", h),
+            None => cmd.env_remove("DOCKER_HOST"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = ps(None);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tcp://127.0.0.1:9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ps(Some("unix:///var/run/docker.sock"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = Command::new(shim_bin())
+        .args(["ps", "--config", "/nonexistent/config.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/config.json"));
 }
 
 /// The README's first command: the demo tells the whole story and cleans up after itself.

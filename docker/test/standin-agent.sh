@@ -6,11 +6,14 @@
 #       Lays out the run as Mesos does, forks /usr/libexec/mesos/mesos-executor with the MESOS_*
 #       environment and the sandbox's stdout/stderr, checkpoints forked.pid by temp file and
 #       rename, waits for it, records its status and marks the run completed.
-#       AGENT_GENERATION=1.x (default): the executor gets only MESOS_*, LIBPROCESS_*, PATH and
-#         EXECUTOR_ENVIRONMENT (space-separated K=V, the operator's --executor_environment_variables),
-#         and forked.pid is written before the executor starts.
-#       AGENT_GENERATION=0.2x: the executor inherits the agent's whole environment, and forked.pid
-#         is written CHECKPOINT_DELAY seconds (default 1) after the launch.
+#       AGENT_GENERATION=1.x (default): the executor gets only MESOS_*, LIBPROCESS_*, PATH,
+#         EXECUTOR_ENVIRONMENT (space-separated K=V, the operator's --executor_environment_variables)
+#         and TASK_ENVIRONMENT (space-separated K=V, the task's CommandInfo.environment, which Mesos
+#         copies into the command executor's environment), and forked.pid is written before the
+#         executor starts.
+#       AGENT_GENERATION=0.2x: the executor inherits the agent's whole environment plus
+#         TASK_ENVIRONMENT, and forked.pid is written CHECKPOINT_DELAY seconds (default 1) after
+#         the launch.
 #       CHECKPOINT=0 launches without checkpointing.
 #   standin-agent.sh recover WORK_DIR
 #       What a restarted agent does: for the latest run of every executor not marked completed,
@@ -52,11 +55,13 @@ launch)
       [ "$1" = 1 ] && { dir=$2; tmp=$(mktemp "$dir/XXXXXX"); printf "%s" "$$" > "$tmp"; mv "$tmp" "$dir/forked.pid"; }
       shift 2
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
-      env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" ${EXECUTOR_ENVIRONMENT:-} \
+      env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" ${EXECUTOR_ENVIRONMENT:-} ${TASK_ENVIRONMENT:-} \
       sh -c 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec /usr/libexec/mesos/mesos-executor "$@"' sh "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
   else
+    # shellcheck disable=SC2086
+    env ${TASK_ENVIRONMENT:-} \
     sh -c 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec /usr/libexec/mesos/mesos-executor "$@"' sh "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!

@@ -144,7 +144,7 @@ async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check
     }
 
     checks.push(match &agent {
-        Some(a) if a.pid_mode.as_deref() == Some("host") => pass("pid-namespace", "the agent container shares the host's PID namespace"),
+        Some(a) if a.shares_host_pids() == Some(true) => pass("pid-namespace", "the agent container shares the host's PID namespace"),
         Some(a) => failed(
             "pid-namespace",
             format!("the agent container runs with PidMode {:?}: a checkpointed host pid means nothing to the agent", a.pid_mode.as_deref().unwrap_or("")),

@@ -133,6 +133,13 @@ pub enum PidCheck {
 }
 
 pub fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
+    // A zombie still shows its cgroup, but it is an executor that has exited: never confirmed.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().starts_with('Z')));
+    if zombie != Some(false) {
+        return PidCheck::NotVisible;
+    }
     match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
         Err(_) => PidCheck::NotVisible,
         Ok(cgroup) if cgroup.contains(container_id) => PidCheck::Confirmed,
@@ -190,6 +197,23 @@ impl AgentContainer {
     pub fn host_path_for(&self, path: &Path) -> Option<PathBuf> {
         host_path_for(&self.mounts, path)
     }
+
+    /// Whether the agent container shares the host's PID namespace (`--pid=host`), which the
+    /// agent needs to follow a checkpointed host pid: `None` when its PidMode is another
+    /// container's, which may or may not be the host's.
+    pub fn shares_host_pids(&self) -> Option<bool> {
+        match self.pid_mode.as_deref().unwrap_or("") {
+            "host" => Some(true),
+            mode if mode.starts_with("container:") => None,
+            _ => Some(false),
+        }
+    }
+}
+
+/// Whether host pids are visible from where this process runs, given the container it runs in
+/// (`None`: on the host): `None` when that cannot be told.
+pub fn host_pids_visible(agent: Option<&AgentContainer>) -> Option<bool> {
+    agent.map_or(Some(true), AgentContainer::shares_host_pids)
 }
 
 #[cfg(test)]

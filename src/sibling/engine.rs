@@ -244,7 +244,7 @@ impl Engine {
                 Err(e) => {
                     return Err(fail(
                         Failure::Config,
-                        format!("cannot use Docker endpoint {endpoint}: {e}; set DOCKER_HOST to unix:///path or tcp://host:port"),
+                        format!("cannot use Docker endpoint {endpoint}: {e}; name unix:///path or tcp://host:port as \"docker_host\" in the configuration file"),
                     ))
                 }
                 Ok(docker) => {
@@ -263,7 +263,8 @@ impl Engine {
                     format!(
                         "the Docker daemon at {endpoint} did not answer within {}s ({error}); start it, or mount its \
                          socket into the agent container (-v /var/run/docker.sock:/var/run/docker.sock), or set \
-                         DOCKER_HOST / docker_host to where it listens",
+                         \"docker_host\" in the configuration file (DOCKER_HOST for the operator commands) to where it \
+                         listens",
                         patience.as_secs()
                     ),
                 ));
@@ -330,7 +331,7 @@ impl Engine {
             Failure::Unavailable,
             format!(
                 "the executor image {image} is not on the Docker host and pulling it failed ({outcome}); \
-                 load or build it on this host, or set EXECUTOR_SHIM_IMAGE / image to an image that is there"
+                 load or build it on this host, or set \"image\" in the configuration file to an image that is there"
             ),
         ))
     }

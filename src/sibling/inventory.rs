@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::SENTINEL_FILE;
-use crate::sibling::discover::{identity_alive, AgentContainer};
+use crate::sibling::discover::{host_pids_visible, identity_alive, AgentContainer};
 use crate::sibling::engine::Engine;
 use crate::sibling::labels::{
     LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR_ID, LABEL_FORKED_PID, LABEL_FRAMEWORK_ID,
@@ -110,10 +110,8 @@ pub struct Inventory {
 /// Every sibling the shim made on this Docker host that carries all of `label_filters` (Docker's
 /// `key` or `key=value`).
 pub async fn list(engine: &Engine, label_filters: &[String]) -> anyhow::Result<Inventory> {
-    let host_pids_visible = match AgentContainer::discover(engine).await? {
-        None => true,
-        Some(agent) => agent.pid_mode.as_deref() == Some("host"),
-    };
+    let agent = AgentContainer::discover(engine).await?;
+    let host_pids_visible = host_pids_visible(agent.as_ref()) == Some(true);
     let mut filters = vec![format!("{LABEL_MANAGED}=true")];
     filters.extend(label_filters.iter().cloned());
     let mut entries = Vec::new();

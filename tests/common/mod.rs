@@ -3,12 +3,18 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const AGENT_IMAGE: &str = "mesos-executor-shim-test/agent:latest";
+/// The label that scopes every sibling a test makes: `ps` and `gc` in tests filter on it, so a
+/// test never touches siblings it did not make (the host may run real ones).
+pub const SCOPE_LABEL: &str = "mesos-executor-shim-test.scope";
+/// Where the tests keep the configuration files they name with EXECUTOR_SHIM_CONFIG: a directory
+/// root owns and nobody else can write, outside every work_dir, as the shim requires.
+pub const CONFIG_DIR: &str = "/run/mesos-executor-shim-it";
 pub const BAKED_IMAGE: &str = "mesos-executor-shim-test/agent-baked:latest";
 pub const EXECUTOR_PATH: &str = "/usr/libexec/mesos/mesos-executor";
 pub const CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
@@ -68,6 +74,36 @@ pub fn setup() {
     });
 }
 
+/// Starts the shim on this host (no agent container), as the agent would, for `run`, with the
+/// configuration file `config`; the test plays the agent that checkpoints forked.pid (the shim's
+/// own pid) right after the fork, as a 1.x agent does.
+pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
+    let stderr = std::fs::File::create(run.sandbox().join("stderr")).unwrap();
+    let child = Command::new(shim_bin())
+        .arg0("mesos-executor")
+        .args(executor_args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("MESOS_DIRECTORY", run.sandbox())
+        .env("MESOS_FRAMEWORK_ID", &run.framework_id)
+        .env("MESOS_EXECUTOR_ID", &run.executor_id)
+        .env("MESOS_SLAVE_ID", &run.agent_id)
+        .env("MESOS_CHECKPOINT", "1")
+        .env("EXECUTOR_SHIM_CONFIG", config)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let temp = run.forked_pid_path().with_file_name("agent-tmp");
+    std::fs::write(&temp, child.id().to_string()).unwrap();
+    std::fs::rename(&temp, run.forked_pid_path()).unwrap();
+    child
+}
+
 /// Polls `done` until it holds or `timeout` passes, then panics naming what did not happen.
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -106,8 +142,9 @@ pub struct Agent {
     pub pid_host: bool,
     /// Environment of the agent container.
     pub env: Vec<(String, String)>,
-    /// The configuration file the shim finds in the agent container.
-    pub config_json: Option<String>,
+    /// Settings for the configuration file the shim finds in the agent container; the run's scope
+    /// label is added to them.
+    pub config: serde_json::Map<String, serde_json::Value>,
     pub executor_args: Vec<String>,
     /// Where the agent container sees the work_dir, when not at the host's path.
     pub work_dir_in_container: Option<String>,
@@ -123,7 +160,7 @@ impl Agent {
             checkpoint: true,
             pid_host: true,
             env: Vec::new(),
-            config_json: None,
+            config: serde_json::Map::new(),
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
             work_dir_in_container: None,
         }
@@ -154,20 +191,38 @@ impl Agent {
         self.env.push((key.into(), value.into()));
         self
     }
+
+    /// One key of the shim's configuration file.
+    pub fn set(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.config.insert(key.into(), value);
+        self
+    }
 }
 
-/// One executor run, with its own work_dir and IDs; removes every container it made on drop.
+/// One executor run, with its own work_dir and IDs; removes every container and file it made on
+/// drop.
 pub struct Run {
     pub work_dir: PathBuf,
     pub agent_id: String,
     pub framework_id: String,
     pub executor_id: String,
     pub container_id: String,
+    /// The value of [`SCOPE_LABEL`] on this run's siblings: its own container ID, or one shared by
+    /// the runs of one test.
+    pub scope: String,
     agents: std::cell::RefCell<Vec<String>>,
+    configs: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Run {
     pub fn new(tag: &str) -> Run {
+        let mut run = Run::in_scope(tag, "");
+        run.scope = run.container_id.clone();
+        run
+    }
+
+    /// A run whose siblings carry `scope`, shared with other runs of the same test.
+    pub fn in_scope(tag: &str, scope: &str) -> Run {
         setup();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
@@ -183,8 +238,65 @@ impl Run {
             framework_id: "F-test-0".into(),
             executor_id: format!("app.{tag}.{n}"),
             container_id,
+            scope: scope.to_string(),
             agents: Default::default(),
+            configs: Default::default(),
         }
+    }
+
+    /// Writes a configuration file for this run's shim: `settings` plus the scope label, in
+    /// [`CONFIG_DIR`]. Returns its path.
+    pub fn config_file(&self, settings: &serde_json::Map<String, serde_json::Value>) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Path::new(CONFIG_DIR);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = settings.clone();
+        let labels = settings
+            .entry("labels")
+            .or_insert_with(|| serde_json::json!({}));
+        labels[SCOPE_LABEL] = serde_json::Value::String(self.scope.clone());
+        let path = dir.join(format!(
+            "{}-{}.json",
+            self.container_id,
+            self.configs.borrow().len()
+        ));
+        std::fs::write(&path, serde_json::to_string(&settings).unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        self.configs.borrow_mut().push(path.clone());
+        path
+    }
+
+    /// The configuration of a shim started on this host: the test image, and `extra`.
+    pub fn host_config(&self, extra: serde_json::Value) -> PathBuf {
+        let mut settings = serde_json::Map::new();
+        settings.insert("image".into(), AGENT_IMAGE.into());
+        if let serde_json::Value::Object(extra) = extra {
+            settings.extend(extra);
+        }
+        self.config_file(&settings)
+    }
+
+    /// `gc --json`, scoped to this run's siblings.
+    pub fn gc(&self, dry_run: bool) -> serde_json::Value {
+        let mut cmd = Command::new(shim_bin());
+        cmd.args(["gc", "--json", "--label", &self.scope_filter()]);
+        if dry_run {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "gc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `key=value` of this run's scope label.
+    pub fn scope_filter(&self) -> String {
+        format!("{SCOPE_LABEL}={}", self.scope)
     }
 
     pub fn sandbox(&self) -> PathBuf {
@@ -239,11 +351,8 @@ impl Run {
                 format!("{}:{EXECUTOR_PATH}:ro", shim_bin().display()),
             ]);
         }
-        if let Some(json) = &agent.config_json {
-            let file = self.work_dir.join("shim-config.json");
-            std::fs::write(&file, json).unwrap();
-            args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
-        }
+        let file = self.config_file(&agent.config);
+        args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
         args.extend([
             "-e".into(),
             format!("AGENT_GENERATION={}", agent.generation),
@@ -374,6 +483,7 @@ impl Run {
             format!("io.mesos-executor-shim.executor-id={}", self.executor_id),
             format!("io.mesos-executor-shim.container-id={}", self.container_id),
             format!("io.mesos-executor-shim.shim={shim}"),
+            self.scope_filter(),
         ] {
             args.extend(["--label".to_string(), label]);
         }
@@ -463,5 +573,8 @@ impl Drop for Run {
         args.extend(names.iter().map(String::as_str));
         let _ = docker(&args);
         let _ = std::fs::remove_dir_all(&self.work_dir);
+        for file in self.configs.borrow().iter() {
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
