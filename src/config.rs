@@ -1,9 +1,9 @@
 //! The shim's settings: the operator's JSON file, and nothing else.
 //!
 //! The launch environment cannot carry settings. Mesos merges a task's own environment into its
-//! executor's (`../shared/mesos-contract.md`, "The task's environment reaches the executor"), so
-//! whoever submits a task would otherwise choose the Docker endpoint, the image, the mounts and
-//! the privileges of the launch. The file lives in the agent container
+//! executor's (`src/slave/slave.cpp` copies the task's `CommandInfo.environment` into the command
+//! executor's), so whoever submits a task would otherwise choose the Docker endpoint, the image,
+//! the mounts and the privileges of the launch. The file lives in the agent container
 //! (`/etc/mesos-executor-shim/config.json`, baked or mounted); `EXECUTOR_SHIM_CONFIG` may name
 //! another one only if root owns it and everything above it and nobody else can write there
 //! ([`trusted_file`]), the rule sudo and sshd apply to their own configuration.
@@ -770,6 +770,24 @@ mod tests {
         assert!(e.contains("not an absolute path"), "{e}");
         let e = load_for_relay(Some(file.as_os_str()), Path::new("/var/lib/mesos")).unwrap_err();
         assert!(e.to_string().contains("unset EXECUTOR_SHIM_CONFIG"), "{e}");
+    }
+
+    /// The README's table of keys is the table here: every key, with its default, and no other.
+    #[test]
+    fn the_readme_lists_every_key_with_its_default() {
+        let readme = include_str!("../README.md");
+        let table: Vec<(&str, &str)> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| key | default | meaning |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`'), cells[2].trim_matches('`'))
+            })
+            .collect();
+        let keys: Vec<(&str, &str)> = KEYS.iter().map(|k| (k.name, k.default)).collect();
+        assert_eq!(table, keys);
     }
 
     #[test]

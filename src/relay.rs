@@ -188,19 +188,13 @@ pub async fn supervise<E: SiblingEngine>(
                 ?check,
                 "the sibling's pid cannot be confirmed yet; waiting for its exit"
             );
-            match tokio::time::timeout(UNCONFIRMED_PID_PATIENCE, &mut exit).await {
-                Ok(Ok(code)) => {
-                    tracing::info!(container = sibling.name, code, "executor exited");
-                    return Ok(exit_status_from_docker(code));
-                }
-                Ok(Err(WaitError::NotFound)) => {
-                    return Ok(exit_after_removal(engine, &sibling).await)
-                }
-                Ok(Err(WaitError::Lost(_))) | Err(_) => {
-                    discard(engine, &sibling).await;
-                    return Err(unconfirmed(pid, check, &sibling));
+            if let Ok(waited) = tokio::time::timeout(UNCONFIRMED_PID_PATIENCE, &mut exit).await {
+                if let Ok(status) = exit_status(engine, &sibling, waited).await {
+                    return Ok(status);
                 }
             }
+            discard(engine, &sibling).await;
+            return Err(unconfirmed(pid, check, &sibling));
         }
         Err(e) => {
             discard(engine, &sibling).await;
@@ -237,13 +231,9 @@ pub async fn supervise<E: SiblingEngine>(
         // that has exited never gets its pid written into forked.pid.
         tokio::select! {
             biased;
-            code = &mut exit => match code {
-                Ok(code) => {
-                    tracing::info!(container = sibling.name, code, "executor exited");
-                    return Ok(exit_status_from_docker(code));
-                }
-                Err(WaitError::NotFound) => return Ok(exit_after_removal(engine, &sibling).await),
-                Err(WaitError::Lost(e)) => {
+            waited = &mut exit => match exit_status(engine, &sibling, waited).await {
+                Ok(status) => return Ok(status),
+                Err(e) => {
                     // The daemon went away under the wait (restart, socket hiccup): the executor
                     // may well still run, so wait again instead of leaving it unwatched.
                     wait_failures += 1;
@@ -271,11 +261,11 @@ pub async fn supervise<E: SiblingEngine>(
                 }
             }
             changed = async { guard.as_mut().expect("guarded").changed().await }, if guard.is_some() => {
-                let outcome = match (changed, pid) {
-                    (Ok(true), Some(pid)) => keep_checkpoint(engine, &forked_pid, pid, &sibling.id, settings).map(Some),
-                    (Ok(_), _) => Ok(None),
-                    (Err(e), _) => Err(e),
-                };
+                let pid = pid.expect("only a checkpointed pid is guarded");
+                let outcome = changed.and_then(|changed| match changed {
+                    true => keep_checkpoint(engine, &forked_pid, pid, &sibling.id, settings).map(Some),
+                    false => Ok(None),
+                });
                 match outcome {
                     // Something else wrote forked.pid and it was put right: keep watching a while.
                     Ok(Some(true)) => guard.as_mut().expect("guarded").extend(settings.forked_pid_guard),
@@ -548,22 +538,36 @@ fn keep_checkpoint<E: SiblingEngine>(
     }
 }
 
-/// The sibling vanished before its exit could be read (a lost wait while the daemon restarted):
-/// the event log may still hold its exit.
-async fn exit_after_removal<E: SiblingEngine>(engine: &E, sibling: &Sibling) -> u8 {
-    match engine
-        .exit_code_from_events(&sibling.id, sibling.since_unix)
-        .await
-    {
-        Some(code) => exit_status_from_docker(code),
-        None => {
-            tracing::error!(
-                container = sibling.name,
-                "the sibling is gone and its exit status is unknown"
-            );
-            255
+/// What a wait's result means: the status to exit with, or (the wait was lost, the executor may
+/// still run) why it must be waited for again.
+async fn exit_status<E: SiblingEngine>(
+    engine: &E,
+    sibling: &Sibling,
+    waited: Result<i64, WaitError>,
+) -> Result<u8, String> {
+    let code = match waited {
+        Ok(code) => code,
+        Err(WaitError::Lost(e)) => return Err(e),
+        // It vanished before its exit could be read (a lost wait while the daemon restarted):
+        // the event log may still hold its exit.
+        Err(WaitError::NotFound) => {
+            match engine
+                .exit_code_from_events(&sibling.id, sibling.since_unix)
+                .await
+            {
+                Some(code) => code,
+                None => {
+                    tracing::error!(
+                        container = sibling.name,
+                        "the sibling is gone and its exit status is unknown"
+                    );
+                    return Ok(255);
+                }
+            }
         }
-    }
+    };
+    tracing::info!(container = sibling.name, code, "executor exited");
+    Ok(exit_status_from_docker(code))
 }
 
 /// Undoes a launch that failed: a sibling the shim created must not outlive the failure.

@@ -255,23 +255,7 @@ fn a_hundred_launches_at_once_are_all_checkpointed() {
         Duration::from_secs(240),
         || {
             let names: Vec<String> = runs.iter().map(Run::sibling_name).collect();
-            let mut args = vec![
-                "inspect",
-                "-f",
-                "{{.Name}} {{.State.Running}} {{.State.Pid}}",
-            ];
-            args.extend(names.iter().map(String::as_str));
-            let out = docker(&args);
-            let text = String::from_utf8_lossy(&out.stdout);
-            let running: std::collections::HashMap<String, u32> = text
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.split_whitespace();
-                    let name = f.next()?.trim_start_matches('/').to_string();
-                    (f.next()? == "true").then_some(())?;
-                    Some((name, f.next()?.parse().ok()?))
-                })
-                .collect();
+            let running = running_pids(&names);
             runs.iter()
                 .all(|run| running.get(&run.sibling_name()).copied() == run.forked_pid())
         },

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::Child;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,30 +14,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn busy_host() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `name -> host pid` of those of `names` that run.
-fn running_pids(names: &[String]) -> HashMap<String, u32> {
-    let mut running = HashMap::new();
-    for chunk in names.chunks(100) {
-        let mut args = vec![
-            "inspect",
-            "-f",
-            "{{.Name}} {{.State.Running}} {{.State.Pid}}",
-        ];
-        args.extend(chunk.iter().map(String::as_str));
-        let out = docker(&args);
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let mut f = line.split_whitespace();
-            let (Some(name), Some("true"), Some(pid)) = (f.next(), f.next(), f.next()) else {
-                continue;
-            };
-            if let Ok(pid) = pid.parse() {
-                running.insert(name.trim_start_matches('/').to_string(), pid);
-            }
-        }
-    }
-    running
 }
 
 /// The targets of a process's open descriptors.

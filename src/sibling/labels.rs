@@ -58,15 +58,8 @@ pub fn parse_label_filter(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesos::layout::IdVariables;
 
-    fn run() -> RunLayout {
-        RunLayout::from_sandbox(
-            "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".as_ref(),
-            &IdVariables::default(),
-        )
-        .unwrap()
-    }
+    use crate::test_support::sample_run as run;
 
     #[test]
     fn only_a_container_labelled_for_this_run_is_ours() {

@@ -191,15 +191,8 @@ pub fn plan_for_existing(status: Option<ContainerStateStatusEnum>) -> ExistingPl
 mod tests {
     use super::*;
     use crate::config::BindMount;
-    use crate::mesos::layout::IdVariables;
 
-    fn run() -> RunLayout {
-        RunLayout::from_sandbox(
-            "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".as_ref(),
-            &IdVariables::default(),
-        )
-        .unwrap()
-    }
+    use crate::test_support::sample_run as run;
 
     fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()

@@ -55,7 +55,7 @@ pub fn setup() {
             Ok(o) if o.status.success() => {}
             Ok(o) => panic!(
                 "no Docker daemon answers ({}): these tests need a real one; start it as .ci/run does \
-                 (see ../shared/docker.md) and run the tests again",
+                 and run the tests again",
                 String::from_utf8_lossy(&o.stderr).trim()
             ),
             Err(e) => panic!("the docker CLI cannot be run ({e}): install docker.io as .ci/run does"),
@@ -114,6 +114,30 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `name -> host pid` of those of `names` that run.
+pub fn running_pids(names: &[String]) -> std::collections::HashMap<String, u32> {
+    let mut running = std::collections::HashMap::new();
+    for chunk in names.chunks(100) {
+        let mut args = vec![
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Running}} {{.State.Pid}}",
+        ];
+        args.extend(chunk.iter().map(String::as_str));
+        let out = docker(&args);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut f = line.split_whitespace();
+            let (Some(name), Some("true"), Some(pid)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if let Ok(pid) = pid.parse() {
+                running.insert(name.trim_start_matches('/').to_string(), pid);
+            }
+        }
+    }
+    running
 }
 
 /// Whether a host pid exists and is not a zombie.
