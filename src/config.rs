@@ -97,6 +97,8 @@ pub struct Settings {
     pub cpus: Option<f64>,
     pub labels: BTreeMap<String, String>,
     pub privileged: bool,
+    /// Put the sibling under the Mesos container's cgroup when the shim runs in one.
+    pub mesos_cgroups: bool,
     pub log_level: String,
     pub log_format: LogFormat,
     /// Test builds only: the launch step at which the shim freezes (see [`crate::failpoint`]).
@@ -119,6 +121,7 @@ impl Default for Settings {
             cpus: None,
             labels: BTreeMap::new(),
             privileged: false,
+            mesos_cgroups: true,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             #[cfg(feature = "failpoints")]
@@ -242,6 +245,16 @@ pub const KEYS: &[Key] = &[
         default: "false",
         apply: |s, v| {
             s.privileged = v
+                .as_bool()
+                .ok_or_else(|| format!("{v} is not true or false"))?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "mesos_cgroups",
+        default: "true",
+        apply: |s, v| {
+            s.mesos_cgroups = v
                 .as_bool()
                 .ok_or_else(|| format!("{v} is not true or false"))?;
             Ok(())
@@ -643,7 +656,7 @@ mod tests {
             r#"{"image": "agent:1", "executor": "/opt/mesos-executor", "mounts": ["/a:/b:ro", "/c:/d"],
                 "forked_pid_timeout": "5secs", "forked_pid_guard": "1mins", "docker_host": "tcp://127.0.0.1:2375",
                 "work_dir_host": "/srv/mesos", "cap_add": ["cap_sys_admin", "SYS_PTRACE"], "memory": "512MB",
-                "cpus": 0.5, "labels": {"team": "infra"}, "privileged": true, "log_level": "DEBUG",
+                "cpus": 0.5, "labels": {"team": "infra"}, "privileged": true, "mesos_cgroups": false, "log_level": "DEBUG",
                 "log_format": "json"}"#,
         )
         .unwrap();
@@ -660,6 +673,7 @@ mod tests {
         assert_eq!(s.cpus, Some(0.5));
         assert_eq!(s.labels.get("team").map(String::as_str), Some("infra"));
         assert!(s.privileged);
+        assert!(!s.mesos_cgroups);
         assert_eq!(s.log_level, "debug");
         assert_eq!(s.log_format, LogFormat::Json);
     }
@@ -688,6 +702,7 @@ mod tests {
             ("log_level", r#""loud""#),
             ("log_format", r#""xml""#),
             ("privileged", r#""yes""#),
+            ("mesos_cgroups", "1"),
         ] {
             let e = parse(&format!("{{\"{key}\": {value}}}")).unwrap_err();
             assert_eq!(e.key, key, "{value}: {e}");

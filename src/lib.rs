@@ -3,7 +3,8 @@
 //!
 //! Read top-down:
 //! - [`mesos`]: what the shim shares with the agent: the layout of a run under the work_dir
-//!   ([`mesos::layout`]) and the `forked.pid` checkpoint ([`mesos::checkpoint`]).
+//!   ([`mesos::layout`]), the `forked.pid` checkpoint ([`mesos::checkpoint`]), and the linux
+//!   launcher's container cgroups, which the sibling joins ([`mesos::cgroups`]).
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
 //! - [`sibling`]: the sibling container: its spec and labels (pure), its placement, what the shim
 //!   discovers about its own container, and the Docker API calls.

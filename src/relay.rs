@@ -2,8 +2,8 @@
 //!
 //! 1. [`Launch::read`]: read the run from `MESOS_DIRECTORY` and refuse anything malformed before
 //!    touching anything.
-//! 2. [`run`]: reach Docker, find the agent container, decide the sibling's placement, make sure
-//!    the image is there.
+//! 2. [`run`]: reach Docker, find the agent container, decide the sibling's placement (image,
+//!    host paths, and the Mesos container's cgroup to join), make sure the image is there.
 //! 3. [`supervise`], the state machine, written against [`SiblingEngine`] so that unit tests
 //!    drive it without a daemon: create `executor-mesos-<CID>` (or adopt a running one), register
 //!    the wait for its exit *before* starting it, start it, confirm its host pid, point the
@@ -20,6 +20,7 @@ use nix::sys::signal::Signal;
 use crate::config::Settings;
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
+use crate::mesos::cgroups::{self, CgroupPlacement, DefaultWhy};
 use crate::mesos::checkpoint::{self, ForkedPidGuard, HostPid, PidFile};
 use crate::mesos::layout::{IdVariables, RunLayout};
 use crate::sibling::discover::{
@@ -37,6 +38,10 @@ pub const DOCKER_PATIENCE: Duration = Duration::from_secs(8);
 /// report its exit. Under load the daemon learns of an exit late: an executor that exited at once
 /// still shows as running while its pid is gone. Only if no exit comes is it a misconfiguration.
 const UNCONFIRMED_PID_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
+/// cgroups before it removes the parents the runtime made.
+const CGROUP_CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
 
 const PID_HOST_NEEDED: &str =
     "the agent container does not share the host's PID namespace, so the agent could not \
@@ -126,9 +131,18 @@ pub async fn run(
     if host_pids_visible(agent.as_ref()) == Some(false) {
         return Err(fail(Failure::Config, PID_HOST_NEEDED));
     }
-    let spec = build_spec(&launch, settings, agent.as_ref())?;
+    let mut spec = build_spec(&launch, settings, agent.as_ref())?;
+    spec.cgroup_parent = cgroup_parent(&engine, &launch.run, settings).await?;
     engine.ensure_image(&spec.image).await?;
-    supervise(&engine, run, &spec, launch.checkpointing, signals).await
+    // Noted before the sibling exists: where its runtime will make the parent cgroup itself.
+    let made_for_the_sibling = spec
+        .cgroup_parent
+        .as_deref()
+        .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
+        .unwrap_or_default();
+    let outcome = supervise(&engine, run, &spec, launch.checkpointing, signals).await;
+    cgroups::remove_when_empty(&made_for_the_sibling, CGROUP_CLEANUP_PATIENCE).await;
+    outcome
 }
 
 /// Fills in what depends on where the shim runs: image, host paths, user, environment.
@@ -155,6 +169,45 @@ fn build_spec(
     }
     spec.user = format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid());
     Ok(spec)
+}
+
+/// Where the sibling's cgroups go: under the Mesos container's, when the linux launcher put the
+/// shim in one and Docker can follow (see [`cgroups`]); otherwise Docker's, said once in the log.
+async fn cgroup_parent(
+    engine: &Engine,
+    run: &RunLayout,
+    settings: &Settings,
+) -> Result<Option<String>, ShimError> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    // Docker is asked only when there is a Mesos cgroup to join.
+    let driver = if cgroups::mesos_container_cgroup(&own, &run.container_id).is_some() {
+        engine
+            .cgroup_setup()
+            .await
+            .classify(Failure::Unavailable)?
+            .0
+    } else {
+        String::new()
+    };
+    match cgroups::decide(&own, &run.container_id, &driver, settings.mesos_cgroups) {
+        CgroupPlacement::UnderMesosContainer { parent } => {
+            tracing::info!(
+                cgroup_parent = parent,
+                "placing the sibling under the Mesos container's cgroup"
+            );
+            Ok(Some(parent))
+        }
+        CgroupPlacement::DockerDefault(
+            why @ (DefaultWhy::NoMesosCgroup | DefaultWhy::CgroupsV2),
+        ) => {
+            tracing::info!(reason = %why, "keeping Docker's cgroup placement");
+            Ok(None)
+        }
+        CgroupPlacement::DockerDefault(why) => {
+            tracing::warn!(reason = %why, "keeping Docker's cgroup placement: {}", cgroups::DEFAULT_PLACEMENT_MEANS);
+            Ok(None)
+        }
+    }
 }
 
 /// The sibling this shim looks after.

@@ -80,9 +80,17 @@ fn doctor_is_green_in_a_well_started_agent_container() {
         "work-dir",
         "executor-image",
         "docker-socket",
+        "cgroups",
     ] {
         check(&checks, name);
     }
+    assert!(
+        check(&checks, "cgroups")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cgroups v1, Docker's cgroupfs driver"),
+        "{checks:#?}"
+    );
     assert!(
         check(&checks, "docker")["detail"]
             .as_str()

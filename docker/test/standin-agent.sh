@@ -15,6 +15,14 @@
 #         TASK_ENVIRONMENT, and forked.pid is written CHECKPOINT_DELAY seconds (default 1) after
 #         the launch.
 #       CHECKPOINT=0 launches without checkpointing.
+#       LAUNCHER=linux (default posix): as the linux launcher, creates the cgroup
+#         CGROUPS_ROOT/CONTAINER_ID (default root: mesos) in the freezer, memory and cpu hierarchies
+#         under /sys/fs/cgroup, sets MEMORY_LIMIT (bytes) on it if given, and moves the forked
+#         process into it before it execs the executor. Needs the host's /sys/fs/cgroup mounted rw.
+#   standin-agent.sh destroy WORK_DIR CGROUPS_ROOT CONTAINER_ID
+#       The linux launcher's destroy: freezes the container's freezer cgroup (nested cgroups
+#       included), SIGKILLs every process in it and below, thaws it, then waits (bounded) for the
+#       pid in forked.pid to die. Exits 0 when it died, 1 when it survived (a destroy that hangs).
 #   standin-agent.sh recover WORK_DIR
 #       What a restarted agent does: for the latest run of every executor not marked completed,
 #       reads forked.pid and checks the pid is alive. Prints "alive|dead CONTAINER_ID PID" per run;
@@ -48,10 +56,23 @@ launch)
     MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=5secs MESOS_RECOVERY_TIMEOUT=15mins \
     LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=0 \
     -- "$@"
+  MOVE_TO=
+  if [ "${LAUNCHER:-posix}" = linux ]; then
+    for c in freezer memory cpu; do
+      cgroup=/sys/fs/cgroup/$c/${CGROUPS_ROOT:-mesos}/$container_id
+      mkdir -p "$cgroup"
+      MOVE_TO="$MOVE_TO $cgroup"
+    done
+    if [ -n "${MEMORY_LIMIT:-}" ]; then
+      echo "$MEMORY_LIMIT" > "/sys/fs/cgroup/memory/${CGROUPS_ROOT:-mesos}/$container_id/memory.limit_in_bytes"
+    fi
+  fi
+  export MOVE_TO
   generation=${AGENT_GENERATION:-1.x}
   if [ "$generation" = "1.x" ]; then
     # shellcheck disable=SC2086
     sh -c '
+      for cgroup in $MOVE_TO; do echo $$ > "$cgroup/cgroup.procs"; done
       [ "$1" = 1 ] && { dir=$2; tmp=$(mktemp "$dir/XXXXXX"); printf "%s" "$$" > "$tmp"; mv "$tmp" "$dir/forked.pid"; }
       shift 2
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
@@ -75,6 +96,27 @@ launch)
   echo "$status" > "$meta/standin.status"
   touch "$meta/executor.sentinel"
   echo "executor exited with status $status"
+  ;;
+destroy)
+  work_dir=$1 root=$2 container_id=$3
+  freezer=/sys/fs/cgroup/freezer/$root/$container_id
+  echo FROZEN > "$freezer/freezer.state"
+  until grep -q FROZEN "$freezer/freezer.state"; do sleep 0.05; done
+  for cgroup in $(find "$freezer" -type d); do
+    for pid in $(cat "$cgroup/cgroup.procs"); do kill -9 "$pid"; done
+  done
+  echo THAWED > "$freezer/freezer.state"
+  pid=$(cat "$work_dir"/meta/slaves/*/frameworks/*/executors/*/runs/"$container_id"/pids/forked.pid)
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+    i=$((i + 1))
+    if [ "$i" -ge 100 ]; then
+      echo "survived $container_id $pid"
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "destroyed $container_id $pid"
   ;;
 recover)
   work_dir=$1

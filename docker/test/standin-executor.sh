@@ -1,8 +1,9 @@
 #!/bin/sh
 # Stand-in for the stock mesos-executor, for tests and the demo: records how it was started in
 # the sandbox, then prints a line every 0.2 s. Among the agent's flags it reads
-# --exit_after=<lines>, --exit_code=<n> and --tick_interval=<secs>; it ignores the rest, as the
-# tests need no real task.
+# --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs> and --allocate_mb=<n> (holds n MiB
+# before it starts ticking, as a task that needs memory would); it ignores the rest, as the tests
+# need no real task.
 sandbox=${MESOS_DIRECTORY:?MESOS_DIRECTORY is not set}
 for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv"
 env > "$sandbox/executor.env"
@@ -10,15 +11,22 @@ echo $$ > "$sandbox/executor.pid"
 exit_after=-1
 exit_code=0
 tick_interval=0.2
+allocate_mb=
 for a in "$@"; do
   case "$a" in
     --exit_after=*) exit_after=${a#*=} ;;
     --exit_code=*) exit_code=${a#*=} ;;
     --tick_interval=*) tick_interval=${a#*=} ;;
+    --allocate_mb=*) allocate_mb=${a#*=} ;;
   esac
 done
 trap 'echo TERM >> "$sandbox/executor.signals"; exit 143' TERM
 trap 'echo USR1 >> "$sandbox/executor.signals"' USR1
+if [ -n "$allocate_mb" ]; then
+  echo "allocating $allocate_mb MiB"
+  held=$(head -c $((allocate_mb * 1048576)) /dev/zero | tr '\0' x)
+  echo "allocated ${#held} bytes"
+fi
 i=0
 while [ "$exit_after" -lt 0 ] || [ "$i" -lt "$exit_after" ]; do
   echo "tick $i"

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
+use crate::mesos::cgroups;
 use crate::sibling::discover::AgentContainer;
 use crate::sibling::engine::Engine;
 use crate::sibling::placement::{Placement, PlacementError};
@@ -171,6 +172,43 @@ async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check
         ),
         Err(e) => failed("docker-socket", &e.problem, &e.fix),
     });
+    checks.push(cgroups_check(settings, &engine).await);
+}
+
+/// Which cgroup placement applies on this host, and what it means (the relay's own rule).
+async fn cgroups_check(settings: &Settings, engine: &Engine) -> Check {
+    let (driver, version) = match engine.cgroup_setup().await {
+        Ok(setup) => setup,
+        Err(e) => return failed("cgroups", format!("{e:#}"), "check the daemon"),
+    };
+    match cgroups::host_obstacle(version == "1", &driver, settings.mesos_cgroups) {
+        None => {
+            let hierarchy =
+                std::path::Path::new(cgroups::V1_MOUNT).join("memory/memory.use_hierarchy");
+            if std::fs::read_to_string(&hierarchy).is_ok_and(|v| v.trim() == "0") {
+                return failed(
+                    "cgroups",
+                    "memory.use_hierarchy is 0: a Mesos container's memory limit would not hold a sibling below it",
+                    "set memory.use_hierarchy to 1 at the root of the memory hierarchy",
+                );
+            }
+            pass(
+                "cgroups",
+                format!(
+                    "cgroups v1, Docker's {driver} driver: an executor the linux launcher put in a Mesos container's \
+                     cgroup runs under it (the container's limits and destroy apply); under the posix launcher \
+                     siblings keep Docker's placement and destroy reaches them through forked.pid"
+                ),
+            )
+        }
+        Some(why) => pass(
+            "cgroups",
+            format!(
+                "siblings keep Docker's placement: {why}; under the linux launcher {}",
+                cgroups::DEFAULT_PLACEMENT_MEANS
+            ),
+        ),
+    }
 }
 
 fn work_dir_check(work_dir: &Path, host: &Result<PathBuf, PlacementError>) -> Check {

@@ -1,4 +1,6 @@
-//! What the shim shares with the Mesos agent: the on-disk layout of a run, and the pid checkpoint.
+//! What the shim shares with the Mesos agent: the on-disk layout of a run, the pid checkpoint,
+//! and the cgroups of the Mesos containerizer's linux launcher.
 
+pub mod cgroups;
 pub mod checkpoint;
 pub mod layout;

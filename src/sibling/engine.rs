@@ -448,6 +448,23 @@ impl Engine {
         Ok(modes)
     }
 
+    /// Docker's cgroup driver (`cgroupfs`, `systemd`) and cgroup version (`1`, `2`).
+    pub async fn cgroup_setup(&self) -> anyhow::Result<(String, String)> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .with_context(|| format!("asking {} for its cgroup driver", self.endpoint))?;
+        Ok((
+            info.cgroup_driver
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            info.cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        ))
+    }
+
     /// Containers carrying every one of `labels` (key or key=value), running or not.
     pub async fn list_labelled(&self, labels: &[String]) -> anyhow::Result<Vec<ContainerSummary>> {
         let filters: HashMap<String, Vec<String>> = [("label".to_string(), labels.to_vec())].into();

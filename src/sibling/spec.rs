@@ -72,6 +72,9 @@ pub struct SiblingSpec {
     pub docker_socket_host: Option<PathBuf>,
     /// `uid:gid` of the shim: the executor runs as the agent would have run it.
     pub user: String,
+    /// The Mesos container's cgroup to place the sibling under (Docker's `CgroupParent`);
+    /// `None`: Docker's own placement.
+    pub cgroup_parent: Option<String>,
     pub labels: HashMap<String, String>,
     pub settings: Settings,
 }
@@ -93,6 +96,7 @@ impl SiblingSpec {
             work_dir_host: run.work_dir.clone(),
             docker_socket_host: None,
             user: "0:0".into(),
+            cgroup_parent: None,
             labels,
             settings: settings.clone(),
         }
@@ -155,6 +159,7 @@ impl SiblingSpec {
                 cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
                 memory: s.memory,
                 nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
+                cgroup_parent: self.cgroup_parent.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -276,6 +281,10 @@ mod tests {
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.cap_add, None);
         assert_eq!(
+            host.cgroup_parent, None,
+            "Docker's placement unless decided"
+        );
+        assert_eq!(
             host.binds.unwrap(),
             vec![
                 "/srv/mesos:/var/lib/mesos:rw",
@@ -307,6 +316,16 @@ mod tests {
         assert_eq!(host.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.nano_cpus, Some(500_000_000));
+        let mut spec = SiblingSpec::new(&run(), &settings);
+        spec.cgroup_parent = Some("/mesos/C-1".into());
+        assert_eq!(
+            spec.create_body()
+                .host_config
+                .unwrap()
+                .cgroup_parent
+                .as_deref(),
+            Some("/mesos/C-1")
+        );
         assert_eq!(body.labels.unwrap()["team"], "infra");
     }
 

@@ -104,6 +104,29 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
     child
 }
 
+/// Removes the cgroup `root` and everything below it in every v1 hierarchy, deepest first (a
+/// cgroup is removed with rmdir once it holds no process and no child).
+pub fn remove_cgroup_trees(root: &str) {
+    fn remove(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove(&entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+        for hierarchy in hierarchies.flatten() {
+            let tree = hierarchy.path().join(root);
+            if tree.is_dir() {
+                remove(&tree);
+            }
+        }
+    }
+}
+
 /// Polls `done` until it holds or `timeout` passes, then panics naming what did not happen.
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -172,6 +195,8 @@ pub struct Agent {
     pub executor_args: Vec<String>,
     /// Where the agent container sees the work_dir, when not at the host's path.
     pub work_dir_in_container: Option<String>,
+    /// Launch as the linux launcher does, into the run's cgroups, with this memory limit (bytes).
+    pub linux_launcher: Option<u64>,
 }
 
 impl Agent {
@@ -187,6 +212,7 @@ impl Agent {
             config: serde_json::Map::new(),
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
             work_dir_in_container: None,
+            linux_launcher: None,
         }
     }
 
@@ -318,6 +344,44 @@ impl Run {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// The agent's `--cgroups_root` for this run: not Mesos's default, so a test never touches a
+    /// real agent's `mesos/` cgroups, and the shim is shown to follow any root.
+    pub fn cgroups_root(&self) -> String {
+        format!("shim-it-{}", self.container_id)
+    }
+
+    /// The path of this run's Mesos container cgroup in one controller's hierarchy.
+    pub fn mesos_cgroup(&self, controller: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.cgroups_root())
+            .join(&self.container_id)
+    }
+
+    /// The linux launcher's destroy of this run's container: (exit status, what it printed).
+    pub fn destroy(&self) -> (i32, String) {
+        let wd = self.work_dir.display().to_string();
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--pid=host",
+            "-v",
+            &format!("{wd}:{wd}"),
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            AGENT_IMAGE,
+            "/standin-agent.sh",
+            "destroy",
+            &wd,
+            &self.cgroups_root(),
+            &self.container_id,
+        ]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    }
+
     /// `key=value` of this run's scope label.
     pub fn scope_filter(&self) -> String {
         format!("{SCOPE_LABEL}={}", self.scope)
@@ -377,6 +441,18 @@ impl Run {
         }
         let file = self.config_file(&agent.config);
         args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
+        if let Some(limit) = agent.linux_launcher {
+            args.extend([
+                "-v".into(),
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw".into(),
+                "-e".into(),
+                "LAUNCHER=linux".into(),
+                "-e".into(),
+                format!("CGROUPS_ROOT={}", self.cgroups_root()),
+                "-e".into(),
+                format!("MEMORY_LIMIT={limit}"),
+            ]);
+        }
         args.extend([
             "-e".into(),
             format!("AGENT_GENERATION={}", agent.generation),
@@ -600,5 +676,6 @@ impl Drop for Run {
         for file in self.configs.borrow().iter() {
             let _ = std::fs::remove_file(file);
         }
+        remove_cgroup_trees(&self.cgroups_root());
     }
 }
