@@ -244,9 +244,7 @@ pub const KEYS: &[Key] = &[
         name: "privileged",
         default: "false",
         apply: |s, v| {
-            s.privileged = v
-                .as_bool()
-                .ok_or_else(|| format!("{v} is not true or false"))?;
+            s.privileged = boolean(v)?;
             Ok(())
         },
     },
@@ -254,9 +252,7 @@ pub const KEYS: &[Key] = &[
         name: "mesos_cgroups",
         default: "true",
         apply: |s, v| {
-            s.mesos_cgroups = v
-                .as_bool()
-                .ok_or_else(|| format!("{v} is not true or false"))?;
+            s.mesos_cgroups = boolean(v)?;
             Ok(())
         },
     },
@@ -501,6 +497,11 @@ pub fn trusted_file(path: &Path, work_dir: &Path) -> Result<PathBuf, String> {
 
 fn string(v: &Value) -> Result<&str, String> {
     v.as_str().ok_or_else(|| format!("{v} is not a string"))
+}
+
+fn boolean(v: &Value) -> Result<bool, String> {
+    v.as_bool()
+        .ok_or_else(|| format!("{v} is not true or false"))
 }
 
 fn strings(v: &Value) -> Result<Vec<&str>, String> {

@@ -56,12 +56,6 @@ pub struct SiblingEntry {
     pub forked_pid_path: Option<PathBuf>,
 }
 
-impl SiblingEntry {
-    pub fn is_running(&self) -> bool {
-        matches!(self.state.as_str(), "running" | "paused" | "restarting")
-    }
-}
-
 /// What the agent's directory says about a run, read from `forked.pid`'s path and the work_dir.
 pub fn run_state(
     forked_pid_path: &Path,

@@ -360,22 +360,23 @@ impl Run {
 
     /// The linux launcher's destroy of this run's container: (exit status, what it printed).
     pub fn destroy(&self) -> (i32, String) {
+        let root = self.cgroups_root();
+        self.standin_agent(
+            &["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"],
+            &["destroy", &root, &self.container_id],
+        )
+    }
+
+    /// One command of a new stand-in agent container on this run's work_dir, as a restarted agent
+    /// runs (`--pid=host`, the work_dir at the same path): (exit status, what it printed).
+    fn standin_agent(&self, docker_args: &[&str], command: &[&str]) -> (i32, String) {
         let wd = self.work_dir.display().to_string();
-        let out = docker(&[
-            "run",
-            "--rm",
-            "--pid=host",
-            "-v",
-            &format!("{wd}:{wd}"),
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            AGENT_IMAGE,
-            "/standin-agent.sh",
-            "destroy",
-            &wd,
-            &self.cgroups_root(),
-            &self.container_id,
-        ]);
+        let bind = format!("{wd}:{wd}");
+        let mut args = vec!["run", "--rm", "--pid=host", "-v", &bind];
+        args.extend(docker_args);
+        args.extend([AGENT_IMAGE, "/standin-agent.sh", command[0], &wd]);
+        args.extend(&command[1..]);
+        let out = docker(&args);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -503,22 +504,7 @@ impl Run {
 
     /// A restarted agent's recovery: (exit status, what it printed).
     pub fn recover(&self) -> (i32, String) {
-        let wd = self.work_dir.display().to_string();
-        let out = docker(&[
-            "run",
-            "--rm",
-            "--pid=host",
-            "-v",
-            &format!("{wd}:{wd}"),
-            AGENT_IMAGE,
-            "/standin-agent.sh",
-            "recover",
-            &wd,
-        ]);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )
+        self.standin_agent(&[], &["recover"])
     }
 
     pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
