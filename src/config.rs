@@ -25,7 +25,6 @@ use crate::sibling::labels::LABEL_PREFIX;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// Names another configuration file; subject to [`trusted_file`] when a launch names it.
 pub const ENV_CONFIG: &str = "EXECUTOR_SHIM_CONFIG";
-pub const DEFAULT_EXECUTOR: &str = "/usr/libexec/mesos/mesos-executor";
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
@@ -80,8 +79,10 @@ impl BindMount {
 pub struct Settings {
     /// Image of the sibling; `None`: the image of the container the shim runs in.
     pub image: Option<String>,
-    /// Path of the real executor inside the sibling.
-    pub executor: PathBuf,
+    /// Path of the real `mesos-executor` in the sibling; `None`: the path the agent ran.
+    pub executor: Option<PathBuf>,
+    /// Path of the real `mesos-docker-executor` in the sibling; `None`: the path the agent ran.
+    pub docker_executor: Option<PathBuf>,
     pub mounts: Vec<BindMount>,
     /// How long to wait for the agent's own forked.pid before writing it anyway.
     pub forked_pid_timeout: Duration,
@@ -110,7 +111,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             image: None,
-            executor: DEFAULT_EXECUTOR.into(),
+            executor: None,
+            docker_executor: None,
             mounts: Vec::new(),
             forked_pid_timeout: DEFAULT_FORKED_PID_TIMEOUT,
             forked_pid_guard: DEFAULT_FORKED_PID_GUARD,
@@ -150,9 +152,17 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "executor",
-        default: DEFAULT_EXECUTOR,
+        default: "the path the agent ran",
         apply: |s, v| {
-            s.executor = absolute_path(string(v)?)?;
+            s.executor = Some(absolute_path(string(v)?)?);
+            Ok(())
+        },
+    },
+    Key {
+        name: "docker_executor",
+        default: "the path the agent ran",
+        apply: |s, v| {
+            s.docker_executor = Some(absolute_path(string(v)?)?);
             Ok(())
         },
     },
@@ -644,17 +654,14 @@ mod tests {
     fn defaults_when_the_file_is_empty() {
         let s = parse("{}").unwrap();
         assert_eq!(s, Settings::default());
-        assert_eq!(
-            s.executor,
-            PathBuf::from("/usr/libexec/mesos/mesos-executor")
-        );
+        assert_eq!(s.executor, None, "the path the agent ran");
         assert_eq!(s.forked_pid_guard, Duration::from_secs(10));
     }
 
     #[test]
     fn every_key_parses() {
         let s = parse(
-            r#"{"image": "agent:1", "executor": "/opt/mesos-executor", "mounts": ["/a:/b:ro", "/c:/d"],
+            r#"{"image": "agent:1", "executor": "/opt/mesos-executor", "docker_executor": "/opt/mesos-docker-executor", "mounts": ["/a:/b:ro", "/c:/d"],
                 "forked_pid_timeout": "5secs", "forked_pid_guard": "1mins", "docker_host": "tcp://127.0.0.1:2375",
                 "work_dir_host": "/srv/mesos", "cap_add": ["cap_sys_admin", "SYS_PTRACE"], "memory": "512MB",
                 "cpus": 0.5, "labels": {"team": "infra"}, "privileged": true, "mesos_cgroups": false, "log_level": "DEBUG",
@@ -662,7 +669,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.image.as_deref(), Some("agent:1"));
-        assert_eq!(s.executor, PathBuf::from("/opt/mesos-executor"));
+        assert_eq!(s.executor, Some(PathBuf::from("/opt/mesos-executor")));
+        assert_eq!(
+            s.docker_executor,
+            Some(PathBuf::from("/opt/mesos-docker-executor"))
+        );
         assert_eq!(s.mounts[0].to_bind(), "/a:/b:ro");
         assert_eq!(s.mounts[1].to_bind(), "/c:/d:rw");
         assert_eq!(s.forked_pid_timeout, Duration::from_secs(5));

@@ -1,30 +1,31 @@
-use std::ffi::OsString;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use mesos_executor_shim::cli::{Cli, Command};
 use mesos_executor_shim::commands;
-
-/// The name the agent runs executors by. Under it the binary is the relay and parses nothing.
-const RELAY_NAME: &str = "mesos-executor";
+use mesos_executor_shim::mesos::executor::ExecutorKind;
 
 fn main() -> ExitCode {
     let mut argv = std::env::args_os();
-    let argv0 = argv.next().unwrap_or_else(|| OsString::from(RELAY_NAME));
-    if Path::new(&argv0)
-        .file_name()
-        .is_some_and(|n| n == RELAY_NAME)
-    {
-        return ExitCode::from(commands::run::relay_main(&argv0, argv.collect()));
+    let argv0 = argv.next().unwrap_or_default();
+    // Under the name of an executor the agent forks, the binary is the relay and parses nothing.
+    if let Some(kind) = ExecutorKind::from_argv0(&argv0) {
+        return ExitCode::from(commands::run::relay_main(kind, &argv0, argv.collect()));
     }
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     let status = match cli.command {
-        Command::Run { args } => commands::run::relay_main(&argv0, args),
-        Command::Doctor { work_dir, json } => {
-            commands::run::report(commands::doctor::main(config, &work_dir, json))
-        }
+        Command::Run { args } => commands::run::relay_main(ExecutorKind::Command, &argv0, args),
+        Command::Doctor {
+            work_dir,
+            launcher_dir,
+            json,
+        } => commands::run::report(commands::doctor::main(
+            config,
+            &work_dir,
+            &launcher_dir,
+            json,
+        )),
         Command::Ps { label, json } => {
             commands::run::report(commands::ps::main(config, &label, json))
         }

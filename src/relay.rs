@@ -11,7 +11,7 @@
 //!    return the executor's exit status.
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -22,6 +22,7 @@ use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::cgroups::{self, CgroupPlacement, DefaultWhy};
 use crate::mesos::checkpoint::{self, ForkedPidGuard, HostPid, PidFile};
+use crate::mesos::executor::{flag, ExecutorKind};
 use crate::mesos::layout::{IdVariables, RunLayout};
 use crate::sibling::discover::{
     host_pids_visible, process_gone, process_identity, AgentContainer, PidCheck,
@@ -53,6 +54,9 @@ const FORKED_PID_POLL: Duration = Duration::from_millis(20);
 
 /// What the agent handed the shim, validated.
 pub struct Launch {
+    /// Which executor the agent ran, and where (argv[0]).
+    pub kind: ExecutorKind,
+    pub argv0: OsString,
     pub run: RunLayout,
     pub executor_args: Vec<String>,
     pub env: Vec<(OsString, OsString)>,
@@ -62,7 +66,12 @@ pub struct Launch {
 
 impl Launch {
     /// Reads the launch; anything malformed is refused (exit 64) before anything is made.
-    pub fn read(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Launch, ShimError> {
+    pub fn read(
+        kind: ExecutorKind,
+        argv0: OsString,
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+    ) -> Result<Launch, ShimError> {
         let var = |name: &str| {
             env.iter()
                 .find(|(k, _)| k == name)
@@ -94,6 +103,8 @@ impl Launch {
             })?;
         let checkpointing = var("MESOS_CHECKPOINT").as_deref() == Some("1");
         Ok(Launch {
+            kind,
+            argv0,
             run,
             executor_args,
             env,
@@ -155,7 +166,14 @@ fn build_spec(
         .complete()
         .classify(Failure::Config)?;
     let mut spec = SiblingSpec::new(&launch.run, settings);
+    spec.executor = real_executor(launch, settings);
     spec.executor_args = launch.executor_args.clone();
+    if launch.kind == ExecutorKind::Docker {
+        // The docker executor runs the task container through the socket its flag names.
+        if let Some(socket) = flag(&launch.executor_args, "docker_socket") {
+            spec.docker_socket_target = absolute_flag("docker_socket", socket)?;
+        }
+    }
     spec.image = placement.image;
     spec.work_dir_host = placement.work_dir_host;
     spec.docker_socket_host = placement.docker_socket_host;
@@ -208,6 +226,31 @@ async fn cgroup_parent(
             Ok(None)
         }
     }
+}
+
+/// The real executor in the sibling's image: the configured path for this executor, else the
+/// path the agent ran, which holds the stock executor in an agent image (a bind-mounted shim is
+/// not part of the image; a baked one hands over to `<path>.real` in the sibling).
+fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
+    let configured = match launch.kind {
+        ExecutorKind::Command => &settings.executor,
+        ExecutorKind::Docker => &settings.docker_executor,
+    };
+    configured
+        .clone()
+        .unwrap_or_else(|| launch.kind.invoked_path(&launch.argv0))
+}
+
+/// A path flag of the executor's, which must be absolute to mean the same in the sibling.
+fn absolute_flag(name: &str, value: &str) -> Result<PathBuf, ShimError> {
+    let path = PathBuf::from(value);
+    if !path.is_absolute() {
+        return Err(fail(
+            Failure::Usage,
+            format!("--{name}={value:?} is not an absolute path; the agent passes absolute paths"),
+        ));
+    }
+    Ok(path)
 }
 
 /// The sibling this shim looks after.
@@ -644,7 +687,6 @@ fn unix_now() -> i64 {
 mod tests {
     use std::cell::RefCell;
     use std::collections::HashMap;
-    use std::path::PathBuf;
 
     use bollard::models::{
         ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,

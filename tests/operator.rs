@@ -22,6 +22,10 @@ fn shim_json(args: &[&str]) -> (i32, Value) {
 
 /// `doctor` run in an agent container as an operator would (`docker exec`-style, here `run`).
 fn doctor_in_agent_container(run: &Run, pid_host: bool) -> (i32, Vec<Value>) {
+    doctor_in(run, pid_host, AGENT_IMAGE)
+}
+
+fn doctor_in(run: &Run, pid_host: bool, image: &str) -> (i32, Vec<Value>) {
     let wd = run.work_dir.display().to_string();
     let bin = format!(
         "{}:/usr/local/bin/mesos-executor-shim:ro",
@@ -43,7 +47,7 @@ fn doctor_in_agent_container(run: &Run, pid_host: bool) -> (i32, Vec<Value>) {
         &wd_bind,
         "-v",
         &bin,
-        AGENT_IMAGE,
+        image,
         "/usr/local/bin/mesos-executor-shim",
         "doctor",
         "--json",
@@ -80,10 +84,27 @@ fn doctor_is_green_in_a_well_started_agent_container() {
         "work-dir",
         "executor-image",
         "docker-socket",
+        "docker-executor",
         "cgroups",
     ] {
         check(&checks, name);
     }
+    assert!(
+        check(&checks, "docker-executor")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("runs no docker containerizer tasks"),
+        "{checks:#?}"
+    );
+    let (code, checks) = doctor_in(&run, true, DOCKER_AGENT_IMAGE);
+    assert_eq!(code, 0, "{checks:#?}");
+    assert!(
+        check(&checks, "docker-executor")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/usr/libexec/mesos/mesos-docker-executor and /usr/bin/docker"),
+        "{checks:#?}"
+    );
     assert!(
         check(&checks, "cgroups")["detail"]
             .as_str()

@@ -15,6 +15,13 @@
 #         TASK_ENVIRONMENT, and forked.pid is written CHECKPOINT_DELAY seconds (default 1) after
 #         the launch.
 #       CHECKPOINT=0 launches without checkpointing.
+#       LAUNCHER_DIR (default /usr/libexec/mesos): where the executors are.
+#       CONTAINERIZER=docker (default mesos): as the docker containerizer, forks
+#         LAUNCHER_DIR/mesos-docker-executor with its flags (--container=mesos-<CID> --docker=docker
+#         --docker_socket=DOCKER_SOCKET (default /var/run/docker.sock) --sandbox_directory=...
+#         --mapped_directory=/mnt/mesos/sandbox --launcher_dir=... --stop_timeout=0ns) instead of
+#         the extra arguments, hands it the task TASK_IMAGE/TASK_COMMAND (the file standin.task in
+#         the sandbox), and checkpoints pids/libprocess.pid once the executor reports its address.
 #       LAUNCHER=linux (default posix): as the linux launcher, creates the cgroup
 #         CGROUPS_ROOT/CONTAINER_ID (default root: mesos) in the freezer, memory and cpu hierarchies
 #         under /sys/fs/cgroup, sets MEMORY_LIMIT (bytes) on it if given, and moves the forked
@@ -25,7 +32,9 @@
 #       pid in forked.pid to die. Exits 0 when it died, 1 when it survived (a destroy that hangs).
 #   standin-agent.sh recover WORK_DIR
 #       What a restarted agent does: for the latest run of every executor not marked completed,
-#       reads forked.pid and checks the pid is alive. Prints "alive|dead CONTAINER_ID PID" per run;
+#       reads forked.pid and checks the pid is alive. With CONTAINERIZER=docker, as the docker
+#       containerizer: only a run with a libprocess.pid whose address accepts a TCP connection
+#       has its forked.pid checked; any other is dead. Prints "alive|dead CONTAINER_ID PID" per run;
 #       exits 0 when all are alive, 1 when one is dead, 2 on an empty or unparsable forked.pid.
 set -u
 mode=$1
@@ -68,6 +77,19 @@ launch)
     fi
   fi
   export MOVE_TO
+  launcher_dir=${LAUNCHER_DIR:-/usr/libexec/mesos}
+  executor=$launcher_dir/mesos-executor
+  if [ "${CONTAINERIZER:-mesos}" = docker ]; then
+    executor=$launcher_dir/mesos-docker-executor
+    set -- "$@" --container="mesos-$container_id" --docker=docker \
+      --docker_socket="${DOCKER_SOCKET:-/var/run/docker.sock}" --sandbox_directory="$sandbox" \
+      --mapped_directory=/mnt/mesos/sandbox --launcher_dir="$launcher_dir" --stop_timeout=0ns
+    echo "${TASK_IMAGE:?TASK_IMAGE is not set} ${TASK_COMMAND:?TASK_COMMAND is not set}" > "$sandbox/standin.task"
+    (
+      until [ -s "$sandbox/executor.libprocess" ]; do sleep 0.1; done
+      checkpoint "$meta/pids/libprocess.pid" "$(cat "$sandbox/executor.libprocess")"
+    ) &
+  fi
   generation=${AGENT_GENERATION:-1.x}
   if [ "$generation" = "1.x" ]; then
     # shellcheck disable=SC2086
@@ -77,13 +99,13 @@ launch)
       shift 2
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
       env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" ${EXECUTOR_ENVIRONMENT:-} ${TASK_ENVIRONMENT:-} \
-      sh -c 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec /usr/libexec/mesos/mesos-executor "$@"' sh "$@" \
+      sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
   else
     # shellcheck disable=SC2086
     env ${TASK_ENVIRONMENT:-} \
-    sh -c 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec /usr/libexec/mesos/mesos-executor "$@"' sh "$@" \
+    sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
     sleep "${CHECKPOINT_DELAY:-1}"
@@ -129,7 +151,15 @@ recover)
     case "$pid" in
       '' | *[!0-9]*) echo "unparsable $(basename "$run") '$pid'"; exit 2 ;;
     esac
-    if kill -0 "$pid" 2>/dev/null; then
+    reachable=yes
+    if [ "${CONTAINERIZER:-mesos}" = docker ]; then
+      address=$(cat "$run/pids/libprocess.pid" 2>/dev/null)
+      hostport=${address#*@}
+      if [ -z "$address" ] || ! nc -w 2 "${hostport%:*}" "${hostport##*:}" </dev/null 2>/dev/null; then
+        reachable=no
+      fi
+    fi
+    if [ "$reachable" = yes ] && kill -0 "$pid" 2>/dev/null; then
       echo "alive $(basename "$run") $pid"
     else
       echo "dead $(basename "$run") $pid"

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
+use crate::mesos::executor::ExecutorKind;
 use crate::sibling::discover::AgentContainer;
 use crate::sibling::engine::Engine;
 use crate::sibling::placement::{Placement, PlacementError};
@@ -41,7 +42,12 @@ fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>
 }
 
 /// Exit status 0 when every check passes, 1 otherwise.
-pub fn main(config: Option<&Path>, work_dir: &Path, json: bool) -> Result<u8, ShimError> {
+pub fn main(
+    config: Option<&Path>,
+    work_dir: &Path,
+    launcher_dir: &Path,
+    json: bool,
+) -> Result<u8, ShimError> {
     let mut checks = Vec::new();
     let settings = match super::operator_settings(config) {
         Ok(loaded) => {
@@ -57,7 +63,7 @@ pub fn main(config: Option<&Path>, work_dir: &Path, json: bool) -> Result<u8, Sh
             Settings::default()
         }
     };
-    super::runtime()?.block_on(run_checks(&settings, work_dir, &mut checks));
+    super::runtime()?.block_on(run_checks(&settings, work_dir, launcher_dir, &mut checks));
     if json {
         super::print_json(&checks);
     } else {
@@ -89,7 +95,12 @@ fn config_check(file: Option<&Path>, work_dir: &Path) -> Check {
     }
 }
 
-async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check>) {
+async fn run_checks(
+    settings: &Settings,
+    work_dir: &Path,
+    launcher_dir: &Path,
+    checks: &mut Vec<Check>,
+) {
     let endpoint = &settings.docker_host;
     let engine = match super::connect(settings).await {
         Ok(engine) => engine,
@@ -157,12 +168,12 @@ async fn run_checks(settings: &Settings, work_dir: &Path, checks: &mut Vec<Check
     // The relay's own decision, reported part by part.
     let placement = Placement::resolve(settings, agent.as_ref(), work_dir);
     checks.push(work_dir_check(work_dir, &placement.work_dir_host));
-    checks.push(image_check(settings, &engine, &placement.image).await);
+    checks.extend(image_checks(settings, &engine, &placement.image, launcher_dir).await);
     checks.push(match &placement.docker_socket_host {
         Ok(Some(host)) => pass(
             "docker-socket",
             format!(
-                "siblings get the host's {} at {SIBLING_DOCKER_SOCKET}",
+                "siblings get the host's {} at {SIBLING_DOCKER_SOCKET} (or where mesos-docker-executor's --docker_socket says)",
                 host.display()
             ),
         ),
@@ -235,56 +246,106 @@ fn work_dir_check(work_dir: &Path, host: &Result<PathBuf, PlacementError>) -> Ch
     }
 }
 
-async fn image_check(
+/// Where `docker` may be in an image: the docker executor runs `--docker` (default `docker`) from
+/// PATH.
+const DOCKER_CLI_PATHS: [&str; 3] = ["/usr/bin/docker", "/usr/local/bin/docker", "/bin/docker"];
+
+/// The executors the relay would run, in the image it would run them in: one check per executor.
+async fn image_checks(
     settings: &Settings,
     engine: &Engine,
     image: &Result<String, PlacementError>,
-) -> Check {
+    launcher_dir: &Path,
+) -> Vec<Check> {
     let image = match image {
         Ok(image) => image,
-        Err(e) => return failed("executor-image", &e.problem, &e.fix),
+        Err(e) => return vec![failed("executor-image", &e.problem, &e.fix)],
     };
     if let Err(e) = engine.api().inspect_image(image).await {
-        return failed(
+        return vec![failed(
             "executor-image",
             format!("image {image} is not on the Docker host ({e})"),
             "load or build it there, or set \"image\" in the configuration file",
-        );
+        )];
     }
-    let executor = settings.executor.display().to_string();
-    let real = format!("{executor}.real");
-    let modes = match engine
-        .stat_in_image(image, &[&executor, &real, "/bin/sh"])
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => return failed("executor-image", format!("{e:#}"), "check the image"),
+    let path = |kind: ExecutorKind, configured: &Option<PathBuf>| {
+        configured
+            .clone()
+            .unwrap_or_else(|| launcher_dir.join(kind.name()))
+            .display()
+            .to_string()
     };
-    let executable = |m: Option<u32>| m.is_some_and(|m| m & 0o111 != 0);
+    let executor = path(ExecutorKind::Command, &settings.executor);
+    let docker_executor = path(ExecutorKind::Docker, &settings.docker_executor);
+    let (real, docker_real) = (
+        format!("{executor}.real"),
+        format!("{docker_executor}.real"),
+    );
+    let mut wanted = vec![
+        executor.as_str(),
+        real.as_str(),
+        docker_executor.as_str(),
+        docker_real.as_str(),
+        "/bin/sh",
+    ];
+    wanted.extend(DOCKER_CLI_PATHS);
+    let modes = match engine.stat_in_image(image, &wanted).await {
+        Ok(m) => m,
+        Err(e) => {
+            return vec![failed(
+                "executor-image",
+                format!("{e:#}"),
+                "check the image",
+            )]
+        }
+    };
+    let executable = |i: usize| modes[i].is_some_and(|m| m & 0o111 != 0);
+    let baked = |i: usize| {
+        if executable(i) {
+            format!(" (baked: the stock executor is {})", wanted[i])
+        } else {
+            String::new()
+        }
+    };
     let shown = short(image);
-    if !executable(modes[0]) {
-        return failed(
+    let command = if !executable(0) {
+        failed(
             "executor-image",
             format!("image {shown} has no executable {executor}"),
-            "set \"executor\" in the configuration file to the real executor's path in that image",
-        );
-    }
-    if !executable(modes[2]) {
-        return failed(
+            "set \"executor\" in the configuration file to the real executor's path in that image, or pass \
+             the agent's --launcher_dir with --launcher-dir",
+        )
+    } else if !executable(4) {
+        failed(
             "executor-image",
             format!("image {shown} has no /bin/sh"),
             "use an image with /bin/sh (every Mesos image has one)",
-        );
-    }
-    let baked = if executable(modes[1]) {
-        format!(" (baked: the stock executor is {real})")
+        )
     } else {
-        String::new()
+        pass(
+            "executor-image",
+            format!("image {shown} holds {executor}{} and /bin/sh", baked(1)),
+        )
     };
-    pass(
-        "executor-image",
-        format!("image {shown} holds {executor}{baked} and /bin/sh"),
-    )
+    let cli = (5..wanted.len())
+        .find(|i| executable(*i))
+        .map(|i| wanted[i]);
+    let docker = match (executable(2), cli) {
+        (false, _) => pass(
+            "docker-executor",
+            format!("image {shown} has no {docker_executor}: it runs no docker containerizer tasks"),
+        ),
+        (true, Some(cli)) => pass(
+            "docker-executor",
+            format!("image {shown} holds {docker_executor}{} and {cli}", baked(3)),
+        ),
+        (true, None) => failed(
+            "docker-executor",
+            format!("image {shown} holds {docker_executor} but no docker CLI, which it runs for every task"),
+            "use the agent's own image, which has the docker CLI, as the executor image",
+        ),
+    };
+    vec![command, docker]
 }
 
 /// An image or container ID shortened as `docker ps` does; names are kept whole.

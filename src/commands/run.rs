@@ -10,6 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config;
 use crate::error::{fail, Classify, Failure, ShimError};
+use crate::mesos::executor::ExecutorKind;
 use crate::sibling::discover;
 use crate::{logging, relay};
 
@@ -26,14 +27,15 @@ pub const FORWARDED_SIGNALS: [Signal; 6] = [
 
 /// Relays a launch; `argv0` is how the binary was invoked, `args` the executor's arguments.
 /// Returns the exit status to leave with.
-pub fn relay_main(argv0: &OsString, args: Vec<OsString>) -> u8 {
+pub fn relay_main(kind: ExecutorKind, argv0: &OsString, args: Vec<OsString>) -> u8 {
     if discover::in_sibling() {
         // This binary is the executor image's mesos-executor (a baked image), started inside a
         // sibling: a relay never starts a relay, so hand over to the stock executor.
         return report(hand_over_to_stock_executor(argv0, args));
     }
     append_to_sandbox_files();
-    let launch = match relay::Launch::read(args, std::env::vars_os().collect()) {
+    let launch = match relay::Launch::read(kind, argv0.clone(), args, std::env::vars_os().collect())
+    {
         Ok(launch) => launch,
         Err(e) => return report(Err(e)),
     };

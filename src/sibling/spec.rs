@@ -2,16 +2,18 @@
 //! about what the executor gets (and does not get) is unit-tested.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
 
 use crate::config::Settings;
+use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
 use crate::sibling::labels;
 
-/// Where the executor of docker tasks looks for the daemon; the host socket is mounted there.
+/// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
+/// --docker_socket`); the host's socket is mounted there.
 pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// Runs in the sibling as `sh -c`: appends the executor's output to the sandbox files from inside
@@ -70,6 +72,8 @@ pub struct SiblingSpec {
     pub work_dir_host: PathBuf,
     /// The host path of the Docker socket, when the shim talks to Docker over one.
     pub docker_socket_host: Option<PathBuf>,
+    /// Where the sibling gets that socket: where its executor will look for it.
+    pub docker_socket_target: PathBuf,
     /// `uid:gid` of the shim: the executor runs as the agent would have run it.
     pub user: String,
     /// The Mesos container's cgroup to place the sibling under (Docker's `CgroupParent`);
@@ -88,13 +92,14 @@ impl SiblingSpec {
         SiblingSpec {
             name: run.sibling_name(),
             image: String::new(),
-            executor: settings.executor.clone(),
+            executor: ExecutorKind::Command.invoked_path(OsStr::new("")),
             executor_args: Vec::new(),
             env: Vec::new(),
             sandbox: run.sandbox.clone(),
             work_dir: run.work_dir.clone(),
             work_dir_host: run.work_dir.clone(),
             docker_socket_host: None,
+            docker_socket_target: SIBLING_DOCKER_SOCKET.into(),
             user: "0:0".into(),
             cgroup_parent: None,
             labels,
@@ -110,7 +115,11 @@ impl SiblingSpec {
             self.work_dir.display()
         )];
         if let Some(socket) = &self.docker_socket_host {
-            binds.push(format!("{}:{SIBLING_DOCKER_SOCKET}:rw", socket.display()));
+            binds.push(format!(
+                "{}:{}:rw",
+                socket.display(),
+                self.docker_socket_target.display()
+            ));
         }
         binds.extend(self.settings.mounts.iter().map(|m| m.to_bind()));
         binds

@@ -16,6 +16,11 @@ pub const SCOPE_LABEL: &str = "mesos-executor-shim-test.scope";
 /// root owns and nobody else can write, outside every work_dir, as the shim requires.
 pub const CONFIG_DIR: &str = "/run/mesos-executor-shim-it";
 pub const BAKED_IMAGE: &str = "mesos-executor-shim-test/agent-baked:latest";
+/// The agent image with the docker CLI and the stand-in mesos-docker-executor.
+pub const DOCKER_AGENT_IMAGE: &str = "mesos-executor-shim-test/agent-docker:latest";
+pub const DOCKER_BAKED_IMAGE: &str = "mesos-executor-shim-test/agent-docker-baked:latest";
+/// A task of the docker containerizer: prints a line every 0.2 s.
+pub const TICKING_TASK: &str = "i=0; while :; do echo task tick $i; i=$((i+1)); sleep 0.2; done";
 pub const EXECUTOR_PATH: &str = "/usr/libexec/mesos/mesos-executor";
 pub const CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 
@@ -197,6 +202,11 @@ pub struct Agent {
     pub work_dir_in_container: Option<String>,
     /// Launch as the linux launcher does, into the run's cgroups, with this memory limit (bytes).
     pub linux_launcher: Option<u64>,
+    /// Launch as the docker containerizer does: mesos-docker-executor, running this task command
+    /// in the test image.
+    pub docker_task: Option<String>,
+    /// The agent's --launcher_dir.
+    pub launcher_dir: String,
 }
 
 impl Agent {
@@ -213,6 +223,8 @@ impl Agent {
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
             work_dir_in_container: None,
             linux_launcher: None,
+            docker_task: None,
+            launcher_dir: "/usr/libexec/mesos".into(),
         }
     }
 
@@ -229,6 +241,30 @@ impl Agent {
             image: BAKED_IMAGE,
             ..Agent::stock()
         }
+    }
+
+    /// The docker containerizer of `agent` (stock, with the shim, baked), running `task`.
+    pub fn docker(agent: Agent, task: &str) -> Self {
+        Agent {
+            image: if agent.image == BAKED_IMAGE {
+                DOCKER_BAKED_IMAGE
+            } else {
+                DOCKER_AGENT_IMAGE
+            },
+            docker_task: Some(task.into()),
+            executor_args: Vec::new(),
+            ..agent
+        }
+    }
+
+    /// The executor the agent forks, under its launcher_dir.
+    pub fn executor_path(&self) -> String {
+        let name = if self.docker_task.is_some() {
+            "mesos-docker-executor"
+        } else {
+            "mesos-executor"
+        };
+        format!("{}/{name}", self.launcher_dir)
     }
 
     pub fn args(mut self, args: &[&str]) -> Self {
@@ -437,9 +473,20 @@ impl Run {
         if agent.bind_shim {
             args.extend([
                 "-v".into(),
-                format!("{}:{EXECUTOR_PATH}:ro", shim_bin().display()),
+                format!("{}:{}:ro", shim_bin().display(), agent.executor_path()),
             ]);
         }
+        if let Some(task) = &agent.docker_task {
+            args.extend([
+                "-e".into(),
+                "CONTAINERIZER=docker".into(),
+                "-e".into(),
+                format!("TASK_IMAGE={AGENT_IMAGE}"),
+                "-e".into(),
+                format!("TASK_COMMAND={task}"),
+            ]);
+        }
+        args.extend(["-e".into(), format!("LAUNCHER_DIR={}", agent.launcher_dir)]);
         let file = self.config_file(&agent.config);
         args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
         if let Some(limit) = agent.linux_launcher {
@@ -505,6 +552,36 @@ impl Run {
     /// A restarted agent's recovery: (exit status, what it printed).
     pub fn recover(&self) -> (i32, String) {
         self.standin_agent(&[], &["recover"])
+    }
+
+    /// A restarted docker containerizer's recovery: an executor is alive only if its forked.pid
+    /// lives and its libprocess address accepts a connection.
+    pub fn recover_docker(&self) -> (i32, String) {
+        self.standin_agent(&["--net=host", "-e", "CONTAINERIZER=docker"], &["recover"])
+    }
+
+    /// The docker containerizer's task container of this run.
+    pub fn task_container(&self) -> String {
+        format!("mesos-{}", self.container_id)
+    }
+
+    /// Whether the task container runs.
+    pub fn task_running(&self) -> bool {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            &self.task_container(),
+        ])
+        .stdout
+        .starts_with(b"true")
+    }
+
+    /// Lines of the task's output in the sandbox (through the docker executor).
+    pub fn task_lines(&self) -> usize {
+        self.read(self.sandbox().join("stdout"))
+            .map(|s| s.lines().filter(|l| l.starts_with("task tick")).count())
+            .unwrap_or(0)
     }
 
     pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
@@ -655,6 +732,7 @@ impl Drop for Run {
     fn drop(&mut self) {
         let mut names = self.agents.borrow().clone();
         names.push(self.sibling_name());
+        names.push(self.task_container());
         let mut args = vec!["rm", "-f"];
         args.extend(names.iter().map(String::as_str));
         let _ = docker(&args);
