@@ -2,7 +2,8 @@
 # The whole story in one command, on any machine with Docker and no registry:
 # builds the images it needs locally, starts a stand-in agent container with the shim,
 # launches an executor, SIGKILLs the agent container, starts a new one, shows the executor still
-# running and found through forked.pid, then cleans up.
+# running and found through forked.pid; then the same for a docker task (the docker
+# containerizer's mesos-docker-executor and its task container); then cleans up.
 #
 #   sh docker/demo.sh            # builds the release binary first
 #   SHIM_BINARY=path sh docker/demo.sh
@@ -20,8 +21,10 @@ work=$(mktemp -d /tmp/mesos-executor-shim-demo.XXXXXX)
 cid=demo-$(basename "$work" | tr -cd 'A-Za-z0-9')
 agent1=demo-agent-1-$cid
 agent2=demo-agent-2-$cid
+dcid=$cid-docker
+dagent=demo-agent-docker-$cid
 cleanup() {
-  docker rm -f "$agent1" "$agent2" "executor-mesos-$cid" >/dev/null 2>&1 || true
+  docker rm -f "$agent1" "$agent2" "$dagent" "executor-mesos-$cid" "executor-mesos-$dcid" "mesos-$dcid" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -70,7 +73,7 @@ say "a new agent container recovers: it reads forked.pid and checks the pid"
 docker run --rm --name "$agent2" --pid=host -v "$work:$work" mesos-executor-shim-test/agent:latest \
   /standin-agent.sh recover "$work"
 
-say "cleaning up"
+say "SIGTERM to the executor"
 docker kill --signal TERM "executor-mesos-$cid" >/dev/null
 i=0
 while docker inspect "executor-mesos-$cid" >/dev/null 2>&1; do
@@ -79,3 +82,38 @@ while docker inspect "executor-mesos-$cid" >/dev/null 2>&1; do
   sleep 0.2
 done
 echo "the executor exited on SIGTERM and its container was removed by the daemon"
+
+say "a docker task: agent container $dagent runs the docker containerizer, the shim bind-mounted over both executors"
+dwork=$work/docker-agent
+mkdir -p "$dwork"
+docker run -d --name "$dagent" --pid=host --net=host \
+  -v /var/run/docker.sock:/var/run/docker.sock -v "$work:$work" \
+  -v "$shim:/usr/libexec/mesos/mesos-executor:ro" -v "$shim:/usr/libexec/mesos/mesos-docker-executor:ro" \
+  -e CONTAINERIZER=docker -e TASK_IMAGE=mesos-executor-shim-test/agent:latest \
+  -e 'TASK_COMMAND=i=0; while :; do echo task tick $i; i=$((i+1)); sleep 0.2; done' \
+  mesos-executor-shim-test/agent-docker:latest \
+  /standin-agent.sh launch "$dwork" S-demo F-demo web.demo "$dcid" >/dev/null
+dmeta=$dwork/meta/slaves/S-demo/frameworks/F-demo/executors/web.demo/runs/$dcid/pids
+dsandbox=$dwork/slaves/S-demo/frameworks/F-demo/executors/web.demo/runs/$dcid
+i=0
+until [ -s "$dmeta/libprocess.pid" ] && [ "$(cat "$dmeta/forked.pid" 2>/dev/null)" = \
+  "$(docker inspect -f '{{if .State.Running}}{{.State.Pid}}{{end}}' "executor-mesos-$dcid" 2>/dev/null)" ]; do
+  i=$((i + 1))
+  [ "$i" -lt 150 ] || { echo "demo: the docker executor was not checkpointed; agent log:"; docker logs "$dagent"; cat "$dsandbox/stderr"; exit 1; }
+  sleep 0.2
+done
+dpid=$(cat "$dmeta/forked.pid")
+echo "forked.pid = $dpid = host pid of sibling executor-mesos-$dcid; libprocess.pid = $(cat "$dmeta/libprocess.pid")"
+echo "task container mesos-$dcid: $(docker inspect -f '{{.State.Status}}' "mesos-$dcid")"
+docker kill --signal KILL "$dagent" >/dev/null
+sleep 1
+echo "agent container: $(docker inspect -f '{{.State.Status}}' "$dagent")"
+echo "docker executor pid $dpid: $(if kill -0 "$dpid" 2>/dev/null; then echo alive; else echo DEAD; fi)"
+before=$(grep -c '^task tick' "$dsandbox/stdout")
+sleep 1
+echo "task output in the sandbox: $before lines, one second later $(grep -c '^task tick' "$dsandbox/stdout")"
+say "a new docker containerizer recovers: forked.pid alive and the libprocess address answering"
+docker run --rm --pid=host --net=host -e CONTAINERIZER=docker -v "$work:$work" mesos-executor-shim-test/agent:latest \
+  /standin-agent.sh recover "$dwork"
+docker kill --signal TERM "executor-mesos-$dcid" >/dev/null
+echo "the docker executor stops its task on SIGTERM"

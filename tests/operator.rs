@@ -410,6 +410,18 @@ fn the_demo_shows_the_executor_surviving_its_agent() {
         stdout.contains("matches"),
         "ps showed forked.pid matching: {stdout}"
     );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("docker executor pid ") && l.ends_with(": alive")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("alive demo-") && l.contains("-docker ")),
+        "the docker containerizer reconnected: {stdout}"
+    );
     let left = docker_ok(&[
         "ps",
         "-a",
