@@ -1,4 +1,4 @@
-//! The command line under any name but `mesos-executor`.
+//! The command line, under any name but an executor's (`mesos-executor`, `mesos-docker-executor`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,10 +11,10 @@ use clap::{Parser, Subcommand};
     name = "mesos-executor-shim",
     version,
     about = "Runs Mesos executors in sibling Docker containers so they survive the agent container",
-    long_about = "Installed as /usr/libexec/mesos/mesos-executor, the shim relays every executor launch of a \
-                  dockerized Mesos agent to a sibling container `executor-mesos-<container-id>` and points the \
-                  agent's forked.pid at it, so executors outlive the agent container. Under that name it parses \
-                  no flags of its own: its arguments belong to the executor."
+    long_about = "Installed as /usr/libexec/mesos/mesos-executor and mesos-docker-executor, the shim relays every \
+                  executor launch of a dockerized Mesos agent to a sibling container `executor-mesos-<container-id>` \
+                  and points the agent's forked.pid at it, so executors outlive the agent container. Under those \
+                  names it parses no flags of its own: its arguments belong to the executor."
 )]
 pub struct Cli {
     /// The configuration file (default /etc/mesos-executor-shim/config.json, if present).

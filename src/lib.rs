@@ -2,8 +2,8 @@
 //! Mesos agent into a sibling container, so the executor survives the agent container.
 //!
 //! Read top-down:
-//! - [`mesos`]: what the shim shares with the agent: the layout of a run under the work_dir
-//!   ([`mesos::layout`]), the `forked.pid` checkpoint ([`mesos::checkpoint`]), and the linux
+//! - [`mesos`]: what the shim shares with the agent: the executors it forks and answers to
+//!   ([`mesos::executor`]), the layout of a run under the work_dir ([`mesos::layout`]), the `forked.pid` checkpoint ([`mesos::checkpoint`]), and the linux
 //!   launcher's container cgroups, which the sibling joins ([`mesos::cgroups`]).
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
 //! - [`sibling`]: the sibling container: its spec and labels (pure), its placement, what the shim
@@ -11,9 +11,9 @@
 //! - [`relay`]: one launch, tying the above together: start the sibling, checkpoint its pid,
 //!   forward signals, exit with the executor's status; its state machine runs against a trait,
 //!   so it is unit-tested with a fake engine.
-//! - [`failpoint`]: pause points for the fault suite, compiled into test builds only.
+//! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks relay
-//!   or CLI by the name the binary was invoked under.
+//!   (under an executor's name) or CLI by the name the binary was invoked under.
 //! - [`error`]: the shim's failure classes and their exit statuses.
 
 pub mod cli;

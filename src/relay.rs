@@ -54,7 +54,7 @@ const FORKED_PID_POLL: Duration = Duration::from_millis(20);
 
 /// What the agent handed the shim, validated.
 pub struct Launch {
-    /// Which executor the agent ran, and where (argv[0]).
+    /// Which executor the agent ran, and where (`argv[0]`).
     pub kind: ExecutorKind,
     pub argv0: OsString,
     pub run: RunLayout,

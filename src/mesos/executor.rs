@@ -27,7 +27,7 @@ impl ExecutorKind {
         }
     }
 
-    /// The executor the binary was invoked as, by the last component of argv[0].
+    /// The executor the binary was invoked as, by the last component of `argv[0]`.
     pub fn from_argv0(argv0: &OsStr) -> Option<Self> {
         let name = Path::new(argv0).file_name()?;
         ExecutorKind::ALL.into_iter().find(|k| name == k.name())
