@@ -73,11 +73,11 @@ impl Launch {
         env: Vec<(OsString, OsString)>,
     ) -> Result<Launch, ShimError> {
         let var = |name: &str| {
-            env.iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.to_str().map(str::to_string))
+            env_var(&env, name)
+                .and_then(OsStr::to_str)
+                .map(str::to_string)
         };
-        let sandbox = env.iter().find(|(k, _)| k == "MESOS_DIRECTORY").map(|(_, v)| v.clone()).ok_or_else(|| {
+        let sandbox = env_var(&env, "MESOS_DIRECTORY").ok_or_else(|| {
             fail(
                 Failure::Usage,
                 "MESOS_DIRECTORY is not set: the shim relays a Mesos executor launch and must be started by a \
@@ -90,7 +90,7 @@ impl Launch {
             framework_id: var("MESOS_FRAMEWORK_ID"),
             executor_id: var("MESOS_EXECUTOR_ID"),
         };
-        let run = RunLayout::from_sandbox(&sandbox, &ids).classify(Failure::Usage)?;
+        let run = RunLayout::from_sandbox(sandbox, &ids).classify(Failure::Usage)?;
         let executor_args = args
             .into_iter()
             .map(|a| a.into_string().ok())
@@ -113,11 +113,15 @@ impl Launch {
     }
 
     pub fn var(&self, name: &str) -> Option<&OsStr> {
-        self.env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
+        env_var(&self.env, name)
     }
+}
+
+/// A variable of the launch environment, as the agent set it.
+fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_os_str())
 }
 
 /// Runs the launch and returns the exit status to leave with: the executor's own.

@@ -270,6 +270,10 @@ impl ForkedPidGuard {
                 Watch::Poll { last: stamp(path) }
             }
         };
+        ForkedPidGuard::watching(path, watch, window)
+    }
+
+    fn watching(path: &Path, watch: Watch, window: Duration) -> Self {
         ForkedPidGuard {
             path: path.to_path_buf(),
             watch,
@@ -310,13 +314,10 @@ impl ForkedPidGuard {
         }
     }
 
-    /// The guard over a file whose inotify instance could not be had (for tests of the fallback).
+    /// The guard as it is where no inotify instance can be had (for tests of the fallback).
+    #[cfg(test)]
     pub fn polling(path: &Path, window: Duration) -> Self {
-        ForkedPidGuard {
-            path: path.to_path_buf(),
-            watch: Watch::Poll { last: stamp(path) },
-            deadline: tokio::time::Instant::now() + window,
-        }
+        ForkedPidGuard::watching(path, Watch::Poll { last: stamp(path) }, window)
     }
 }
 
