@@ -19,8 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mesos_executor_shim::config::Settings;
+use mesos_executor_shim::mesos::executor::ExecutorKind;
 use mesos_executor_shim::mesos::layout::{IdVariables, RunLayout};
-use mesos_executor_shim::sibling::spec::{self, SiblingSpec};
+use mesos_executor_shim::sibling::placement::INIT_MOUNT;
+use mesos_executor_shim::sibling::spec::{self, SiblingSpec, SpecInputs};
 
 const IMAGE: &str = "mesos-executor-shim-test/agent:latest";
 const PLACEHOLDER_PID: &str = "4194305";
@@ -110,20 +112,38 @@ impl BenchRun {
         ]
     }
 
-    /// The sibling exactly as the shim would make it.
+    /// The sibling as the shim makes it (less the shim's own identity label).
     fn spec(&self) -> SiblingSpec {
-        let mut spec = SiblingSpec::new(&self.layout, &Settings::default());
-        spec.image = IMAGE.into();
-        spec.executor_args = vec!["--tick_interval=5".into()];
+        let settings = Settings::default();
         let env: Vec<(OsString, OsString)> = self
             .env()
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        spec.env = spec::executor_environment(&env).0;
-        spec.docker_socket_host = Some(SOCKET.into());
-        spec.work_dir_host = self.root.clone();
-        spec
+        SiblingSpec::build(&SpecInputs {
+            run: &self.layout,
+            kind: ExecutorKind::Command,
+            settings: &settings,
+            image: IMAGE.into(),
+            executor: vec![
+                "/usr/libexec/mesos/mesos-executor".into(),
+                "--tick_interval=5".into(),
+            ],
+            env: spec::executor_environment(&env).0,
+            user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+            init_path: INIT_MOUNT.into(),
+            init_host_file: Some(shim_bin()),
+            sandbox_host: self.layout.sandbox.clone(),
+            sandbox_aliases: Vec::new(),
+            volumes: None,
+            docker_socket: None,
+            work_dir_host: self.root.clone(),
+            forked_pid_host: self.layout.forked_pid_path(),
+            shim: None,
+            agent: None,
+            cgroup_parent: None,
+            auto_remove: true,
+        })
     }
 
     /// A new pid in forked.pid, if there is one yet.
@@ -197,8 +217,16 @@ fn spawn(path: Path3, run: &BenchRun, scratch: &Path) -> Child {
                 body.working_dir.clone().unwrap(),
             ]);
             args.extend(["-u".into(), body.user.clone().unwrap()]);
-            for b in host.binds.unwrap() {
-                args.extend(["-v".into(), b]);
+            for m in host.mounts.unwrap() {
+                let mode = if m.read_only == Some(true) {
+                    "ro"
+                } else {
+                    "rw"
+                };
+                args.extend([
+                    "-v".into(),
+                    format!("{}:{}:{mode}", m.source.unwrap(), m.target.unwrap()),
+                ]);
             }
             for e in body.env.clone().unwrap() {
                 args.extend(["-e".into(), e]);

@@ -28,6 +28,54 @@ pub const ENV_CONFIG: &str = "EXECUTOR_SHIM_CONFIG";
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
+pub const DEFAULT_SHIM_DEATH_SETTLE: Duration = Duration::from_secs(2);
+
+/// Where the Docker daemon listens: parsed once, here, for the engine, the placement and `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerEndpoint {
+    /// `unix:///path`: a socket, which siblings that need Docker are given.
+    Unix(PathBuf),
+    /// `tcp://host:port` (or `http://`): nothing to give a sibling but the address.
+    Tcp(String),
+}
+
+impl DockerEndpoint {
+    pub fn parse(text: &str) -> Result<DockerEndpoint, String> {
+        if let Some(path) = text.strip_prefix("unix://") {
+            return absolute_path(path)
+                .map(DockerEndpoint::Unix)
+                .map_err(|e| format!("{text:?}: {e}"));
+        }
+        let address = text
+            .strip_prefix("tcp://")
+            .or_else(|| text.strip_prefix("http://"))
+            .map(|a| a.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && !a.contains('/'));
+        match address {
+            Some(address) => Ok(DockerEndpoint::Tcp(address.to_string())),
+            None => Err(format!(
+                "{text:?} is not unix:///path or tcp://host:port (TLS endpoints are not supported)"
+            )),
+        }
+    }
+
+    /// The socket, when the daemon is reached through one.
+    pub fn socket(&self) -> Option<&Path> {
+        match self {
+            DockerEndpoint::Unix(path) => Some(path),
+            DockerEndpoint::Tcp(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for DockerEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            DockerEndpoint::Tcp(address) => write!(f, "tcp://{address}"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,7 +136,7 @@ pub struct Settings {
     pub forked_pid_timeout: Duration,
     /// How long forked.pid is guarded after the agent's write has been replaced.
     pub forked_pid_guard: Duration,
-    pub docker_host: String,
+    pub docker_host: DockerEndpoint,
     /// Host path of the agent's work_dir; `None`: found from the agent container's mounts.
     pub work_dir_host: Option<PathBuf>,
     pub cap_add: Vec<String>,
@@ -100,9 +148,15 @@ pub struct Settings {
     pub privileged: bool,
     /// Put the sibling under the Mesos container's cgroup when the shim runs in one.
     pub mesos_cgroups: bool,
+    /// End the executor when its shim dies while the agent that forked the shim lives.
+    pub end_with_shim: bool,
+    /// How long the agent must outlive a dead shim for [`Settings::end_with_shim`] to apply.
+    pub shim_death_settle: Duration,
+    /// Give command executors' siblings the Docker socket too (docker executors always get it).
+    pub command_executor_docker: bool,
     pub log_level: String,
     pub log_format: LogFormat,
-    /// Test builds only: the launch step at which the shim freezes (see [`crate::failpoint`]).
+    /// Test builds only: the launch step at which the shim holds (see [`crate::failpoint`]).
     #[cfg(feature = "failpoints")]
     pub pause_at: Option<crate::failpoint::PausePoint>,
 }
@@ -116,7 +170,7 @@ impl Default for Settings {
             mounts: Vec::new(),
             forked_pid_timeout: DEFAULT_FORKED_PID_TIMEOUT,
             forked_pid_guard: DEFAULT_FORKED_PID_GUARD,
-            docker_host: DEFAULT_DOCKER_HOST.into(),
+            docker_host: DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
             work_dir_host: None,
             cap_add: Vec::new(),
             memory: None,
@@ -124,6 +178,9 @@ impl Default for Settings {
             labels: BTreeMap::new(),
             privileged: false,
             mesos_cgroups: true,
+            end_with_shim: true,
+            shim_death_settle: DEFAULT_SHIM_DEATH_SETTLE,
+            command_executor_docker: false,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             #[cfg(feature = "failpoints")]
@@ -197,7 +254,7 @@ pub const KEYS: &[Key] = &[
         name: "docker_host",
         default: DEFAULT_DOCKER_HOST,
         apply: |s, v| {
-            s.docker_host = docker_host(string(v)?)?;
+            s.docker_host = DockerEndpoint::parse(string(v)?)?;
             Ok(())
         },
     },
@@ -267,6 +324,30 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "end_with_shim",
+        default: "true",
+        apply: |s, v| {
+            s.end_with_shim = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "shim_death_settle",
+        default: "2secs",
+        apply: |s, v| {
+            s.shim_death_settle = parse_duration(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "command_executor_docker",
+        default: "false",
+        apply: |s, v| {
+            s.command_executor_docker = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
         name: "log_level",
         default: "info",
         apply: |s, v| {
@@ -288,9 +369,23 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
+/// Test builds only: the launch step at which the shim holds (see [`crate::failpoint`]).
+#[cfg(feature = "failpoints")]
+const FAILPOINT_KEYS: &[Key] = &[Key {
+    name: "pause_at",
+    default: "unset",
+    apply: |s, v| {
+        s.pause_at = Some(crate::failpoint::PausePoint::parse(string(v)?)?);
+        Ok(())
+    },
+}];
+/// A release build knows no failpoint key.
+#[cfg(not(feature = "failpoints"))]
+const FAILPOINT_KEYS: &[Key] = &[];
+
 /// The keys of this build: [`KEYS`], plus the failpoint key in test builds.
 fn keys() -> impl Iterator<Item = &'static Key> {
-    KEYS.iter().chain(crate::failpoint::KEYS.iter())
+    KEYS.iter().chain(FAILPOINT_KEYS.iter())
 }
 
 /// A setting that cannot be used, named by the file and key it came from.
@@ -374,7 +469,8 @@ pub fn load_for_operator(
         Err(e) => return Err(e),
     };
     if let Some(v) = docker_host_env.filter(|v| !v.is_empty()) {
-        loaded.settings.docker_host = docker_host(v).map_err(|e| err("DOCKER_HOST", e))?;
+        loaded.settings.docker_host =
+            DockerEndpoint::parse(v).map_err(|e| err("DOCKER_HOST", e))?;
     }
     Ok(loaded)
 }
@@ -538,18 +634,6 @@ fn absolute_path(v: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(v))
 }
 
-fn docker_host(v: &str) -> Result<String, String> {
-    let ok = ["unix:///", "tcp://", "http://"]
-        .iter()
-        .any(|p| v.starts_with(p));
-    if !ok {
-        return Err(format!(
-            "{v:?} is not unix:///path or tcp://host:port (TLS endpoints are not supported)"
-        ));
-    }
-    Ok(v.to_string())
-}
-
 fn capability(v: &str) -> Result<String, String> {
     let name = v.trim().to_ascii_uppercase();
     let name = name.strip_prefix("CAP_").unwrap_or(&name).to_string();
@@ -665,7 +749,7 @@ mod tests {
                 "forked_pid_timeout": "5secs", "forked_pid_guard": "1mins", "docker_host": "tcp://127.0.0.1:2375",
                 "work_dir_host": "/srv/mesos", "cap_add": ["cap_sys_admin", "SYS_PTRACE"], "memory": "512MB",
                 "cpus": 0.5, "labels": {"team": "infra"}, "privileged": true, "mesos_cgroups": false, "log_level": "DEBUG",
-                "log_format": "json"}"#,
+                "log_format": "json", "end_with_shim": false, "shim_death_settle": "5secs", "command_executor_docker": true}"#,
         )
         .unwrap();
         assert_eq!(s.image.as_deref(), Some("agent:1"));
@@ -678,7 +762,7 @@ mod tests {
         assert_eq!(s.mounts[1].to_bind(), "/c:/d:rw");
         assert_eq!(s.forked_pid_timeout, Duration::from_secs(5));
         assert_eq!(s.forked_pid_guard, Duration::from_secs(60));
-        assert_eq!(s.docker_host, "tcp://127.0.0.1:2375");
+        assert_eq!(s.docker_host, DockerEndpoint::Tcp("127.0.0.1:2375".into()));
         assert_eq!(s.work_dir_host, Some("/srv/mesos".into()));
         assert_eq!(s.cap_add, vec!["SYS_ADMIN", "SYS_PTRACE"]);
         assert_eq!(s.memory, Some(512 << 20));
@@ -688,6 +772,30 @@ mod tests {
         assert!(!s.mesos_cgroups);
         assert_eq!(s.log_level, "debug");
         assert_eq!(s.log_format, LogFormat::Json);
+        assert!(!s.end_with_shim);
+        assert_eq!(s.shim_death_settle, Duration::from_secs(5));
+        assert!(s.command_executor_docker);
+    }
+
+    #[test]
+    fn docker_endpoints_are_parsed_once() {
+        assert_eq!(
+            DockerEndpoint::parse("unix:///run/docker.sock"),
+            Ok(DockerEndpoint::Unix("/run/docker.sock".into()))
+        );
+        let tcp = DockerEndpoint::parse("http://127.0.0.1:2375/").unwrap();
+        assert_eq!(tcp, DockerEndpoint::Tcp("127.0.0.1:2375".into()));
+        assert_eq!(tcp.to_string(), "tcp://127.0.0.1:2375");
+        assert_eq!(tcp.socket(), None);
+        for bad in [
+            "/var/run/docker.sock",
+            "unix://run/x",
+            "https://h:1",
+            "tcp://",
+            "tcp://h/x",
+        ] {
+            assert!(DockerEndpoint::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -715,6 +823,9 @@ mod tests {
             ("log_format", r#""xml""#),
             ("privileged", r#""yes""#),
             ("mesos_cgroups", "1"),
+            ("end_with_shim", r#""no""#),
+            ("shim_death_settle", "2"),
+            ("command_executor_docker", "null"),
         ] {
             let e = parse(&format!("{{\"{key}\": {value}}}")).unwrap_err();
             assert_eq!(e.key, key, "{value}: {e}");

@@ -1,16 +1,15 @@
-//! Pause points for the fault suite (`tests/faults.rs`): the shim freezes at a step of a launch
-//! so that a test can kill the agent container exactly there.
+//! Pause points for the fault suite (`tests/faults.rs`): a launch holds at one of its steps so
+//! that a test can kill the agent container, or signal the shim, exactly there.
 //!
 //! They exist only in builds with the `failpoints` feature, which the test command enables: a
 //! release binary has no way to pause and holds none of these names. Even then, the pause is a
-//! key of the operator's configuration file (`pause_at`), never a variable of the launch
-//! environment, which a task controls.
+//! key of the operator's configuration file (`pause_at`, owned by [`crate::config`]), never a
+//! variable of the launch environment, which a task controls. A pause is an await that never
+//! ends: the shim keeps acting on signals while it holds, as it must in every phase.
 
 #[cfg(feature = "failpoints")]
 mod enabled {
-    use crate::config::{Key, Settings};
-
-    /// A step of a launch at which the shim can be frozen.
+    /// A step of a launch at which the shim can be held.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum PausePoint {
         BeforeCreate,
@@ -20,63 +19,70 @@ mod enabled {
         AfterCheckpoint,
     }
 
-    const NAMES: [(PausePoint, &str); 5] = [
-        (PausePoint::BeforeCreate, "before-create"),
-        (PausePoint::BeforeStart, "before-start"),
-        (PausePoint::BeforeCheckpoint, "before-checkpoint"),
-        (PausePoint::DuringCheckpoint, "during-checkpoint"),
-        (PausePoint::AfterCheckpoint, "after-checkpoint"),
-    ];
-
     impl PausePoint {
+        pub const ALL: [PausePoint; 5] = [
+            PausePoint::BeforeCreate,
+            PausePoint::BeforeStart,
+            PausePoint::BeforeCheckpoint,
+            PausePoint::DuringCheckpoint,
+            PausePoint::AfterCheckpoint,
+        ];
+
         pub fn name(self) -> &'static str {
-            NAMES
-                .iter()
-                .find(|(p, _)| *p == self)
-                .map(|(_, n)| *n)
-                .expect("every point is named")
+            match self {
+                PausePoint::BeforeCreate => "before-create",
+                PausePoint::BeforeStart => "before-start",
+                PausePoint::BeforeCheckpoint => "before-checkpoint",
+                PausePoint::DuringCheckpoint => "during-checkpoint",
+                PausePoint::AfterCheckpoint => "after-checkpoint",
+            }
+        }
+
+        pub fn parse(text: &str) -> Result<PausePoint, String> {
+            PausePoint::ALL
+                .into_iter()
+                .find(|p| p.name() == text)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = PausePoint::ALL.iter().map(|p| p.name()).collect();
+                    format!("{text:?} is not one of {}", names.join(", "))
+                })
         }
     }
 
-    pub const KEYS: &[Key] = &[Key {
-        name: "pause_at",
-        default: "unset",
-        apply: |s, v| {
-            let text = v.as_str().unwrap_or_default();
-            let point = NAMES.iter().find(|(_, n)| *n == text).ok_or_else(|| {
-                let names: Vec<&str> = NAMES.iter().map(|(_, n)| *n).collect();
-                format!("{v} is not one of {}", names.join(", "))
-            })?;
-            s.pause_at = Some(point.0);
-            Ok(())
-        },
-    }];
-
-    /// Freezes the whole shim, on purpose, when the configuration names `point`.
-    pub fn pause_if(settings: &Settings, point: PausePoint) {
-        if settings.pause_at == Some(point) {
+    /// Holds the launch for good when `configured` names `point`.
+    pub async fn pause_if(configured: Option<PausePoint>, point: PausePoint) {
+        if configured == Some(point) {
             tracing::warn!(point = point.name(), "paused by the failpoint pause_at");
-            loop {
-                std::thread::park();
-            }
+            std::future::pending::<()>().await;
         }
     }
 }
 
 #[cfg(feature = "failpoints")]
-pub use enabled::{pause_if, PausePoint, KEYS};
+pub use enabled::{pause_if, PausePoint};
 
-/// Without the feature the configuration knows no failpoint key.
-#[cfg(not(feature = "failpoints"))]
-pub const KEYS: &[crate::config::Key] = &[];
-
-/// `failpoint!(settings, BeforeCreate)`: a pause point in test builds, nothing at all otherwise.
+/// `failpoint!(pause_at, BeforeCreate)` in an async fn: a pause point in test builds, nothing at
+/// all otherwise (the `pause_at` expression is not even compiled).
 #[macro_export]
 macro_rules! failpoint {
-    ($settings:expr, $point:ident) => {{
+    ($pause_at:expr, $point:ident) => {{
         #[cfg(feature = "failpoints")]
-        $crate::failpoint::pause_if($settings, $crate::failpoint::PausePoint::$point);
-        #[cfg(not(feature = "failpoints"))]
-        let _ = $settings;
+        {
+            $crate::failpoint::pause_if($pause_at, $crate::failpoint::PausePoint::$point).await;
+        }
     }};
+}
+
+#[cfg(all(test, feature = "failpoints"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_point_parses_from_its_own_name_and_nothing_else() {
+        for point in PausePoint::ALL {
+            assert_eq!(PausePoint::parse(point.name()), Ok(point));
+        }
+        let e = PausePoint::parse("before-lunch").unwrap_err();
+        assert!(e.contains("before-create, before-start"), "{e}");
+    }
 }

@@ -6,18 +6,18 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, Settings};
+pub use crate::config::LogFormat;
 
-/// Only the shim's own events, at the configured level: the libraries' debug output is not the
-/// operator's concern. Sandbox files are no terminal: no colour codes.
-pub fn init(settings: &Settings) {
-    let level = LevelFilter::from_str(&settings.log_level).unwrap_or(LevelFilter::INFO);
+/// Only the shim's own events, at `level`: the libraries' debug output is not the operator's
+/// concern. Sandbox files are no terminal: no colour codes.
+pub fn init(level: &str, format: LogFormat) {
+    let level = LevelFilter::from_str(level).unwrap_or(LevelFilter::INFO);
     let filter = Targets::new().with_target("mesos_executor_shim", level);
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false);
-    let _ = match settings.log_format {
+    let _ = match format {
         LogFormat::Text => tracing_subscriber::registry()
             .with(layer)
             .with(filter)

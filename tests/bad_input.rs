@@ -189,6 +189,7 @@ fn an_unreachable_docker_fails_fast_naming_the_endpoint() {
 fn a_missing_image_is_pulled_once_then_named_in_the_error() {
     let run = Run::new("noimage");
     std::fs::create_dir_all(run.meta().join("pids")).unwrap();
+    std::fs::create_dir_all(run.sandbox()).unwrap();
     let image = "mesos-executor-shim-test/absent:1";
     let out = run_with(&launch_env_with(
         &run,

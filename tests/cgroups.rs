@@ -168,8 +168,9 @@ fn destroy_reaches_the_executor_after_an_agent_restart() {
 }
 
 /// Control: with Docker's own placement (what the shim did before, and still does with
-/// `mesos_cgroups: false`) the executor escapes both the memory limit and the destroy, which in
-/// a real agent then hangs until the executor happens to exit.
+/// `mesos_cgroups: false`) and without the init's watch on the shim (`end_with_shim: false`), the
+/// executor escapes both the memory limit and the destroy, which in a real agent then hangs until
+/// the executor happens to exit.
 #[test]
 fn control_dockers_placement_escapes_the_limit_and_the_destroy() {
     require_cgroups_v1_with_cgroupfs();
@@ -177,6 +178,7 @@ fn control_dockers_placement_escapes_the_limit_and_the_destroy() {
     let agent = run.start_agent(
         &linux_agent()
             .set("mesos_cgroups", false.into())
+            .set("end_with_shim", false.into())
             .args(&[GREEDY_MB]),
     );
     let pid = run.wait_for_checkpointed_sibling(&agent);
@@ -201,5 +203,30 @@ fn control_dockers_placement_escapes_the_limit_and_the_destroy() {
     assert!(
         pid_alive(pid),
         "the executor survived its container's destroy"
+    );
+}
+
+/// With Docker's placement the destroy still ends the executor: it kills the shim, which is in
+/// the container's cgroup, while the agent lives, and the sibling's init ends the executor.
+#[test]
+fn a_destroy_that_kills_only_the_shim_still_ends_the_executor() {
+    require_cgroups_v1_with_cgroupfs();
+    let run = Run::new("cgshimonly");
+    let agent = run.start_agent(&linux_agent().set("mesos_cgroups", false.into()));
+    let pid = run.wait_for_checkpointed_sibling(&agent);
+    let container = format!("/{}/{}/", run.cgroups_root(), run.container_id);
+    assert!(!cgroups_of(pid)["freezer"].starts_with(&container));
+    let (status, report) = run.destroy();
+    assert_eq!(
+        status,
+        0,
+        "the destroy ends the executor: {report}\n{}",
+        run.diagnostics(&agent)
+    );
+    assert!(!pid_alive(pid));
+    let stderr = run.read(run.sandbox().join("stderr")).unwrap();
+    assert!(
+        stderr.contains("the agent that forked the shim outlived it"),
+        "{stderr}"
     );
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -141,10 +142,19 @@ fn zero_configuration_finds_the_host_path_of_the_work_dir() {
     let name = run.start_agent(&agent);
     let pid = run.wait_for_checkpointed_sibling(&name);
     let sibling = run.sibling_name();
-    let binds = docker_ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", &sibling]);
+    let mounts = run.sibling_mounts();
+    let sandbox_inside = Path::new("/var/lib/mesos").join(
+        run.sandbox()
+            .strip_prefix(&run.work_dir)
+            .expect("the sandbox is under the work_dir"),
+    );
     assert!(
-        binds.contains(&format!("\"{}:/var/lib/mesos:rw\"", run.work_dir.display())),
-        "{binds}"
+        mounts.contains(&(
+            run.sandbox().display().to_string(),
+            sandbox_inside.display().to_string(),
+            true
+        )),
+        "the sandbox's host path, found from the agent container's mounts: {mounts:?}"
     );
     assert_eq!(
         docker_ok(&["inspect", "-f", "{{json .HostConfig.CapAdd}}", &sibling]),

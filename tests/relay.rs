@@ -316,28 +316,6 @@ fn a_running_leftover_is_adopted_and_a_stopped_one_replaced() {
     assert!(pid_alive(new_pid));
 }
 
-/// The shim SIGKILLed on its own (as the agent's destroy does): the executor goes on, and once it
-/// exits the daemon removes its container, with no shim left to do it.
-#[test]
-fn a_sibling_outlives_its_killed_shim_and_is_removed_when_it_exits() {
-    let run = Run::new("shimkill");
-    let agent = run.start_agent(&Agent::with_shim());
-    let pid = run.wait_for_checkpointed_sibling(&agent);
-    let shim = run.launched_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(shim as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_until("the shim is dead", Duration::from_secs(10), || {
-        !pid_alive(shim)
-    });
-    assert!(pid_alive(pid));
-    run.assert_output_grows();
-    docker_ok(&["kill", "--signal", "TERM", &run.sibling_name()]);
-    run.wait_sibling_gone();
-}
-
 /// Without checkpointing the agent will not recover the executor, and the shim writes nothing.
 #[test]
 fn without_checkpointing_no_forked_pid_is_written() {
@@ -378,10 +356,14 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
         ]),
         "infra"
     );
-    let binds = docker_ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", &sibling]);
+    let mounts = run.sibling_mounts();
     assert!(
-        binds.contains("/etc/hostname:/etc/agent-hostname:ro"),
-        "{binds}"
+        mounts.contains(&(
+            "/etc/hostname".to_string(),
+            "/etc/agent-hostname".to_string(),
+            false
+        )),
+        "{mounts:?}"
     );
     assert_eq!(
         docker_ok(&["inspect", "-f", "{{.HostConfig.Privileged}}", &sibling]),
@@ -396,8 +378,9 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
     );
 }
 
-/// Safe defaults: with no configuration a sibling is not privileged, gets no added capability,
-/// and gets exactly the mounts the README lists: the work_dir and the Docker socket.
+/// Safe defaults: with no configuration a command executor's sibling is not privileged, gets no
+/// added capability, and gets exactly the mounts the README lists: its sandbox and its init. No
+/// Docker socket: its tasks cannot reach the daemon.
 #[test]
 fn a_sibling_gets_only_what_the_readme_lists() {
     let run = Run::new("defaults");
@@ -406,20 +389,20 @@ fn a_sibling_gets_only_what_the_readme_lists() {
     let inspect = |format: &str| docker_ok(&["inspect", "-f", format, &run.sibling_name()]);
     assert_eq!(inspect("{{.HostConfig.Privileged}}"), "false");
     assert_eq!(inspect("{{json .HostConfig.CapAdd}}"), "null");
-    let wd = run.work_dir.display();
+    assert_eq!(inspect("{{json .HostConfig.Binds}}"), "null");
+    let mut mounts = run.sibling_mounts();
+    mounts.sort();
+    let mut expected = run.default_mounts(&shim_bin());
+    expected.sort();
+    assert_eq!(mounts, expected, "no other mount");
     assert_eq!(
-        inspect("{{json .HostConfig.Binds}}"),
-        format!("[\"{wd}:{wd}:rw\",\"/var/run/docker.sock:/var/run/docker.sock:rw\"]")
+        inspect("{{.HostConfig.PidMode}} {{.HostConfig.NetworkMode}}"),
+        "host host"
     );
-    let mounts = inspect("{{range .Mounts}}{{.Source}}->{{.Destination}} {{end}}");
     assert_eq!(
-        mounts.split_whitespace().count(),
-        2,
-        "no other mount: {mounts}"
-    );
-    assert_eq!(
-        inspect("{{.HostConfig.PidMode}} {{.HostConfig.NetworkMode}} {{.HostConfig.AutoRemove}}"),
-        "host host true"
+        inspect("{{.HostConfig.AutoRemove}}"),
+        "true",
+        "a daemon without live-restore removes exited siblings itself"
     );
     assert!(
         !run.sibling_name().starts_with("mesos-"),
@@ -453,12 +436,16 @@ fn a_tasks_environment_changes_nothing_about_its_launch() {
         let inspect = |format: &str| docker_ok(&["inspect", "-f", format, &run.sibling_name()]);
         assert_eq!(inspect("{{.HostConfig.Privileged}}"), "false", "{tag}");
         assert_eq!(inspect("{{json .HostConfig.CapAdd}}"), "null", "{tag}");
-        let wd = run.work_dir.display();
-        assert_eq!(
-            inspect("{{json .HostConfig.Binds}}"),
-            format!("[\"{wd}:{wd}:rw\",\"/var/run/docker.sock:/var/run/docker.sock:rw\"]"),
-            "{tag}: the operator's mounts only"
-        );
+        let mut mounts = run.sibling_mounts();
+        mounts.sort();
+        let init = if tag == "taskenvbaked" {
+            vec![run.default_mounts(&shim_bin())[0].clone()]
+        } else {
+            run.default_mounts(&shim_bin())
+        };
+        let mut expected = init;
+        expected.sort();
+        assert_eq!(mounts, expected, "{tag}: the operator's mounts only");
         let agent_image = docker_ok(&["inspect", "-f", "{{.Image}}", &name]);
         assert_eq!(
             inspect("{{.Image}}"),

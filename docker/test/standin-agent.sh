@@ -3,9 +3,11 @@
 # --pid=host, the Docker socket and the work_dir mounted at the same path.
 #
 #   standin-agent.sh launch WORK_DIR AGENT_ID FRAMEWORK_ID EXECUTOR_ID CONTAINER_ID [EXECUTOR_ARGS...]
-#       Lays out the run as Mesos does, forks /usr/libexec/mesos/mesos-executor with the MESOS_*
-#       environment and the sandbox's stdout/stderr, checkpoints forked.pid by temp file and
-#       rename, waits for it, records its status and marks the run completed.
+#       Lays out the run as Mesos does, forks LAUNCHER_DIR/mesos-executor in a session of its own
+#       (the posix launcher's setsid) with argv[0] the bare executor name (as Mesos passes it),
+#       the MESOS_* environment and the sandbox's stdout/stderr, checkpoints forked.pid by temp
+#       file and rename, waits for it, records its status and marks the run completed. Then it
+#       stays alive, as an agent does after one of its executors exited.
 #       AGENT_GENERATION=1.x (default): the executor gets only MESOS_*, LIBPROCESS_*, PATH,
 #         EXECUTOR_ENVIRONMENT (space-separated K=V, the operator's --executor_environment_variables)
 #         and TASK_ENVIRONMENT (space-separated K=V, the task's CommandInfo.environment, which Mesos
@@ -26,6 +28,10 @@
 #         CGROUPS_ROOT/CONTAINER_ID (default root: mesos) in the freezer, memory and cpu hierarchies
 #         under /sys/fs/cgroup, sets MEMORY_LIMIT (bytes) on it if given, and moves the forked
 #         process into it before it execs the executor. Needs the host's /sys/fs/cgroup mounted rw.
+#   standin-agent.sh destroy-posix WORK_DIR CONTAINER_ID
+#       The posix launcher's destroy, as a live agent does it (a kill, a registration timeout):
+#       SIGKILLs the session of the pid it forked (standin.launched) and waits for it to die.
+#       Run in the agent container (docker exec), whose launch process lives on.
 #   standin-agent.sh destroy WORK_DIR CGROUPS_ROOT CONTAINER_ID
 #       The linux launcher's destroy: freezes the container's freezer cgroup (nested cgroups
 #       included), SIGKILLs every process in it and below, thaws it, then waits (bounded) for the
@@ -93,19 +99,19 @@ launch)
   generation=${AGENT_GENERATION:-1.x}
   if [ "$generation" = "1.x" ]; then
     # shellcheck disable=SC2086
-    sh -c '
+    setsid sh -c '
       for cgroup in $MOVE_TO; do echo $$ > "$cgroup/cgroup.procs"; done
       [ "$1" = 1 ] && { dir=$2; tmp=$(mktemp "$dir/XXXXXX"); printf "%s" "$$" > "$tmp"; mv "$tmp" "$dir/forked.pid"; }
       shift 2
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
       env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" ${EXECUTOR_ENVIRONMENT:-} ${TASK_ENVIRONMENT:-} \
-      sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$executor" "$@"' sh "$executor" "$@" \
+      sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
   else
     # shellcheck disable=SC2086
     env ${TASK_ENVIRONMENT:-} \
-    sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$executor" "$@"' sh "$executor" "$@" \
+    setsid sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
     sleep "${CHECKPOINT_DELAY:-1}"
@@ -118,6 +124,20 @@ launch)
   echo "$status" > "$meta/standin.status"
   touch "$meta/executor.sentinel"
   echo "executor exited with status $status"
+  # An agent lives on after one of its executors exited (same pid: the shim's init may watch it).
+  exec sleep 2147483647
+  ;;
+destroy-posix)
+  work_dir=$1 container_id=$2
+  launched=$(cat "$work_dir"/meta/slaves/*/frameworks/*/executors/*/runs/"$container_id"/standin.launched)
+  kill -9 "-$launched"
+  i=0
+  while kill -0 "$launched" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$launched/stat" 2>/dev/null)" != Z ]; do
+    i=$((i + 1))
+    [ "$i" -lt 100 ] || { echo "survived $container_id $launched"; exit 1; }
+    sleep 0.1
+  done
+  echo "destroyed $container_id $launched"
   ;;
 destroy)
   work_dir=$1 root=$2 container_id=$3
@@ -169,7 +189,7 @@ recover)
   exit $verdict
   ;;
 *)
-  echo "usage: $0 launch|recover ..." >&2
+  echo "usage: $0 launch|destroy-posix|destroy|recover ..." >&2
   exit 64
   ;;
 esac

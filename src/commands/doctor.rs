@@ -1,5 +1,6 @@
 //! `doctor`: checks, from inside the agent container (or on the host), everything executor
-//! recovery depends on, one line per check with what to change when it fails.
+//! recovery depends on, one line per check with what to change when it fails. Every judgement is
+//! the relay's own: the same placement, PID-namespace, cgroup and auto-remove rules.
 
 use std::path::{Path, PathBuf};
 
@@ -8,17 +9,21 @@ use serde::Serialize;
 use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
-use crate::mesos::executor::ExecutorKind;
-use crate::sibling::discover::AgentContainer;
+use crate::mesos::executor::{stock_beside, ExecutorKind};
+use crate::sibling::agent::{AgentContainer, PidNamespace};
 use crate::sibling::engine::Engine;
-use crate::sibling::placement::{Placement, PlacementError};
-use crate::sibling::spec::SIBLING_DOCKER_SOCKET;
+use crate::sibling::placement::{
+    self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
+};
 
 #[derive(Debug, Serialize)]
 pub struct Check {
     pub check: &'static str,
     pub ok: bool,
     pub detail: String,
+    /// What an operator should know although nothing fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
@@ -28,7 +33,15 @@ fn pass(check: &'static str, detail: impl Into<String>) -> Check {
         check,
         ok: true,
         detail: detail.into(),
+        warning: None,
         fix: None,
+    }
+}
+
+fn warn(check: &'static str, detail: impl Into<String>, warning: impl Into<String>) -> Check {
+    Check {
+        warning: Some(warning.into()),
+        ..pass(check, detail)
     }
 }
 
@@ -37,11 +50,12 @@ fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>
         check,
         ok: false,
         detail: detail.into(),
+        warning: None,
         fix: Some(fix.into()),
     }
 }
 
-/// Exit status 0 when every check passes, 1 otherwise.
+/// Exit status 0 when every check passes (warnings included), 1 otherwise.
 pub fn main(
     config: Option<&Path>,
     work_dir: &Path,
@@ -68,9 +82,12 @@ pub fn main(
         super::print_json(&checks);
     } else {
         for c in &checks {
-            match &c.fix {
-                None => println!("ok    {:<16} {}", c.check, c.detail),
-                Some(fix) => println!("FAIL  {:<16} {} -> {fix}", c.check, c.detail),
+            match (&c.fix, &c.warning) {
+                (Some(fix), _) => {
+                    super::print(format!("FAIL  {:<16} {} -> {fix}", c.check, c.detail))
+                }
+                (None, Some(w)) => super::print(format!("warn  {:<16} {}; {w}", c.check, c.detail)),
+                (None, None) => super::print(format!("ok    {:<16} {}", c.check, c.detail)),
             }
         }
     }
@@ -113,21 +130,17 @@ async fn run_checks(
             return;
         }
     };
-    match engine.api().version().await {
-        Ok(v) => checks.push(pass(
-            "docker",
-            format!(
-                "Docker {} (API {}) at {endpoint}",
-                v.version.unwrap_or_default(),
-                v.api_version.unwrap_or_default()
-            ),
-        )),
-        Err(e) => checks.push(failed(
-            "docker",
-            format!("{endpoint} answers ping but not version: {e}"),
-            "check the daemon",
-        )),
-    }
+    let api = match engine.api().version().await {
+        Ok(v) => v.api_version.unwrap_or_default(),
+        Err(e) => format!("unknown: {e}"),
+    };
+    checks.push(pass(
+        "docker",
+        format!(
+            "Docker {} (API {api}) at {endpoint}",
+            engine.facts().version
+        ),
+    ));
 
     let agent = match AgentContainer::discover(&engine).await {
         Ok(agent) => agent,
@@ -140,6 +153,7 @@ async fn run_checks(
             return;
         }
     };
+    checks.push(daemon_restart_check(&engine));
     match &agent {
         Some(a) => checks.push(pass(
             "agent-container",
@@ -154,52 +168,123 @@ async fn run_checks(
             "not in a container: running on the host",
         )),
     }
-
-    checks.push(match &agent {
-        Some(a) if a.shares_host_pids() == Some(true) => pass("pid-namespace", "the agent container shares the host's PID namespace"),
-        Some(a) => failed(
+    checks.push(match agent.as_ref().map(AgentContainer::pid_namespace) {
+        None => pass("pid-namespace", "on the host, pids are host pids"),
+        Some(PidNamespace::Host) => pass("pid-namespace", "the agent container shares the host's PID namespace"),
+        Some(PidNamespace::Private) => failed(
             "pid-namespace",
-            format!("the agent container runs with PidMode {:?}: a checkpointed host pid means nothing to the agent", a.pid_mode.as_deref().unwrap_or("")),
+            "the agent container has a PID namespace of its own: a checkpointed host pid means nothing to the agent",
             "restart the agent container with --pid=host",
         ),
-        None => pass("pid-namespace", "on the host, pids are host pids"),
+        Some(PidNamespace::Unknown(mode)) => warn(
+            "pid-namespace",
+            format!("the agent container shares the PID namespace of {mode}"),
+            "that is the host's only if that container runs with --pid=host; each launch checks its sibling's pid and fails (78) where it cannot see it",
+        ),
     });
 
     // The relay's own decision, reported part by part.
-    let placement = Placement::resolve(settings, agent.as_ref(), work_dir);
+    let own_binary = crate::proc::own_binary().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let placement = Placement::resolve(settings, agent.as_ref(), work_dir, &own_binary);
     checks.push(work_dir_check(work_dir, &placement.work_dir_host));
-    checks.extend(image_checks(settings, &engine, &placement.image, launcher_dir).await);
-    checks.push(match &placement.docker_socket_host {
-        Ok(Some(host)) => pass(
-            "docker-socket",
-            format!(
-                "siblings get the host's {} at {SIBLING_DOCKER_SOCKET} (or where mesos-docker-executor's --docker_socket says)",
-                host.display()
-            ),
-        ),
-        Ok(None) => pass(
-            "docker-socket",
-            format!("Docker is reached at {endpoint}: siblings get no socket"),
-        ),
-        Err(e) => failed("docker-socket", &e.problem, &e.fix),
-    });
-    checks.push(cgroups_check(settings, &engine).await);
+    checks.extend(image_checks(settings, &engine, &placement, launcher_dir).await);
+    checks.push(docker_socket_check(settings, agent.as_ref(), &placement));
+    checks.push(cgroups_check(settings, &engine));
 }
 
-/// Which cgroup placement applies on this host, and what it means (the relay's own rule).
-async fn cgroups_check(settings: &Settings, engine: &Engine) -> Check {
-    let (driver, version) = match engine.cgroup_setup().await {
-        Ok(setup) => setup,
-        Err(e) => return failed("cgroups", format!("{e:#}"), "check the daemon"),
+/// What a restart of the daemon does to the executors here (see the README's *Docker daemon
+/// restarts*).
+fn daemon_restart_check(engine: &Engine) -> Check {
+    let facts = engine.facts();
+    if !facts.live_restore {
+        return warn(
+            "daemon-restart",
+            format!("Docker {} runs without live-restore", facts.version),
+            "a restart of the daemon stops every sibling, and with it every executor (their shims report the \
+             executors' exit); set \"live-restore\": true in /etc/docker/daemon.json so executors outlive it",
+        );
+    }
+    match placement::auto_remove(facts) {
+        AutoRemove::Safe => pass(
+            "daemon-restart",
+            format!(
+                "Docker {} with live-restore: executors outlive a restart of the daemon; exited siblings are \
+                 auto-removed",
+                facts.version
+            ),
+        ),
+        AutoRemove::Unsafe(why) => pass(
+            "daemon-restart",
+            format!(
+                "live-restore on: executors outlive a restart of the daemon; {why}, so siblings are made \
+                 without auto-remove and removed by their shim after the exit, else by the next launch on \
+                 this host or gc"
+            ),
+        ),
+    }
+}
+
+/// Which siblings get the Docker socket, and whether the agent container's own view of it
+/// survives a restart of the daemon.
+fn docker_socket_check(
+    settings: &Settings,
+    agent: Option<&AgentContainer>,
+    placement: &Placement,
+) -> Check {
+    let host = match &placement.docker_socket_host {
+        Ok(Some(host)) => host,
+        Ok(None) => {
+            return pass(
+                "docker-socket",
+                format!(
+                    "Docker is reached at {}: siblings get no socket",
+                    settings.docker_host
+                ),
+            )
+        }
+        Err(e) => return failed("docker-socket", &e.problem, &e.fix),
     };
-    match cgroups::host_obstacle(version == "1", &driver, settings.mesos_cgroups) {
+    let command = if placement::gets_docker_socket(ExecutorKind::Command, settings) {
+        format!("command executors' siblings get it too, at {SIBLING_DOCKER_SOCKET} (command_executor_docker: true)")
+    } else {
+        "command executors' siblings get none: their tasks cannot reach Docker (command_executor_docker: false)".to_string()
+    };
+    let detail = format!(
+        "docker executors' siblings get the host's {} where --docker_socket says; {command}",
+        host.display()
+    );
+    let socket = settings.docker_host.socket();
+    match (agent, socket) {
+        (Some(agent), Some(socket)) if agent.mount_at(socket).is_some() => warn(
+            "docker-socket",
+            detail,
+            format!(
+                "{} is mounted into the agent container as a file: a restarted daemon makes a new socket and this \
+                 mount keeps the old one, so until the agent container restarts, new launches and the agent's own \
+                 docker containerizer cannot reach the daemon (running executors are not affected); mount the \
+                 directory that holds the socket instead, or give dockerd a socket in a directory of its own \
+                 (-H unix:///run/docker-shim/docker.sock) and mount that directory",
+                socket.display()
+            ),
+        ),
+        _ => pass("docker-socket", detail),
+    }
+}
+
+/// Which cgroup placement applies on this host, and what it means (the relay's own rule, read
+/// from the same `/proc/self/cgroup` and the same Docker facts).
+fn cgroups_check(settings: &Settings, engine: &Engine) -> Check {
+    let own = match crate::proc::read_self("cgroup") {
+        Ok(text) => text,
+        Err(e) => return failed("cgroups", e.to_string(), "mount the proc filesystem"),
+    };
+    let driver = &engine.facts().cgroup_driver;
+    match cgroups::host_obstacle(&own, driver, settings.mesos_cgroups) {
         None => {
-            let hierarchy =
-                std::path::Path::new(cgroups::V1_MOUNT).join("memory/memory.use_hierarchy");
-            if std::fs::read_to_string(&hierarchy).is_ok_and(|v| v.trim() == "0") {
+            if cgroups::memory_limits_hold_below(Path::new(cgroups::V1_MOUNT)) == Some(false) {
                 return failed(
                     "cgroups",
-                    "memory.use_hierarchy is 0: a Mesos container's memory limit would not hold a sibling below it",
+                    cgroups::NO_MEMORY_HIERARCHY_MEANS,
                     "set memory.use_hierarchy to 1 at the root of the memory hierarchy",
                 );
             }
@@ -208,7 +293,7 @@ async fn cgroups_check(settings: &Settings, engine: &Engine) -> Check {
                 format!(
                     "cgroups v1, Docker's {driver} driver: an executor the linux launcher put in a Mesos container's \
                      cgroup runs under it (the container's limits and destroy apply); under the posix launcher \
-                     siblings keep Docker's placement and destroy reaches them through forked.pid"
+                     siblings keep Docker's placement, and a destroy that kills the shim ends the executor"
                 ),
             )
         }
@@ -234,7 +319,7 @@ fn work_dir_check(work_dir: &Path, host: &Result<PathBuf, PlacementError>) -> Ch
         Ok(host) if host == work_dir => pass(
             "work-dir",
             format!(
-                "{} is shared with the siblings at the same path",
+                "{} is at the same path on the host: each sibling gets its sandbox there",
                 work_dir.display()
             ),
         ),
@@ -250,102 +335,125 @@ fn work_dir_check(work_dir: &Path, host: &Result<PathBuf, PlacementError>) -> Ch
 /// PATH.
 const DOCKER_CLI_PATHS: [&str; 3] = ["/usr/bin/docker", "/usr/local/bin/docker", "/bin/docker"];
 
-/// The executors the relay would run, in the image it would run them in: one check per executor.
+/// The executors the relay would run, in the image it would run them in, and the init: one check
+/// each.
 async fn image_checks(
     settings: &Settings,
     engine: &Engine,
-    image: &Result<String, PlacementError>,
+    placement: &Placement,
     launcher_dir: &Path,
 ) -> Vec<Check> {
-    let image = match image {
+    let image = match &placement.image {
         Ok(image) => image,
         Err(e) => return vec![failed("executor-image", &e.problem, &e.fix)],
     };
-    if let Err(e) = engine.api().inspect_image(image).await {
-        return vec![failed(
-            "executor-image",
-            format!("image {image} is not on the Docker host ({e})"),
-            "load or build it there, or set \"image\" in the configuration file",
-        )];
-    }
     let path = |kind: ExecutorKind, configured: &Option<PathBuf>| {
         configured
             .clone()
-            .unwrap_or_else(|| launcher_dir.join(kind.name()))
-            .display()
-            .to_string()
+            .unwrap_or_else(|| kind.in_launcher_dir(launcher_dir))
     };
     let executor = path(ExecutorKind::Command, &settings.executor);
     let docker_executor = path(ExecutorKind::Docker, &settings.docker_executor);
-    let (real, docker_real) = (
-        format!("{executor}.real"),
-        format!("{docker_executor}.real"),
-    );
-    let mut wanted = vec![
-        executor.as_str(),
-        real.as_str(),
-        docker_executor.as_str(),
-        docker_real.as_str(),
-        "/bin/sh",
+    let init_in_image = match &placement.init {
+        Ok(InitBinary::InImage(path)) => Some(path.clone()),
+        _ => None,
+    };
+    let mut wanted: Vec<PathBuf> = vec![
+        executor.clone(),
+        stock_beside(&executor),
+        docker_executor.clone(),
+        stock_beside(&docker_executor),
     ];
-    wanted.extend(DOCKER_CLI_PATHS);
-    let modes = match engine.stat_in_image(image, &wanted).await {
+    wanted.extend(DOCKER_CLI_PATHS.map(PathBuf::from));
+    wanted.extend(init_in_image.clone());
+    let names: Vec<String> = wanted.iter().map(|p| p.display().to_string()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let modes = match engine.stat_in_image(image, &refs).await {
         Ok(m) => m,
         Err(e) => {
             return vec![failed(
                 "executor-image",
                 format!("{e:#}"),
-                "check the image",
+                "load or build the image on the Docker host, or set \"image\" in the configuration file",
             )]
         }
     };
     let executable = |i: usize| modes[i].is_some_and(|m| m & 0o111 != 0);
     let baked = |i: usize| {
         if executable(i) {
-            format!(" (baked: the stock executor is {})", wanted[i])
+            format!(" (baked: the stock executor is {})", names[i])
         } else {
             String::new()
         }
     };
     let shown = short(image);
-    let command = if !executable(0) {
+    let command = if executable(0) {
+        pass(
+            "executor-image",
+            format!("image {shown} holds {}{}", executor.display(), baked(1)),
+        )
+    } else {
         failed(
             "executor-image",
-            format!("image {shown} has no executable {executor}"),
+            format!("image {shown} has no executable {}", executor.display()),
             "set \"executor\" in the configuration file to the real executor's path in that image, or pass \
              the agent's --launcher_dir with --launcher-dir",
         )
-    } else if !executable(4) {
-        failed(
-            "executor-image",
-            format!("image {shown} has no /bin/sh"),
-            "use an image with /bin/sh (every Mesos image has one)",
-        )
-    } else {
-        pass(
-            "executor-image",
-            format!("image {shown} holds {executor}{} and /bin/sh", baked(1)),
-        )
     };
-    let cli = (5..wanted.len())
+    let cli = (4..4 + DOCKER_CLI_PATHS.len())
         .find(|i| executable(*i))
-        .map(|i| wanted[i]);
+        .map(|i| names[i].clone());
     let docker = match (executable(2), cli) {
         (false, _) => pass(
             "docker-executor",
-            format!("image {shown} has no {docker_executor}: it runs no docker containerizer tasks"),
+            format!(
+                "image {shown} has no {}: it runs no docker containerizer tasks",
+                docker_executor.display()
+            ),
         ),
         (true, Some(cli)) => pass(
             "docker-executor",
-            format!("image {shown} holds {docker_executor}{} and {cli}", baked(3)),
+            format!(
+                "image {shown} holds {}{} and {cli}",
+                docker_executor.display(),
+                baked(3)
+            ),
         ),
         (true, None) => failed(
             "docker-executor",
-            format!("image {shown} holds {docker_executor} but no docker CLI, which it runs for every task"),
+            format!(
+                "image {shown} holds {} but no docker CLI, which it runs for every task",
+                docker_executor.display()
+            ),
             "use the agent's own image, which has the docker CLI, as the executor image",
         ),
     };
-    vec![command, docker]
+    let init = match (&placement.init, init_in_image) {
+        (Err(e), _) => failed("init", &e.problem, &e.fix),
+        (Ok(InitBinary::HostFile(host)), _) => pass(
+            "init",
+            format!(
+                "siblings run the shim {} as their first process, bound read-only",
+                host.display()
+            ),
+        ),
+        (Ok(_), Some(path)) if executable(wanted.len() - 1) => pass(
+            "init",
+            format!(
+                "siblings run the shim baked into image {shown} at {} as their first process",
+                path.display()
+            ),
+        ),
+        (Ok(_), path) => failed(
+            "init",
+            format!(
+                "image {shown} has no shim at {}, which siblings run as their first process",
+                path.unwrap_or_default().display()
+            ),
+            "bind-mount the shim into the agent container from a host file, or bake it into the image",
+        ),
+    };
+    vec![command, docker, init]
 }
 
 /// An image or container ID shortened as `docker ps` does; names are kept whole.

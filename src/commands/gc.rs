@@ -1,27 +1,36 @@
 //! `gc`: removes siblings that have exited, whose run the agent marked completed or whose run's
 //! meta directory is gone, and those left by a launch that died half-way (see
 //! [`inventory::collect_reason`]). A running executor of a live run, or of a run that cannot be
-//! judged from where `gc` runs, is never touched.
+//! judged from where `gc` runs, is never touched, and every sibling is judged again right
+//! before it is removed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use std::path::Path;
-
 use crate::error::{Classify, Failure, ShimError};
 use crate::mesos::checkpoint;
-use crate::sibling::discover::process_gone;
+use crate::proc::process_gone;
 use crate::sibling::engine::Engine;
 use crate::sibling::inventory::{self, Collect};
+
+/// What `gc` did with a sibling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Done {
+    Removed,
+    /// `--dry-run`.
+    WouldRemove,
+    Failed,
+}
 
 #[derive(Debug, Serialize)]
 struct Action {
     name: String,
     container_id: String,
     reason: Collect,
-    /// `removed`, `would_remove` (dry run) or `failed`.
-    action: &'static str,
+    action: Done,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -64,13 +73,12 @@ async fn pass(
     labels: &[String],
     json: bool,
 ) -> Result<u8, ShimError> {
-    let inventory = inventory::list(engine, labels)
+    let inventory = inventory::list(engine, labels, &[])
         .await
         .classify(Failure::Unavailable)?;
     let visible = inventory.host_pids_visible;
-    let entries = inventory.entries;
     let mut actions = Vec::new();
-    for entry in &entries {
+    for entry in &inventory.entries {
         if !dry_run {
             // A shim that died mid-rewrite leaves its complete temp file beside forked.pid. Its
             // writer is judged by the rule siblings' shims are: never from where host pids are
@@ -83,11 +91,20 @@ async fn pass(
             continue;
         };
         let (action, error) = if dry_run {
-            ("would_remove", None)
+            (Done::WouldRemove, None)
         } else {
-            match engine.remove(&entry.docker_id).await {
-                Ok(()) => ("removed", None),
-                Err(e) => ("failed", Some(format!("{e:#}"))),
+            // Judged again right before the removal: a relaunch may have adopted it, its shim
+            // may have checkpointed it, since the listing.
+            match inventory.recheck(engine, entry).await {
+                Ok(Some(now)) if inventory::collect_reason(&now).is_some() => {
+                    match engine.remove(&entry.docker_id).await {
+                        Ok(()) => (Done::Removed, None),
+                        Err(e) => (Done::Failed, Some(format!("{e:#}"))),
+                    }
+                }
+                // Gone meanwhile, or no longer to be collected: nothing to do.
+                Ok(_) => continue,
+                Err(e) => (Done::Failed, Some(format!("{e:#}"))),
             }
         };
         actions.push(Action {
@@ -102,22 +119,26 @@ async fn pass(
         super::print_json(&actions);
     } else {
         for a in &actions {
-            let reason = match a.reason {
-                Collect::Exited => "exited",
-                Collect::RunCompleted => "run completed (executor.sentinel)",
-                Collect::RunGone => "run's meta directory gone",
-                Collect::NeverStarted => "created, never started, its shim gone",
-                Collect::Orphaned => "its shim gone and forked.pid names another pid",
-            };
-            match &a.error {
-                None => println!("{} {} ({reason})", a.action.replace('_', " "), a.name),
-                Some(e) => println!("failed to remove {} ({reason}): {e}", a.name),
+            let reason = a.reason.describe();
+            match (&a.action, &a.error) {
+                (Done::Removed, _) => super::print(format!("removed {} ({reason})", a.name)),
+                (Done::WouldRemove, _) => {
+                    super::print(format!("would remove {} ({reason})", a.name))
+                }
+                (Done::Failed, e) => super::print(format!(
+                    "failed to remove {} ({reason}): {}",
+                    a.name,
+                    e.as_deref().unwrap_or_default()
+                )),
             }
         }
-        let kept = entries.len() - actions.len();
-        println!("{} sibling(s) collected, {kept} kept", actions.len());
+        let kept = inventory.entries.len() - actions.len();
+        super::print(format!(
+            "{} sibling(s) collected, {kept} kept",
+            actions.len()
+        ));
     }
-    Ok(if actions.iter().any(|a| a.action == "failed") {
+    Ok(if actions.iter().any(|a| a.action == Done::Failed) {
         1
     } else {
         0

@@ -1,15 +1,20 @@
-//! The subcommands, one file each: `run` (the relay), and the operator's `doctor`, `ps`, `gc`.
+//! The subcommands, one file each: `run` (the relay), `init` (the sibling's first process), and
+//! the operator's `doctor`, `ps`, `gc`.
 
 pub mod doctor;
 pub mod gc;
+pub mod init;
 pub mod ps;
 pub mod run;
 
+use std::fmt::Display;
+use std::io::Write;
 use std::path::Path;
 
-use crate::config::{self, Loaded, Settings};
+use crate::config::{self, Loaded};
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::sibling::engine::Engine;
+use crate::sibling::spec::SIBLING_MARKER_MOUNT;
 
 /// How long an operator command waits for the daemon.
 const OPERATOR_DOCKER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -20,10 +25,7 @@ pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
     let docker_host = std::env::var("DOCKER_HOST").ok();
     let loaded =
         config::load_for_operator(config, docker_host.as_deref()).classify(Failure::Config)?;
-    crate::logging::init(&Settings {
-        log_level: "warn".into(),
-        ..loaded.settings.clone()
-    });
+    crate::logging::init("warn", loaded.settings.log_format);
     Ok(loaded)
 }
 
@@ -39,11 +41,50 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ShimError> {
         })
 }
 
-pub async fn connect(settings: &Settings) -> Result<Engine, ShimError> {
+pub async fn connect(settings: &config::Settings) -> Result<Engine, ShimError> {
     Engine::connect(&settings.docker_host, OPERATOR_DOCKER_PATIENCE).await
+}
+
+/// Whether this process runs inside a sibling the shim made: the sibling carries a small
+/// read-only tmpfs at [`SIBLING_MARKER_MOUNT`]. A mount belongs to the container the process
+/// really runs in; no launch environment can forge it, so no task can make a relay skip the relay.
+pub fn in_sibling() -> Result<bool, ShimError> {
+    let mountinfo = crate::proc::read_self("mountinfo").classify(Failure::Software)?;
+    Ok(crate::proc::is_mount_point(
+        &mountinfo,
+        Path::new(SIBLING_MARKER_MOUNT),
+    ))
+}
+
+/// Prints a failure the way an operator reads it in the sandbox's stderr, and picks the status.
+pub fn report(outcome: Result<u8, ShimError>) -> u8 {
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = %e, "launch failed");
+            } else {
+                eprintln!("mesos-executor-shim: error: {e}");
+            }
+            e.failure.exit_code()
+        }
+    }
+}
+
+/// Prints one line of a command's report. A reader that went away (`ps --json | head`) ends the
+/// command quietly: what it was printing is no longer wanted.
+pub fn print(line: impl Display) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("mesos-executor-shim: cannot print the report: {e}");
+        std::process::exit(74);
+    }
 }
 
 /// Prints a value as one line of JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string(value).expect("serialisable"));
+    print(serde_json::to_string(value).expect("serialisable"));
 }

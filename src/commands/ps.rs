@@ -10,7 +10,7 @@ pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, 
     let entries = super::runtime()?
         .block_on(async {
             let engine = super::connect(&settings).await?;
-            inventory::list(&engine, labels)
+            inventory::list(&engine, labels, &[])
                 .await
                 .classify(Failure::Unavailable)
         })?
@@ -19,14 +19,14 @@ pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, 
         super::print_json(&entries);
         return Ok(0);
     }
-    println!(
+    super::print(format!(
         "{:<40} {:<30} {:<24} {:<10} {:>8}  {:<16} COMPLETED",
         "CONTAINER ID", "EXECUTOR", "FRAMEWORK", "STATE", "HOST PID", "FORKED.PID"
-    );
+    ));
     for e in &entries {
         let forked = match &e.forked_pid {
             ForkedPid::Matches => "matches".to_string(),
-            ForkedPid::Differs { pid } => format!("differs ({pid})"),
+            ForkedPid::Differs { pid, .. } => format!("differs ({pid})"),
             ForkedPid::Absent => "absent".into(),
             ForkedPid::Unparsable { .. } => "unparsable".into(),
             ForkedPid::Unknown => "unknown".into(),
@@ -41,10 +41,10 @@ pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, 
             .host_pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
-        println!(
+        super::print(format!(
             "{:<40} {:<30} {:<24} {:<10} {:>8}  {:<16} {completed}",
             e.container_id, e.executor_id, e.framework_id, e.state, pid, forked
-        );
+        ));
     }
     Ok(0)
 }

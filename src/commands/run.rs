@@ -1,8 +1,9 @@
-//! `run` (and the binary invoked as `mesos-executor`): relay one executor launch.
+//! `run` (and the binary invoked as `mesos-executor` or `mesos-docker-executor`): relay one
+//! executor launch.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use futures_util::stream::{self, Stream, StreamExt};
 use nix::sys::signal::Signal;
@@ -10,42 +11,37 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config;
 use crate::error::{fail, Classify, Failure, ShimError};
-use crate::mesos::executor::ExecutorKind;
-use crate::sibling::discover;
-use crate::{logging, relay};
+use crate::mesos::executor::{executor_to_run, ExecutorKind};
+use crate::relay::{self, launch};
+use crate::sibling::protocol::FORWARDED_SIGNALS;
 
-/// The signals passed on to the executor. SIGKILL and SIGSTOP cannot be caught; the agent's
-/// SIGKILL of the process tree reaches the shim only (see README, known limits).
-pub const FORWARDED_SIGNALS: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
-/// Relays a launch; `argv0` is how the binary was invoked, `args` the executor's arguments.
-/// Returns the exit status to leave with.
-pub fn relay_main(kind: ExecutorKind, argv0: &OsString, args: Vec<OsString>) -> u8 {
-    if discover::in_sibling() {
-        // This binary is the executor image's mesos-executor (a baked image), started inside a
-        // sibling: a relay never starts a relay, so hand over to the stock executor.
-        return report(hand_over_to_stock_executor(argv0, args));
+/// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns the exit
+/// status to leave with.
+pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
+    // First of all, while the agent that ran this binary is certainly its parent.
+    let agent = launch::forking_agent();
+    match super::in_sibling() {
+        // This binary is the executor image's executor (a baked image), run inside a sibling:
+        // a relay never starts a relay, so hand over to the stock executor.
+        Ok(true) => return super::report(hand_over_to_stock_executor(args)),
+        Ok(false) => {}
+        Err(e) => return super::report(Err(e)),
     }
     append_to_sandbox_files();
-    let launch = match relay::Launch::read(kind, argv0.clone(), args, std::env::vars_os().collect())
-    {
-        Ok(launch) => launch,
-        Err(e) => return report(Err(e)),
-    };
+    let exec_path = crate::proc::exec_path();
+    let launch =
+        match relay::Launch::read(kind, exec_path, args, std::env::vars_os().collect(), agent) {
+            Ok(launch) => launch,
+            Err(e) => return super::report(Err(e)),
+        };
     let loaded = match config::load_for_relay(launch.var(config::ENV_CONFIG), &launch.run.work_dir)
     {
         Ok(loaded) => loaded,
-        Err(e) => return report(Err(e).classify(Failure::Config)),
+        Err(e) => return super::report(Err(e).classify(Failure::Config)),
     };
     let settings = loaded.settings;
-    logging::init(&settings);
+    crate::logging::init(&settings.log_level, settings.log_format);
+    tracing::debug!(start_ns = crate::proc::monotonic_ns(), "shim started");
     if let Some(path) = loaded.file {
         tracing::debug!(path = %path.display(), "configuration file read");
     }
@@ -57,30 +53,18 @@ pub fn relay_main(kind: ExecutorKind, argv0: &OsString, args: Vec<OsString>) -> 
              (the shim's settings come from its configuration file)"
         );
     }
+    if launch.agent.is_none() && settings.end_with_shim {
+        tracing::info!("the process that forked the shim cannot be told: the executor will not end with the shim");
+    }
     let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => return report(Err(e)),
+        Err(e) => return super::report(Err(e)),
     };
     let outcome = runtime.block_on(async {
         let signals = forwarded_signals()?;
         relay::run(launch, &settings, signals).await
     });
-    report(outcome)
-}
-
-/// Prints a failure the way an operator reads it in the sandbox's stderr, and picks the status.
-pub fn report(outcome: Result<u8, ShimError>) -> u8 {
-    match outcome {
-        Ok(code) => code,
-        Err(e) => {
-            if tracing::dispatcher::has_been_set() {
-                tracing::error!(error = %e, "launch failed");
-            } else {
-                eprintln!("mesos-executor-shim: error: {e}");
-            }
-            e.failure.exit_code()
-        }
-    }
+    super::report(outcome)
 }
 
 /// The agent opens the sandbox's stdout and stderr without O_APPEND; the sibling appends to the
@@ -100,24 +84,18 @@ fn append_to_sandbox_files() {
     }
 }
 
-fn hand_over_to_stock_executor(argv0: &OsString, args: Vec<OsString>) -> Result<u8, ShimError> {
-    let own = PathBuf::from(argv0);
-    let own = if own.is_absolute() {
-        own
-    } else {
-        std::env::current_exe().unwrap_or(own)
+/// In a sibling, the executor path the agent ran is this binary (a baked image): exec the stock
+/// executor kept beside it, by the rule the sibling's init applies too.
+fn hand_over_to_stock_executor(args: Vec<OsString>) -> Result<u8, ShimError> {
+    let own = crate::proc::exec_path()
+        .ok_or_else(|| fail(Failure::Software, "cannot tell which file this program is"))?;
+    let this_binary = crate::proc::own_binary().ok();
+    let is_this_binary = |p: &Path| {
+        this_binary
+            .as_deref()
+            .is_some_and(|b| crate::proc::same_file(p, b))
     };
-    if own.to_string_lossy().ends_with(".real") {
-        return Err(fail(
-            Failure::Config,
-            format!(
-                "{} is the shim too; put the stock mesos-executor there",
-                own.display()
-            ),
-        ));
-    }
-    let mut stock = own.into_os_string();
-    stock.push(".real");
+    let stock = executor_to_run(&own, is_this_binary).map_err(|e| fail(Failure::Config, e))?;
     let error = std::process::Command::new(&stock)
         .arg0(&stock)
         .args(args)
@@ -125,16 +103,16 @@ fn hand_over_to_stock_executor(argv0: &OsString, args: Vec<OsString>) -> Result<
     Err(fail(
         Failure::Config,
         format!(
-            "the executor image's mesos-executor is this shim, and the stock executor it hands over to, {}, \
+            "the executor image's executor is this shim, and the stock executor it hands over to, {}, \
              cannot be run ({error}); keep the stock executor at <path>.real when baking the shim into an image, \
              or set \"executor\" in the configuration file to the stock executor's path",
-            PathBuf::from(&stock).display()
+            stock.display()
         ),
     ))
 }
 
-/// The forwarded signals as one stream. Registered before the launch starts, so a signal that
-/// arrives during the launch is held and delivered once the executor runs.
+/// The forwarded signals as one stream. Registered before the launch starts, so that a signal
+/// that arrives at any moment of the launch is acted on.
 fn forwarded_signals() -> Result<impl Stream<Item = Signal> + Unpin, ShimError> {
     let mut streams = Vec::new();
     for sig in FORWARDED_SIGNALS {

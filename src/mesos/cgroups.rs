@@ -26,12 +26,12 @@ pub enum CgroupPlacement {
     /// Under the Mesos container's cgroup: `parent` is its path, as Docker's `CgroupParent`.
     UnderMesosContainer { parent: String },
     /// Docker's own placement, and why.
-    DockerDefault(DefaultWhy),
+    DockerDefault(DockerPlacementReason),
 }
 
 /// Why a sibling keeps Docker's placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DefaultWhy {
+pub enum DockerPlacementReason {
     /// The shim is in no Mesos container's cgroup: the posix launcher (whose destroy kills the
     /// process tree of forked.pid, which reaches the sibling), or no Mesos containerizer at all.
     NoMesosCgroup,
@@ -44,24 +44,24 @@ pub enum DefaultWhy {
     Disabled,
 }
 
-impl fmt::Display for DefaultWhy {
+impl fmt::Display for DockerPlacementReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DefaultWhy::NoMesosCgroup => write!(
+            DockerPlacementReason::NoMesosCgroup => write!(
                 f,
                 "the shim runs in no Mesos container cgroup (posix launcher): the container's destroy kills \
                  the process tree of forked.pid, which is the executor's"
             ),
-            DefaultWhy::CgroupsV2 => write!(
+            DockerPlacementReason::CgroupsV2 => write!(
                 f,
                 "the host runs cgroups v2, where Mesos makes no container cgroups to join"
             ),
-            DefaultWhy::Driver(driver) => write!(
+            DockerPlacementReason::Driver(driver) => write!(
                 f,
                 "Docker's cgroup driver is {driver}, which cannot place a container under a Mesos cgroup \
                  (only cgroupfs can)"
             ),
-            DefaultWhy::Disabled => write!(f, "mesos_cgroups is false in the configuration"),
+            DockerPlacementReason::Disabled => write!(f, "mesos_cgroups is false in the configuration"),
         }
     }
 }
@@ -116,6 +116,18 @@ pub async fn remove_when_empty(dirs: &[PathBuf], patience: Duration) {
     }
 }
 
+/// Whether a parent's memory limit holds the cgroups below it: `memory.use_hierarchy` at the root
+/// of the memory hierarchy under `mount` (1 on current kernels). `None`: not readable here.
+pub fn memory_limits_hold_below(mount: &Path) -> Option<bool> {
+    let flag = std::fs::read_to_string(mount.join("memory/memory.use_hierarchy")).ok()?;
+    Some(flag.trim() != "0")
+}
+
+/// What a sibling under a Mesos container's cgroup misses when `memory.use_hierarchy` is 0.
+pub const NO_MEMORY_HIERARCHY_MEANS: &str =
+    "memory.use_hierarchy is 0: the Mesos container's memory limit does not hold the executor \
+     below it (its destroy and cpu limits still do)";
+
 /// Whether `/proc/<pid>/cgroup` describes cgroups v1 hierarchies (lines `N:controllers:path`
 /// with controllers), as opposed to the unified v2 hierarchy alone (`0::path`).
 pub fn is_cgroups_v1(proc_cgroup: &str) -> bool {
@@ -147,14 +159,19 @@ pub fn mesos_container_cgroup(proc_cgroup: &str, container_id: &str) -> Option<S
 }
 
 /// What keeps this host from placing any sibling under a Mesos container's cgroup, if anything:
-/// the part of the decision that does not depend on the launch, which `doctor` reports.
-pub fn host_obstacle(cgroups_v1: bool, docker_driver: &str, enabled: bool) -> Option<DefaultWhy> {
-    if !cgroups_v1 {
-        Some(DefaultWhy::CgroupsV2)
+/// the part of the decision that does not depend on the launch, which `doctor` reports. Read
+/// from this process's `/proc/self/cgroup` and Docker's cgroup driver, as the relay reads them.
+pub fn host_obstacle(
+    proc_cgroup: &str,
+    docker_driver: &str,
+    enabled: bool,
+) -> Option<DockerPlacementReason> {
+    if !is_cgroups_v1(proc_cgroup) {
+        Some(DockerPlacementReason::CgroupsV2)
     } else if !enabled {
-        Some(DefaultWhy::Disabled)
+        Some(DockerPlacementReason::Disabled)
     } else if docker_driver != "cgroupfs" {
-        Some(DefaultWhy::Driver(docker_driver.to_string()))
+        Some(DockerPlacementReason::Driver(docker_driver.to_string()))
     } else {
         None
     }
@@ -169,12 +186,12 @@ pub fn decide(
     enabled: bool,
 ) -> CgroupPlacement {
     if !is_cgroups_v1(proc_cgroup) {
-        return CgroupPlacement::DockerDefault(DefaultWhy::CgroupsV2);
+        return CgroupPlacement::DockerDefault(DockerPlacementReason::CgroupsV2);
     }
     let Some(parent) = mesos_container_cgroup(proc_cgroup, container_id) else {
-        return CgroupPlacement::DockerDefault(DefaultWhy::NoMesosCgroup);
+        return CgroupPlacement::DockerDefault(DockerPlacementReason::NoMesosCgroup);
     };
-    match host_obstacle(true, docker_driver, enabled) {
+    match host_obstacle(proc_cgroup, docker_driver, enabled) {
         Some(why) => CgroupPlacement::DockerDefault(why),
         None => CgroupPlacement::UnderMesosContainer { parent },
     }
@@ -253,20 +270,20 @@ mod tests {
         let posix = "11:freezer:/docker/abc\n10:memory:/docker/abc\n0::/docker/abc\n";
         assert_eq!(
             decide(posix, CID, "cgroupfs", true),
-            CgroupPlacement::DockerDefault(DefaultWhy::NoMesosCgroup)
+            CgroupPlacement::DockerDefault(DockerPlacementReason::NoMesosCgroup)
         );
         assert_eq!(
             decide("0::/system.slice/x.scope\n", CID, "systemd", true),
-            CgroupPlacement::DockerDefault(DefaultWhy::CgroupsV2)
+            CgroupPlacement::DockerDefault(DockerPlacementReason::CgroupsV2)
         );
         let proc = linux_launcher("mesos");
         assert_eq!(
             decide(&proc, CID, "systemd", true),
-            CgroupPlacement::DockerDefault(DefaultWhy::Driver("systemd".into()))
+            CgroupPlacement::DockerDefault(DockerPlacementReason::Driver("systemd".into()))
         );
         assert_eq!(
             decide(&proc, CID, "cgroupfs", false),
-            CgroupPlacement::DockerDefault(DefaultWhy::Disabled)
+            CgroupPlacement::DockerDefault(DockerPlacementReason::Disabled)
         );
         // Another container's cgroup, or the container ID as the whole path, is no Mesos container.
         assert_eq!(
@@ -277,13 +294,37 @@ mod tests {
             mesos_container_cgroup(&format!("11:freezer:/{CID}\n"), CID),
             None
         );
-        for why in [
-            DefaultWhy::NoMesosCgroup,
-            DefaultWhy::CgroupsV2,
-            DefaultWhy::Driver("systemd".into()),
-            DefaultWhy::Disabled,
+        for (why, says) in [
+            (DockerPlacementReason::NoMesosCgroup, "posix launcher"),
+            (DockerPlacementReason::CgroupsV2, "cgroups v2"),
+            (
+                DockerPlacementReason::Driver("systemd".into()),
+                "driver is systemd",
+            ),
+            (DockerPlacementReason::Disabled, "mesos_cgroups is false"),
         ] {
-            assert!(!why.to_string().is_empty());
+            assert!(why.to_string().contains(says), "{why}");
         }
+        assert_eq!(
+            host_obstacle(&proc, "cgroupfs", true),
+            None,
+            "doctor and the relay read the same host"
+        );
+        assert_eq!(
+            host_obstacle("0::/x\n", "cgroupfs", true),
+            Some(DockerPlacementReason::CgroupsV2)
+        );
+    }
+
+    #[test]
+    fn the_memory_hierarchy_is_read_at_the_root_of_the_memory_controller() {
+        let mount = tempfile::tempdir().unwrap();
+        assert_eq!(memory_limits_hold_below(mount.path()), None);
+        std::fs::create_dir(mount.path().join("memory")).unwrap();
+        let flag = mount.path().join("memory/memory.use_hierarchy");
+        std::fs::write(&flag, "1\n").unwrap();
+        assert_eq!(memory_limits_hold_below(mount.path()), Some(true));
+        std::fs::write(&flag, "0\n").unwrap();
+        assert_eq!(memory_limits_hold_below(mount.path()), Some(false));
     }
 }

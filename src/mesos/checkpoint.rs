@@ -65,37 +65,112 @@ pub fn read_pid_file(path: &Path) -> io::Result<PidFile> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Replaces `path` with `pid` atomically. On any error the temp file is removed and `path` keeps
-/// its previous content. The directory must exist: the agent creates it, and the shim does not
-/// invent checkpoint trees the agent does not know.
-pub fn write_pid_file(path: &Path, pid: HostPid) -> io::Result<()> {
-    write_pid_file_pausing(path, pid, || {})
+/// A checkpoint write that failed, and whether the file still holds its previous content.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Nothing was renamed: the file holds what it held, and no temp file is left.
+    BeforeRename { path: PathBuf, error: io::Error },
+    /// The new content is in place, but syncing the directory failed: a crash of the host could
+    /// still bring the old content back.
+    AfterRename { path: PathBuf, error: io::Error },
 }
 
-/// [`write_pid_file`], calling `before_rename` once the temp file is complete: where a crash
-/// leaves the old file intact and a stray temp file behind (the failpoint `during-checkpoint`).
-pub fn write_pid_file_pausing(
-    path: &Path,
-    pid: HostPid,
-    before_rename: impl FnOnce(),
-) -> io::Result<()> {
-    let dir = parent_dir(path);
-    let name = file_name(path);
-    let temp = dir.join(format!(
-        "{}{}-{}",
-        temp_prefix(name),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_temp(&temp, pid.to_string().as_bytes()).and_then(|()| {
-        before_rename();
-        fs::rename(&temp, path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::BeforeRename { path, error } => write!(
+                f,
+                "writing {}: {error}; the previous content is intact",
+                path.display()
+            ),
+            WriteError::AfterRename { path, error } => write!(
+                f,
+                "{} holds the new content, but syncing its directory failed ({error}): a crash of \
+                 the host could undo the write",
+                path.display()
+            ),
+        }
     }
-    result?;
-    File::open(dir)?.sync_all()
+}
+
+impl std::error::Error for WriteError {}
+
+impl From<WriteError> for io::Error {
+    fn from(e: WriteError) -> io::Error {
+        let kind = match &e {
+            WriteError::BeforeRename { error, .. } | WriteError::AfterRename { error, .. } => {
+                error.kind()
+            }
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
+/// A complete, synced temp file beside its target, not yet renamed onto it: where a crash leaves
+/// the old content intact and a stray temp file behind (the failpoint `during-checkpoint` holds
+/// a launch here). Dropped without [`StagedWrite::commit`], it removes its temp file.
+pub struct StagedWrite {
+    temp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl StagedWrite {
+    /// Writes `content` to a new temp file in `path`'s directory, which must exist: the agent
+    /// creates the checkpoint directories, and the shim does not invent agent state.
+    pub fn stage(path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
+        let temp = parent_dir(path).join(format!(
+            "{}{}-{}",
+            temp_prefix(file_name(path)),
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let staged = StagedWrite {
+            temp,
+            path: path.to_path_buf(),
+            committed: false,
+        };
+        write_temp(&staged.temp, content).map_err(|error| WriteError::BeforeRename {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Ok(staged)
+    }
+
+    /// Renames the temp file onto the target, then syncs the directory so the rename survives a
+    /// crash of the host.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        std::fs::rename(&self.temp, &self.path).map_err(|error| WriteError::BeforeRename {
+            path: self.path.clone(),
+            error,
+        })?;
+        self.committed = true;
+        File::open(parent_dir(&self.path))
+            .and_then(|dir| dir.sync_all())
+            .map_err(|error| WriteError::AfterRename {
+                path: self.path.clone(),
+                error,
+            })
+    }
+}
+
+impl Drop for StagedWrite {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Replaces `path` with `content` atomically, as Mesos checkpoints: a reader sees the old
+/// content or the new, never a part.
+pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), WriteError> {
+    StagedWrite::stage(path, content)?.commit()
+}
+
+/// Replaces `path` with `pid`, the bare decimal as Mesos writes it.
+pub fn write_pid_file(path: &Path, pid: HostPid) -> Result<(), WriteError> {
+    write_atomically(path, pid.to_string().as_bytes())
 }
 
 /// Temp files are `.<name>.shim-<pid>-<n>`: the pid says whose they are.
@@ -334,14 +409,6 @@ impl AsRawFd for InotifyFd {
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("shim-checkpoint-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
@@ -361,7 +428,8 @@ mod tests {
 
     #[test]
     fn writes_the_bare_decimal_pid_and_leaves_no_temp_file() {
-        let dir = temp_dir("write");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         fs::write(&path, "111").unwrap();
         write_pid_file(&path, HostPid::new(4242).unwrap()).unwrap();
@@ -372,7 +440,8 @@ mod tests {
 
     #[test]
     fn a_failed_write_keeps_the_old_value_and_leaves_nothing_behind() {
-        let dir = temp_dir("fail");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         // The target is a directory: rename fails after the temp file was fully written.
         let path = dir.join("forked.pid");
         fs::create_dir(&path).unwrap();
@@ -387,7 +456,8 @@ mod tests {
 
     #[test]
     fn temp_files_of_dead_writers_are_cleaned_and_live_ones_kept() {
-        let dir = temp_dir("stale");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         fs::write(dir.join(".forked.pid.shim-4194305-0"), "12").unwrap();
         let mine = format!(".forked.pid.shim-{}-99", std::process::id());
@@ -402,26 +472,51 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_before_the_rename_leaves_the_old_value() {
-        let dir = temp_dir("crash");
+    fn a_staged_write_leaves_the_old_value_until_it_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         fs::write(&path, "111").unwrap();
-        let mut seen = None;
-        write_pid_file_pausing(&path, HostPid::new(222).unwrap(), || {
-            seen = Some(fs::read_to_string(&path).unwrap())
-        })
-        .unwrap();
+        let staged = StagedWrite::stage(&path, b"222").unwrap();
         assert_eq!(
-            seen.as_deref(),
-            Some("111"),
+            fs::read_to_string(&path).unwrap(),
+            "111",
             "until the rename, readers see the old value"
         );
+        assert_eq!(entries(&dir).len(), 2, "the complete temp file beside it");
+        staged.commit().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "222");
+        assert_eq!(entries(&dir), vec!["forked.pid"]);
+        // Abandoned, a staged write leaves nothing behind.
+        drop(StagedWrite::stage(&path, b"333").unwrap());
+        assert_eq!(entries(&dir), vec!["forked.pid"]);
         assert_eq!(fs::read_to_string(&path).unwrap(), "222");
     }
 
     #[test]
+    fn an_error_says_whether_the_previous_content_is_intact() {
+        let before = WriteError::BeforeRename {
+            path: "/m/forked.pid".into(),
+            error: io::Error::from_raw_os_error(nix::libc::ENOSPC),
+        };
+        assert!(before
+            .to_string()
+            .contains("the previous content is intact"));
+        let after = WriteError::AfterRename {
+            path: "/m/forked.pid".into(),
+            error: io::Error::from_raw_os_error(nix::libc::EIO),
+        };
+        assert!(!after.to_string().contains("intact"), "{after}");
+        assert!(
+            after.to_string().contains("holds the new content"),
+            "{after}"
+        );
+    }
+
+    #[test]
     fn reads_as_mesos_does() {
-        let dir = temp_dir("read");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         assert_eq!(read_pid_file(&path).unwrap(), PidFile::Absent);
         fs::write(&path, "").unwrap();
@@ -437,7 +532,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn waits_for_a_late_checkpoint_and_gives_up_when_bounded() {
-        let dir = temp_dir("wait");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         assert!(
             !wait_for_pid_file(&path, Duration::from_millis(50), Duration::from_millis(10))
@@ -461,7 +557,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_watch_sees_a_rename_onto_the_file() {
-        let dir = temp_dir("watch");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         let mut watch = PidFileWatch::new(&path).unwrap();
         fs::write(dir.join("unrelated"), "1").unwrap();
@@ -474,7 +571,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_guard_ends_when_its_window_closes() {
-        let dir = temp_dir("guard-end");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         write_pid_file(&path, HostPid::new(5).unwrap()).unwrap();
         let mut guard = ForkedPidGuard::new(&path, Duration::from_millis(50));
@@ -487,7 +585,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_guard_sees_a_rename_with_inotify_and_by_polling() {
-        let dir = temp_dir("guard-see");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("forked.pid");
         write_pid_file(&path, HostPid::new(5).unwrap()).unwrap();
         for mut guard in [

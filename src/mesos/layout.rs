@@ -11,6 +11,12 @@ use std::path::PathBuf;
 /// Written in a run's meta directory once the agent considers the run completed.
 pub const SENTINEL_FILE: &str = "executor.sentinel";
 
+/// Written in the sandbox by the sibling's init when the executor exits: its exit status, which
+/// the shim reads without asking Docker (see [`crate::sibling::protocol::ExitRecord`]). In the
+/// sandbox because that is the one directory of the run that always exists (the meta directory
+/// only with checkpointing) and that the sibling is given.
+pub const EXIT_RECORD_FILE: &str = ".mesos-executor-shim.exit";
+
 /// Mesos's own limit on an ID's length (`NAME_MAX`, `src/common/validation.cpp`).
 const MAX_ID_LEN: usize = 255;
 
@@ -184,6 +190,11 @@ impl RunLayout {
     /// The agent's checkpoint of the pid it forked: what a restarted agent probes.
     pub fn forked_pid_path(&self) -> PathBuf {
         self.meta_run_dir().join("pids/forked.pid")
+    }
+
+    /// Where the sibling's init records the executor's exit status.
+    pub fn exit_record_path(&self) -> PathBuf {
+        self.sandbox.join(EXIT_RECORD_FILE)
     }
 
     /// The name of the sibling container. Never starts with `mesos-`: the docker containerizer
@@ -402,9 +413,10 @@ mod tests {
 
     /// No sandbox path makes the parser panic, and whatever it accepts has valid IDs, a Docker
     /// name made of allowed characters only, and a checkpoint inside the run's meta directory.
-    #[test]
-    fn property_no_path_escapes_or_panics() {
-        use crate::test_support::Rng;
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
         const SEGMENTS: &[&str] = &[
             "slaves",
             "frameworks",
@@ -430,85 +442,84 @@ mod tests {
             "run$",
             "*",
         ];
-        let mut rng = Rng::new(0x5eed);
-        let docker_name = |n: &str| {
+
+        fn segment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => prop::sample::select(SEGMENTS).prop_map(String::from),
+                1 => any::<String>().prop_map(|s| s.chars().take(6).collect()),
+            ]
+        }
+
+        /// Mostly an ID Mesos would accept there, sometimes anything.
+        fn id() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => prop::sample::select(&["S0", "F-1", "app.1", "c0ffee-1", "x:y", "ü"][..])
+                    .prop_map(String::from),
+                1 => segment(),
+            ]
+        }
+
+        /// Mostly the word the shape wants there, so that many paths get past the first checks.
+        fn word(expected: &'static str) -> impl Strategy<Value = String> {
+            prop_oneof![4 => Just(expected.to_string()), 1 => segment()]
+        }
+
+        fn sandbox_path() -> impl Strategy<Value = String> {
+            let shaped = (
+                prop::collection::vec(segment(), 0..3),
+                (word("slaves"), id(), word("frameworks"), id()),
+                (word("executors"), id(), word("runs"), id()),
+            )
+                .prop_map(|(prefix, a, b)| {
+                    let mut parts = prefix;
+                    parts.extend([a.0, a.1, a.2, a.3, b.0, b.1, b.2, b.3]);
+                    parts.join("/")
+                });
+            let any_shape = prop::collection::vec(segment(), 0..12).prop_map(|p| p.join("/"));
+            (
+                prop::bool::weighted(0.9),
+                prop_oneof![3 => shaped, 1 => any_shape],
+            )
+                .prop_map(|(absolute, path)| if absolute { format!("/{path}") } else { path })
+        }
+
+        fn docker_name(n: &str) -> bool {
             n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
                 && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        };
-        let mut accepted = 0;
-        for case in 0..20_000 {
-            let mut path = String::new();
-            if rng.below(10) > 0 {
-                path.push('/');
-            }
-            let n = if rng.below(2) == 0 { 9 } else { rng.below(12) };
-            for i in 0..n {
-                let segment = match rng.below(4) {
-                    0 => String::from_utf8_lossy(&rng.bytes(6)).into_owned(),
-                    _ => rng.pick(SEGMENTS).to_string(),
-                };
-                // Mostly the real shape, so that many cases get past the first checks.
-                let shaped = [
-                    "slaves",
-                    "S0",
-                    "frameworks",
-                    "F-1",
-                    "executors",
-                    "app.1",
-                    "runs",
-                ];
-                let segment = if n == 9 && (1..8).contains(&i) && rng.below(3) > 0 {
-                    shaped[i - 1].to_string()
-                } else {
-                    segment
-                };
-                path.push_str(&segment);
-                if i + 1 < n {
-                    path.push('/');
-                }
-            }
-            let Ok(run) = RunLayout::from_sandbox(OsStr::new(&path), &IdVariables::default())
-            else {
-                continue;
-            };
-            accepted += 1;
-            for (what, id) in [
-                ("agent", &run.agent_id),
-                ("framework", &run.framework_id),
-                ("executor", &run.executor_id),
-            ] {
-                assert!(
-                    validate_id("id", id).is_ok(),
-                    "case {case}: {what} {id:?} from {path:?}"
-                );
-            }
-            assert!(
-                validate_container_id(&run.container_id).is_ok(),
-                "case {case}: {path:?}"
-            );
-            assert!(
-                docker_name(&run.sibling_name()),
-                "case {case}: {}",
-                run.sibling_name()
-            );
-            let meta = run.work_dir.join("meta");
-            assert!(
-                is_within(&run.forked_pid_path(), &run.meta_run_dir()),
-                "case {case}: {path:?}"
-            );
-            assert!(
-                is_within(&run.meta_run_dir(), &meta),
-                "case {case}: {path:?}"
-            );
-            assert!(
-                is_within(&run.sandbox, &run.work_dir.join("slaves")),
-                "case {case}: {path:?}"
-            );
         }
-        assert!(
-            accepted > 100,
-            "the generator reaches the accepting paths ({accepted})"
-        );
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn no_path_escapes_or_panics(path in sandbox_path()) {
+                let Ok(run) = RunLayout::from_sandbox(OsStr::new(&path), &IdVariables::default())
+                else {
+                    return Ok(());
+                };
+                for id in [&run.agent_id, &run.framework_id, &run.executor_id] {
+                    prop_assert!(validate_id("id", id).is_ok(), "{id:?} from {path:?}");
+                }
+                prop_assert!(validate_container_id(&run.container_id).is_ok(), "{path:?}");
+                prop_assert!(docker_name(&run.sibling_name()), "{}", run.sibling_name());
+                prop_assert!(is_within(&run.forked_pid_path(), &run.meta_run_dir()), "{path:?}");
+                prop_assert!(is_within(&run.meta_run_dir(), &run.work_dir.join("meta")), "{path:?}");
+                prop_assert!(is_within(&run.sandbox, &run.work_dir.join("slaves")), "{path:?}");
+                prop_assert!(is_within(&run.exit_record_path(), &run.sandbox), "{path:?}");
+            }
+        }
+
+        #[test]
+        fn the_generator_reaches_the_accepting_paths() {
+            use proptest::strategy::ValueTree;
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let accepted = (0..2000)
+                .filter(|_| {
+                    let path = sandbox_path().new_tree(&mut runner).unwrap().current();
+                    RunLayout::from_sandbox(OsStr::new(&path), &IdVariables::default()).is_ok()
+                })
+                .count();
+            assert!(accepted > 200, "{accepted} of 2000 accepted");
+        }
     }
 }

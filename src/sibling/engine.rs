@@ -1,8 +1,10 @@
 //! The Docker Engine API calls the shim makes, through bollard, with the shim's error handling:
-//! 404s become `None`, and every error names the endpoint or image and what to do.
+//! 404s become `None`, and every error names the endpoint or image and what to do. Each request
+//! is timed in the debug log (`docker request`, monotonic nanoseconds), which is how the benchmark
+//! harness tells the shim's own time from the daemon's.
 //!
-//! [`SiblingEngine`] is what the relay's state machine asks of the engine; [`Engine`] is the
-//! real one, and the relay's unit tests drive the state machine with a fake.
+//! The relay's state machine reaches it through [`crate::relay::SiblingEngine`], which its unit
+//! tests implement with a fake.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,34 +16,48 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 
+use crate::config::DockerEndpoint;
 use crate::error::{fail, Failure, ShimError};
-use crate::sibling::discover::{check_pid_belongs_to, PidCheck};
 
 /// Per-request limit until the daemon answers with headers (streams then run unbounded).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a pull of a missing image may take before the launch is failed.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What the daemon says of itself, asked once per connection (`GET /info`): the request that
+/// also tells that the daemon answers, so a launch needs no separate ping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonFacts {
+    /// `ServerVersion`, such as `20.10.24+dfsg1`.
+    pub version: String,
+    pub live_restore: bool,
+    /// `cgroupfs` or `systemd`.
+    pub cgroup_driver: String,
+    /// `1` or `2`.
+    pub cgroup_version: String,
+}
+
 pub struct Engine {
     docker: Docker,
-    endpoint: String,
+    endpoint: DockerEndpoint,
+    facts: DaemonFacts,
 }
 
 pub fn is_not_found(e: &DockerError) -> bool {
-    matches!(
-        e,
-        DockerError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    status_of(e) == Some(404)
+}
+
+fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
 }
 
 /// Which exit a wait is for.
@@ -84,67 +100,82 @@ impl std::fmt::Display for WaitError {
 /// A wait the daemon has registered: resolves with the container's exit code.
 pub type ExitWait = Pin<Box<dyn Future<Output = Result<i64, WaitError>>>>;
 
-/// What the relay asks of the container engine about its sibling.
-// The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
-#[allow(async_fn_in_trait)]
-pub trait SiblingEngine {
-    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
-    async fn create(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String>;
-    /// Returns once the daemon has registered the wait, so that nothing that happens to the
-    /// container afterwards (start, exit, removal) can be missed.
-    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError>;
-    async fn start(&self, id: &str) -> anyhow::Result<()>;
-    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()>;
-    /// Removes a container whatever its state; one that is already gone is not an error.
-    async fn remove(&self, id: &str) -> anyhow::Result<()>;
-    /// The exit code of a container already gone, if the daemon still remembers it.
-    async fn exit_code_from_events(&self, id: &str, since_unix: i64) -> Option<i64>;
-    /// Whether host pid `pid` is visible here and is container `id`'s.
-    fn pid_check(&self, pid: u32, id: &str) -> PidCheck;
+/// Why a create failed, where the relay does something about it.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The image is not on the Docker host: pull it, then create again.
+    NoSuchImage,
+    /// A container already has the name: adopt or replace it.
+    NameInUse,
+    Other(anyhow::Error),
 }
 
-impl SiblingEngine for Engine {
-    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        self.inspect_container(name).await
+impl Engine {
+    pub async fn create(
+        &self,
+        name: &str,
+        body: &ContainerCreateBody,
+    ) -> Result<String, CreateError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = timed(
+            "create",
+            self.docker.create_container(Some(options), body.clone()),
+        )
+        .await
+        .map_err(|e| match status_of(&e) {
+            Some(404) => CreateError::NoSuchImage,
+            Some(409) => CreateError::NameInUse,
+            _ => CreateError::Other(
+                anyhow::Error::new(e).context(format!("creating container {name}")),
+            ),
+        })?;
+        for warning in &created.warnings {
+            tracing::warn!(container = name, warning, "Docker warned on create");
+        }
+        Ok(created.id)
     }
 
-    async fn create(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String> {
-        Engine::create(self, name, body).await
+    /// Returns once the daemon has registered the wait, so that nothing that happens to the
+    /// container afterwards (start, exit, removal) can be missed.
+    pub async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+        timed("wait", registered_wait(&self.endpoint, id, condition)).await
     }
 
-    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
-        registered_wait(&self.endpoint, id, condition).await
+    pub async fn start(&self, id: &str) -> anyhow::Result<()> {
+        timed("start", self.docker.start_container(id, None))
+            .await
+            .with_context(|| format!("starting container {id}"))
     }
 
-    async fn start(&self, id: &str) -> anyhow::Result<()> {
-        Engine::start(self, id).await
-    }
-
-    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
-        Engine::kill(self, id, signal.as_str())
+    pub async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal(signal.as_str())
+            .build();
+        timed("kill", self.docker.kill_container(id, Some(options)))
             .await
             .with_context(|| format!("sending {} to container {id}", signal.as_str()))
     }
+}
 
-    async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        Engine::remove(self, id).await
-    }
-
-    async fn exit_code_from_events(&self, id: &str, since_unix: i64) -> Option<i64> {
-        Engine::exit_code_from_events(self, id, since_unix).await
-    }
-
-    fn pid_check(&self, pid: u32, id: &str) -> PidCheck {
-        check_pid_belongs_to(pid, id)
-    }
+/// Runs one request, logging its round trip in monotonic nanoseconds at debug level.
+async fn timed<T>(request: &'static str, call: impl Future<Output = T>) -> T {
+    let start_ns = crate::proc::monotonic_ns();
+    let out = call.await;
+    tracing::debug!(
+        request,
+        start_ns,
+        end_ns = crate::proc::monotonic_ns(),
+        "docker request"
+    );
+    out
 }
 
 /// `POST /containers/<id>/wait`, returning as soon as the response headers arrive: the daemon
 /// sends them once it has registered the wait. bollard's wait yields only the final body, which
 /// cannot tell a registered wait from one still in flight, so this one request goes through
-/// hyper directly, on the same kind of connection bollard makes.
+/// hyper directly, on a connection of its own that closes with the wait.
 async fn registered_wait(
-    endpoint: &str,
+    endpoint: &DockerEndpoint,
     id: &str,
     condition: WaitFor,
 ) -> Result<ExitWait, WaitError> {
@@ -159,29 +190,28 @@ async fn registered_wait(
         ))
     };
     let (mut sender, connection) = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        if let Some(path) = endpoint.strip_prefix("unix://") {
-            let stream = tokio::net::UnixStream::connect(path).await?;
-            hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map(|(s, c)| (s, c.boxed()))
-                .map_err(std::io::Error::other)
-        } else {
-            let address = endpoint
-                .strip_prefix("tcp://")
-                .or_else(|| endpoint.strip_prefix("http://"))
-                .unwrap_or(endpoint)
-                .trim_end_matches('/');
-            let stream = tokio::net::TcpStream::connect(address).await?;
-            hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map(|(s, c)| (s, c.boxed()))
-                .map_err(std::io::Error::other)
+        match endpoint {
+            DockerEndpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map(|(s, c)| (s, c.boxed()))
+                    .map_err(std::io::Error::other)
+            }
+            DockerEndpoint::Tcp(address) => {
+                let stream = tokio::net::TcpStream::connect(address).await?;
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map(|(s, c)| (s, c.boxed()))
+                    .map_err(std::io::Error::other)
+            }
         }
     })
     .await
     .map_err(|e| lost("connecting", &e))?
     .map_err(|e| lost("connecting", &e))?;
-    // The connection is driven beside the response; it ends when the response has been read.
+    // The connection is driven beside the response; it ends when the response has been read or
+    // the wait is dropped.
     tokio::spawn(connection);
     let request = hyper::Request::post(format!(
         "/containers/{id}/wait?condition={}",
@@ -231,15 +261,20 @@ struct ContainerWaitBody {
 }
 
 impl Engine {
-    /// Connects and pings, retrying for at most `patience` (the daemon may be restarting), then
-    /// gives up with an error naming the endpoint.
-    pub async fn connect(endpoint: &str, patience: Duration) -> Result<Engine, ShimError> {
+    /// Connects and asks the daemon about itself, retrying for at most `patience` (the daemon
+    /// may be restarting), then gives up with an error naming the endpoint. That one request is
+    /// both the check that the daemon answers and the facts the launch needs.
+    pub async fn connect(
+        endpoint: &DockerEndpoint,
+        patience: Duration,
+    ) -> Result<Engine, ShimError> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut delay = Duration::from_millis(100);
         loop {
             // The client is made inside the loop: bollard checks that a unix socket exists, and a
             // restarting daemon removes its socket for a moment.
-            let error = match Docker::connect_with_host(endpoint) {
+            let client = Docker::connect_with_host(&endpoint.to_string());
+            let error = match client {
                 Err(DockerError::SocketNotFoundError(_)) => "no socket there".to_string(),
                 Err(e) => {
                     return Err(fail(
@@ -250,8 +285,16 @@ impl Engine {
                 Ok(docker) => {
                     let docker = docker.with_timeout(REQUEST_TIMEOUT);
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match tokio::time::timeout(remaining.max(Duration::from_millis(200)), docker.ping()).await {
-                        Ok(Ok(_)) => return Ok(Engine { docker, endpoint: endpoint.to_string() }),
+                    match tokio::time::timeout(remaining.max(Duration::from_millis(200)), timed("info", docker.info())).await {
+                        Ok(Ok(info)) => {
+                            let facts = DaemonFacts {
+                                version: info.server_version.unwrap_or_default(),
+                                live_restore: info.live_restore_enabled.unwrap_or(false),
+                                cgroup_driver: info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default(),
+                                cgroup_version: info.cgroup_version.map(|v| v.to_string()).unwrap_or_default(),
+                            };
+                            return Ok(Engine { docker, endpoint: endpoint.clone(), facts });
+                        }
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => "no answer".to_string(),
                     }
@@ -269,14 +312,18 @@ impl Engine {
                     ),
                 ));
             }
-            tracing::warn!(endpoint, error, "Docker daemon not answering yet; retrying");
+            tracing::warn!(%endpoint, error, "Docker daemon not answering yet; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 
-    pub fn endpoint(&self) -> &str {
+    pub fn endpoint(&self) -> &DockerEndpoint {
         &self.endpoint
+    }
+
+    pub fn facts(&self) -> &DaemonFacts {
+        &self.facts
     }
 
     pub fn api(&self) -> &Docker {
@@ -287,7 +334,7 @@ impl Engine {
         &self,
         name: &str,
     ) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        match self.docker.inspect_container(name, None).await {
+        match timed("inspect", self.docker.inspect_container(name, None)).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => {
@@ -296,18 +343,8 @@ impl Engine {
         }
     }
 
-    /// Makes sure `image` is present: pulled once when missing, then a clear error.
-    pub async fn ensure_image(&self, image: &str) -> Result<(), ShimError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(fail(
-                    Failure::Unavailable,
-                    format!("inspecting image {image} on {}: {e}", self.endpoint),
-                ))
-            }
-        }
+    /// Pulls `image` once; then a clear error naming it and what to do.
+    pub async fn pull(&self, image: &str) -> Result<(), ShimError> {
         tracing::info!(image, "executor image not present; pulling it once");
         let options = CreateImageOptionsBuilder::default()
             .from_image(image)
@@ -320,10 +357,7 @@ impl Engine {
             Ok::<_, DockerError>(())
         };
         let outcome = match tokio::time::timeout(PULL_TIMEOUT, pull).await {
-            Ok(Ok(())) => match self.docker.inspect_image(image).await {
-                Ok(_) => return Ok(()),
-                Err(e) => e.to_string(),
-            },
+            Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no progress within {}s", PULL_TIMEOUT.as_secs()),
         };
@@ -336,76 +370,16 @@ impl Engine {
         ))
     }
 
-    pub async fn create(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String> {
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .with_context(|| format!("creating container {name}"))?;
-        for warning in &created.warnings {
-            tracing::warn!(container = name, warning, "Docker warned on create");
-        }
-        Ok(created.id)
-    }
-
-    pub async fn start(&self, id: &str) -> anyhow::Result<()> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .with_context(|| format!("starting container {id}"))
-    }
-
-    pub async fn kill(&self, id: &str, signal: &str) -> Result<(), DockerError> {
-        let options = KillContainerOptionsBuilder::default()
-            .signal(signal)
-            .build();
-        self.docker.kill_container(id, Some(options)).await
-    }
-
     /// Removes a container whatever its state; one that is already gone is not an error.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        match self.docker.remove_container(id, Some(options)).await {
+        match timed("remove", self.docker.remove_container(id, Some(options))).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // 409: an auto-remove is already under way.
-            Err(DockerError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
+            // 409: a removal (the daemon's auto-remove, or another's) is already under way.
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing container {id}")),
         }
-    }
-
-    /// The exit code of a container that is already gone (auto-removed before the wait reached
-    /// the daemon), from the daemon's event log.
-    pub async fn exit_code_from_events(&self, id: &str, since_unix: i64) -> Option<i64> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs()
-            + 1;
-        let filters: HashMap<String, Vec<String>> = [
-            ("container".to_string(), vec![id.to_string()]),
-            ("event".to_string(), vec!["die".to_string()]),
-        ]
-        .into();
-        let options = EventsOptionsBuilder::default()
-            .since(&since_unix.saturating_sub(1).to_string())
-            .until(&now.to_string())
-            .filters(&filters)
-            .build();
-        let mut events = self.docker.events(Some(options));
-        while let Some(Ok(event)) = events.next().await {
-            let code = event
-                .actor
-                .and_then(|a| a.attributes)
-                .and_then(|a| a.get("exitCode").and_then(|c| c.parse().ok()));
-            if code.is_some() {
-                return code;
-            }
-        }
-        None
     }
 
     /// The mode bits of `paths` inside `image` (`None`: absent), read from a container that is
@@ -422,7 +396,16 @@ impl Engine {
             cmd: Some(Vec::new()),
             ..Default::default()
         };
-        let id = self.create(&name, body).await?;
+        let id = match self.create(&name, &body).await {
+            Ok(id) => id,
+            Err(CreateError::NoSuchImage) => {
+                anyhow::bail!("image {image} is not on the Docker host")
+            }
+            Err(CreateError::NameInUse) => {
+                anyhow::bail!("a container named {name} is in the way; remove it")
+            }
+            Err(CreateError::Other(e)) => return Err(e),
+        };
         let mut modes = Vec::new();
         for path in paths {
             let options = ContainerArchiveInfoOptionsBuilder::default()
@@ -448,32 +431,26 @@ impl Engine {
         Ok(modes)
     }
 
-    /// Docker's cgroup driver (`cgroupfs`, `systemd`) and cgroup version (`1`, `2`).
-    pub async fn cgroup_setup(&self) -> anyhow::Result<(String, String)> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .with_context(|| format!("asking {} for its cgroup driver", self.endpoint))?;
-        Ok((
-            info.cgroup_driver
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            info.cgroup_version
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-        ))
-    }
-
-    /// Containers carrying every one of `labels` (key or key=value), running or not.
-    pub async fn list_labelled(&self, labels: &[String]) -> anyhow::Result<Vec<ContainerSummary>> {
-        let filters: HashMap<String, Vec<String>> = [("label".to_string(), labels.to_vec())].into();
+    /// Containers carrying every one of `labels` (key or key=value), in any of `states` (all
+    /// states when empty).
+    pub async fn list_labelled(
+        &self,
+        labels: &[String],
+        states: &[&str],
+    ) -> anyhow::Result<Vec<ContainerSummary>> {
+        let mut filters: HashMap<String, Vec<String>> =
+            [("label".to_string(), labels.to_vec())].into();
+        if !states.is_empty() {
+            filters.insert(
+                "status".to_string(),
+                states.iter().map(|s| s.to_string()).collect(),
+            );
+        }
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        self.docker
-            .list_containers(Some(options))
+        timed("list", self.docker.list_containers(Some(options)))
             .await
             .with_context(|| format!("listing containers on {}", self.endpoint))
     }

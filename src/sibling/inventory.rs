@@ -1,5 +1,6 @@
 //! The siblings on a Docker host, found by label, with what the agent's checkpoint directory says
-//! about their runs: what `ps` shows and `gc` decides on.
+//! about their runs: what `ps` shows, what `gc` and a launch's sweep decide on, and the re-check
+//! made right before anything is removed.
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +8,15 @@ use serde::Serialize;
 
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::SENTINEL_FILE;
-use crate::sibling::discover::{host_pids_visible, identity_alive, AgentContainer};
+use crate::proc::ProcessIdentity;
+use crate::sibling::agent::{host_pids_visible, local_path_for, AgentContainer};
 use crate::sibling::engine::Engine;
 use crate::sibling::labels::{
-    LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR_ID, LABEL_FORKED_PID, LABEL_FRAMEWORK_ID,
-    LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR,
+    LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID, LABEL_FORKED_PID,
+    LABEL_FORKED_PID_HOST, LABEL_FRAMEWORK_ID, LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR,
+    LABEL_WORK_DIR_HOST,
 };
+use crate::sibling::spec::SiblingState;
 
 /// How forked.pid relates to a sibling's pid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,15 +24,16 @@ use crate::sibling::labels::{
 pub enum ForkedPid {
     /// It names the sibling's running pid: a restarted agent finds the executor.
     Matches,
-    /// It names another pid.
+    /// It names another pid; `alive`: whether that process runs (`None`: cannot tell from here).
     Differs {
         pid: u32,
+        alive: Option<bool>,
     },
     Absent,
     Unparsable {
         content: String,
     },
-    /// Not readable from here (the work_dir is not mounted at the path the shim saw).
+    /// Not readable from here (the work_dir is not visible where this runs).
     Unknown,
     /// The sibling does not run, so no pid can match.
     NotRunning,
@@ -43,6 +48,8 @@ pub struct SiblingEntry {
     pub executor_id: String,
     pub framework_id: String,
     pub agent_id: String,
+    /// `mesos-executor` or `mesos-docker-executor` (empty for siblings of older releases).
+    pub executor: String,
     pub state: String,
     pub host_pid: Option<i64>,
     pub forked_pid: ForkedPid,
@@ -52,16 +59,27 @@ pub struct SiblingEntry {
     pub run_gone: Option<bool>,
     /// The shim that started the sibling still runs; `None`: cannot tell from here.
     pub shim_alive: Option<bool>,
+    /// forked.pid, where this process sees it.
     #[serde(skip)]
     pub forked_pid_path: Option<PathBuf>,
+    #[serde(skip)]
+    work_dir: Option<PathBuf>,
 }
 
-/// What the agent's directory says about a run, read from `forked.pid`'s path and the work_dir.
+impl SiblingEntry {
+    pub fn sibling_state(&self) -> SiblingState {
+        SiblingState::from_docker(&self.state)
+    }
+}
+
+/// What the agent's directory says about a run, read from `forked.pid`'s path and the work_dir
+/// (both as seen from here).
 pub fn run_state(
     forked_pid_path: &Path,
     work_dir: Option<&Path>,
     host_pid: Option<i64>,
     running: bool,
+    host_pids_visible: bool,
 ) -> (ForkedPid, Option<bool>, Option<bool>) {
     let run_dir = forked_pid_path.parent().and_then(Path::parent);
     let meta_visible = work_dir.map(|w| w.join("meta").is_dir()).unwrap_or(false);
@@ -73,7 +91,10 @@ pub fn run_state(
     } else {
         match read_pid_file(forked_pid_path) {
             Ok(PidFile::Pid(p)) if Some(i64::from(p)) == host_pid => ForkedPid::Matches,
-            Ok(PidFile::Pid(p)) => ForkedPid::Differs { pid: p },
+            Ok(PidFile::Pid(p)) => ForkedPid::Differs {
+                pid: p,
+                alive: pid_alive(p, host_pids_visible),
+            },
             Ok(PidFile::Absent) => ForkedPid::Absent,
             Ok(PidFile::Unparsable(content)) => ForkedPid::Unparsable { content },
             Err(_) => ForkedPid::Unknown,
@@ -92,72 +113,153 @@ pub fn run_state(
     (forked, completed, run_gone)
 }
 
+fn pid_alive(pid: u32, host_pids_visible: bool) -> Option<bool> {
+    match ProcessIdentity::of(pid) {
+        Some(_) => Some(true),
+        None if host_pids_visible => Some(false),
+        None => None,
+    }
+}
+
 /// The siblings on a Docker host, and whether this place can judge a process dead.
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub entries: Vec<SiblingEntry>,
     /// Host pids are visible from here (on the host, or in a container with `--pid=host`): only
-    /// then can a missing pid mean a dead process ([`crate::sibling::discover::process_gone`]).
+    /// then can a missing pid mean a dead process ([`crate::proc::process_gone`]).
     pub host_pids_visible: bool,
+    agent: Option<AgentContainer>,
 }
 
 /// Every sibling the shim made on this Docker host that carries all of `label_filters` (Docker's
-/// `key` or `key=value`).
-pub async fn list(engine: &Engine, label_filters: &[String]) -> anyhow::Result<Inventory> {
+/// `key` or `key=value`), in any of `states` (all when empty).
+pub async fn list(
+    engine: &Engine,
+    label_filters: &[String],
+    states: &[&str],
+) -> anyhow::Result<Inventory> {
     let agent = AgentContainer::discover(engine).await?;
-    let host_pids_visible = host_pids_visible(agent.as_ref()) == Some(true);
+    let visible = host_pids_visible(agent.as_ref()) == Some(true);
     let mut filters = vec![format!("{LABEL_MANAGED}=true")];
     filters.extend(label_filters.iter().cloned());
     let mut entries = Vec::new();
-    for summary in engine.list_labelled(&filters).await? {
+    for summary in engine.list_labelled(&filters, states).await? {
         let labels = summary.labels.unwrap_or_default();
-        let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
         let docker_id = summary.id.unwrap_or_default();
         let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
-        let running = matches!(state.as_str(), "running" | "paused" | "restarting");
-        let host_pid = if running {
-            engine
-                .inspect_container(&docker_id)
-                .await?
-                .and_then(|c| c.state)
-                .and_then(|s| s.pid)
-                .filter(|p| *p > 0)
-        } else {
-            None
-        };
-        let forked_pid_path = labels.get(LABEL_FORKED_PID).map(PathBuf::from);
-        let work_dir = labels.get(LABEL_WORK_DIR).map(PathBuf::from);
-        let (forked_pid, completed, run_gone) = match &forked_pid_path {
-            Some(path) => run_state(path, work_dir.as_deref(), host_pid, running),
-            None => (ForkedPid::Unknown, None, None),
-        };
         let name = summary
             .names
             .and_then(|n| n.into_iter().next())
             .unwrap_or_default();
-        entries.push(SiblingEntry {
-            name: name.trim_start_matches('/').to_string(),
-            docker_id,
-            container_id: label(LABEL_CONTAINER_ID),
-            executor_id: label(LABEL_EXECUTOR_ID),
-            framework_id: label(LABEL_FRAMEWORK_ID),
-            agent_id: label(LABEL_AGENT_ID),
-            state,
-            host_pid,
-            forked_pid,
-            completed,
-            run_gone,
-            shim_alive: labels
-                .get(LABEL_SHIM)
-                .and_then(|id| identity_alive(id, host_pids_visible)),
-            forked_pid_path,
-        });
+        let mut entry = describe(&labels, &name, docker_id, state, agent.as_ref());
+        if entry.sibling_state() == SiblingState::Running {
+            entry.host_pid = engine
+                .inspect_container(&entry.docker_id)
+                .await?
+                .and_then(|c| c.state)
+                .and_then(|s| s.pid)
+                .filter(|p| *p > 0);
+        }
+        judge(&mut entry, &labels, visible);
+        entries.push(entry);
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Inventory {
         entries,
-        host_pids_visible,
+        host_pids_visible: visible,
+        agent,
     })
+}
+
+/// An entry from a sibling's labels, its paths as seen from here: the host paths it records
+/// mapped through this process's own mounts, else (siblings of older releases) the paths the
+/// shim saw.
+fn describe(
+    labels: &std::collections::HashMap<String, String>,
+    name: &str,
+    docker_id: String,
+    state: String,
+    agent: Option<&AgentContainer>,
+) -> SiblingEntry {
+    let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    let here = |host: &str, shim_saw: &str| match labels.get(host) {
+        Some(h) => local_path_for(agent, Path::new(h)),
+        None => labels.get(shim_saw).map(PathBuf::from),
+    };
+    SiblingEntry {
+        name: name.trim_start_matches('/').to_string(),
+        docker_id,
+        container_id: label(LABEL_CONTAINER_ID),
+        executor_id: label(LABEL_EXECUTOR_ID),
+        framework_id: label(LABEL_FRAMEWORK_ID),
+        agent_id: label(LABEL_AGENT_ID),
+        executor: label(LABEL_EXECUTOR),
+        state,
+        host_pid: None,
+        forked_pid: ForkedPid::Unknown,
+        completed: None,
+        run_gone: None,
+        shim_alive: None,
+        forked_pid_path: here(LABEL_FORKED_PID_HOST, LABEL_FORKED_PID),
+        work_dir: here(LABEL_WORK_DIR_HOST, LABEL_WORK_DIR),
+    }
+}
+
+/// Reads the run's state and the shim's liveness into `entry`.
+fn judge(
+    entry: &mut SiblingEntry,
+    labels: &std::collections::HashMap<String, String>,
+    visible: bool,
+) {
+    let running = entry.sibling_state() == SiblingState::Running;
+    (entry.forked_pid, entry.completed, entry.run_gone) = match &entry.forked_pid_path {
+        Some(path) => run_state(
+            path,
+            entry.work_dir.as_deref(),
+            entry.host_pid,
+            running,
+            visible,
+        ),
+        None => (ForkedPid::Unknown, None, None),
+    };
+    entry.shim_alive = labels
+        .get(LABEL_SHIM)
+        .and_then(|id| id.parse::<ProcessIdentity>().ok())
+        .and_then(|id| id.liveness(visible));
+}
+
+impl Inventory {
+    /// The entry as it is now, read again from the daemon and the run's files: what `gc` decides
+    /// on right before it removes, so that a sibling that changed since the listing (a relaunch
+    /// adopted it, its shim checkpointed it) is judged on what holds now. `None`: it is gone.
+    pub async fn recheck(
+        &self,
+        engine: &Engine,
+        entry: &SiblingEntry,
+    ) -> anyhow::Result<Option<SiblingEntry>> {
+        let Some(info) = engine.inspect_container(&entry.docker_id).await? else {
+            return Ok(None);
+        };
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let state = info.state.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let mut fresh = describe(
+            &labels,
+            &entry.name,
+            entry.docker_id.clone(),
+            status,
+            self.agent.as_ref(),
+        );
+        if fresh.sibling_state() == SiblingState::Running {
+            fresh.host_pid = state.pid.filter(|p| *p > 0);
+        }
+        judge(&mut fresh, &labels, self.host_pids_visible);
+        Ok(Some(fresh))
+    }
 }
 
 /// Why `gc` removes a sibling.
@@ -172,18 +274,32 @@ pub enum Collect {
     RunCompleted,
     /// Its run's meta directory is gone: the agent has garbage-collected the run.
     RunGone,
-    /// Its shim is gone and forked.pid does not name it: no agent will ever find this executor
+    /// Its shim is gone and forked.pid names a dead pid: no agent will ever find this executor
     /// (the agent died between the sibling's start and the checkpoint).
     Orphaned,
 }
 
+impl Collect {
+    /// What `gc` says of it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Collect::Exited => "exited",
+            Collect::RunCompleted => "run completed (executor.sentinel)",
+            Collect::RunGone => "run's meta directory gone",
+            Collect::NeverStarted => "created, never started, its shim gone",
+            Collect::Orphaned => "its shim gone and forked.pid names a dead pid",
+        }
+    }
+}
+
 /// The gc decision. A sibling whose run is live, or that cannot be judged from here, is kept;
-/// so is one whose shim is still launching it.
+/// so is one whose shim is still launching it, and one whose forked.pid names a live process (a
+/// launch, or a relaunch that adopts it, under way).
 pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
-    match entry.state.as_str() {
-        "exited" | "dead" => Some(Collect::Exited),
-        "created" if entry.shim_alive == Some(false) => Some(Collect::NeverStarted),
-        "running" | "paused" | "restarting" => {
+    match entry.sibling_state() {
+        SiblingState::Stopped => Some(Collect::Exited),
+        SiblingState::Created if entry.shim_alive == Some(false) => Some(Collect::NeverStarted),
+        SiblingState::Running => {
             if entry.completed == Some(true) {
                 Some(Collect::RunCompleted)
             } else if entry.run_gone == Some(true) {
@@ -191,7 +307,11 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
             } else if entry.shim_alive == Some(false)
                 && matches!(
                     entry.forked_pid,
-                    ForkedPid::Differs { .. } | ForkedPid::Absent | ForkedPid::Unparsable { .. }
+                    ForkedPid::Differs {
+                        alive: Some(false),
+                        ..
+                    } | ForkedPid::Absent
+                        | ForkedPid::Unparsable { .. }
                 )
             {
                 Some(Collect::Orphaned)
@@ -199,8 +319,42 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
                 None
             }
         }
-        _ => None,
+        SiblingState::Created | SiblingState::Removing | SiblingState::Unknown => None,
     }
+}
+
+/// What a launch removes on its way, off its critical path: siblings of the same work_dir that
+/// have stopped (or were never started) after their shim was gone, so that nobody else would
+/// remove them. One list of the stopped and created siblings, then one removal each. Returns how
+/// many it removed.
+pub async fn sweep(engine: &Engine, work_dir_host: &Path) -> anyhow::Result<usize> {
+    let filter = format!("{LABEL_WORK_DIR_HOST}={}", work_dir_host.display());
+    let mut states = SiblingState::STOPPED_NAMES.to_vec();
+    states.push("created");
+    let inventory = list(engine, &[filter], &states).await?;
+    let mut removed = 0;
+    for entry in &inventory.entries {
+        let left_behind = entry.shim_alive == Some(false)
+            && matches!(
+                collect_reason(entry),
+                Some(Collect::Exited | Collect::NeverStarted)
+            );
+        if left_behind {
+            match engine.remove(&entry.docker_id).await {
+                Ok(()) => {
+                    tracing::info!(
+                        container = entry.name,
+                        "removed a sibling left behind by a shim that is gone"
+                    );
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(container = entry.name, error = %format!("{e:#}"), "could not remove a sibling left behind")
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -215,6 +369,7 @@ mod tests {
             executor_id: "e".into(),
             framework_id: "f".into(),
             agent_id: "a".into(),
+            executor: "mesos-executor".into(),
             state: state.into(),
             host_pid: Some(42),
             forked_pid: ForkedPid::Matches,
@@ -222,6 +377,7 @@ mod tests {
             run_gone,
             shim_alive: None,
             forked_pid_path: None,
+            work_dir: None,
         }
     }
 
@@ -244,13 +400,26 @@ mod tests {
         assert_eq!(collect_reason(&recoverable), None);
         // Still being launched: its shim runs, forked.pid is not rewritten yet.
         let launching = SiblingEntry {
-            forked_pid: ForkedPid::Differs { pid: 9 },
+            forked_pid: ForkedPid::Differs {
+                pid: 9,
+                alive: Some(true),
+            },
             shim_alive: Some(true),
             ..entry("running", Some(false), Some(false))
         };
         assert_eq!(collect_reason(&launching), None);
+        // Adopted by a relaunch: the first shim is dead, but forked.pid names the live shim
+        // that adopts it and is about to point forked.pid at it.
+        let adopted = SiblingEntry {
+            shim_alive: Some(false),
+            ..launching.clone()
+        };
+        assert_eq!(collect_reason(&adopted), None);
         let unknown = SiblingEntry {
-            forked_pid: ForkedPid::Differs { pid: 9 },
+            forked_pid: ForkedPid::Differs {
+                pid: 9,
+                alive: Some(false),
+            },
             ..entry("running", Some(false), Some(false))
         };
         assert_eq!(
@@ -280,7 +449,10 @@ mod tests {
             Some(Collect::RunGone)
         );
         let orphan = SiblingEntry {
-            forked_pid: ForkedPid::Differs { pid: 9 },
+            forked_pid: ForkedPid::Differs {
+                pid: 9,
+                alive: Some(false),
+            },
             shim_alive: Some(false),
             ..entry("running", Some(false), Some(false))
         };
@@ -295,28 +467,40 @@ mod tests {
 
     #[test]
     fn the_run_state_is_read_from_the_agents_directory() {
-        let work = std::env::temp_dir().join(format!("shim-inventory-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
+        let work = tempfile::tempdir().unwrap();
+        let work = work.path();
         let run = work.join("meta/slaves/S/frameworks/F/executors/E/runs/C");
         std::fs::create_dir_all(run.join("pids")).unwrap();
         let forked = run.join("pids/forked.pid");
         std::fs::write(&forked, "42").unwrap();
         assert_eq!(
-            run_state(&forked, Some(&work), Some(42), true),
+            run_state(&forked, Some(work), Some(42), true, true),
             (ForkedPid::Matches, Some(false), Some(false))
         );
         assert_eq!(
-            run_state(&forked, Some(&work), Some(7), true).0,
-            ForkedPid::Differs { pid: 42 }
+            run_state(&forked, Some(work), Some(7), true, true).0,
+            ForkedPid::Differs {
+                pid: 42,
+                alive: Some(ProcessIdentity::of(42).is_some())
+            }
+        );
+        std::fs::write(&forked, std::process::id().to_string()).unwrap();
+        assert_eq!(
+            run_state(&forked, Some(work), Some(7), true, true).0,
+            ForkedPid::Differs {
+                pid: std::process::id(),
+                alive: Some(true)
+            },
+            "a live process: a launch under way"
         );
         std::fs::write(run.join("executor.sentinel"), "").unwrap();
         assert_eq!(
-            run_state(&forked, Some(&work), Some(42), true).1,
+            run_state(&forked, Some(work), Some(42), true, true).1,
             Some(true)
         );
         std::fs::remove_dir_all(&run).unwrap();
         assert_eq!(
-            run_state(&forked, Some(&work), Some(42), true),
+            run_state(&forked, Some(work), Some(42), true, true),
             (ForkedPid::Absent, None, Some(true))
         );
         // Seen from a place where the work_dir is not mounted, nothing can be judged.
@@ -326,10 +510,45 @@ mod tests {
                 &elsewhere.join("meta/x/pids/forked.pid"),
                 Some(elsewhere),
                 Some(1),
+                true,
                 true
             ),
             (ForkedPid::Unknown, None, None)
         );
-        std::fs::remove_dir_all(&work).unwrap();
+    }
+
+    #[test]
+    fn the_host_paths_a_sibling_records_are_read_where_this_runs() {
+        use crate::sibling::agent::HostMount;
+        let labels: std::collections::HashMap<String, String> = [
+            (LABEL_FORKED_PID, "/var/lib/mesos/meta/x/pids/forked.pid"),
+            (LABEL_FORKED_PID_HOST, "/srv/mesos/meta/x/pids/forked.pid"),
+            (LABEL_WORK_DIR_HOST, "/srv/mesos"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let on_host = describe(&labels, "/n", "d".into(), "running".into(), None);
+        assert_eq!(
+            on_host.forked_pid_path.as_deref(),
+            Some(Path::new("/srv/mesos/meta/x/pids/forked.pid"))
+        );
+        let agent = AgentContainer {
+            id: String::new(),
+            image: String::new(),
+            image_name: None,
+            mounts: vec![HostMount {
+                source: "/srv/mesos".into(),
+                destination: "/mesos".into(),
+            }],
+            pid_mode: Some("host".into()),
+        };
+        let in_container = describe(&labels, "/n", "d".into(), "running".into(), Some(&agent));
+        assert_eq!(
+            in_container.forked_pid_path.as_deref(),
+            Some(Path::new("/mesos/meta/x/pids/forked.pid"))
+        );
+        assert_eq!(in_container.work_dir.as_deref(), Some(Path::new("/mesos")));
+        assert_eq!(in_container.name, "n");
     }
 }

@@ -17,6 +17,15 @@ pub const LABEL_FORKED_PID: &str = "io.mesos-executor-shim.forked-pid";
 pub const LABEL_WORK_DIR: &str = "io.mesos-executor-shim.work-dir";
 /// `<pid>:<start time>` of the shim that started the sibling: `gc` tells an orphan by it.
 pub const LABEL_SHIM: &str = "io.mesos-executor-shim.shim";
+/// Which executor runs there: `mesos-executor` or `mesos-docker-executor`.
+pub const LABEL_EXECUTOR: &str = "io.mesos-executor-shim.executor";
+/// The version of the shim/init protocol its init speaks (see [`crate::sibling::protocol`]);
+/// absent on siblings of releases without an init.
+pub const LABEL_INIT_PROTOCOL: &str = "io.mesos-executor-shim.init-protocol";
+/// The host paths of the work_dir and of forked.pid: where `gc` and `ps` find the run when they
+/// run somewhere the agent container's paths mean another place (on the host, say).
+pub const LABEL_WORK_DIR_HOST: &str = "io.mesos-executor-shim.work-dir-host";
+pub const LABEL_FORKED_PID_HOST: &str = "io.mesos-executor-shim.forked-pid-host";
 
 /// The labels that describe `run`: every sibling carries them.
 pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 8] {

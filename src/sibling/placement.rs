@@ -1,12 +1,23 @@
-//! Where a sibling comes from and what it shares with the host: its image, the host path of the
-//! agent's work_dir, and the host path of the Docker socket. One resolver for the relay and for
-//! `doctor`, so `doctor` cannot pass where the relay would decide otherwise.
+//! Where a sibling comes from and what it shares with the host: its image, the host paths behind
+//! the agent's work_dir and the run's sandbox, the Docker socket (for the executors that need it),
+//! the shim binary that becomes its init, and whether the daemon may remove it by itself. One
+//! resolver for the relay and for `doctor`, so `doctor` cannot pass where the relay would decide
+//! otherwise.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
-use crate::sibling::discover::AgentContainer;
+use crate::mesos::executor::ExecutorKind;
+use crate::sibling::agent::AgentContainer;
+use crate::sibling::engine::DaemonFacts;
+
+/// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
+/// --docker_socket`); a sibling given the socket gets it there.
+pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// Where a host file that is the shim is bound, read-only, into the sibling to be its init.
+pub const INIT_MOUNT: &str = "/run/mesos-executor-shim/init";
 
 /// Why part of the placement cannot be decided, and what the operator changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +34,85 @@ impl fmt::Display for PlacementError {
 
 impl std::error::Error for PlacementError {}
 
+/// Where the sibling's init, the shim binary, comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitBinary {
+    /// The shim is part of the agent container's image (baked): the sibling runs that image and
+    /// finds it at the same path.
+    InImage(PathBuf),
+    /// The shim is a host file (bind-mounted into the agent container, or run on the host):
+    /// bound read-only into the sibling at [`INIT_MOUNT`].
+    HostFile(PathBuf),
+}
+
+impl InitBinary {
+    pub fn path_in_sibling(&self) -> &Path {
+        match self {
+            InitBinary::InImage(path) => path,
+            InitBinary::HostFile(_) => Path::new(INIT_MOUNT),
+        }
+    }
+}
+
+/// Whether the daemon may remove an exited sibling by itself (`AutoRemove`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoRemove {
+    Safe,
+    /// A restart of this daemon would kill and remove an auto-remove container: live-restore on
+    /// an Engine before 24.0.8 (moby/moby#46308, fixed by moby/moby#46857). The shim removes its
+    /// sibling itself after the exit; the next launch, or `gc`, where the shim is gone.
+    Unsafe(String),
+}
+
+/// The first Engine that restores auto-remove containers without killing them.
+const AUTO_REMOVE_FIXED_IN: (u32, u32, u32) = (24, 0, 8);
+
+/// Decides [`AutoRemove`] from what the daemon says of itself. A version that cannot be read
+/// counts as an old one.
+pub fn auto_remove(facts: &DaemonFacts) -> AutoRemove {
+    if !facts.live_restore {
+        return AutoRemove::Safe;
+    }
+    match engine_version(&facts.version) {
+        Some(v) if v >= AUTO_REMOVE_FIXED_IN => AutoRemove::Safe,
+        _ => AutoRemove::Unsafe(format!(
+            "Docker {} with live-restore kills and removes auto-remove containers when it restarts \
+             (moby/moby#46308, fixed in 24.0.8)",
+            facts.version
+        )),
+    }
+}
+
+/// `20.10.24+dfsg1` → (20, 10, 24).
+fn engine_version(text: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = text.split(['.', '-', '+', '~']);
+    let mut next = || parts.next()?.parse().ok();
+    Some((next()?, next()?, next().unwrap_or(0)))
+}
+
+/// Whether a sibling of `kind` gets the Docker socket: the docker executor runs its task through
+/// it; a command executor's tasks never need it, and whoever reaches it is root on the host, so
+/// only where the operator says so.
+pub fn gets_docker_socket(kind: ExecutorKind, settings: &Settings) -> bool {
+    match kind {
+        ExecutorKind::Docker => true,
+        ExecutorKind::Command => settings.command_executor_docker,
+    }
+}
+
 /// Each part of the placement, decided on its own so that `doctor` can report each.
 #[derive(Debug, Clone)]
 pub struct Placement {
     /// The sibling's image: the configured one, else the agent container's own image ID.
     pub image: Result<String, PlacementError>,
-    /// The host path behind the agent's work_dir, bound into the sibling at the same path.
+    /// The host path behind the agent's work_dir.
     pub work_dir_host: Result<PathBuf, PlacementError>,
     /// The host path of the Docker socket (`None`: Docker is reached over TCP, no socket to share).
     pub docker_socket_host: Result<Option<PathBuf>, PlacementError>,
+    pub init: Result<InitBinary, PlacementError>,
+    settings_work_dir_host: Option<PathBuf>,
+    agent: Option<AgentContainer>,
+    work_dir: PathBuf,
 }
 
 /// The placement once every part is decided.
@@ -40,15 +121,18 @@ pub struct Resolved {
     pub image: String,
     pub work_dir_host: PathBuf,
     pub docker_socket_host: Option<PathBuf>,
+    pub init: InitBinary,
 }
 
 impl Placement {
-    /// Decides the placement from the settings and the agent container the shim runs in
-    /// (`None`: it runs on the host, where paths are host paths).
+    /// Decides the placement from the settings, the agent container the shim runs in (`None`:
+    /// it runs on the host, where paths are host paths), the agent's work_dir and the shim's own
+    /// binary (`/proc/self/exe`).
     pub fn resolve(
         settings: &Settings,
         agent: Option<&AgentContainer>,
         work_dir: &Path,
+        own_binary: &Path,
     ) -> Placement {
         let image = match (&settings.image, agent) {
             (Some(image), _) => Ok(image.clone()),
@@ -60,46 +144,74 @@ impl Placement {
                 fix: "set \"image\" in the configuration file".into(),
             }),
         };
-        let work_dir_host = match (&settings.work_dir_host, agent) {
-            (Some(path), _) => Ok(path.clone()),
-            (None, None) => Ok(work_dir.to_path_buf()),
-            (None, Some(agent)) => agent.host_path_for(work_dir).ok_or_else(|| PlacementError {
-                problem: format!(
-                    "the agent's work_dir {} is not mounted from the host into the agent container, so a \
-                     sibling cannot share it",
-                    work_dir.display()
-                ),
-                fix: format!(
-                    "start the agent container with -v {0}:{0}, or set \"work_dir_host\" to its host path",
-                    work_dir.display()
-                ),
+        let docker_socket_host = match (settings.docker_host.socket(), agent) {
+            (None, _) => Ok(None),
+            (Some(socket), None) => Ok(Some(socket.to_path_buf())),
+            (Some(socket), Some(agent)) => agent.host_path_for(socket).map(Some).ok_or_else(|| {
+                PlacementError {
+                    problem: format!(
+                        "the Docker socket {} is not mounted from the host into the agent container, so a \
+                         sibling cannot be given it",
+                        socket.display()
+                    ),
+                    fix: "start the agent container with -v /var/run/docker.sock:/var/run/docker.sock".into(),
+                }
             }),
         };
-        let docker_socket_host = match settings.docker_host.strip_prefix("unix://") {
-            None => Ok(None),
-            Some(socket) => {
-                let socket = Path::new(socket);
-                match agent {
-                    None => Ok(Some(socket.to_path_buf())),
-                    Some(agent) => agent.host_path_for(socket).map(Some).ok_or_else(|| {
-                        PlacementError {
-                            problem: format!(
-                                "the Docker socket {} is not mounted from the host into the agent container, so a \
-                                 sibling cannot be given it",
-                                socket.display()
-                            ),
-                            fix: "start the agent container with -v /var/run/docker.sock:/var/run/docker.sock"
-                                .into(),
-                        }
-                    }),
-                }
-            }
+        let init = match agent.map(|a| a.host_path_for(own_binary)) {
+            None => Ok(InitBinary::HostFile(own_binary.to_path_buf())),
+            Some(Some(host)) => Ok(InitBinary::HostFile(host)),
+            Some(None) if settings.image.is_none() => Ok(InitBinary::InImage(own_binary.to_path_buf())),
+            Some(None) => Err(PlacementError {
+                problem: format!(
+                    "the shim {} is part of the agent container's image, and \"image\" names another image \
+                     for the siblings, where it may not be",
+                    own_binary.display()
+                ),
+                fix: "bind-mount the shim into the agent container from a host file (-v <host file>:<path>:ro), \
+                      or remove \"image\" from the configuration file"
+                    .into(),
+            }),
         };
-        Placement {
+        let mut placement = Placement {
             image,
-            work_dir_host,
+            work_dir_host: Ok(PathBuf::new()),
             docker_socket_host,
+            init,
+            settings_work_dir_host: settings.work_dir_host.clone(),
+            agent: agent.cloned(),
+            work_dir: work_dir.to_path_buf(),
+        };
+        placement.work_dir_host = placement.host_path(work_dir);
+        placement
+    }
+
+    /// The host path behind `path`, which lies under the agent's work_dir: through the configured
+    /// `work_dir_host`, else the agent container's mounts, else (on the host) itself.
+    pub fn host_path(&self, path: &Path) -> Result<PathBuf, PlacementError> {
+        if let Some(host) = &self.settings_work_dir_host {
+            let rest = path.strip_prefix(&self.work_dir).unwrap_or(Path::new(""));
+            return Ok(if rest.as_os_str().is_empty() {
+                host.clone()
+            } else {
+                host.join(rest)
+            });
         }
+        let Some(agent) = &self.agent else {
+            return Ok(path.to_path_buf());
+        };
+        agent.host_path_for(path).ok_or_else(|| PlacementError {
+            problem: format!(
+                "the agent's work_dir {} is not mounted from the host into the agent container, so a \
+                 sibling cannot share {}",
+                self.work_dir.display(),
+                path.display()
+            ),
+            fix: format!(
+                "start the agent container with -v {0}:{0}, or set \"work_dir_host\" to its host path",
+                self.work_dir.display()
+            ),
+        })
     }
 
     /// Every part, or the first that cannot be decided.
@@ -108,6 +220,7 @@ impl Placement {
             image: self.image?,
             work_dir_host: self.work_dir_host?,
             docker_socket_host: self.docker_socket_host?,
+            init: self.init?,
         })
     }
 }
@@ -115,7 +228,8 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sibling::discover::HostMount;
+    use crate::config::DockerEndpoint;
+    use crate::sibling::agent::HostMount;
 
     fn agent(mounts: &[(&str, &str)]) -> AgentContainer {
         AgentContainer {
@@ -134,34 +248,66 @@ mod tests {
     }
 
     const WORK_DIR: &str = "/var/lib/mesos";
+    const SHIM: &str = "/usr/libexec/mesos/mesos-executor";
+
+    fn resolve(settings: &Settings, agent: Option<&AgentContainer>) -> Placement {
+        Placement::resolve(settings, agent, Path::new(WORK_DIR), Path::new(SHIM))
+    }
 
     #[test]
     fn in_an_agent_container_everything_comes_from_its_own_description() {
         let a = agent(&[
             ("/srv/mesos", "/var/lib/mesos"),
+            ("/disk2/slaves", "/var/lib/mesos/slaves"),
             ("/run/docker.sock", "/var/run/docker.sock"),
+            ("/opt/shim-1.2", SHIM),
         ]);
-        let p = Placement::resolve(&Settings::default(), Some(&a), Path::new(WORK_DIR));
+        let p = resolve(&Settings::default(), Some(&a));
+        assert_eq!(
+            p.host_path(Path::new("/var/lib/mesos/slaves/S/x")),
+            Ok("/disk2/slaves/S/x".into()),
+            "the deepest mount decides"
+        );
         assert_eq!(
             p.complete().unwrap(),
             Resolved {
                 image: "sha256:abc".into(),
                 work_dir_host: "/srv/mesos".into(),
                 docker_socket_host: Some("/run/docker.sock".into()),
+                init: InitBinary::HostFile("/opt/shim-1.2".into()),
             }
         );
     }
 
     #[test]
+    fn a_baked_shim_is_the_init_where_the_sibling_runs_the_agents_image() {
+        let a = agent(&[("/srv/mesos", "/var/lib/mesos")]);
+        let p = resolve(&Settings::default(), Some(&a));
+        assert_eq!(p.init, Ok(InitBinary::InImage(SHIM.into())));
+        assert_eq!(p.init.unwrap().path_in_sibling(), Path::new(SHIM));
+        let elsewhere = Settings {
+            image: Some("other:1".into()),
+            ..Settings::default()
+        };
+        let e = resolve(&elsewhere, Some(&a)).init.unwrap_err();
+        assert!(e.fix.contains("bind-mount the shim"), "{e}");
+        let on_host = resolve(&elsewhere, None);
+        assert_eq!(
+            on_host.init.unwrap().path_in_sibling(),
+            Path::new(INIT_MOUNT)
+        );
+    }
+
+    #[test]
     fn each_part_that_cannot_be_decided_says_what_to_change() {
-        let p = Placement::resolve(&Settings::default(), Some(&agent(&[])), Path::new(WORK_DIR));
+        let p = resolve(&Settings::default(), Some(&agent(&[])));
         assert!(p.image.is_ok());
         let e = p.work_dir_host.clone().unwrap_err();
         assert!(e.fix.contains("-v /var/lib/mesos:/var/lib/mesos"), "{e}");
         let e = p.docker_socket_host.clone().unwrap_err();
         assert!(e.fix.contains("/var/run/docker.sock"), "{e}");
         assert!(p.complete().is_err());
-        let on_host = Placement::resolve(&Settings::default(), None, Path::new(WORK_DIR));
+        let on_host = resolve(&Settings::default(), None);
         assert!(on_host.image.unwrap_err().fix.contains("\"image\""));
     }
 
@@ -170,17 +316,62 @@ mod tests {
         let settings = Settings {
             image: Some("mine:1".into()),
             work_dir_host: Some("/disk2/mesos".into()),
-            docker_host: "tcp://127.0.0.1:2375".into(),
+            docker_host: DockerEndpoint::Tcp("127.0.0.1:2375".into()),
             ..Settings::default()
         };
-        let p = Placement::resolve(&settings, Some(&agent(&[])), Path::new(WORK_DIR));
+        let p = resolve(&settings, None);
+        assert_eq!(
+            p.host_path(Path::new("/var/lib/mesos/slaves/S")),
+            Ok("/disk2/mesos/slaves/S".into())
+        );
         assert_eq!(
             p.complete().unwrap(),
             Resolved {
                 image: "mine:1".into(),
                 work_dir_host: "/disk2/mesos".into(),
                 docker_socket_host: None,
+                init: InitBinary::HostFile(SHIM.into()),
             }
         );
+    }
+
+    #[test]
+    fn auto_remove_only_where_a_daemon_restart_spares_it() {
+        let facts = |version: &str, live_restore: bool| DaemonFacts {
+            version: version.into(),
+            live_restore,
+            ..DaemonFacts::default()
+        };
+        assert_eq!(
+            auto_remove(&facts("20.10.24+dfsg1", false)),
+            AutoRemove::Safe
+        );
+        assert!(matches!(
+            auto_remove(&facts("20.10.24+dfsg1", true)),
+            AutoRemove::Unsafe(why) if why.contains("moby/moby#46308")
+        ));
+        assert!(matches!(
+            auto_remove(&facts("24.0.7", true)),
+            AutoRemove::Unsafe(_)
+        ));
+        assert_eq!(auto_remove(&facts("24.0.8", true)), AutoRemove::Safe);
+        assert_eq!(auto_remove(&facts("25.0", true)), AutoRemove::Safe);
+        assert_eq!(auto_remove(&facts("28.2.2", true)), AutoRemove::Safe);
+        assert!(matches!(
+            auto_remove(&facts("dev", true)),
+            AutoRemove::Unsafe(_)
+        ));
+    }
+
+    #[test]
+    fn only_the_docker_executor_gets_the_socket_unless_the_operator_says_so() {
+        let default = Settings::default();
+        assert!(gets_docker_socket(ExecutorKind::Docker, &default));
+        assert!(!gets_docker_socket(ExecutorKind::Command, &default));
+        let opted_in = Settings {
+            command_executor_docker: true,
+            ..Settings::default()
+        };
+        assert!(gets_docker_socket(ExecutorKind::Command, &opted_in));
     }
 }

@@ -1,25 +1,19 @@
-//! The sibling container, described from its inputs alone: no Docker calls here, so every rule
-//! about what the executor gets (and does not get) is unit-tested.
+//! The sibling container, described from its resolved inputs alone: no Docker calls and no file
+//! system here, so every rule about what the executor gets (and does not get) is unit-tested.
+//! [`SiblingSpec::build`] makes it in one go; nothing is filled in later.
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 
-use crate::config::Settings;
+use crate::config::{BindMount, Settings};
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
+use crate::proc::ProcessIdentity;
 use crate::sibling::labels;
-
-/// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
-/// --docker_socket`); the host's socket is mounted there.
-pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
-
-/// Runs in the sibling as `sh -c`: appends the executor's output to the sandbox files from inside
-/// the container, so it keeps reaching the sandbox while the agent and the shim are gone, then
-/// `exec`s so the executor keeps the container's pid (the one checkpointed).
-pub const LAUNCH_SCRIPT: &str = r#"out=$1 err=$2; shift 2; exec "$@" >>"$out" 2>>"$err""#;
+use crate::sibling::protocol::{InitArgs, ShimWatch, PROTOCOL};
 
 /// Mount point of a small read-only tmpfs in every sibling: a shim that finds it is the
 /// executor image's `mesos-executor` (a baked image) and hands over to the stock executor instead
@@ -58,94 +52,213 @@ pub fn executor_environment(env: &[(OsString, OsString)]) -> (Vec<String>, Vec<S
     (kept, not_utf8)
 }
 
+/// A container's state, as the shim judges it: the one reading of Docker's state names, for
+/// the relay, `ps` and `gc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiblingState {
+    /// Created and never started.
+    Created,
+    /// Running an executor (also paused, restarting or stopping: an executor is still there).
+    Running,
+    /// Exited or dead: its executor has exited.
+    Stopped,
+    /// A removal is under way.
+    Removing,
+    Unknown,
+}
+
+impl SiblingState {
+    /// From Docker's state name (`running`, `exited`, ...), as inspect and list both give it.
+    pub fn from_docker(state: &str) -> SiblingState {
+        match state {
+            "created" => SiblingState::Created,
+            "running" | "paused" | "restarting" | "stopping" => SiblingState::Running,
+            "exited" | "dead" => SiblingState::Stopped,
+            "removing" => SiblingState::Removing,
+            _ => SiblingState::Unknown,
+        }
+    }
+
+    /// The Docker state names of stopped containers, as a list filter takes them.
+    pub const STOPPED_NAMES: [&'static str; 2] = ["exited", "dead"];
+}
+
+/// What to do about a container that already carries the sibling's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingPlan {
+    /// It ran and stopped, or never started: remove it, then create.
+    Replace,
+    /// It is running an executor: adopt it rather than start a second one.
+    Adopt,
+}
+
+pub fn plan_for_existing(state: SiblingState) -> ExistingPlan {
+    match state {
+        SiblingState::Running => ExistingPlan::Adopt,
+        SiblingState::Created
+        | SiblingState::Stopped
+        | SiblingState::Removing
+        | SiblingState::Unknown => ExistingPlan::Replace,
+    }
+}
+
+/// Everything a sibling is made from, each part already decided.
+#[derive(Debug, Clone)]
+pub struct SpecInputs<'a> {
+    pub run: &'a RunLayout,
+    pub kind: ExecutorKind,
+    pub settings: &'a Settings,
+    pub image: String,
+    /// The executor's path in the sibling's image and its arguments, as the agent gave them.
+    pub executor: Vec<String>,
+    /// The launch environment, filtered by [`executor_environment`].
+    pub env: Vec<String>,
+    /// `uid:gid` of the shim: the executor runs as the agent would have run it.
+    pub user: String,
+    /// The init binary's path in the sibling, and the host file to bind there, if it is one.
+    pub init_path: PathBuf,
+    pub init_host_file: Option<PathBuf>,
+    /// The host path behind the sandbox.
+    pub sandbox_host: PathBuf,
+    /// Other paths at which the executor expects its sandbox (the docker executor's
+    /// `--sandbox_directory`, a link under the work_dir when the sandbox path holds a `:`).
+    pub sandbox_aliases: Vec<PathBuf>,
+    /// Persistent volumes under the work_dir (`<work_dir>/volumes`: host path, path here), which
+    /// the posix filesystem isolator links into sandboxes.
+    pub volumes: Option<(PathBuf, PathBuf)>,
+    /// The host socket, and where in the sibling it goes, for a sibling that gets Docker.
+    pub docker_socket: Option<(PathBuf, PathBuf)>,
+    /// The host path behind the work_dir (a label: where `gc` finds the run from the host).
+    pub work_dir_host: PathBuf,
+    pub forked_pid_host: PathBuf,
+    pub shim: Option<ProcessIdentity>,
+    /// The process that forked the shim, which the init watches with it; `None`: no watch.
+    pub agent: Option<ProcessIdentity>,
+    /// The Mesos container's cgroup to place the sibling under (Docker's `CgroupParent`).
+    pub cgroup_parent: Option<String>,
+    pub auto_remove: bool,
+}
+
 /// Everything the sibling is made of.
 #[derive(Debug, Clone)]
 pub struct SiblingSpec {
     pub name: String,
     pub image: String,
-    pub executor: PathBuf,
-    pub executor_args: Vec<String>,
+    /// The sibling's command: the init with its arguments, then the executor.
+    pub entrypoint: Vec<String>,
     pub env: Vec<String>,
-    pub sandbox: PathBuf,
-    pub work_dir: PathBuf,
-    /// Where the agent's work_dir lives on the host: the source of the sibling's bind.
-    pub work_dir_host: PathBuf,
-    /// The host path of the Docker socket, when the shim talks to Docker over one.
-    pub docker_socket_host: Option<PathBuf>,
-    /// Where the sibling gets that socket: where its executor will look for it.
-    pub docker_socket_target: PathBuf,
-    /// `uid:gid` of the shim: the executor runs as the agent would have run it.
+    pub working_dir: PathBuf,
     pub user: String,
-    /// The Mesos container's cgroup to place the sibling under (Docker's `CgroupParent`);
-    /// `None`: Docker's own placement.
+    pub mounts: Vec<BindMount>,
     pub cgroup_parent: Option<String>,
+    pub auto_remove: bool,
     pub labels: HashMap<String, String>,
-    pub settings: Settings,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
 }
 
 impl SiblingSpec {
-    pub fn new(run: &RunLayout, settings: &Settings) -> Self {
-        let mut labels: HashMap<String, String> = settings.labels.clone().into_iter().collect();
+    pub fn build(inputs: &SpecInputs) -> SiblingSpec {
+        let run = inputs.run;
+        let s = inputs.settings;
+        let init = InitArgs {
+            protocol: PROTOCOL,
+            stdout: run.sandbox.join("stdout"),
+            stderr: run.sandbox.join("stderr"),
+            exit_record: run.exit_record_path(),
+            watch: match (inputs.shim, inputs.agent) {
+                (Some(shim), Some(agent)) if s.end_with_shim => Some(ShimWatch {
+                    shim,
+                    agent,
+                    settle: s.shim_death_settle,
+                }),
+                _ => None,
+            },
+            executor: inputs.executor.clone(),
+        };
+        let mut mounts = vec![BindMount {
+            host: inputs.sandbox_host.clone(),
+            container: run.sandbox.clone(),
+            read_only: false,
+        }];
+        for alias in &inputs.sandbox_aliases {
+            if alias != &run.sandbox {
+                mounts.push(BindMount {
+                    host: inputs.sandbox_host.clone(),
+                    container: alias.clone(),
+                    read_only: false,
+                });
+            }
+        }
+        if let Some((host, container)) = &inputs.volumes {
+            mounts.push(BindMount {
+                host: host.clone(),
+                container: container.clone(),
+                read_only: false,
+            });
+        }
+        if let Some(host) = &inputs.init_host_file {
+            mounts.push(BindMount {
+                host: host.clone(),
+                container: inputs.init_path.clone(),
+                read_only: true,
+            });
+        }
+        if let Some((host, target)) = &inputs.docker_socket {
+            mounts.push(BindMount {
+                host: host.clone(),
+                container: target.clone(),
+                read_only: false,
+            });
+        }
+        mounts.extend(s.mounts.iter().cloned());
+
+        let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
         for (k, v) in labels::run_labels(run) {
             labels.insert(k.to_string(), v);
         }
+        labels.insert(labels::LABEL_EXECUTOR.into(), inputs.kind.name().into());
+        labels.insert(labels::LABEL_INIT_PROTOCOL.into(), PROTOCOL.to_string());
+        labels.insert(
+            labels::LABEL_WORK_DIR_HOST.into(),
+            inputs.work_dir_host.display().to_string(),
+        );
+        labels.insert(
+            labels::LABEL_FORKED_PID_HOST.into(),
+            inputs.forked_pid_host.display().to_string(),
+        );
+        if let Some(shim) = inputs.shim {
+            labels.insert(labels::LABEL_SHIM.into(), shim.to_string());
+        }
         SiblingSpec {
             name: run.sibling_name(),
-            image: String::new(),
-            executor: ExecutorKind::Command.invoked_path(OsStr::new("")),
-            executor_args: Vec::new(),
-            env: Vec::new(),
-            sandbox: run.sandbox.clone(),
-            work_dir: run.work_dir.clone(),
-            work_dir_host: run.work_dir.clone(),
-            docker_socket_host: None,
-            docker_socket_target: SIBLING_DOCKER_SOCKET.into(),
-            user: "0:0".into(),
-            cgroup_parent: None,
+            image: inputs.image.clone(),
+            entrypoint: init.to_argv(&inputs.init_path),
+            env: inputs.env.clone(),
+            working_dir: run.sandbox.clone(),
+            user: inputs.user.clone(),
+            mounts,
+            cgroup_parent: inputs.cgroup_parent.clone(),
+            auto_remove: inputs.auto_remove,
             labels,
-            settings: settings.clone(),
+            privileged: s.privileged,
+            cap_add: s.cap_add.clone(),
+            memory: s.memory,
+            nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
         }
-    }
-
-    /// The binds, in the order the README lists them.
-    pub fn binds(&self) -> Vec<String> {
-        let mut binds = vec![format!(
-            "{}:{}:rw",
-            self.work_dir_host.display(),
-            self.work_dir.display()
-        )];
-        if let Some(socket) = &self.docker_socket_host {
-            binds.push(format!(
-                "{}:{}:rw",
-                socket.display(),
-                self.docker_socket_target.display()
-            ));
-        }
-        binds.extend(self.settings.mounts.iter().map(|m| m.to_bind()));
-        binds
     }
 
     pub fn create_body(&self) -> ContainerCreateBody {
-        let sandbox_file = |name: &str| path_string(&self.sandbox.join(name));
-        let mut entrypoint = vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            LAUNCH_SCRIPT.to_string(),
-            "mesos-executor-shim".to_string(),
-            sandbox_file("stdout"),
-            sandbox_file("stderr"),
-            path_string(&self.executor),
-        ];
-        entrypoint.extend(self.executor_args.iter().cloned());
-        let s = &self.settings;
         ContainerCreateBody {
             image: Some(self.image.clone()),
             // The image's ENTRYPOINT is always replaced (a mesos-agent image's would otherwise be
             // prepended to the executor), and an empty CMD keeps the image's CMD out as well.
-            entrypoint: Some(entrypoint),
+            entrypoint: Some(self.entrypoint.clone()),
             cmd: Some(Vec::new()),
             env: Some(self.env.clone()),
-            working_dir: Some(path_string(&self.sandbox)),
+            working_dir: Some(path_string(&self.working_dir)),
             user: Some(self.user.clone()),
             labels: Some(self.labels.clone()),
             attach_stdin: Some(false),
@@ -156,18 +269,18 @@ impl SiblingSpec {
             host_config: Some(HostConfig {
                 pid_mode: Some("host".into()),
                 network_mode: Some("host".into()),
-                binds: Some(self.binds()),
-                // An exited sibling is removed by the daemon itself, even when no shim is left
-                // to do it (the shim died with the agent container).
-                auto_remove: Some(true),
+                // Mounts, not Binds: a sandbox path may hold a `:` (executor IDs may), and a
+                // missing source is an error rather than an empty directory made on the host.
+                mounts: Some(self.mounts.iter().map(bind).collect()),
+                auto_remove: Some(self.auto_remove),
                 tmpfs: Some(HashMap::from([(
                     SIBLING_MARKER_MOUNT.to_string(),
                     "ro,size=4k".to_string(),
                 )])),
-                privileged: Some(s.privileged),
-                cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
-                memory: s.memory,
-                nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
+                privileged: Some(self.privileged),
+                cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
+                memory: self.memory,
+                nano_cpus: self.nano_cpus,
                 cgroup_parent: self.cgroup_parent.clone(),
                 ..Default::default()
             }),
@@ -176,40 +289,65 @@ impl SiblingSpec {
     }
 }
 
+fn bind(m: &BindMount) -> Mount {
+    Mount {
+        source: Some(path_string(&m.host)),
+        target: Some(path_string(&m.container)),
+        typ: Some(MountType::BIND),
+        read_only: Some(m.read_only),
+        ..Default::default()
+    }
+}
+
 fn path_string(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// What to do about a container that already carries the sibling's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExistingPlan {
-    /// Nothing there: create.
-    Create,
-    /// It ran and stopped, or never started: remove it, then create.
-    Replace,
-    /// It is running an executor: adopt it rather than start a second one.
-    Adopt,
-}
-
-pub fn plan_for_existing(status: Option<ContainerStateStatusEnum>) -> ExistingPlan {
-    use ContainerStateStatusEnum as S;
-    match status {
-        None => ExistingPlan::Create,
-        // Stopping: still running an executor, whose exit the adopting shim then reports.
-        Some(S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING) => ExistingPlan::Adopt,
-        Some(S::CREATED | S::EXITED | S::DEAD | S::REMOVING | S::EMPTY) => ExistingPlan::Replace,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BindMount;
 
     use crate::test_support::sample_run as run;
 
     fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    const SHIM: ProcessIdentity = ProcessIdentity {
+        pid: 50,
+        start: 500,
+    };
+    const AGENT: ProcessIdentity = ProcessIdentity {
+        pid: 40,
+        start: 400,
+    };
+
+    fn inputs<'a>(run: &'a RunLayout, settings: &'a Settings) -> SpecInputs<'a> {
+        SpecInputs {
+            run,
+            kind: ExecutorKind::Command,
+            settings,
+            image: "agent:1".into(),
+            executor: vec![
+                "/usr/libexec/mesos/mesos-executor".into(),
+                "--launcher_dir=/usr/libexec/mesos".into(),
+                "arg with space".into(),
+            ],
+            env: vec!["A=1".into()],
+            user: "0:0".into(),
+            init_path: "/run/mesos-executor-shim/init".into(),
+            init_host_file: Some("/opt/shim".into()),
+            sandbox_host: "/srv/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".into(),
+            sandbox_aliases: Vec::new(),
+            volumes: None,
+            docker_socket: None,
+            work_dir_host: "/srv/mesos".into(),
+            forked_pid_host: "/srv/mesos/meta/x/pids/forked.pid".into(),
+            shim: Some(SHIM),
+            agent: Some(AGENT),
+            cgroup_parent: None,
+            auto_remove: false,
+        }
     }
 
     #[test]
@@ -249,56 +387,93 @@ mod tests {
     }
 
     #[test]
-    fn the_container_spec_follows_the_inputs() {
-        let settings = Settings {
-            mounts: vec![BindMount::parse("/etc/ssl:/etc/ssl:ro").unwrap()],
-            ..Settings::default()
-        };
-        let mut spec = SiblingSpec::new(&run(), &settings);
-        spec.image = "agent:1".into();
-        spec.executor_args = vec![
-            "--launcher_dir=/usr/libexec/mesos".into(),
-            "arg with space".into(),
-        ];
-        spec.env = vec!["A=1".into()];
-        spec.work_dir_host = "/srv/mesos".into();
-        spec.docker_socket_host = Some("/run/docker.sock".into());
+    fn the_init_runs_the_executor_with_its_arguments_verbatim() {
+        let (run, settings) = (run(), Settings::default());
+        let spec = SiblingSpec::build(&inputs(&run, &settings));
         let body = spec.create_body();
         assert_eq!(spec.name, "executor-mesos-C-1");
         assert_eq!(body.image.as_deref(), Some("agent:1"));
         let entrypoint = body.entrypoint.unwrap();
-        assert_eq!(entrypoint[..3], ["/bin/sh", "-c", LAUNCH_SCRIPT]);
+        let split = entrypoint.iter().position(|a| a == "--").unwrap();
         assert_eq!(
-            entrypoint[4..],
+            entrypoint[..2],
+            ["/run/mesos-executor-shim/init", "mesos-executor-shim-init"]
+        );
+        assert_eq!(
+            entrypoint[split + 1..],
             [
-                "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/stdout",
-                "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/stderr",
                 "/usr/libexec/mesos/mesos-executor",
                 "--launcher_dir=/usr/libexec/mesos",
                 "arg with space",
             ]
         );
+        let parsed = InitArgs::parse(&entrypoint[2..]).unwrap().args;
+        assert_eq!(
+            parsed.stdout,
+            PathBuf::from("/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/stdout")
+        );
+        assert_eq!(parsed.exit_record, run.exit_record_path());
+        let watch = parsed
+            .watch
+            .expect("the init watches the shim and its agent");
+        assert_eq!((watch.shim, watch.agent), (SHIM, AGENT));
         assert_eq!(body.cmd, Some(vec![]));
         assert_eq!(
             body.working_dir.as_deref(),
             Some("/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1")
         );
+    }
+
+    #[test]
+    fn without_end_with_shim_the_init_watches_nobody() {
+        let run = run();
+        let settings = Settings {
+            end_with_shim: false,
+            ..Settings::default()
+        };
+        let spec = SiblingSpec::build(&inputs(&run, &settings));
+        let parsed = InitArgs::parse(&spec.entrypoint[2..]).unwrap().args;
+        assert_eq!(parsed.watch, None);
+    }
+
+    /// The safe defaults: what a command executor's sibling gets and nothing more.
+    #[test]
+    fn a_command_executor_gets_its_sandbox_and_its_init_only() {
+        let (run, settings) = (run(), Settings::default());
+        let body = SiblingSpec::build(&inputs(&run, &settings)).create_body();
         let host = body.host_config.unwrap();
         assert_eq!(host.pid_mode.as_deref(), Some("host"));
         assert_eq!(host.network_mode.as_deref(), Some("host"));
-        assert_eq!(host.auto_remove, Some(true));
+        assert_eq!(host.auto_remove, Some(false));
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.cap_add, None);
+        assert_eq!(host.binds, None);
         assert_eq!(
             host.cgroup_parent, None,
             "Docker's placement unless decided"
         );
+        let mounts: Vec<(String, String, bool)> = host
+            .mounts
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                assert_eq!(m.typ, Some(MountType::BIND));
+                (m.source.unwrap(), m.target.unwrap(), m.read_only.unwrap())
+            })
+            .collect();
         assert_eq!(
-            host.binds.unwrap(),
-            vec![
-                "/srv/mesos:/var/lib/mesos:rw",
-                "/run/docker.sock:/var/run/docker.sock:rw",
-                "/etc/ssl:/etc/ssl:ro"
+            mounts,
+            [
+                (
+                    "/srv/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".to_string(),
+                    "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".to_string(),
+                    false
+                ),
+                (
+                    "/opt/shim".to_string(),
+                    "/run/mesos-executor-shim/init".to_string(),
+                    true
+                ),
             ]
         );
         assert_eq!(
@@ -308,90 +483,147 @@ mod tests {
         );
         let labels = body.labels.unwrap();
         assert_eq!(labels[labels::LABEL_EXECUTOR_ID], "app.1");
-        assert!(labels::labels_match_run(&labels, &run()));
+        assert_eq!(labels[labels::LABEL_EXECUTOR], "mesos-executor");
+        assert_eq!(labels[labels::LABEL_SHIM], "50:500");
+        assert_eq!(labels[labels::LABEL_WORK_DIR_HOST], "/srv/mesos");
+        assert!(labels::labels_match_run(&labels, &run));
+    }
+
+    #[test]
+    fn a_docker_executor_gets_the_socket_and_its_sandbox_where_its_flags_say() {
+        let (run, settings) = (run(), Settings::default());
+        let link = PathBuf::from("/var/lib/mesos/slaves/S0/docker/links/C-1");
+        let spec = SiblingSpec::build(&SpecInputs {
+            kind: ExecutorKind::Docker,
+            sandbox_aliases: vec![link.clone(), run.sandbox.clone()],
+            docker_socket: Some(("/run/docker.sock".into(), "/var/run/docker.sock".into())),
+            init_host_file: None,
+            init_path: "/usr/libexec/mesos/mesos-docker-executor".into(),
+            ..inputs(&run, &settings)
+        });
+        let targets: Vec<&Path> = spec.mounts.iter().map(|m| m.container.as_path()).collect();
+        assert_eq!(
+            targets,
+            [
+                run.sandbox.as_path(),
+                link.as_path(),
+                Path::new("/var/run/docker.sock")
+            ],
+            "the sandbox once under each name, the socket; a baked init needs no mount"
+        );
+        assert_eq!(
+            spec.entrypoint[0],
+            "/usr/libexec/mesos/mesos-docker-executor"
+        );
+        assert_eq!(spec.labels[labels::LABEL_EXECUTOR], "mesos-docker-executor");
     }
 
     #[test]
     fn tunables_reach_the_host_config() {
+        let run = run();
         let settings = Settings {
             cap_add: vec!["SYS_ADMIN".into()],
             memory: Some(64 << 20),
             cpus: Some(0.5),
             labels: [("team".to_string(), "infra".to_string())].into(),
+            mounts: vec![BindMount::parse("/etc/ssl:/etc/ssl:ro").unwrap()],
             ..Settings::default()
         };
-        let body = SiblingSpec::new(&run(), &settings).create_body();
+        let spec = SiblingSpec::build(&SpecInputs {
+            cgroup_parent: Some("/mesos/C-1".into()),
+            auto_remove: true,
+            ..inputs(&run, &settings)
+        });
+        let body = spec.create_body();
         let host = body.host_config.unwrap();
         assert_eq!(host.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.nano_cpus, Some(500_000_000));
-        let mut spec = SiblingSpec::new(&run(), &settings);
-        spec.cgroup_parent = Some("/mesos/C-1".into());
+        assert_eq!(host.cgroup_parent.as_deref(), Some("/mesos/C-1"));
+        assert_eq!(host.auto_remove, Some(true));
+        let last = host.mounts.unwrap().pop().unwrap();
         assert_eq!(
-            spec.create_body()
-                .host_config
-                .unwrap()
-                .cgroup_parent
-                .as_deref(),
-            Some("/mesos/C-1")
+            (
+                last.source.as_deref(),
+                last.target.as_deref(),
+                last.read_only
+            ),
+            (Some("/etc/ssl"), Some("/etc/ssl"), Some(true))
         );
         assert_eq!(body.labels.unwrap()["team"], "infra");
     }
 
     #[test]
-    fn a_leftover_container_is_adopted_only_while_running() {
-        use ContainerStateStatusEnum as S;
-        assert_eq!(plan_for_existing(None), ExistingPlan::Create);
-        assert_eq!(plan_for_existing(Some(S::RUNNING)), ExistingPlan::Adopt);
-        assert_eq!(plan_for_existing(Some(S::EXITED)), ExistingPlan::Replace);
-        assert_eq!(plan_for_existing(Some(S::CREATED)), ExistingPlan::Replace);
+    fn docker_states_are_read_once() {
+        use SiblingState as S;
+        for (name, state) in [
+            ("created", S::Created),
+            ("running", S::Running),
+            ("paused", S::Running),
+            ("restarting", S::Running),
+            ("exited", S::Stopped),
+            ("dead", S::Stopped),
+            ("removing", S::Removing),
+            ("", S::Unknown),
+        ] {
+            assert_eq!(S::from_docker(name), state, "{name}");
+        }
+        assert_eq!(plan_for_existing(S::Running), ExistingPlan::Adopt);
+        assert_eq!(plan_for_existing(S::Stopped), ExistingPlan::Replace);
+        assert_eq!(plan_for_existing(S::Created), ExistingPlan::Replace);
+        for name in S::STOPPED_NAMES {
+            assert_eq!(S::from_docker(name), S::Stopped);
+        }
     }
 
     /// Whatever bytes the environment holds: no panic, every entry `KEY=VALUE` with the key and
     /// value as given, in the given order, and nothing but the agent-container variables left out.
-    #[test]
-    fn property_the_forwarded_environment_is_well_formed() {
-        use crate::test_support::Rng;
-        use std::os::unix::ffi::OsStringExt;
-        let mut rng = Rng::new(42);
-        let keys = [
-            "PATH",
-            "MESOS_DIRECTORY",
-            "EXECUTOR_SHIM_IMAGE",
-            "EXECUTOR_SHIM_SIBLING",
-            "HOSTNAME",
-            "A=B",
-            "",
-            "K\0",
-        ];
-        for _ in 0..5_000 {
-            let env: Vec<(OsString, OsString)> = (0..rng.below(8))
-                .map(|_| {
-                    let key = if rng.below(2) == 0 {
-                        rng.pick(&keys).as_bytes().to_vec()
-                    } else {
-                        rng.bytes(8)
-                    };
-                    (OsString::from_vec(key), OsString::from_vec(rng.bytes(12)))
-                })
-                .collect();
-            let (kept, dropped) = executor_environment(&env);
-            // Every entry is one of the input's, as given, and in the input's order.
-            let mut rest = env.iter();
-            for entry in &kept {
-                let (key, value) = entry.split_once('=').expect("KEY=VALUE");
-                assert!(!NOT_FORWARDED.contains(&key), "{entry:?}");
-                assert!(
-                    rest.any(|(k, v)| k.to_str() == Some(key) && v.to_str() == Some(value)),
-                    "{entry:?} is not the input's, in order"
-                );
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn key() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "PATH",
+                    "MESOS_DIRECTORY",
+                    "EXECUTOR_SHIM_IMAGE",
+                    "HOSTNAME",
+                    "A=B",
+                    "",
+                    "K\0"
+                ])
+                .prop_map(|k| k.as_bytes().to_vec()),
+                prop::collection::vec(any::<u8>(), 0..8),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn the_forwarded_environment_is_well_formed(
+                env in prop::collection::vec((key(), prop::collection::vec(any::<u8>(), 0..12)), 0..8)
+            ) {
+                use std::os::unix::ffi::OsStringExt;
+                let env: Vec<(OsString, OsString)> = env
+                    .into_iter()
+                    .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
+                    .collect();
+                let (kept, dropped) = executor_environment(&env);
+                let mut rest = env.iter();
+                for entry in &kept {
+                    let (key, value) = entry.split_once('=').expect("KEY=VALUE");
+                    prop_assert!(!NOT_FORWARDED.contains(&key), "{entry:?}");
+                    prop_assert!(
+                        rest.any(|(k, v)| k.to_str() == Some(key) && v.to_str() == Some(value)),
+                        "{entry:?} is not the input's, in order"
+                    );
+                }
+                let not_forwarded = env
+                    .iter()
+                    .filter(|(k, _)| k.to_str().is_some_and(|k| NOT_FORWARDED.contains(&k)))
+                    .count();
+                prop_assert_eq!(kept.len() + dropped.len() + not_forwarded, env.len());
             }
-            // Nothing vanishes unexplained: each input entry is kept, reported, or not forwarded.
-            let not_forwarded = env
-                .iter()
-                .filter(|(k, _)| k.to_str().is_some_and(|k| NOT_FORWARDED.contains(&k)))
-                .count();
-            assert_eq!(kept.len() + dropped.len() + not_forwarded, env.len());
         }
     }
 }

@@ -87,7 +87,17 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
     std::fs::create_dir_all(run.sandbox()).unwrap();
     std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
     let stderr = std::fs::File::create(run.sandbox().join("stderr")).unwrap();
-    let child = Command::new(shim_bin())
+    let mut command = Command::new(shim_bin());
+    // SAFETY: between fork and exec the child makes one system call, which is
+    // async-signal-safe. The agent closes every descriptor but stdio in what it forks; so does
+    // this stand-in (the test runner's own, such as cargo's jobserver pipe, would leak otherwise).
+    unsafe {
+        command.pre_exec(|| {
+            nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    let child = command
         .arg0("mesos-executor")
         .args(executor_args)
         .env_clear()
@@ -605,6 +615,36 @@ impl Run {
         text.strip_prefix("true ")
             .and_then(|p| p.parse().ok())
             .filter(|p| *p > 0)
+    }
+
+    /// The sibling's mounts as `(source, destination, read-write)`, in the order Docker lists them.
+    pub fn sibling_mounts(&self) -> Vec<(String, String, bool)> {
+        let json = docker_ok(&["inspect", "-f", "{{json .Mounts}}", &self.sibling_name()]);
+        let mounts: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        mounts
+            .iter()
+            .map(|m| {
+                (
+                    m["Source"].as_str().unwrap_or_default().to_string(),
+                    m["Destination"].as_str().unwrap_or_default().to_string(),
+                    m["RW"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+
+    /// What a sibling of this run gets by default: its sandbox, read-write, and the shim as its
+    /// init, read-only, from `shim` (the host file), in that order.
+    pub fn default_mounts(&self, shim: &Path) -> Vec<(String, String, bool)> {
+        let sandbox = self.sandbox().display().to_string();
+        vec![
+            (sandbox.clone(), sandbox, true),
+            (
+                shim.display().to_string(),
+                "/run/mesos-executor-shim/init".to_string(),
+                false,
+            ),
+        ]
     }
 
     pub fn sibling_id(&self) -> Option<String> {

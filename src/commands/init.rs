@@ -1,0 +1,40 @@
+//! The sibling's init (the binary run as `<path> mesos-executor-shim-init ...` in a sibling):
+//! reads the shim's arguments, of any protocol version, and runs [`crate::init`].
+
+use std::ffi::OsString;
+
+use crate::logging::LogFormat;
+use crate::sibling::protocol::{InitArgs, PROTOCOL};
+
+/// `args`: what follows the init argument. Returns the status to leave with: the executor's.
+pub fn main(args: &[OsString]) -> u8 {
+    let args: Option<Vec<String>> = args.iter().map(|a| a.clone().into_string().ok()).collect();
+    let parsed = match args
+        .ok_or_else(|| "an argument is not UTF-8".to_string())
+        .and_then(|a| InitArgs::parse(&a))
+    {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // No sandbox to write to yet: Docker's log of the sibling keeps this.
+            eprintln!(
+                "mesos-executor-shim init: cannot read the shim's arguments ({e}); this init speaks \
+                 protocol {PROTOCOL}: the shim that made this sibling and this init must be releases \
+                 that share a protocol"
+            );
+            return 70;
+        }
+    };
+    if let Err(e) = crate::init::log_to(&parsed.args.stderr) {
+        eprintln!("mesos-executor-shim init: {e}");
+    }
+    crate::logging::init("info", LogFormat::Text);
+    if parsed.args.protocol > PROTOCOL || !parsed.ignored.is_empty() {
+        tracing::info!(
+            shim_protocol = parsed.args.protocol,
+            init_protocol = PROTOCOL,
+            ignored = ?parsed.ignored,
+            "the shim speaks a newer protocol: running the executor with what this init knows"
+        );
+    }
+    crate::init::run(&parsed.args)
+}

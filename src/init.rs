@@ -1,0 +1,351 @@
+//! The sibling's init: the shim binary as the sibling's first process, between Docker and the
+//! executor. It
+//! - appends the executor's stdout and stderr to the sandbox files (no shell needed in the image);
+//! - is a child subreaper, so the executor's orphans are its children and are reaped;
+//! - passes the signals Docker (or the shim, through a pidfd) delivers to it on to the executor;
+//! - records the executor's exit status beside its output (the exit record, read by the shim
+//!   without asking Docker) and exits with it;
+//! - watches its shim and the agent that forked the shim, through pidfds: when the shim dies while
+//!   that agent is still alive a settle time later, the agent killed the shim (the posix
+//!   launcher's destroy, a registration timeout), and the executor is ended with SIGKILL, as that
+//!   destroy would have ended the stock executor; when the agent is gone too (its container died,
+//!   its processes one after another), the executor lives on: the survival the shim exists for.
+//!
+//! One thread, one `poll(2)` on a signalfd and the pidfds: nothing runs while it waits, and a
+//! timer exists only during a settle time.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::mesos::checkpoint;
+use crate::mesos::executor::executor_to_run;
+use crate::proc::{Pidfd, ProcessIdentity, WATCH_POLL};
+use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNALS};
+
+/// Runs the executor to its exit and returns the status to leave with.
+pub fn run(args: &InitArgs) -> u8 {
+    let status = match supervise(args) {
+        Ok(record) => record,
+        Err(failure) => {
+            tracing::error!("{}", failure.message);
+            failure.record
+        }
+    };
+    if let Err(e) = checkpoint::write_atomically(&args.exit_record, status.to_json().as_bytes()) {
+        tracing::error!(error = %e, "cannot record the executor's exit; the shim asks Docker instead");
+    }
+    status.status
+}
+
+/// Why the executor could not run, and the status that says so (127: not found, 126: not
+/// executable, as a shell reports them; 70 for the rest).
+struct InitFailure {
+    message: String,
+    record: ExitRecord,
+}
+
+fn failure(status: i32, message: String) -> InitFailure {
+    InitFailure {
+        message,
+        record: ExitRecord::exited(status),
+    }
+}
+
+fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
+    let sys = |what: &str, e: Errno| failure(70, format!("{what}: {e}"));
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| sys("becoming a child subreaper", e))?;
+    // Blocked before the executor exists, so that none of its signals (nor its SIGCHLD) is lost:
+    // they wait in the signalfd.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for signal in FORWARDED_SIGNALS {
+        mask.add(signal);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| sys("blocking signals", e))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| sys("opening a signalfd", e))?;
+
+    let own = crate::proc::own_binary().ok();
+    let is_this_binary = |p: &Path| {
+        own.as_deref()
+            .is_some_and(|own| crate::proc::same_file(p, own))
+    };
+    let configured = Path::new(&args.executor[0]);
+    let executor = executor_to_run(configured, is_this_binary).map_err(|e| failure(127, e))?;
+    let stdout = append(&args.stdout).map_err(|e| failure(70, e))?;
+    let stderr = append(&args.stderr).map_err(|e| failure(70, e))?;
+    let mut command = std::process::Command::new(&executor);
+    command
+        .arg0(&executor)
+        .args(&args.executor[1..])
+        .stdout(stdout)
+        .stderr(stderr);
+    // SAFETY: between fork and exec the child only calls sigprocmask, which is
+    // async-signal-safe, and touches no lock or allocation. The signals blocked for the
+    // signalfd must not stay blocked in the executor (a blocked mask survives exec).
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&mask), None)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = command.spawn().map_err(|e| {
+        let status = match e.kind() {
+            std::io::ErrorKind::NotFound => 127,
+            std::io::ErrorKind::PermissionDenied => 126,
+            _ => 70,
+        };
+        failure(
+            status,
+            format!(
+                "cannot run the executor {}: {e}; set \"executor\" (\"docker_executor\") in the \
+                     configuration file to its path in the executor image",
+                executor.display()
+            ),
+        )
+    })?;
+    let executor_pid = Pid::from_raw(child.id() as i32);
+    tracing::info!(
+        executor = %executor.display(),
+        pid = child.id(),
+        protocol = args.protocol,
+        "sibling init started the executor"
+    );
+    let mut watch = match &args.watch {
+        Some(watch) => Watch::start(watch),
+        None => Watch::Done,
+    };
+    loop {
+        let timeout = watch.timeout();
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let watched = watch.fds();
+        fds.extend(watched.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(sys("waiting", e)),
+        }
+        while let Ok(Some(info)) = signals.read_signal() {
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if signal == Signal::SIGCHLD {
+                continue;
+            }
+            tracing::info!(
+                signal = signal.as_str(),
+                "passing signal on to the executor"
+            );
+            let _ = nix::sys::signal::kill(executor_pid, signal);
+        }
+        if let Some(record) = reap(executor_pid) {
+            return Ok(record);
+        }
+        if watch.step() {
+            let _ = nix::sys::signal::kill(executor_pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Reaps every child that has exited; returns the executor's exit if it was among them.
+fn reap(executor: Pid) -> Option<ExitRecord> {
+    let mut exit = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == executor => {
+                tracing::info!(code, "executor exited");
+                exit = Some(ExitRecord::exited(code));
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == executor => {
+                tracing::info!(signal = signal.as_str(), "executor killed by a signal");
+                exit = Some(ExitRecord::killed(signal as i32));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return exit,
+            // An orphan of the executor's, reaped; or a stop notice.
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Opens a sandbox file for appending: the executor's output goes after whatever is there, also
+/// after a restart of the sibling's init. The init's own lines go there too.
+fn append(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "cannot open {} for the executor's output: {e}",
+                path.display()
+            )
+        })
+}
+
+/// Makes the sandbox's stderr this process's own stderr, so the init's few lines reach the
+/// sandbox beside the shim's.
+pub fn log_to(stderr: &Path) -> Result<(), String> {
+    let file = append(stderr)?;
+    nix::unistd::dup2_stderr(file.as_fd())
+        .map(drop)
+        .map_err(|e| format!("cannot log to {}: {e}", stderr.display()))
+}
+
+/// One watched process: by pidfd, or (kernels before 5.3) by a look at `/proc` now and then.
+enum Watched {
+    Pidfd(Pidfd),
+    Poll(ProcessIdentity),
+    Gone,
+}
+
+impl Watched {
+    fn start(identity: &ProcessIdentity) -> Watched {
+        match Pidfd::open_identity(identity) {
+            Ok(Some(pidfd)) => Watched::Pidfd(pidfd),
+            Ok(None) => Watched::Gone,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => {
+                if ProcessIdentity::of(identity.pid) == Some(*identity) {
+                    Watched::Poll(*identity)
+                } else {
+                    Watched::Gone
+                }
+            }
+            Err(e) => {
+                tracing::warn!(pid = identity.pid, error = %e, "cannot watch process; taking it for gone");
+                Watched::Gone
+            }
+        }
+    }
+
+    fn gone(&self) -> bool {
+        match self {
+            Watched::Pidfd(pidfd) => pidfd.has_exited(),
+            Watched::Poll(identity) => ProcessIdentity::of(identity.pid) != Some(*identity),
+            Watched::Gone => true,
+        }
+    }
+
+    fn polls(&self) -> bool {
+        matches!(self, Watched::Poll(_))
+    }
+}
+
+/// Whom the init watches, and where it stands.
+enum Watch {
+    Watching {
+        shim: Watched,
+        agent: Watched,
+        settle: Duration,
+    },
+    /// The shim died at `since`; the verdict falls at `since + settle`.
+    Settling {
+        agent: Watched,
+        until: Instant,
+    },
+    Done,
+}
+
+impl Watch {
+    fn start(w: &ShimWatch) -> Watch {
+        let watch = Watch::Watching {
+            shim: Watched::start(&w.shim),
+            agent: Watched::start(&w.agent),
+            settle: w.settle,
+        };
+        tracing::debug!(shim = %w.shim, agent = %w.agent, settle = ?w.settle, "watching the shim and the agent that forked it");
+        watch
+    }
+
+    fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        fn fd(w: &Watched) -> Option<std::os::fd::BorrowedFd<'_>> {
+            match w {
+                Watched::Pidfd(p) => Some(p.as_fd()),
+                _ => None,
+            }
+        }
+        match self {
+            Watch::Watching { shim, agent, .. } => {
+                [fd(shim), fd(agent)].into_iter().flatten().collect()
+            }
+            Watch::Settling { agent, .. } => fd(agent).into_iter().collect(),
+            Watch::Done => Vec::new(),
+        }
+    }
+
+    /// How long `poll` may sleep: for ever, but for a settle time or a watch without pidfds.
+    fn timeout(&self) -> PollTimeout {
+        let polling = match self {
+            Watch::Watching { shim, agent, .. } => shim.polls() || agent.polls(),
+            Watch::Settling { agent, .. } => agent.polls(),
+            Watch::Done => false,
+        };
+        let mut wait = polling.then_some(WATCH_POLL);
+        if let Watch::Settling { until, .. } = self {
+            let left = until.saturating_duration_since(Instant::now());
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        match wait {
+            None => PollTimeout::NONE,
+            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32 + 1)
+                .unwrap_or(PollTimeout::MAX),
+        }
+    }
+
+    /// Moves on with what has happened; true when the executor is to be ended.
+    fn step(&mut self) -> bool {
+        match std::mem::replace(self, Watch::Done) {
+            Watch::Watching {
+                shim,
+                agent,
+                settle,
+            } => {
+                if agent.gone() {
+                    tracing::info!(
+                        "the agent that forked the shim is gone: the executor outlives it"
+                    );
+                } else if shim.gone() {
+                    tracing::info!(settle = ?settle, "the shim died; seeing whether the agent that forked it outlives it");
+                    *self = Watch::Settling {
+                        agent,
+                        until: Instant::now() + settle,
+                    };
+                } else {
+                    *self = Watch::Watching {
+                        shim,
+                        agent,
+                        settle,
+                    };
+                }
+                false
+            }
+            Watch::Settling { agent, until } => {
+                if agent.gone() {
+                    tracing::info!("the agent died with the shim (its container went): the executor outlives them");
+                    false
+                } else if Instant::now() >= until {
+                    tracing::warn!(
+                        "the agent that forked the shim outlived it: it killed the shim (a destroy, or a \
+                         registration timeout), so the executor is ended with SIGKILL"
+                    );
+                    true
+                } else {
+                    *self = Watch::Settling { agent, until };
+                    false
+                }
+            }
+            Watch::Done => false,
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! What a process can learn from `/proc` and pidfds, about itself and about host processes. No
+//! Docker here: the shim and the sibling init both use it, and the relay's state machine reaches
+//! it through [`crate::relay::HostProcesses`] so that its unit tests need no real processes.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+/// Reads a file of `/proc/self`, saying which one and why when it cannot be read: the shim
+/// decides things from these files and never falls back to a silent default.
+pub fn read_self(name: &str) -> io::Result<String> {
+    let path = format!("/proc/self/{name}");
+    std::fs::read_to_string(&path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read {path}: {e}; the shim needs the proc filesystem mounted"),
+        )
+    })
+}
+
+/// The fields of `/proc/<pid>/stat` the shim uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `Z`...
+    pub state: char,
+    pub ppid: u32,
+    /// Start time in clock ticks after boot: with the pid, it names a process for good.
+    pub start: u64,
+}
+
+impl ProcStat {
+    pub fn of(pid: u32) -> Option<ProcStat> {
+        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Parses a `stat` line. The command name in parentheses may hold spaces and parentheses
+    /// itself, so the fields are counted from the last `)`.
+    pub fn parse(stat: &str) -> Option<ProcStat> {
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        // Field 22 (start time) is the 20th after the state.
+        let start = fields.nth(17)?.parse().ok()?;
+        Some(ProcStat { state, ppid, start })
+    }
+}
+
+/// A process named by its pid and its start time, so that a reused pid is never taken for it.
+/// Written `<pid>:<start>` in labels and in the sibling init's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl ProcessIdentity {
+    /// The identity of the live process `pid`; `None` when it is gone or not visible here.
+    pub fn of(pid: u32) -> Option<ProcessIdentity> {
+        let stat = ProcStat::of(pid)?;
+        (stat.state != 'Z').then_some(ProcessIdentity {
+            pid,
+            start: stat.start,
+        })
+    }
+
+    pub fn current() -> Option<ProcessIdentity> {
+        ProcessIdentity::of(std::process::id())
+    }
+
+    /// Whether the process still runs: `None` when its pid is not visible from here and nothing
+    /// can be said (another PID namespace).
+    pub fn liveness(&self, host_pids_visible: bool) -> Option<bool> {
+        match ProcessIdentity::of(self.pid) {
+            Some(now) => Some(now == *self),
+            None if host_pids_visible => Some(false),
+            None => None,
+        }
+    }
+}
+
+impl fmt::Display for ProcessIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.pid, self.start)
+    }
+}
+
+impl FromStr for ProcessIdentity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parsed = s
+            .split_once(':')
+            .and_then(|(p, t)| Some((p.parse().ok()?, t.parse().ok()?)));
+        match parsed {
+            Some((pid, start)) if pid > 0 => Ok(ProcessIdentity { pid, start }),
+            _ => Err(format!("{s:?} is not <pid>:<start time>")),
+        }
+    }
+}
+
+/// Whether host pid `pid` is known to be gone. Only where host pids are visible (on the host, or
+/// in a container with `--pid=host`) can a missing pid mean a dead process; elsewhere every pid
+/// of another namespace looks missing, and nothing is judged gone.
+pub fn process_gone(pid: u32, host_pids_visible: bool) -> bool {
+    host_pids_visible
+        && i32::try_from(pid).is_ok_and(|p| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) == Err(Errno::ESRCH)
+        })
+}
+
+/// Whether host pid `pid` is visible here and belongs to container `container_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidCheck {
+    Confirmed,
+    /// No such live pid in this PID namespace: it has exited, or this is not the host's namespace.
+    NotVisible,
+    /// The pid exists but runs in another cgroup: it is not the container's.
+    Foreign(String),
+}
+
+pub fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
+    // A zombie still shows its cgroup, but it is a process that has exited: never confirmed.
+    if ProcessIdentity::of(pid).is_none() {
+        return PidCheck::NotVisible;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        Err(_) => PidCheck::NotVisible,
+        Ok(cgroup) if cgroup.contains(container_id) => PidCheck::Confirmed,
+        Ok(cgroup) => PidCheck::Foreign(cgroup.lines().next().unwrap_or_default().to_string()),
+    }
+}
+
+/// Whether process `pid` shares this process's mount namespace: `None` when that cannot be read.
+pub fn shares_mount_namespace(pid: u32) -> Option<bool> {
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok()?;
+    Some(theirs == ours)
+}
+
+/// The path this program was started as: what the kernel was given (`AT_EXECFN`), which is the
+/// path the agent ran whatever `argv[0]` says; else `/proc/self/exe` (symlinks resolved).
+pub fn exec_path() -> Option<PathBuf> {
+    // SAFETY: getauxval reads the auxiliary vector the kernel set up; AT_EXECFN, when present, is
+    // the address of a NUL-terminated string in the initial stack that lives as long as the process.
+    let execfn = unsafe { nix::libc::getauxval(nix::libc::AT_EXECFN) };
+    if execfn != 0 {
+        // SAFETY: see above: a valid, NUL-terminated, never freed string.
+        let bytes = unsafe { std::ffi::CStr::from_ptr(execfn as *const nix::libc::c_char) };
+        let path = PathBuf::from(OsStr::from_bytes(bytes.to_bytes()));
+        if path.is_absolute() {
+            return Some(path);
+        }
+    }
+    std::fs::read_link("/proc/self/exe").ok()
+}
+
+/// The file this process runs, as this process sees it (`/proc/self/exe`). A bind-mounted file
+/// whose host file was since replaced reads as `<path> (deleted)`: the path is still where it
+/// is mounted.
+pub fn own_binary() -> io::Result<PathBuf> {
+    let path = std::fs::read_link("/proc/self/exe")?;
+    let text = path.as_os_str().as_bytes();
+    Ok(match text.strip_suffix(b" (deleted)") {
+        Some(live) => PathBuf::from(OsStr::from_bytes(live)),
+        None => path,
+    })
+}
+
+/// Whether two paths are the same file: (device, inode).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The mount points listed in a `/proc/<pid>/mountinfo`, with the root of each mount within its
+/// filesystem: `(root, mount point)`.
+pub fn mounts(mountinfo: &str) -> impl Iterator<Item = (&str, &str)> {
+    mountinfo.lines().filter_map(|line| {
+        // Field 4 is the root of the mount within its filesystem, field 5 the mount point.
+        let mut fields = line.split_whitespace();
+        let root = fields.nth(3)?;
+        Some((root, fields.next()?))
+    })
+}
+
+/// Whether `path` is a mount point in `mountinfo`.
+pub fn is_mount_point(mountinfo: &str, path: &Path) -> bool {
+    let path = path.to_string_lossy();
+    mounts(mountinfo).any(|(_, target)| unescape_octal(target) == path)
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\040`-style octal escapes.
+fn unescape_octal(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        if let (b'\\', Some(digits)) = (bytes[i], octal) {
+            let value = digits.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+            if let Ok(v) = u8::try_from(value) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Finds `/containers/<64 hex>/{hostname,hosts,resolv.conf}` as the root of a mount: the bind
+/// mounts Docker makes for every container, there even with host networking, where `HOSTNAME`
+/// is the host's name.
+pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
+    mounts(mountinfo).find_map(|(root, target)| {
+        if !matches!(target, "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf") {
+            return None;
+        }
+        let mut parts = root.rsplit('/');
+        let _file = parts.next()?;
+        let id = parts.next()?;
+        (parts.next()? == "containers" && is_container_id(id)).then(|| id.to_string())
+    })
+}
+
+/// Finds the container ID in a `/proc/<pid>/cgroup` (`/docker/<id>`, `docker-<id>.scope`, ...).
+pub fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|line| {
+        let path = line.splitn(3, ':').nth(2)?;
+        path.split('/').rev().find_map(|part| {
+            let part = part.strip_prefix("docker-").unwrap_or(part);
+            let part = part.strip_suffix(".scope").unwrap_or(part);
+            is_container_id(part).then(|| part.to_string())
+        })
+    })
+}
+
+/// The ID of the Docker container this process runs in (`None`: on the host), from its
+/// mountinfo, else its cgroup path.
+pub fn own_container_id() -> io::Result<Option<String>> {
+    let mountinfo = read_self("mountinfo")?;
+    if let Some(id) = container_id_in_mountinfo(&mountinfo) {
+        return Ok(Some(id));
+    }
+    Ok(container_id_in_cgroup(&read_self("cgroup")?))
+}
+
+/// A pidfd: a handle on one process that no pid reuse can redirect (Linux 5.3 and later).
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Opens a pidfd on `pid`. `ESRCH`: no such process here; `ENOSYS`: a kernel before 5.3.
+    pub fn open(pid: u32) -> io::Result<Pidfd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; nothing
+        // is borrowed.
+        let fd =
+            unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as nix::libc::pid_t, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel returned a new descriptor that nothing else owns.
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    /// Opens a pidfd on the process `identity` names, and only on it: `None` when that process
+    /// is gone (its pid free or reused). The start time is checked after the open, so the pidfd
+    /// cannot hold a process that took the pid over.
+    pub fn open_identity(identity: &ProcessIdentity) -> io::Result<Option<Pidfd>> {
+        let pidfd = match Pidfd::open(identity.pid) {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok((ProcessIdentity::of(identity.pid) == Some(*identity)).then_some(pidfd))
+    }
+
+    pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
+        // SAFETY: the descriptor is ours and open; a null siginfo asks for a plain kill().
+        let r = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal as nix::libc::c_int,
+                std::ptr::null::<nix::libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Whether the process has exited (its pidfd is readable), without waiting.
+    pub fn has_exited(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+    }
+}
+
+impl AsFd for Pidfd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Pidfd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// How often a watch without pidfds (kernels before 5.3) looks at the process.
+pub const WATCH_POLL: Duration = Duration::from_millis(500);
+
+/// One process watched until it exits, and signalled, by its identity: with a pidfd, which
+/// costs nothing while it waits, or where the kernel has none by a look at `/proc` every
+/// [`WATCH_POLL`].
+pub enum ExitWatch {
+    Pidfd(tokio::io::unix::AsyncFd<Pidfd>),
+    Poll(ProcessIdentity),
+}
+
+impl ExitWatch {
+    /// Starts watching the process `identity` names; `Ok(None)` when it is already gone.
+    pub fn open(identity: &ProcessIdentity) -> io::Result<Option<ExitWatch>> {
+        match Pidfd::open_identity(identity) {
+            Ok(Some(pidfd)) => {
+                // SAFETY: the `Pidfd` owns its descriptor and is owned by the `AsyncFd`, so the
+                // descriptor stays open and the same for the registration's whole life.
+                let fd = unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        pidfd,
+                        tokio::io::Interest::READABLE,
+                    )
+                }?;
+                Ok(Some(ExitWatch::Pidfd(fd)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => {
+                Ok((ProcessIdentity::of(identity.pid) == Some(*identity))
+                    .then_some(ExitWatch::Poll(*identity)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves once the process has exited.
+    pub async fn exited(&mut self) {
+        match self {
+            ExitWatch::Pidfd(fd) => {
+                // A pidfd becomes readable, for good, once its process has exited; the readiness
+                // is kept, so a second wait returns at once.
+                let _ = fd.readable().await;
+            }
+            ExitWatch::Poll(identity) => {
+                while ProcessIdentity::of(identity.pid) == Some(*identity) {
+                    tokio::time::sleep(WATCH_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to the process, never to another that took its pid over.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        match self {
+            ExitWatch::Pidfd(fd) => fd.get_ref().send_signal(signal),
+            ExitWatch::Poll(identity) => {
+                if ProcessIdentity::of(identity.pid) != Some(*identity) {
+                    return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
+                }
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(identity.pid as i32), signal)
+                    .map_err(io::Error::from)
+            }
+        }
+    }
+}
+
+/// Monotonic nanoseconds since boot (`CLOCK_MONOTONIC`): comparable between processes, which is
+/// what the benchmark harness needs of the timings the shim logs.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "a6941e8119eb320b59faf759022b09c29a1ed00773c8ffd89aac98b8cd01b236";
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let stat = "4242 (my (odd) cmd) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(
+            ProcStat::parse(stat),
+            Some(ProcStat {
+                state: 'S',
+                ppid: 17,
+                start: 987654
+            })
+        );
+        assert_eq!(ProcStat::parse("garbage"), None);
+    }
+
+    #[test]
+    fn an_identity_survives_only_as_long_as_the_process() {
+        let me = ProcessIdentity::current().unwrap();
+        assert_eq!(me.to_string().parse::<ProcessIdentity>(), Ok(me));
+        assert_eq!(me.liveness(true), Some(true));
+        let reused = ProcessIdentity {
+            start: me.start + 1,
+            ..me
+        };
+        assert_eq!(reused.liveness(true), Some(false), "same pid, other start");
+        let gone = ProcessIdentity {
+            pid: 4194305,
+            start: 1,
+        };
+        assert_eq!(gone.liveness(true), Some(false));
+        assert_eq!(gone.liveness(false), None, "invisible is not dead");
+        assert!("garbage".parse::<ProcessIdentity>().is_err());
+        assert!(
+            "0:5".parse::<ProcessIdentity>().is_err(),
+            "pid 0 is no process"
+        );
+    }
+
+    #[test]
+    fn a_pid_is_judged_gone_only_where_host_pids_are_visible() {
+        assert!(process_gone(4194305, true));
+        assert!(!process_gone(4194305, false));
+        assert!(!process_gone(std::process::id(), true));
+        assert!(!process_gone(u32::MAX, true), "not a pid at all");
+    }
+
+    #[test]
+    fn finds_the_container_in_mountinfo() {
+        let mountinfo = format!(
+            "69 50 0:60 / / rw,relatime - overlay overlay rw\n\
+             86 69 254:0 /var/lib/docker/containers/{ID}/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(container_id_in_mountinfo(&mountinfo).as_deref(), Some(ID));
+        assert_eq!(
+            container_id_in_mountinfo("22 1 0:21 / /proc rw - proc proc rw\n"),
+            None
+        );
+        // A container's ID-shaped directory mounted elsewhere is not evidence.
+        let elsewhere = format!(
+            "86 69 254:0 /var/lib/docker/containers/{ID}/hostname /data/hostname rw - ext4 x rw\n"
+        );
+        assert_eq!(container_id_in_mountinfo(&elsewhere), None);
+    }
+
+    #[test]
+    fn finds_the_container_in_cgroup_paths() {
+        assert_eq!(
+            container_id_in_cgroup(&format!("9:pids:/docker/{ID}\n")).as_deref(),
+            Some(ID)
+        );
+        assert_eq!(
+            container_id_in_cgroup(&format!("0::/system.slice/docker-{ID}.scope\n")).as_deref(),
+            Some(ID)
+        );
+        assert_eq!(container_id_in_cgroup("0::/\n"), None);
+        assert_eq!(
+            container_id_in_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_mount_point_is_matched_exactly_and_escapes_are_read() {
+        let mountinfo = "87 67 0:46 / /run/mesos-executor-shim/sibling ro - tmpfs tmpfs rw\n\
+                         88 67 254:0 /srv/a\\040b /opt/a\\040b ro - ext4 /dev/vda rw\n";
+        assert!(is_mount_point(
+            mountinfo,
+            Path::new("/run/mesos-executor-shim/sibling")
+        ));
+        assert!(!is_mount_point(
+            mountinfo,
+            Path::new("/run/mesos-executor-shim")
+        ));
+        assert!(is_mount_point(mountinfo, Path::new("/opt/a b")));
+    }
+
+    #[test]
+    fn a_pid_outside_this_namespace_or_container_is_not_confirmed() {
+        assert!(matches!(
+            check_pid_belongs_to(std::process::id(), ID),
+            PidCheck::Foreign(_)
+        ));
+        assert_eq!(
+            check_pid_belongs_to(i32::MAX as u32, ID),
+            PidCheck::NotVisible
+        );
+    }
+
+    #[test]
+    fn a_pidfd_holds_its_process_and_sees_it_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let identity = ProcessIdentity::of(child.id()).unwrap();
+        let pidfd = Pidfd::open_identity(&identity).unwrap().expect("alive");
+        assert!(!pidfd.has_exited());
+        let stale = ProcessIdentity {
+            start: identity.start + 1,
+            ..identity
+        };
+        assert!(
+            Pidfd::open_identity(&stale).unwrap().is_none(),
+            "a reused pid is not the process"
+        );
+        pidfd.send_signal(Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(pidfd.has_exited());
+        assert!(Pidfd::open_identity(&identity).unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_exit_watch_resolves_when_its_process_exits() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let identity = ProcessIdentity::of(child.id()).unwrap();
+        let mut watch = ExitWatch::open(&identity).unwrap().expect("alive");
+        watch.signal(Signal::SIGTERM).unwrap();
+        // The child is ours: reap it so that it exits for good rather than lingering a zombie.
+        let reaper = std::thread::spawn(move || child.wait());
+        tokio::time::timeout(Duration::from_secs(10), watch.exited())
+            .await
+            .expect("the watch saw the exit");
+        reaper.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn this_program_knows_the_path_it_was_started_as() {
+        let path = exec_path().unwrap();
+        assert!(path.is_absolute());
+        assert!(same_file(&path, Path::new("/proc/self/exe")));
+    }
+}

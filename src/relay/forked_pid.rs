@@ -1,0 +1,108 @@
+//! Keeping `forked.pid`: the agent's checkpoint of the pid it forked, pointed at the sibling's
+//! process so that a restarted agent finds the executor, and guarded for a bounded window.
+
+use std::path::Path;
+
+use crate::error::{fail, Classify, Failure, ShimError};
+use crate::failpoint;
+use crate::mesos::checkpoint::{self, ForkedPidGuard, HostPid, PidFile, StagedWrite};
+use crate::proc::{process_gone, PidCheck};
+use crate::relay::supervise::{HostProcesses, LaunchPlan};
+
+/// How often the launch looks for the agent's own forked.pid while it waits for it (bounded by
+/// `forked_pid_timeout`; a 1.x agent writes it before the shim even starts).
+const FORKED_PID_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits (bounded) for the agent's own forked.pid, replaces it with the sibling's pid, verifies
+/// it, and returns the guard that undoes other writes for a bounded window. Without the agent's
+/// file after the wait, it is written anyway if the agent made its directory, and guarded long
+/// enough for an old agent's late write to be undone. A pid that is no longer the sibling's
+/// (the executor has exited) is never written.
+pub async fn take_over<H: HostProcesses>(
+    host: &H,
+    plan: &LaunchPlan,
+    pid: HostPid,
+    sibling_id: &str,
+) -> Result<ForkedPidGuard, ShimError> {
+    let path = plan.forked_pid.as_path();
+    let timeout = plan.forked_pid_timeout;
+    let found = checkpoint::wait_for_pid_file(path, timeout, FORKED_PID_POLL)
+        .await
+        .classify(Failure::Software)?;
+    if !found {
+        tracing::warn!(path = %path.display(), ?timeout, "the agent has not checkpointed forked.pid; writing it for the sibling");
+    }
+    let dir = path.parent().expect("forked.pid has a directory");
+    if !dir.is_dir() {
+        return Err(fail(
+            Failure::Software,
+            format!(
+                "checkpointing is on (MESOS_CHECKPOINT=1) but the agent's directory {} does not exist after {:?}; \
+                 check that the shim sees the agent's work_dir at the same path, or raise forked_pid_timeout",
+                dir.display(),
+                timeout
+            ),
+        ));
+    }
+    let window = if found {
+        plan.forked_pid_guard
+    } else {
+        timeout.max(plan.forked_pid_guard)
+    };
+    // Watching starts before the write, so that a write racing it is seen.
+    let guard = ForkedPidGuard::new(path, window);
+    failpoint!(plan.pause_at, BeforeCheckpoint);
+    if host.confirm(pid, sibling_id) == PidCheck::Confirmed {
+        remove_stale_temp_files(path);
+        let staged =
+            StagedWrite::stage(path, pid.to_string().as_bytes()).classify(Failure::Software)?;
+        failpoint!(plan.pause_at, DuringCheckpoint);
+        staged.commit().classify(Failure::Software)?;
+    }
+    // Read back, and put right whatever raced the write.
+    keep_naming(host, path, pid, sibling_id).classify(Failure::Software)?;
+    tracing::info!(path = %path.display(), host_pid = pid.get(), "forked.pid now names the sibling");
+    failpoint!(plan.pause_at, AfterCheckpoint);
+    Ok(guard)
+}
+
+/// The relay sees host pids (it has just confirmed the sibling's), so a temp file whose writer
+/// is missing here was left by a shim that died mid-write.
+fn remove_stale_temp_files(path: &Path) {
+    checkpoint::remove_stale_temp_files(path, |writer| process_gone(writer, true));
+}
+
+/// Makes forked.pid hold the sibling's pid, as long as that pid is still the sibling's, and
+/// verifies it by reading it back. Returns whether it had to write.
+pub fn keep_naming<H: HostProcesses>(
+    host: &H,
+    path: &Path,
+    pid: HostPid,
+    sibling_id: &str,
+) -> std::io::Result<bool> {
+    remove_stale_temp_files(path);
+    let mut wrote = false;
+    for _ in 0..3 {
+        match checkpoint::read_pid_file(path)? {
+            PidFile::Pid(p) if p == pid.get() => return Ok(wrote),
+            other => {
+                if host.confirm(pid, sibling_id) != PidCheck::Confirmed {
+                    // The executor has exited; its exit is on its way to the shim.
+                    return Ok(wrote);
+                }
+                if other != PidFile::Absent {
+                    tracing::info!(path = %path.display(), found = ?other, host_pid = pid.get(), "pointing forked.pid at the sibling");
+                }
+                checkpoint::write_pid_file(path, pid)?;
+                wrote = true;
+            }
+        }
+    }
+    match checkpoint::read_pid_file(path)? {
+        PidFile::Pid(p) if p == pid.get() => Ok(wrote),
+        other => Err(std::io::Error::other(format!(
+            "{} keeps changing (now {other:?})",
+            path.display()
+        ))),
+    }
+}

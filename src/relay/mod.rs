@@ -1,0 +1,123 @@
+//! The relay: one executor launch, from the agent's fork to the executor's exit.
+//!
+//! - [`launch`]: what the agent handed the shim, read and validated before anything is made.
+//! - [`prepare`]: reach Docker, find the agent container, decide the sibling: image, host paths,
+//!   the Mesos container's cgroup to join, the init, whether the daemon may auto-remove it.
+//! - [`supervise`]: the state machine, from creating the sibling to the executor's exit, written
+//!   against [`SiblingEngine`] and [`HostProcesses`] so that unit tests drive it with fakes.
+//! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
+//!
+//! A signal from the agent is acted on at once in every phase: before the sibling exists the
+//! launch is called off and nothing is left behind.
+
+pub mod forked_pid;
+pub mod launch;
+pub mod prepare;
+pub mod supervise;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use futures_util::{Stream, StreamExt};
+use nix::sys::signal::Signal;
+
+use crate::config::Settings;
+use crate::error::ShimError;
+use crate::mesos::cgroups;
+use crate::sibling::engine::{CreateError, Engine, ExitWait, WaitError, WaitFor};
+use crate::sibling::inventory;
+
+pub use launch::Launch;
+pub use supervise::{
+    status_of_signal, HostProcesses, LaunchPlan, RealHost, SiblingEngine, SiblingProcess,
+};
+
+/// How long a launch waits for an unreachable daemon before failing (the task fails fast and
+/// says why, rather than hanging until the agent's executor registration timeout).
+pub const DOCKER_PATIENCE: Duration = Duration::from_secs(8);
+
+/// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
+/// cgroups before it removes the parents the runtime made.
+const CGROUP_CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs the launch and returns the exit status to leave with: the executor's own.
+/// `signals` carries the signals the shim received, to be passed on to the executor.
+pub async fn run(
+    launch: Launch,
+    settings: &Settings,
+    mut signals: impl Stream<Item = Signal> + Unpin,
+) -> Result<u8, ShimError> {
+    let run = &launch.run;
+    tracing::info!(
+        container_id = run.container_id,
+        executor_id = run.executor_id,
+        framework_id = run.framework_id,
+        checkpointing = launch.checkpointing,
+        "relaying executor launch to a sibling container"
+    );
+    // Nothing exists yet: a signal here calls the launch off with nothing to undo.
+    let prepared = tokio::select! {
+        biased;
+        Some(signal) = signals.next() => {
+            tracing::info!(signal = signal.as_str(), "signal before the sibling was created: the launch is called off");
+            return Ok(status_of_signal(signal));
+        }
+        prepared = async {
+            let engine = Engine::connect(&settings.docker_host, DOCKER_PATIENCE).await?;
+            let prepared = prepare::prepare(&launch, settings, &engine).await?;
+            Ok::<_, ShimError>((engine, prepared))
+        } => prepared?,
+    };
+    let (engine, prepared) = prepared;
+    let plan = LaunchPlan {
+        checkpointing: launch.checkpointing,
+        forked_pid: run.forked_pid_path(),
+        forked_pid_timeout: settings.forked_pid_timeout,
+        forked_pid_guard: settings.forked_pid_guard,
+        exit_record: run.exit_record_path(),
+        sweep: Some(prepared.work_dir_host.clone()),
+        #[cfg(feature = "failpoints")]
+        pause_at: settings.pause_at,
+    };
+    let endpoint = settings.docker_host.clone();
+    let connect = async || Engine::connect(&endpoint, supervise::FINISH_PATIENCE).await;
+    let outcome =
+        supervise::supervise(connect, engine, &RealHost, &prepared.spec, &plan, signals).await;
+    cgroups::remove_when_empty(&prepared.cgroups_made_for_sibling, CGROUP_CLEANUP_PATIENCE).await;
+    outcome
+}
+
+impl SiblingEngine for Engine {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        self.inspect_container(name).await
+    }
+
+    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
+        Engine::create(self, name, body).await
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), ShimError> {
+        Engine::pull(self, image).await
+    }
+
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+        Engine::wait(self, id, condition).await
+    }
+
+    async fn start(&self, id: &str) -> anyhow::Result<()> {
+        Engine::start(self, id).await
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+        Engine::kill(self, id, signal).await
+    }
+
+    async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        Engine::remove(self, id).await
+    }
+
+    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
+        inventory::sweep(self, work_dir_host).await
+    }
+}

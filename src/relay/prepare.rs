@@ -1,0 +1,226 @@
+//! Everything decided before the sibling is created: where the shim runs, what the daemon is,
+//! where the sibling's files and cgroups come from, and so the whole [`SiblingSpec`].
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::error::{fail, Classify, Failure, ShimError};
+use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
+use crate::mesos::executor::{flag, ExecutorKind};
+use crate::proc::ProcessIdentity;
+use crate::relay::launch::Launch;
+use crate::sibling::agent::{AgentContainer, PidNamespace};
+use crate::sibling::engine::{DaemonFacts, Engine};
+use crate::sibling::placement::{self, AutoRemove, InitBinary, Placement, SIBLING_DOCKER_SOCKET};
+use crate::sibling::spec::{self, SiblingSpec, SpecInputs};
+
+pub const PID_HOST_NEEDED: &str =
+    "the agent container does not share the host's PID namespace, so the agent could not \
+     follow the executor's host pid: run the agent container with --pid=host";
+
+/// A launch ready to create its sibling.
+pub struct Prepared {
+    pub spec: SiblingSpec,
+    /// The host path behind the work_dir: whose left-behind siblings the launch sweeps.
+    pub work_dir_host: PathBuf,
+    /// Cgroups the sibling's runtime will make and nobody else would remove (see
+    /// [`cgroups::hierarchies_without`]), noted before the sibling exists.
+    pub cgroups_made_for_sibling: Vec<PathBuf>,
+}
+
+/// Decides the sibling from the launch, the settings and what the daemon (`engine`) and `/proc`
+/// say. Asks the daemon one thing: the agent container's own description, when there is one.
+pub async fn prepare(
+    launch: &Launch,
+    settings: &Settings,
+    engine: &Engine,
+) -> Result<Prepared, ShimError> {
+    let run = &launch.run;
+    if !run.sandbox.is_dir() {
+        return Err(fail(
+            Failure::Usage,
+            format!(
+                "the sandbox {} does not exist: the agent makes it before it launches an executor; check \
+                 that the shim sees the agent's work_dir at the same path",
+                run.sandbox.display()
+            ),
+        ));
+    }
+    let agent = AgentContainer::discover(engine)
+        .await
+        .classify(Failure::Unavailable)?;
+    if let Some(agent) = &agent {
+        match agent.pid_namespace() {
+            PidNamespace::Host => {}
+            PidNamespace::Private => return Err(fail(Failure::Config, PID_HOST_NEEDED)),
+            PidNamespace::Unknown(mode) => tracing::info!(
+                pid_mode = mode,
+                "the agent container shares another container's PID namespace; the sibling's pid is \
+                 checked before it is checkpointed"
+            ),
+        }
+    }
+    let own_binary = crate::proc::own_binary().map_err(|e| {
+        fail(
+            Failure::Software,
+            format!("cannot read /proc/self/exe: {e}"),
+        )
+    })?;
+    let placement = Placement::resolve(settings, agent.as_ref(), &run.work_dir, &own_binary);
+    let resolved = placement.clone().complete().classify(Failure::Config)?;
+    let sandbox_host = placement
+        .host_path(&run.sandbox)
+        .classify(Failure::Config)?;
+    let forked_pid_host = placement
+        .host_path(&run.forked_pid_path())
+        .classify(Failure::Config)?;
+    let volumes = run.work_dir.join("volumes");
+    let volumes = if volumes.is_dir() {
+        Some((
+            placement.host_path(&volumes).classify(Failure::Config)?,
+            volumes,
+        ))
+    } else {
+        None
+    };
+
+    let executor_path = real_executor(launch, settings);
+    let mut executor = vec![executor_path.display().to_string()];
+    executor.extend(launch.executor_args.iter().cloned());
+    let docker_socket = if placement::gets_docker_socket(launch.kind, settings) {
+        let target = match (launch.kind, flag(&launch.executor_args, "docker_socket")) {
+            // The docker executor runs the task container through the socket its flag names.
+            (ExecutorKind::Docker, Some(socket)) => absolute_flag("docker_socket", socket)?,
+            _ => PathBuf::from(SIBLING_DOCKER_SOCKET),
+        };
+        resolved
+            .docker_socket_host
+            .clone()
+            .map(|host| (host, target))
+    } else {
+        None
+    };
+    let sandbox_aliases = match (
+        launch.kind,
+        flag(&launch.executor_args, "sandbox_directory"),
+    ) {
+        (ExecutorKind::Docker, Some(dir)) => vec![absolute_flag("sandbox_directory", dir)?],
+        _ => Vec::new(),
+    };
+
+    let (env, not_utf8) = spec::executor_environment(&launch.env);
+    if !not_utf8.is_empty() {
+        tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
+    }
+    let cgroup_parent = cgroup_parent(engine.facts(), &run.container_id, settings)?;
+    let cgroups_made_for_sibling = cgroup_parent
+        .as_deref()
+        .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
+        .unwrap_or_default();
+    let auto_remove = match placement::auto_remove(engine.facts()) {
+        AutoRemove::Safe => true,
+        AutoRemove::Unsafe(why) => {
+            tracing::debug!(
+                reason = why,
+                "the sibling is made without auto-remove; the shim removes it after its exit"
+            );
+            false
+        }
+    };
+    let (init_path, init_host_file) = match &resolved.init {
+        InitBinary::InImage(path) => (path.clone(), None),
+        InitBinary::HostFile(host) => (
+            resolved.init.path_in_sibling().to_path_buf(),
+            Some(host.clone()),
+        ),
+    };
+    let spec = SiblingSpec::build(&SpecInputs {
+        run,
+        kind: launch.kind,
+        settings,
+        image: resolved.image,
+        executor,
+        env,
+        user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+        init_path,
+        init_host_file,
+        sandbox_host,
+        sandbox_aliases,
+        volumes,
+        docker_socket,
+        work_dir_host: resolved.work_dir_host.clone(),
+        forked_pid_host,
+        shim: ProcessIdentity::current(),
+        agent: launch.agent,
+        cgroup_parent,
+        auto_remove,
+    });
+    Ok(Prepared {
+        spec,
+        work_dir_host: resolved.work_dir_host,
+        cgroups_made_for_sibling,
+    })
+}
+
+/// The real executor in the sibling's image: the configured path for this executor, else the
+/// path the agent ran, which holds the stock executor in an agent image (a bind-mounted shim is
+/// not part of the image; a baked one hands over to `<path>.real`, see
+/// [`crate::mesos::executor::executor_to_run`]).
+fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
+    let configured = match launch.kind {
+        ExecutorKind::Command => &settings.executor,
+        ExecutorKind::Docker => &settings.docker_executor,
+    };
+    configured
+        .clone()
+        .unwrap_or_else(|| launch.kind.path_the_agent_ran(launch.exec_path.as_deref()))
+}
+
+/// A path flag of the executor's, which must be absolute to mean the same in the sibling.
+fn absolute_flag(name: &str, value: &str) -> Result<PathBuf, ShimError> {
+    let path = PathBuf::from(value);
+    if !path.is_absolute() {
+        return Err(fail(
+            Failure::Usage,
+            format!("--{name}={value:?} is not an absolute path; the agent passes absolute paths"),
+        ));
+    }
+    Ok(path)
+}
+
+/// Where the sibling's cgroups go: under the Mesos container's, when the linux launcher put the
+/// shim in one and Docker can follow (see [`cgroups`]); otherwise Docker's, said once in the log.
+fn cgroup_parent(
+    facts: &DaemonFacts,
+    container_id: &str,
+    settings: &Settings,
+) -> Result<Option<String>, ShimError> {
+    let own = crate::proc::read_self("cgroup").classify(Failure::Software)?;
+    match cgroups::decide(
+        &own,
+        container_id,
+        &facts.cgroup_driver,
+        settings.mesos_cgroups,
+    ) {
+        CgroupPlacement::UnderMesosContainer { parent } => {
+            tracing::info!(
+                cgroup_parent = parent,
+                "placing the sibling under the Mesos container's cgroup"
+            );
+            if cgroups::memory_limits_hold_below(Path::new(cgroups::V1_MOUNT)) == Some(false) {
+                tracing::warn!("{}", cgroups::NO_MEMORY_HIERARCHY_MEANS);
+            }
+            Ok(Some(parent))
+        }
+        CgroupPlacement::DockerDefault(
+            why @ (DockerPlacementReason::NoMesosCgroup | DockerPlacementReason::CgroupsV2),
+        ) => {
+            tracing::info!(reason = %why, "keeping Docker's cgroup placement");
+            Ok(None)
+        }
+        CgroupPlacement::DockerDefault(why) => {
+            tracing::warn!(reason = %why, "keeping Docker's cgroup placement: {}", cgroups::DEFAULT_PLACEMENT_MEANS);
+            Ok(None)
+        }
+    }
+}

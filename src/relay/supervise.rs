@@ -1,0 +1,706 @@
+//! The state machine of one launch, written against [`SiblingEngine`] (the daemon) and
+//! [`HostProcesses`] (`/proc` and pidfds), so that unit tests drive it with fakes. Its phases,
+//! and how a signal from the agent is acted on in each, at once:
+//!
+//! 1. **Take on the sibling**: create `executor-mesos-<CID>` (or adopt a running one of this
+//!    run), register the wait for its exit with the daemon *before* starting it, start it. A
+//!    signal calls the launch off: a sibling this shim made is removed, and the shim leaves with
+//!    the status the signal would have given the executor.
+//! 2. **Sight its process**: the host pid Docker reports, confirmed as the sibling's and held by a
+//!    pidfd. Signals go through the daemon; an exit comes through the registered wait.
+//! 3. **Run**: forked.pid points at the sibling's process and is guarded for a window; siblings
+//!    left behind by gone shims are swept; then the daemon is let go. Signals go straight to the
+//!    process (the sibling's init, which passes them to the executor), its exit is seen through
+//!    the pidfd, and its status is read from the init's exit record: a daemon restart, a stale
+//!    socket or a daemon away for an hour changes nothing here.
+//! 4. **Finish**: the sibling is removed when the daemon answers (else by the next launch on the
+//!    host, or `gc`), and the shim leaves with the executor's status.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use futures_util::{Stream, StreamExt};
+use nix::sys::signal::Signal;
+
+use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
+use crate::failpoint;
+use crate::mesos::checkpoint::{ForkedPidGuard, HostPid};
+use crate::proc::PidCheck;
+use crate::relay::forked_pid;
+use crate::relay::prepare::PID_HOST_NEEDED;
+use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
+use crate::sibling::labels;
+use crate::sibling::protocol::ExitRecord;
+use crate::sibling::spec::{plan_for_existing, ExistingPlan, SiblingSpec, SiblingState};
+
+/// How long a sibling that Docker reports running but whose pid cannot be confirmed is given to
+/// report its exit. Under load the daemon learns of an exit late: an executor that exited at once
+/// still shows as running while its pid is gone. Only if no exit comes is it a misconfiguration.
+const UNCONFIRMED_PID_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the launch's sweep of left-behind siblings may take before it is dropped.
+const SWEEP_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the shim, its executor gone, waits for the daemon to remove the sibling (or to
+/// tell an exit status the init could not record): the status is known, so no longer.
+pub const FINISH_PATIENCE: Duration = Duration::from_secs(5);
+
+/// What the launch does besides running the sibling: checkpointing, the sweep, pause points.
+#[derive(Debug, Clone)]
+pub struct LaunchPlan {
+    /// `MESOS_CHECKPOINT=1`: point the agent's forked.pid at the sibling.
+    pub checkpointing: bool,
+    pub forked_pid: PathBuf,
+    pub forked_pid_timeout: Duration,
+    pub forked_pid_guard: Duration,
+    /// Where the sibling's init records the executor's exit.
+    pub exit_record: PathBuf,
+    /// Sweep the siblings of this work_dir (host path) that their gone shims left behind.
+    pub sweep: Option<PathBuf>,
+    /// Test builds only: the step at which the launch holds (see [`crate::failpoint`]).
+    #[cfg(feature = "failpoints")]
+    pub pause_at: Option<crate::failpoint::PausePoint>,
+}
+
+/// What the relay asks of the container engine about its sibling.
+// The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
+#[allow(async_fn_in_trait)]
+pub trait SiblingEngine {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
+    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError>;
+    /// Pulls a missing image once; the error says what to do.
+    async fn pull(&self, image: &str) -> Result<(), ShimError>;
+    /// Returns once the daemon has registered the wait.
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError>;
+    async fn start(&self, id: &str) -> anyhow::Result<()>;
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()>;
+    /// Removes a container whatever its state; one that is already gone is not an error.
+    async fn remove(&self, id: &str) -> anyhow::Result<()>;
+    /// Removes the siblings of the work_dir at `work_dir_host` that gone shims left behind
+    /// (see [`crate::sibling::inventory::sweep`]); returns how many.
+    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize>;
+}
+
+impl<T: SiblingEngine> SiblingEngine for &T {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        (**self).inspect(name).await
+    }
+    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
+        (**self).create(name, body).await
+    }
+    async fn pull(&self, image: &str) -> Result<(), ShimError> {
+        (**self).pull(image).await
+    }
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+        (**self).wait(id, condition).await
+    }
+    async fn start(&self, id: &str) -> anyhow::Result<()> {
+        (**self).start(id).await
+    }
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+        (**self).kill(id, signal).await
+    }
+    async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        (**self).remove(id).await
+    }
+    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
+        (**self).sweep(work_dir_host).await
+    }
+}
+
+/// What the relay asks of the host about its sibling's process: `/proc` and pidfds, no Docker.
+#[allow(async_fn_in_trait)]
+pub trait HostProcesses {
+    type Process: SiblingProcess;
+    /// Whether host pid `pid` is visible here and belongs to container `container_id`.
+    fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck;
+    /// A handle on the process `pid`, taken only while it is container `container_id`'s
+    /// (`Ok(None)`: it is not, or it is gone).
+    fn watch(&self, pid: HostPid, container_id: &str) -> io::Result<Option<Self::Process>>;
+}
+
+/// The sibling's process, held for good (a pidfd): no reused pid can stand in for it.
+#[allow(async_fn_in_trait)]
+pub trait SiblingProcess {
+    /// Resolves once the process has exited.
+    async fn exited(&mut self);
+    fn signal(&self, signal: Signal) -> io::Result<()>;
+}
+
+/// The host as it is: [`crate::proc`].
+pub struct RealHost;
+
+impl HostProcesses for RealHost {
+    type Process = crate::proc::ExitWatch;
+
+    fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck {
+        crate::proc::check_pid_belongs_to(pid.get(), container_id)
+    }
+
+    fn watch(&self, pid: HostPid, container_id: &str) -> io::Result<Option<Self::Process>> {
+        let Some(identity) = crate::proc::ProcessIdentity::of(pid.get()) else {
+            return Ok(None);
+        };
+        let Some(watch) = crate::proc::ExitWatch::open(&identity)? else {
+            return Ok(None);
+        };
+        // Checked again once held: the pid is the sibling's, and the handle is on that process.
+        Ok((self.confirm(pid, container_id) == PidCheck::Confirmed).then_some(watch))
+    }
+}
+
+impl SiblingProcess for crate::proc::ExitWatch {
+    async fn exited(&mut self) {
+        crate::proc::ExitWatch::exited(self).await
+    }
+
+    fn signal(&self, signal: Signal) -> io::Result<()> {
+        crate::proc::ExitWatch::signal(self, signal)
+    }
+}
+
+/// The sibling this shim looks after.
+#[derive(Debug, Clone)]
+struct Sibling {
+    id: String,
+    name: String,
+    created_here: bool,
+}
+
+/// The status a process killed by `signal` leaves with, as a shell and Docker report it.
+pub fn status_of_signal(signal: Signal) -> u8 {
+    u8::try_from(128 + signal as i32).unwrap_or(255)
+}
+
+/// Runs the launch to the executor's exit and returns its status. `engine` is the launch's
+/// connection, let go once the sibling runs; `connect` makes a new one afterwards.
+pub async fn supervise<E, H>(
+    connect: impl AsyncFn() -> Result<E, ShimError>,
+    engine: E,
+    host: &H,
+    spec: &SiblingSpec,
+    plan: &LaunchPlan,
+    mut signals: impl Stream<Item = Signal> + Unpin,
+) -> Result<u8, ShimError>
+where
+    E: SiblingEngine,
+    H: HostProcesses,
+{
+    // 1. Take on the sibling; a signal calls the launch off.
+    let taken = tokio::select! {
+        biased;
+        Some(signal) = signals.next() => {
+            tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
+            call_off(&engine, spec).await;
+            return Ok(status_of_signal(signal));
+        }
+        taken = take_on(&engine, spec, plan) => taken?,
+    };
+    let (sibling, mut exit) = taken;
+
+    // 2. Sight its process; signals go through the daemon meanwhile.
+    let (pid, mut process) =
+        match sight(&engine, host, &sibling, &mut exit, plan, &mut signals).await {
+            Ok(Sighting::Running(pid, process)) => (pid, process),
+            Ok(Sighting::Exited(status)) => {
+                drop(engine);
+                return Ok(finish(&connect, &sibling, Some(status)).await);
+            }
+            Err(e) => {
+                remove_failed_launch(&engine, &sibling).await;
+                return Err(e);
+            }
+        };
+    tracing::info!(
+        container = sibling.name,
+        host_pid = pid.get(),
+        "sibling running"
+    );
+    // The pidfd and the exit record tell the rest: the daemon's wait, and its connection, go.
+    drop(exit);
+
+    // 3. Run: no daemon needed from here on, once the sweep is done.
+    let mut checkpoint = plan
+        .checkpointing
+        .then(|| Box::pin(forked_pid::take_over(host, plan, pid, &sibling.id)));
+    let mut guard: Option<ForkedPidGuard> = None;
+    let mut sweep = Some(Box::pin(async move {
+        if let Some(work_dir_host) = &plan.sweep {
+            match tokio::time::timeout(SWEEP_PATIENCE, engine.sweep(work_dir_host)).await {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "could not sweep the siblings left behind")
+                }
+                Err(_) => {
+                    tracing::warn!("the sweep of siblings left behind took too long; dropped")
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+        // The launch's connection to the daemon is let go here: a waiting shim holds none.
+        drop(engine);
+    }));
+    loop {
+        tokio::select! {
+            // Biased: an exit is taken before anything else, so that a sibling that has exited
+            // never gets its pid written into forked.pid.
+            biased;
+            () = process.exited() => break,
+            Some(signal) = signals.next() => {
+                tracing::info!(container = sibling.name, signal = signal.as_str(), "forwarding signal to the executor");
+                if let Err(e) = process.signal(signal) {
+                    // A process that has exited refuses; its exit is on its way.
+                    tracing::warn!(container = sibling.name, error = %e, "could not forward signal");
+                }
+            }
+            written = async { checkpoint.as_mut().expect("guarded").await }, if checkpoint.is_some() => {
+                checkpoint = None;
+                match written {
+                    Ok(g) => guard = Some(g),
+                    Err(e) => {
+                        // A launch the agent cannot recover must not leave its executor running.
+                        if sibling.created_here {
+                            let _ = process.signal(Signal::SIGKILL);
+                            process.exited().await;
+                            finish(&connect, &sibling, None).await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            changed = async { guard.as_mut().expect("guarded").changed().await }, if guard.is_some() => {
+                let outcome = changed.and_then(|changed| match changed {
+                    true => forked_pid::keep_naming(host, &plan.forked_pid, pid, &sibling.id).map(Some),
+                    false => Ok(None),
+                });
+                match outcome {
+                    // Something else wrote forked.pid and it was put right: keep watching a while.
+                    Ok(Some(true)) => guard.as_mut().expect("guarded").extend(plan.forked_pid_guard),
+                    Ok(Some(false)) => {}
+                    Ok(None) => {
+                        tracing::debug!(path = %plan.forked_pid.display(), "forked.pid guard window closed");
+                        guard = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %plan.forked_pid.display(), error = %e, "no longer guarding forked.pid");
+                        guard = None;
+                    }
+                }
+            }
+            () = async { sweep.as_mut().expect("guarded").await }, if sweep.is_some() => sweep = None,
+        }
+    }
+    drop(sweep);
+
+    // 4. Finish, with the status the init recorded.
+    let recorded = match ExitRecord::read(&plan.exit_record) {
+        Ok(record) => record.map(|r| r.status),
+        Err(e) => {
+            tracing::warn!(path = %plan.exit_record.display(), error = %e, "the exit record cannot be read");
+            None
+        }
+    };
+    Ok(finish(&connect, &sibling, recorded).await)
+}
+
+/// Creates the sibling (pulling a missing image once) or adopts a running one of this run, and
+/// for a new one registers the wait before the start, so even an executor that exits the
+/// instant it starts is caught.
+async fn take_on<E: SiblingEngine>(
+    engine: &E,
+    spec: &SiblingSpec,
+    plan: &LaunchPlan,
+) -> Result<(Sibling, ExitWait), ShimError> {
+    failpoint!(plan.pause_at, BeforeCreate);
+    let body = spec.create_body();
+    let mut replaced = false;
+    let mut pulled = false;
+    let id = loop {
+        // A record left by an earlier sibling of this run must not stand for this one's exit.
+        if let Err(e) = std::fs::remove_file(&plan.exit_record) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(fail(
+                    Failure::Software,
+                    format!("cannot remove {}: {e}", plan.exit_record.display()),
+                ));
+            }
+        }
+        match engine.create(&spec.name, &body).await {
+            Ok(id) => break id,
+            Err(CreateError::NoSuchImage) if !pulled => {
+                engine.pull(&spec.image).await?;
+                pulled = true;
+            }
+            Err(CreateError::NoSuchImage) => {
+                return Err(fail(
+                    Failure::Unavailable,
+                    format!("the image {} is still missing after a pull", spec.image),
+                ))
+            }
+            Err(CreateError::NameInUse) if !replaced => match existing(engine, spec).await? {
+                ExistingPlan::Adopt => return adopt(engine, spec).await,
+                ExistingPlan::Replace => {
+                    tracing::info!(
+                        container = spec.name,
+                        "removing the stopped leftover sibling of this run"
+                    );
+                    engine
+                        .remove(&spec.name)
+                        .await
+                        .classify(Failure::Software)?;
+                    replaced = true;
+                }
+            },
+            Err(CreateError::NameInUse) => {
+                return Err(fail(
+                    Failure::Software,
+                    format!("container {} came back after it was removed", spec.name),
+                ))
+            }
+            Err(CreateError::Other(e)) => {
+                return Err(ShimError {
+                    failure: Failure::Software,
+                    error: e,
+                })
+            }
+        }
+    };
+    let sibling = Sibling {
+        id,
+        name: spec.name.clone(),
+        created_here: true,
+    };
+    let exit = match engine.wait(&sibling.id, WaitFor::NextExit).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            remove_failed_launch(engine, &sibling).await;
+            return Err(fail(
+                Failure::Software,
+                format!("cannot wait on container {}: {e}", sibling.name),
+            ));
+        }
+    };
+    failpoint!(plan.pause_at, BeforeStart);
+    if let Err(e) = engine.start(&sibling.id).await {
+        remove_failed_launch(engine, &sibling).await;
+        let e = if format!("{e:#}").contains(&spec.entrypoint[0]) {
+            e.context(format!(
+                "the sibling's init {} is not in image {}",
+                spec.entrypoint[0], spec.image
+            ))
+        } else {
+            e
+        };
+        return Err(ShimError {
+            failure: Failure::Software,
+            error: e,
+        });
+    }
+    Ok((sibling, exit))
+}
+
+/// What to do about the container that holds the sibling's name: only one of this very run is
+/// ever touched.
+async fn existing<E: SiblingEngine>(
+    engine: &E,
+    spec: &SiblingSpec,
+) -> Result<ExistingPlan, ShimError> {
+    let container = engine
+        .inspect(&spec.name)
+        .await
+        .classify(Failure::Unavailable)?;
+    let Some(container) = container else {
+        // Removed meanwhile: make it anew.
+        return Ok(ExistingPlan::Replace);
+    };
+    let container_labels = container
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let ours = [
+        labels::LABEL_MANAGED,
+        labels::LABEL_AGENT_ID,
+        labels::LABEL_FRAMEWORK_ID,
+        labels::LABEL_EXECUTOR_ID,
+        labels::LABEL_CONTAINER_ID,
+    ]
+    .iter()
+    .all(|k| container_labels.get(*k) == spec.labels.get(*k));
+    if !ours {
+        return Err(fail(
+            Failure::Software,
+            format!(
+                "a container named {} exists but was not started by the shim for this run; \
+                 remove it (docker rm -f {0}) if it is stale",
+                spec.name
+            ),
+        ));
+    }
+    Ok(plan_for_existing(state_of(&container)))
+}
+
+fn state_of(container: &ContainerInspectResponse) -> SiblingState {
+    let status = container
+        .state
+        .as_ref()
+        .and_then(|s| s.status)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    SiblingState::from_docker(&status)
+}
+
+/// Takes on the running sibling of this run (a relaunch of the same container), rather than
+/// starting a second executor.
+async fn adopt<E: SiblingEngine>(
+    engine: &E,
+    spec: &SiblingSpec,
+) -> Result<(Sibling, ExitWait), ShimError> {
+    tracing::info!(
+        container = spec.name,
+        "adopting the running sibling of this run instead of starting a second executor"
+    );
+    let id = engine
+        .inspect(&spec.name)
+        .await
+        .classify(Failure::Unavailable)?
+        .and_then(|c| c.id)
+        .unwrap_or_else(|| spec.name.clone());
+    let exit = engine.wait(&id, WaitFor::NotRunning).await.map_err(|e| {
+        fail(
+            Failure::Software,
+            format!("cannot wait on {}: {e}", spec.name),
+        )
+    })?;
+    Ok((
+        Sibling {
+            id,
+            name: spec.name.clone(),
+            created_here: false,
+        },
+        exit,
+    ))
+}
+
+/// What the shim sees of its sibling once started.
+enum Sighting<P> {
+    /// Running as this host pid, confirmed through `/proc` and held.
+    Running(HostPid, P),
+    /// It has exited, with this status.
+    Exited(u8),
+}
+
+/// Reads the sibling's host pid, confirms and holds it. An exit that comes first (the executor
+/// exited the instant it started) decides; a pid that cannot be confirmed gets a bounded wait for
+/// that exit. Signals meanwhile go through the daemon.
+async fn sight<E: SiblingEngine, H: HostProcesses>(
+    engine: &E,
+    host: &H,
+    sibling: &Sibling,
+    exit: &mut ExitWait,
+    plan: &LaunchPlan,
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+) -> Result<Sighting<H::Process>, ShimError> {
+    let inspected = loop {
+        tokio::select! {
+            biased;
+            Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
+            inspected = engine.inspect(&sibling.id) => break inspected.classify(Failure::Software)?,
+        }
+    };
+    let state = inspected.and_then(|c| c.state);
+    let pid = match &state {
+        Some(s) if s.running == Some(true) => {
+            Some(s.pid.and_then(HostPid::new).ok_or_else(|| {
+                fail(
+                    Failure::Software,
+                    format!(
+                        "Docker reports container {} running without a pid",
+                        sibling.name
+                    ),
+                )
+            })?)
+        }
+        // Not running: it ran and exited before its pid could be read; its status is on its
+        // way through the wait, and no pid of it is ever checkpointed.
+        _ => None,
+    };
+    if let Some(pid) = pid {
+        let held = host.watch(pid, &sibling.id).map_err(|e| {
+            fail(
+                Failure::Software,
+                format!("cannot hold the sibling's process {pid}: {e}"),
+            )
+        })?;
+        if let Some(process) = held {
+            return Ok(Sighting::Running(pid, process));
+        }
+    }
+    let check = pid.map(|pid| (pid, host.confirm(pid, &sibling.id)));
+    if let Some((pid, check)) = &check {
+        // Its exit decides: an executor that exited shows up here too until the daemon has
+        // caught up.
+        tracing::info!(
+            container = sibling.name,
+            host_pid = pid.get(),
+            ?check,
+            "the sibling's pid cannot be confirmed yet; waiting for its exit"
+        );
+    }
+    let deadline = tokio::time::sleep(UNCONFIRMED_PID_PATIENCE);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            biased;
+            waited = &mut *exit => return exit_status(sibling, waited, plan).map(Sighting::Exited),
+            Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
+            () = &mut deadline => {
+                return Err(match check {
+                    Some((pid, PidCheck::Foreign(cgroup))) => fail(
+                        Failure::Software,
+                        format!("pid {pid} reported for {} runs in cgroup {cgroup}, not in that container", sibling.name),
+                    ),
+                    Some((pid, _)) => fail(
+                        Failure::Config,
+                        format!("the executor's host pid {pid} is not visible here: {PID_HOST_NEEDED}"),
+                    ),
+                    None => fail(Failure::Software, format!("container {} stopped, but its exit never came", sibling.name)),
+                })
+            }
+        }
+    }
+}
+
+/// A signal for a sibling whose process is not held yet: through the daemon, which delivers it
+/// to the sibling's init.
+async fn through_the_daemon<E: SiblingEngine>(engine: &E, sibling: &Sibling, signal: Signal) {
+    tracing::info!(
+        container = sibling.name,
+        signal = signal.as_str(),
+        "forwarding signal to the executor through the daemon"
+    );
+    if let Err(e) = engine.kill(&sibling.id, signal).await {
+        // A sibling that is gone or stopped refuses; its exit reaches the wait.
+        tracing::warn!(container = sibling.name, error = %format!("{e:#}"), "could not forward signal");
+    }
+}
+
+/// The status of an exit seen through the daemon's wait: the init's record if it made one,
+/// else the code Docker reports (the init's, which is the executor's).
+fn exit_status(
+    sibling: &Sibling,
+    waited: Result<i64, WaitError>,
+    plan: &LaunchPlan,
+) -> Result<u8, ShimError> {
+    if let Ok(Some(record)) = ExitRecord::read(&plan.exit_record) {
+        tracing::info!(
+            container = sibling.name,
+            status = record.status,
+            "executor exited"
+        );
+        return Ok(record.status);
+    }
+    let code = waited.map_err(|e| {
+        fail(
+            Failure::Software,
+            format!(
+                "lost the daemon while launching {}: {e}; gc removes what is left",
+                sibling.name
+            ),
+        )
+    })?;
+    tracing::info!(container = sibling.name, code, "executor exited");
+    Ok(exit_status_from_docker(code))
+}
+
+/// The executor has exited (or its launch failed): the status to leave with, once the sibling is
+/// removed if the daemon answers within [`FINISH_PATIENCE`]. `recorded`: the status the init
+/// recorded; without one (the init itself was killed) the daemon's, else 137.
+async fn finish<E: SiblingEngine>(
+    connect: &impl AsyncFn() -> Result<E, ShimError>,
+    sibling: &Sibling,
+    recorded: Option<u8>,
+) -> u8 {
+    let finished = tokio::time::timeout(FINISH_PATIENCE, async {
+        let engine = connect().await?;
+        let status = match recorded {
+            Some(status) => status,
+            // The daemon's word once the container has stopped (an inspect made while a removal
+            // is under way still reads 0); gone already: a kill, as for SIGKILL.
+            None => match engine.wait(&sibling.id, WaitFor::NotRunning).await {
+                Ok(exit) => exit.await.map(exit_status_from_docker).ok(),
+                Err(_) => None,
+            }
+            .unwrap_or_else(|| {
+                tracing::warn!(container = sibling.name, "the executor's status is unknown (its init left no record and the container is gone): reporting 137, as for a kill");
+                status_of_signal(Signal::SIGKILL)
+            }),
+        };
+        if let Err(e) = engine.remove(&sibling.id).await {
+            tracing::warn!(container = sibling.name, error = %format!("{e:#}"), "could not remove the sibling; the next launch on this host or gc will");
+        }
+        Ok::<u8, ShimError>(status)
+    })
+    .await;
+    match finished {
+        Ok(Ok(status)) => status,
+        outcome => {
+            let why = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {}s", FINISH_PATIENCE.as_secs()),
+            };
+            tracing::warn!(
+                container = sibling.name,
+                reason = why,
+                "the daemon is away: the next launch on this host, or gc, removes the sibling"
+            );
+            recorded.unwrap_or_else(|| {
+                tracing::error!(container = sibling.name, "the executor's status is unknown (its init left no record, and the daemon is away): reporting 137, as for a kill");
+                status_of_signal(Signal::SIGKILL)
+            })
+        }
+    }
+}
+
+/// Removes a sibling this shim made for a launch that failed: it must not outlive the failure.
+async fn remove_failed_launch<E: SiblingEngine>(engine: &E, sibling: &Sibling) {
+    if !sibling.created_here {
+        return;
+    }
+    if let Err(e) = engine.remove(&sibling.id).await {
+        tracing::error!(container = sibling.name, error = %format!("{e:#}"), "could not remove the sibling of a failed launch; gc will");
+    }
+}
+
+/// A launch called off by a signal: whatever this shim made goes. A create may have reached the
+/// daemon before the signal, so the name is looked up; only a container this very shim made
+/// (its identity label) is removed, never one of this run that another shim started.
+async fn call_off<E: SiblingEngine>(engine: &E, spec: &SiblingSpec) {
+    let mine = spec.labels.get(labels::LABEL_SHIM);
+    let removed = tokio::time::timeout(FINISH_PATIENCE, async {
+        let Some(container) = engine.inspect(&spec.name).await? else {
+            return Ok(());
+        };
+        let theirs = container
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(labels::LABEL_SHIM).cloned());
+        if mine.is_some() && theirs.as_ref() == mine {
+            engine.remove(&spec.name).await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    })
+    .await;
+    match removed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(container = spec.name, error = %format!("{e:#}"), "could not check for a sibling of the called-off launch; gc will")
+        }
+        Err(_) => tracing::warn!(
+            container = spec.name,
+            "the daemon did not answer; gc removes a sibling of the called-off launch"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,386 @@
+//! What passes between the shim and its sibling's init, and nothing else: the init's arguments
+//! (shim to init) and the exit record (init to shim). Small, explicit and versioned, because the
+//! two need not be the same build: after an operator replaces the shim's host file, an agent
+//! container still runs the old shim while new siblings bind the new file as their init, and a
+//! shim may adopt a sibling that an older shim made.
+//!
+//! The rules that keep versions working together:
+//! - every argument is `key=value`, and `protocol=N` says which version wrote them; a reader
+//!   ignores keys it does not know (an older init under a newer shim) and gives keys it misses
+//!   their defaults (a newer init under an older shim);
+//! - only what an executor cannot run without is required: `stdout`, `stderr`, `exit-record` and
+//!   the executor itself; a later version may add keys, never require new ones;
+//! - the exit record is a JSON object whose `status` every version writes; readers ignore other
+//!   fields.
+//!
+//! Version 1, as [`InitArgs::to_argv`] writes it:
+//!
+//! ```text
+//! <init> mesos-executor-shim-init protocol=1 stdout=<file> stderr=<file> exit-record=<file>
+//!        [shim=<pid>:<start> agent=<pid>:<start> settle-ms=<n>] -- <executor> <args...>
+//! ```
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use crate::proc::ProcessIdentity;
+
+/// The signals the shim passes on to its sibling's init, and the init to the executor. SIGKILL
+/// and SIGSTOP cannot be caught: a SIGKILL of the shim alone is what the init's watch answers.
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// The sibling's init is the shim binary with this first argument (whatever its name).
+pub const INIT_ARG: &str = "mesos-executor-shim-init";
+/// The version this build writes.
+pub const PROTOCOL: u32 = 1;
+/// The settle time an init uses when the shim passes none.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
+
+/// Whom the init watches: when `shim` dies while `agent` (the process that forked the shim) is
+/// still alive `settle` later, the agent killed the shim, and the executor goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShimWatch {
+    pub shim: ProcessIdentity,
+    pub agent: ProcessIdentity,
+    pub settle: Duration,
+}
+
+/// The init's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitArgs {
+    /// The version of whoever wrote them.
+    pub protocol: u32,
+    /// The sandbox files the executor's output is appended to.
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// Where the init records the executor's exit status.
+    pub exit_record: PathBuf,
+    /// `None`: the init ends the executor for nobody's death (`end_with_shim: false`, or no
+    /// agent the shim could name).
+    pub watch: Option<ShimWatch>,
+    /// The executor's path and arguments.
+    pub executor: Vec<String>,
+}
+
+/// Arguments parsed, with what was ignored in them (for the init's log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedInitArgs {
+    pub args: InitArgs,
+    pub ignored: Vec<String>,
+}
+
+impl InitArgs {
+    /// The sibling's command line: `init` (the init binary's path in the sibling) then the rest.
+    pub fn to_argv(&self, init: &Path) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        let mut argv = vec![
+            path(init),
+            INIT_ARG.to_string(),
+            format!("protocol={}", self.protocol),
+            format!("stdout={}", path(&self.stdout)),
+            format!("stderr={}", path(&self.stderr)),
+            format!("exit-record={}", path(&self.exit_record)),
+        ];
+        if let Some(w) = &self.watch {
+            argv.push(format!("shim={}", w.shim));
+            argv.push(format!("agent={}", w.agent));
+            argv.push(format!("settle-ms={}", w.settle.as_millis()));
+        }
+        argv.push("--".to_string());
+        argv.extend(self.executor.iter().cloned());
+        argv
+    }
+
+    /// Reads the arguments that follow [`INIT_ARG`], of this version or any other.
+    pub fn parse(args: &[String]) -> Result<ParsedInitArgs, String> {
+        let split = args
+            .iter()
+            .position(|a| a == "--")
+            .ok_or("no `--` before the executor")?;
+        let (keys, executor) = (&args[..split], &args[split + 1..]);
+        if executor.is_empty() {
+            return Err("no executor after `--`".into());
+        }
+        let mut ignored = Vec::new();
+        let (mut protocol, mut stdout, mut stderr, mut exit_record) = (None, None, None, None);
+        let (mut shim, mut agent, mut settle) = (None, None, None);
+        for entry in keys {
+            let Some((key, value)) = entry.split_once('=') else {
+                ignored.push(entry.clone());
+                continue;
+            };
+            let understood = match key {
+                "protocol" => value.parse().map(|v| protocol = Some(v)).is_ok(),
+                "stdout" => absolute(value).map(|p| stdout = Some(p)).is_some(),
+                "stderr" => absolute(value).map(|p| stderr = Some(p)).is_some(),
+                "exit-record" => absolute(value).map(|p| exit_record = Some(p)).is_some(),
+                "shim" => value.parse().map(|v| shim = Some(v)).is_ok(),
+                "agent" => value.parse().map(|v| agent = Some(v)).is_ok(),
+                "settle-ms" => value
+                    .parse()
+                    .map(|ms| settle = Some(Duration::from_millis(ms)))
+                    .is_ok(),
+                _ => false,
+            };
+            if !understood {
+                ignored.push(entry.clone());
+            }
+        }
+        let required = |value: Option<PathBuf>, key: &str| {
+            value.ok_or_else(|| format!("no {key}=<absolute path>"))
+        };
+        let args = InitArgs {
+            protocol: protocol.ok_or("no protocol=<version>")?,
+            stdout: required(stdout, "stdout")?,
+            stderr: required(stderr, "stderr")?,
+            exit_record: required(exit_record, "exit-record")?,
+            watch: match (shim, agent) {
+                (Some(shim), Some(agent)) => Some(ShimWatch {
+                    shim,
+                    agent,
+                    settle: settle.unwrap_or(DEFAULT_SETTLE),
+                }),
+                _ => None,
+            },
+            executor: executor.to_vec(),
+        };
+        Ok(ParsedInitArgs { args, ignored })
+    }
+}
+
+fn absolute(value: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(value);
+    path.is_absolute().then_some(path)
+}
+
+/// The executor's exit, as the init records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExitRecord {
+    pub protocol: u32,
+    /// The status to leave with: the exit code, or 128+n for a death by signal n.
+    pub status: u8,
+    /// The signal the executor died of, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+/// What any version's record holds that this one reads.
+#[derive(Deserialize)]
+struct AnyVersion {
+    status: u8,
+    #[serde(default)]
+    protocol: Option<u32>,
+    #[serde(default)]
+    signal: Option<i32>,
+}
+
+impl ExitRecord {
+    pub fn exited(code: i32) -> ExitRecord {
+        ExitRecord {
+            protocol: PROTOCOL,
+            status: u8::try_from(code).unwrap_or(255),
+            signal: None,
+        }
+    }
+
+    pub fn killed(signal: i32) -> ExitRecord {
+        ExitRecord {
+            protocol: PROTOCOL,
+            status: u8::try_from(128 + signal).unwrap_or(255),
+            signal: Some(signal),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serialisable")
+    }
+
+    pub fn parse(text: &str) -> Result<ExitRecord, String> {
+        let any: AnyVersion = serde_json::from_str(text)
+            .map_err(|e| format!("unreadable exit record {text:?}: {e}"))?;
+        Ok(ExitRecord {
+            protocol: any.protocol.unwrap_or(PROTOCOL),
+            status: any.status,
+            signal: any.signal,
+        })
+    }
+
+    /// The record at `path`: `Ok(None)` when there is none.
+    pub fn read(path: &Path) -> io::Result<Option<ExitRecord>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => ExitRecord::parse(&text).map(Some).map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn sample() -> InitArgs {
+        InitArgs {
+            protocol: PROTOCOL,
+            stdout: "/w/s/stdout".into(),
+            stderr: "/w/s/stderr".into(),
+            exit_record: "/w/s/.mesos-executor-shim.exit".into(),
+            watch: Some(ShimWatch {
+                shim: ProcessIdentity {
+                    pid: 10,
+                    start: 100,
+                },
+                agent: ProcessIdentity { pid: 9, start: 90 },
+                settle: Duration::from_millis(2500),
+            }),
+            executor: strings(&["/usr/libexec/mesos/mesos-executor", "--x=a b", "--"]),
+        }
+    }
+
+    /// Version 1 as it goes over the wire, frozen: a later build must keep reading exactly this.
+    const V1_ARGV: &[&str] = &[
+        "/run/mesos-executor-shim/init",
+        "mesos-executor-shim-init",
+        "protocol=1",
+        "stdout=/w/s/stdout",
+        "stderr=/w/s/stderr",
+        "exit-record=/w/s/.mesos-executor-shim.exit",
+        "shim=10:100",
+        "agent=9:90",
+        "settle-ms=2500",
+        "--",
+        "/usr/libexec/mesos/mesos-executor",
+        "--x=a b",
+        "--",
+    ];
+
+    #[test]
+    fn version_1_is_written_and_read_as_frozen() {
+        let argv = sample().to_argv(Path::new("/run/mesos-executor-shim/init"));
+        assert_eq!(argv, strings(V1_ARGV));
+        let parsed = InitArgs::parse(&argv[2..]).unwrap();
+        assert_eq!(parsed.args, sample());
+        assert!(parsed.ignored.is_empty());
+    }
+
+    /// An older init under a newer shim: keys it does not know are ignored, and named.
+    #[test]
+    fn a_newer_shims_arguments_run_the_executor() {
+        let newer = strings(&[
+            "protocol=7",
+            "stdout=/w/s/stdout",
+            "stderr=/w/s/stderr",
+            "exit-record=/w/s/x",
+            "cpu-affinity=0-3",
+            "shim=10:100",
+            "agent=9:90",
+            "--",
+            "/e",
+        ]);
+        let parsed = InitArgs::parse(&newer).unwrap();
+        assert_eq!(parsed.args.protocol, 7);
+        assert_eq!(parsed.ignored, ["cpu-affinity=0-3"]);
+        assert_eq!(parsed.args.executor, ["/e"]);
+        assert_eq!(
+            parsed.args.watch.unwrap().settle,
+            DEFAULT_SETTLE,
+            "a missing optional key takes its default"
+        );
+    }
+
+    /// A newer init under an older shim that passed only what is required: no watch, no error.
+    #[test]
+    fn the_fewest_arguments_run_the_executor_unwatched() {
+        let minimal = strings(&[
+            "protocol=1",
+            "stdout=/o",
+            "stderr=/e",
+            "exit-record=/r",
+            "--",
+            "/e",
+            "a",
+        ]);
+        let parsed = InitArgs::parse(&minimal).unwrap();
+        assert_eq!(parsed.args.watch, None);
+        assert_eq!(parsed.args.executor, ["/e", "a"]);
+        for (missing, why) in [
+            (
+                vec!["protocol=1", "stdout=/o", "stderr=/e", "--", "/e"],
+                "exit-record",
+            ),
+            (
+                vec!["stdout=/o", "stderr=/e", "exit-record=/r", "--", "/e"],
+                "protocol",
+            ),
+            (
+                vec![
+                    "protocol=1",
+                    "stdout=/o",
+                    "stderr=/e",
+                    "exit-record=/r",
+                    "--",
+                ],
+                "no executor",
+            ),
+            (
+                vec![
+                    "protocol=1",
+                    "stdout=o",
+                    "stderr=/e",
+                    "exit-record=/r",
+                    "--",
+                    "/e",
+                ],
+                "stdout",
+            ),
+            (
+                vec![
+                    "protocol=1",
+                    "stdout=/o",
+                    "stderr=/e",
+                    "exit-record=/r",
+                    "/e",
+                ],
+                "`--`",
+            ),
+        ] {
+            let e = InitArgs::parse(&strings(&missing)).unwrap_err();
+            assert!(e.contains(why), "{missing:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn exit_records_of_any_version_give_their_status() {
+        let killed = ExitRecord::killed(15);
+        assert_eq!(killed.status, 143);
+        assert_eq!(
+            killed.to_json(),
+            r#"{"protocol":1,"status":143,"signal":15}"#
+        );
+        assert_eq!(ExitRecord::parse(&killed.to_json()), Ok(killed));
+        assert_eq!(
+            ExitRecord::exited(3).to_json(),
+            r#"{"protocol":1,"status":3}"#
+        );
+        let newer = ExitRecord::parse(r#"{"protocol":4,"status":7,"rusage":{"utime":1}}"#).unwrap();
+        assert_eq!((newer.protocol, newer.status), (4, 7));
+        assert!(ExitRecord::parse(r#"{"protocol":1}"#).is_err(), "no status");
+        assert!(ExitRecord::parse(r#"{"status":300}"#).is_err());
+        assert_eq!(ExitRecord::exited(-1).status, 255);
+    }
+}
