@@ -7,7 +7,8 @@ use crate::error::{fail, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::checkpoint::{self, ForkedPidGuard, HostPid, PidFile, StagedWrite};
 use crate::proc::{process_gone, PidCheck};
-use crate::relay::supervise::{HostProcesses, LaunchPlan};
+use crate::relay::effects::HostProcesses;
+use crate::relay::plan::LaunchPlan;
 
 /// How often the launch looks for the agent's own forked.pid while it waits for it (bounded by
 /// `forked_pid_timeout`; a 1.x agent writes it before the shim even starts).

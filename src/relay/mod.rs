@@ -4,14 +4,17 @@
 //! - [`prepare`]: reach Docker, find the agent container, decide the sibling: image, host paths,
 //!   the Mesos container's cgroup to join, the init, whether the daemon may auto-remove it.
 //! - [`supervise`]: the state machine, from creating the sibling to the executor's exit, written
-//!   against [`SiblingEngine`] and [`HostProcesses`] so that unit tests drive it with fakes.
+//!   against the traits of [`effects`] ([`SiblingEngine`], [`HostProcesses`]) so that unit tests
+//!   drive it with fakes; [`plan`]: what the launch does besides running the sibling.
 //! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
 //!
 //! A signal from the agent is acted on at once in every phase: before the sibling exists the
 //! launch is called off and nothing is left behind.
 
+pub mod effects;
 pub mod forked_pid;
 pub mod launch;
+pub mod plan;
 pub mod prepare;
 pub mod supervise;
 
@@ -28,10 +31,10 @@ use crate::mesos::cgroups;
 use crate::sibling::engine::{CreateError, Engine, ExitWait, WaitError, WaitFor};
 use crate::sibling::inventory;
 
+pub use effects::{HostProcesses, RealHost, SiblingEngine, SiblingProcess};
 pub use launch::Launch;
-pub use supervise::{
-    status_of_signal, HostProcesses, LaunchPlan, RealHost, SiblingEngine, SiblingProcess,
-};
+pub use plan::LaunchPlan;
+pub use supervise::status_of_signal;
 
 /// How long a launch waits for an unreachable daemon before failing (the task fails fast and
 /// says why, rather than hanging until the agent's executor registration timeout).

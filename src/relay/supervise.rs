@@ -17,10 +17,9 @@
 //!    host, or `gc`), and the shim leaves with the executor's status.
 
 use std::io;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::models::ContainerInspectResponse;
 use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
 
@@ -28,7 +27,9 @@ use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::checkpoint::{ForkedPidGuard, HostPid};
 use crate::proc::PidCheck;
+use crate::relay::effects::{HostProcesses, SiblingEngine, SiblingProcess};
 use crate::relay::forked_pid;
+use crate::relay::plan::LaunchPlan;
 use crate::relay::prepare::PID_HOST_NEEDED;
 use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::sibling::labels;
@@ -45,126 +46,15 @@ const SWEEP_PATIENCE: Duration = Duration::from_secs(30);
 /// tell an exit status the init could not record): the status is known, so no longer.
 pub const FINISH_PATIENCE: Duration = Duration::from_secs(5);
 
-/// What the launch does besides running the sibling: checkpointing, the sweep, pause points.
-#[derive(Debug, Clone)]
-pub struct LaunchPlan {
-    /// `MESOS_CHECKPOINT=1`: point the agent's forked.pid at the sibling.
-    pub checkpointing: bool,
-    pub forked_pid: PathBuf,
-    pub forked_pid_timeout: Duration,
-    pub forked_pid_guard: Duration,
-    /// Where the sibling's init records the executor's exit.
-    pub exit_record: PathBuf,
-    /// Sweep the siblings of this work_dir (host path) that their gone shims left behind.
-    pub sweep: Option<PathBuf>,
-    /// Test builds only: the step at which the launch holds (see [`crate::failpoint`]).
-    #[cfg(feature = "failpoints")]
-    pub pause_at: Option<crate::failpoint::PausePoint>,
-}
-
-/// What the relay asks of the container engine about its sibling.
-// The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
-#[allow(async_fn_in_trait)]
-pub trait SiblingEngine {
-    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
-    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError>;
-    /// Pulls a missing image once; the error says what to do.
-    async fn pull(&self, image: &str) -> Result<(), ShimError>;
-    /// Returns once the daemon has registered the wait.
-    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError>;
-    async fn start(&self, id: &str) -> anyhow::Result<()>;
-    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()>;
-    /// Removes a container whatever its state; one that is already gone is not an error.
-    async fn remove(&self, id: &str) -> anyhow::Result<()>;
-    /// Removes the siblings of the work_dir at `work_dir_host` that gone shims left behind
-    /// (see [`crate::sibling::inventory::sweep`]); returns how many.
-    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize>;
-}
-
-impl<T: SiblingEngine> SiblingEngine for &T {
-    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        (**self).inspect(name).await
-    }
-    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
-        (**self).create(name, body).await
-    }
-    async fn pull(&self, image: &str) -> Result<(), ShimError> {
-        (**self).pull(image).await
-    }
-    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
-        (**self).wait(id, condition).await
-    }
-    async fn start(&self, id: &str) -> anyhow::Result<()> {
-        (**self).start(id).await
-    }
-    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
-        (**self).kill(id, signal).await
-    }
-    async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        (**self).remove(id).await
-    }
-    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
-        (**self).sweep(work_dir_host).await
-    }
-}
-
-/// What the relay asks of the host about its sibling's process: `/proc` and pidfds, no Docker.
-#[allow(async_fn_in_trait)]
-pub trait HostProcesses {
-    type Process: SiblingProcess;
-    /// Whether host pid `pid` is visible here and belongs to container `container_id`.
-    fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck;
-    /// A handle on the process `pid`, taken only while it is container `container_id`'s
-    /// (`Ok(None)`: it is not, or it is gone).
-    fn watch(&self, pid: HostPid, container_id: &str) -> io::Result<Option<Self::Process>>;
-}
-
-/// The sibling's process, held for good (a pidfd): no reused pid can stand in for it.
-#[allow(async_fn_in_trait)]
-pub trait SiblingProcess {
-    /// Resolves once the process has exited.
-    async fn exited(&mut self);
-    fn signal(&self, signal: Signal) -> io::Result<()>;
-}
-
-/// The host as it is: [`crate::proc`].
-pub struct RealHost;
-
-impl HostProcesses for RealHost {
-    type Process = crate::proc::ExitWatch;
-
-    fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck {
-        crate::proc::check_pid_belongs_to(pid.get(), container_id)
-    }
-
-    fn watch(&self, pid: HostPid, container_id: &str) -> io::Result<Option<Self::Process>> {
-        let Some(identity) = crate::proc::ProcessIdentity::of(pid.get()) else {
-            return Ok(None);
-        };
-        let Some(watch) = crate::proc::ExitWatch::open(&identity)? else {
-            return Ok(None);
-        };
-        // Checked again once held: the pid is the sibling's, and the handle is on that process.
-        Ok((self.confirm(pid, container_id) == PidCheck::Confirmed).then_some(watch))
-    }
-}
-
-impl SiblingProcess for crate::proc::ExitWatch {
-    async fn exited(&mut self) {
-        crate::proc::ExitWatch::exited(self).await
-    }
-
-    fn signal(&self, signal: Signal) -> io::Result<()> {
-        crate::proc::ExitWatch::signal(self, signal)
-    }
-}
-
 /// The sibling this shim looks after.
 #[derive(Debug, Clone)]
 struct Sibling {
     id: String,
     name: String,
     created_here: bool,
+    /// Its first process is an init that records the exit (not so in a sibling an older release
+    /// made, which a relaunch may adopt: its exit is learnt from the daemon).
+    records_exit: bool,
 }
 
 /// The status a process killed by `signal` leaves with, as a shell and Docker report it.
@@ -216,8 +106,9 @@ where
         host_pid = pid.get(),
         "sibling running"
     );
-    // The pidfd and the exit record tell the rest: the daemon's wait, and its connection, go.
-    drop(exit);
+    // The pidfd and the exit record tell the rest: the daemon's wait, and its connection, go;
+    // a sibling whose first process records no exit keeps the wait for its status.
+    let kept_wait = (!sibling.records_exit).then_some(exit);
 
     // 3. Run: no daemon needed from here on, once the sweep is done.
     let mut checkpoint = plan
@@ -299,6 +190,14 @@ where
             None
         }
     };
+    let recorded = match (recorded, kept_wait) {
+        (None, Some(exit)) => tokio::time::timeout(FINISH_PATIENCE, exit)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(exit_status_from_docker),
+        (recorded, _) => recorded,
+    };
     Ok(finish(&connect, &sibling, recorded).await)
 }
 
@@ -368,6 +267,7 @@ async fn take_on<E: SiblingEngine>(
         id,
         name: spec.name.clone(),
         created_here: true,
+        records_exit: true,
     };
     let exit = match engine.wait(&sibling.id, WaitFor::NextExit).await {
         Ok(exit) => exit,
@@ -459,10 +359,16 @@ async fn adopt<E: SiblingEngine>(
         container = spec.name,
         "adopting the running sibling of this run instead of starting a second executor"
     );
-    let id = engine
+    let container = engine
         .inspect(&spec.name)
         .await
-        .classify(Failure::Unavailable)?
+        .classify(Failure::Unavailable)?;
+    let records_exit = container
+        .as_ref()
+        .and_then(|c| c.config.as_ref())
+        .and_then(|c| c.labels.as_ref())
+        .is_some_and(|l| l.contains_key(labels::LABEL_INIT_PROTOCOL));
+    let id = container
         .and_then(|c| c.id)
         .unwrap_or_else(|| spec.name.clone());
     let exit = engine.wait(&id, WaitFor::NotRunning).await.map_err(|e| {
@@ -476,6 +382,7 @@ async fn adopt<E: SiblingEngine>(
             id,
             name: spec.name.clone(),
             created_here: false,
+            records_exit,
         },
         exit,
     ))

@@ -1,0 +1,112 @@
+//! The side effects the relay's state machine needs, behind small traits: the Docker daemon
+//! ([`SiblingEngine`]) and the host's processes ([`HostProcesses`], `/proc` and pidfds). The real
+//! ones are [`crate::sibling::engine::Engine`] and [`RealHost`]; the unit tests run the state
+//! machine against fakes (`test_support::fake`).
+
+use std::io;
+use std::path::Path;
+
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use nix::sys::signal::Signal;
+
+use crate::error::ShimError;
+use crate::mesos::checkpoint::HostPid;
+use crate::proc::PidCheck;
+use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
+
+/// What the relay asks of the container engine about its sibling.
+// The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
+#[allow(async_fn_in_trait)]
+pub trait SiblingEngine {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
+    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError>;
+    /// Pulls a missing image once; the error says what to do.
+    async fn pull(&self, image: &str) -> Result<(), ShimError>;
+    /// Returns once the daemon has registered the wait.
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError>;
+    async fn start(&self, id: &str) -> anyhow::Result<()>;
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()>;
+    /// Removes a container whatever its state; one that is already gone is not an error.
+    async fn remove(&self, id: &str) -> anyhow::Result<()>;
+    /// Removes the siblings of the work_dir at `work_dir_host` that gone shims left behind
+    /// (see [`crate::sibling::inventory::sweep`]); returns how many.
+    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize>;
+}
+
+impl<T: SiblingEngine> SiblingEngine for &T {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        (**self).inspect(name).await
+    }
+    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
+        (**self).create(name, body).await
+    }
+    async fn pull(&self, image: &str) -> Result<(), ShimError> {
+        (**self).pull(image).await
+    }
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+        (**self).wait(id, condition).await
+    }
+    async fn start(&self, id: &str) -> anyhow::Result<()> {
+        (**self).start(id).await
+    }
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+        (**self).kill(id, signal).await
+    }
+    async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        (**self).remove(id).await
+    }
+    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
+        (**self).sweep(work_dir_host).await
+    }
+}
+
+/// What the relay asks of the host about its sibling's process: `/proc` and pidfds, no Docker.
+#[allow(async_fn_in_trait)]
+pub trait HostProcesses {
+    type Process: SiblingProcess;
+    /// Whether host pid `pid` is visible here and belongs to container `container_id`.
+    fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck;
+    /// A handle on the process `pid`, taken only while it is container `container_id`'s
+    /// (`Ok(None)`: it is not, or it is gone).
+    fn watch(&self, pid: HostPid, container_id: &str) -> io::Result<Option<Self::Process>>;
+}
+
+/// The sibling's process, held for good (a pidfd): no reused pid can stand in for it.
+#[allow(async_fn_in_trait)]
+pub trait SiblingProcess {
+    /// Resolves once the process has exited.
+    async fn exited(&mut self);
+    fn signal(&self, signal: Signal) -> io::Result<()>;
+}
+
+/// The host as it is: [`crate::proc`].
+pub struct RealHost;
+
+impl HostProcesses for RealHost {
+    type Process = crate::proc::ExitWatch;
+
+    fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck {
+        crate::proc::check_pid_belongs_to(pid.get(), container_id)
+    }
+
+    fn watch(&self, pid: HostPid, container_id: &str) -> io::Result<Option<Self::Process>> {
+        let Some(identity) = crate::proc::ProcessIdentity::of(pid.get()) else {
+            return Ok(None);
+        };
+        let Some(watch) = crate::proc::ExitWatch::open(&identity)? else {
+            return Ok(None);
+        };
+        // Checked again once held: the pid is the sibling's, and the handle is on that process.
+        Ok((self.confirm(pid, container_id) == PidCheck::Confirmed).then_some(watch))
+    }
+}
+
+impl SiblingProcess for crate::proc::ExitWatch {
+    async fn exited(&mut self) {
+        crate::proc::ExitWatch::exited(self).await
+    }
+
+    fn signal(&self, signal: Signal) -> io::Result<()> {
+        crate::proc::ExitWatch::signal(self, signal)
+    }
+}
