@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -184,26 +183,6 @@ fn a_full_disk_during_the_rewrite_keeps_the_old_forked_pid() {
     );
 }
 
-/// Forwards a unix socket to the Docker daemon's, from a thread: a daemon that comes back.
-fn serve_proxy(path: std::path::PathBuf) {
-    std::thread::spawn(move || {
-        let listener = UnixListener::bind(&path).unwrap();
-        for client in listener.incoming().flatten() {
-            let upstream = UnixStream::connect("/var/run/docker.sock").unwrap();
-            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            let (mut c1, mut u1) = (client, upstream);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c1, &mut u1);
-                let _ = u1.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut u2, &mut c2);
-                let _ = c2.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-}
-
 /// The daemon is away when the launch starts and comes back while the shim retries: the shim's
 /// bounded retries carry the launch through. (Away for good, it fails within 10 s: see bad_input.)
 #[test]
@@ -223,7 +202,7 @@ fn a_briefly_unavailable_daemon_is_waited_for() {
                 .contains("Docker daemon not answering yet; retrying")
         },
     );
-    serve_proxy(socket);
+    let _proxy = common::daemons::DaemonProxy::start(&socket);
     wait_until(
         "the launch went through once the daemon was back",
         Duration::from_secs(20),

@@ -2,6 +2,8 @@
 //! `docker/test/build-images.sh`, and a stand-in agent container per scenario.
 #![allow(dead_code)]
 
+pub mod daemons;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -210,6 +212,8 @@ pub struct Agent {
     pub executor_args: Vec<String>,
     /// Where the agent container sees the work_dir, when not at the host's path.
     pub work_dir_in_container: Option<String>,
+    /// `--pid=<mode>` instead of `--pid=host` (with `pid_host`).
+    pub pid_mode: Option<String>,
     /// Launch as the linux launcher does, into the run's cgroups, with this memory limit (bytes).
     pub linux_launcher: Option<u64>,
     /// Launch as the docker containerizer does: mesos-docker-executor, running this task command
@@ -232,6 +236,7 @@ impl Agent {
             config: serde_json::Map::new(),
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
             work_dir_in_container: None,
+            pid_mode: None,
             linux_launcher: None,
             docker_task: None,
             launcher_dir: "/usr/libexec/mesos".into(),
@@ -306,6 +311,8 @@ pub struct Run {
     /// The value of [`SCOPE_LABEL`] on this run's siblings: its own container ID, or one shared by
     /// the runs of one test.
     pub scope: String,
+    /// The Docker daemon this run's containers live on (`-H`): the suite's own when `None`.
+    pub daemon: Option<String>,
     agents: std::cell::RefCell<Vec<String>>,
     configs: std::cell::RefCell<Vec<PathBuf>>,
 }
@@ -335,9 +342,42 @@ impl Run {
             executor_id: format!("app.{tag}.{n}"),
             container_id,
             scope: scope.to_string(),
+            daemon: None,
             agents: Default::default(),
             configs: Default::default(),
         }
+    }
+
+    /// Another run of the same agent (same work_dir, same scope), for tests of one agent host.
+    pub fn beside(&self, tag: &str) -> Run {
+        let mut run = Run::in_scope(tag, &self.scope);
+        let _ = std::fs::remove_dir_all(&run.work_dir);
+        run.work_dir = self.work_dir.clone();
+        run.daemon = self.daemon.clone();
+        run
+    }
+
+    /// The docker CLI on this run's daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        match &self.daemon {
+            None => docker(args),
+            Some(host) => {
+                let mut all = vec!["-H", host.as_str()];
+                all.extend(args);
+                docker(&all)
+            }
+        }
+    }
+
+    /// [`Run::docker`], its trimmed stdout; panics with its stderr when it fails.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Writes a configuration file for this run's shim: `settings` plus the scope label, in
@@ -422,11 +462,20 @@ impl Run {
         args.extend(docker_args);
         args.extend([AGENT_IMAGE, "/standin-agent.sh", command[0], &wd]);
         args.extend(&command[1..]);
-        let out = docker(&args);
+        let out = self.docker(&args);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
         )
+    }
+
+    /// The host path of the socket of this run's daemon.
+    pub fn socket(&self) -> String {
+        self.daemon
+            .as_deref()
+            .and_then(|h| h.strip_prefix("unix://"))
+            .unwrap_or("/var/run/docker.sock")
+            .to_string()
     }
 
     /// `key=value` of this run's scope label.
@@ -471,12 +520,14 @@ impl Run {
             name.clone(),
             "--net=host".into(),
         ];
-        if agent.pid_host {
-            args.push("--pid=host".into());
+        match (&agent.pid_mode, agent.pid_host) {
+            (Some(mode), _) => args.push(format!("--pid={mode}")),
+            (None, true) => args.push("--pid=host".into()),
+            (None, false) => {}
         }
         args.extend([
             "-v".into(),
-            "/var/run/docker.sock:/var/run/docker.sock".into(),
+            format!("{}:/var/run/docker.sock", self.socket()),
             "-v".into(),
             format!("{host_wd}:{wd}"),
         ]);
@@ -536,22 +587,62 @@ impl Run {
         ]);
         args.extend(agent.executor_args.iter().cloned());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        docker_ok(&refs);
+        self.docker_ok(&refs);
         self.agents.borrow_mut().push(name.clone());
         name
     }
 
+    /// Launches this run's executor from the running agent container `agent` (started by
+    /// another run of the same work_dir), as a second executor of the same agent.
+    pub fn launch_in(&self, agent: &str, executor_args: &[&str]) {
+        let wd = self.work_dir.display().to_string();
+        let mut args = vec![
+            "exec",
+            "-d",
+            agent,
+            "/standin-agent.sh",
+            "launch",
+            &wd,
+            &self.agent_id,
+            &self.framework_id,
+            &self.executor_id,
+            &self.container_id,
+            "--launcher_dir=/usr/libexec/mesos",
+        ];
+        args.extend(executor_args);
+        self.docker_ok(&args);
+    }
+
+    /// Removes container `name` with this run's containers, however the test ends.
+    pub fn remove_on_drop(&self, name: &str) {
+        self.agents.borrow_mut().push(name.to_string());
+    }
+
+    /// The posix launcher's destroy of this run's container, by the live agent in container
+    /// `agent`: SIGKILL of the session it forked (the shim's). What it printed.
+    pub fn destroy_posix(&self, agent: &str) -> String {
+        let wd = self.work_dir.display().to_string();
+        self.docker_ok(&[
+            "exec",
+            agent,
+            "/standin-agent.sh",
+            "destroy-posix",
+            &wd,
+            &self.container_id,
+        ])
+    }
+
     pub fn kill_agent(&self, name: &str) {
-        docker_ok(&["kill", "--signal", "KILL", name]);
+        self.docker_ok(&["kill", "--signal", "KILL", name]);
         wait_until(
             &format!("agent {name} is dead"),
             Duration::from_secs(20),
-            || docker_ok(&["inspect", "-f", "{{.State.Running}}", name]) == "false",
+            || self.docker_ok(&["inspect", "-f", "{{.State.Running}}", name]) == "false",
         );
     }
 
     pub fn agent_logs(&self, name: &str) -> String {
-        let out = docker(&["logs", name]);
+        let out = self.docker(&["logs", name]);
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -577,7 +668,7 @@ impl Run {
 
     /// Whether the task container runs.
     pub fn task_running(&self) -> bool {
-        docker(&[
+        self.docker(&[
             "inspect",
             "-f",
             "{{.State.Running}}",
@@ -605,7 +696,7 @@ impl Run {
 
     /// The sibling's host pid while it runs.
     pub fn sibling_pid(&self) -> Option<u32> {
-        let out = docker(&[
+        let out = self.docker(&[
             "inspect",
             "-f",
             "{{.State.Running}} {{.State.Pid}}",
@@ -619,7 +710,7 @@ impl Run {
 
     /// The sibling's mounts as `(source, destination, read-write)`, in the order Docker lists them.
     pub fn sibling_mounts(&self) -> Vec<(String, String, bool)> {
-        let json = docker_ok(&["inspect", "-f", "{{json .Mounts}}", &self.sibling_name()]);
+        let json = self.docker_ok(&["inspect", "-f", "{{json .Mounts}}", &self.sibling_name()]);
         let mounts: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
         mounts
             .iter()
@@ -648,7 +739,7 @@ impl Run {
     }
 
     pub fn sibling_id(&self) -> Option<String> {
-        let out = docker(&["inspect", "-f", "{{.Id}}", &self.sibling_name()]);
+        let out = self.docker(&["inspect", "-f", "{{.Id}}", &self.sibling_name()]);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -657,7 +748,7 @@ impl Run {
     /// Every container, running or not, whose name is the sibling's.
     pub fn containers_named_sibling(&self) -> Vec<String> {
         let filter = format!("name=^{}$", self.sibling_name());
-        let out = docker_ok(&[
+        let out = self.docker_ok(&[
             "ps",
             "-a",
             "--filter",
@@ -691,7 +782,7 @@ impl Run {
             args.extend(["--label".to_string(), label]);
         }
         args.extend([AGENT_IMAGE.to_string(), "true".into()]);
-        docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.sibling_id().expect("the leftover exists")
     }
 
@@ -775,7 +866,7 @@ impl Drop for Run {
         names.push(self.task_container());
         let mut args = vec!["rm", "-f"];
         args.extend(names.iter().map(String::as_str));
-        let _ = docker(&args);
+        let _ = self.docker(&args);
         let _ = std::fs::remove_dir_all(&self.work_dir);
         for file in self.configs.borrow().iter() {
             let _ = std::fs::remove_file(file);

@@ -1,0 +1,164 @@
+//! A restart of the Docker daemon, as an upgrade or a crash does it, on a daemon of the test's
+//! own (live-restore on; the suite's daemon is never touched): executors and their shims ride it
+//! out, also behind a socket mounted into the agent containers as a file, which the restart
+//! leaves stale. Control: a container made with AutoRemove, as siblings were, dies in the same
+//! restart (moby/moby#46308 on Engine 20.10).
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemons::PrivateDaemon;
+use common::*;
+use nix::sys::signal::Signal;
+
+const EXECUTORS: usize = 4;
+
+/// Starts a container the way siblings used to be made (auto-remove, the host's PID namespace),
+/// on `daemon`; returns its name.
+fn auto_remove_control(daemon: &PrivateDaemon, name: &str) -> String {
+    let out = daemon.docker(&[
+        "run",
+        "-d",
+        "--rm",
+        "--pid=host",
+        "--net=host",
+        "--name",
+        name,
+        AGENT_IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name.to_string()
+}
+
+fn exists(daemon: &PrivateDaemon, name: &str) -> bool {
+    daemon.docker(&["inspect", name]).status.success()
+}
+
+fn stderr_of(run: &Run) -> String {
+    run.read(run.sandbox().join("stderr")).unwrap_or_default()
+}
+
+#[test]
+fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
+    setup();
+    let mut daemon = PrivateDaemon::start(&format!("shim-it-{}", std::process::id()));
+    daemon.load(AGENT_IMAGE);
+    assert!(String::from_utf8_lossy(
+        &daemon
+            .docker(&["info", "--format", "{{.LiveRestoreEnabled}}"])
+            .stdout
+    )
+    .contains("true"));
+
+    // One agent host: one work_dir, several executors, each launched by an agent container that
+    // reaches the daemon through its socket mounted as a file.
+    let mut first = Run::new("restart");
+    first.daemon = Some(daemon.host.clone());
+    let mut runs = vec![first];
+    for _ in 1..EXECUTORS {
+        let run = runs[0].beside("restart");
+        runs.push(run);
+    }
+    let agents: Vec<String> = runs
+        .iter()
+        .map(|run| run.start_agent(&Agent::with_shim()))
+        .collect();
+    let pids: Vec<u32> = runs
+        .iter()
+        .zip(&agents)
+        .map(|(run, agent)| run.wait_for_checkpointed_sibling(agent))
+        .collect();
+    let shims: Vec<u32> = runs.iter().map(|r| r.launched_pid().unwrap()).collect();
+    for run in &runs {
+        assert_eq!(
+            run.docker_ok(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.AutoRemove}}",
+                &run.sibling_name()
+            ]),
+            "false",
+            "no auto-remove where a restart of this daemon would kill the sibling"
+        );
+    }
+
+    for (round, signal) in [(0, Signal::SIGTERM), (1, Signal::SIGKILL)] {
+        let control = auto_remove_control(
+            &daemon,
+            &format!("autoremove-{round}-{}", runs[0].container_id),
+        );
+        daemon.stop(signal);
+        if round == 0 {
+            // With the daemon stopped, a signal still reaches its executor, and its shim leaves
+            // with the executor's status.
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[0] as i32), Signal::SIGTERM)
+                .unwrap();
+            assert_eq!(runs[0].wait_agent_status(&agents[0]), 143);
+            assert!(runs[0]
+                .read(runs[0].sandbox().join("executor.signals"))
+                .is_some_and(|s| s.contains("TERM")));
+        }
+        daemon.restart();
+        wait_until(
+            &format!(
+                "round {round}: the auto-remove control died in the restart\n{}",
+                daemon.log()
+            ),
+            Duration::from_secs(60),
+            || !exists(&daemon, &control),
+        );
+        for (i, run) in runs.iter().enumerate().skip(1) {
+            assert!(pid_alive(pids[i]), "round {round}: executor {i} survived");
+            assert!(pid_alive(shims[i]), "round {round}: shim {i} survived");
+            assert_eq!(run.forked_pid(), Some(pids[i]));
+            assert_eq!(
+                run.sibling_pid(),
+                Some(pids[i]),
+                "the restarted daemon reports it running"
+            );
+            run.assert_output_grows();
+        }
+    }
+
+    // Afterwards a SIGTERM reaches each executor, and each shim leaves with its executor's status.
+    for (i, run) in runs.iter().enumerate().skip(1) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[i] as i32), Signal::SIGTERM)
+            .unwrap();
+        assert_eq!(run.wait_agent_status(&agents[i]), 143, "{}", stderr_of(run));
+        assert!(run
+            .read(run.sandbox().join("executor.signals"))
+            .is_some_and(|s| s.contains("TERM")));
+    }
+    // Behind the stale socket their shims could not remove them; they are left stopped.
+    for run in &runs {
+        assert_eq!(
+            run.docker_ok(&["inspect", "-f", "{{.State.Status}}", &run.sibling_name()]),
+            "exited"
+        );
+    }
+    let stale = stderr_of(&runs[1]);
+    assert!(stale.contains("removes the sibling"), "{stale}");
+
+    // The next launch on this host, from an agent container with a fresh mount of the socket,
+    // sweeps them.
+    let next = runs[0].beside("restartnext");
+    let next_agent = next.start_agent(&Agent::with_shim().args(&["--exit_after=1000"]));
+    next.wait_for_checkpointed_sibling(&next_agent);
+    for run in &runs {
+        run.wait_sibling_gone();
+    }
+    assert!(
+        stderr_of(&next).contains("left behind by a shim that is gone"),
+        "{}",
+        stderr_of(&next)
+    );
+    drop(next);
+    drop(runs);
+}

@@ -1,0 +1,424 @@
+//! The executor lives and dies by the agent's decisions alone, against the real daemon: a
+//! destroy by the live agent (which kills only the shim) ends it, the death of the agent's
+//! container never does, a signal is acted on in every phase of a launch, and a waiting shim
+//! needs no daemon.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::daemons::DaemonProxy;
+use common::*;
+use nix::sys::signal::Signal;
+
+/// What the sibling's init logs once it has judged its shim's death.
+const AGENT_GONE: [&str; 2] = [
+    "the agent that forked the shim is gone",
+    "the agent died with the shim",
+];
+const AGENT_KILLED_THE_SHIM: &str = "the agent that forked the shim outlived it";
+
+fn signal(pid: u32, signal: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+fn stderr_of(run: &Run) -> String {
+    run.read(run.sandbox().join("stderr")).unwrap_or_default()
+}
+
+/// The posix launcher's destroy by a live agent SIGKILLs the session of the pid it forked: the
+/// shim. The executor goes with it, within the settle time and a moment, and its sibling is
+/// removed (by the daemon here, which runs without live-restore); a second executor of the same
+/// agent is untouched. Control: with the init's watch off (`end_with_shim: false`, the design
+/// before it) the destroyed shim's executor runs on, and the framework would get a second copy.
+#[test]
+fn a_destroy_by_the_live_agent_ends_the_executor_and_spares_its_neighbour() {
+    let run = Run::new("destroy");
+    let neighbour = run.beside("neighbour");
+    let control = Run::new("destroyctl");
+    let agent = run.start_agent(&Agent::with_shim());
+    let control_agent = control.start_agent(&Agent::with_shim().set("end_with_shim", false.into()));
+    let pid = run.wait_for_checkpointed_sibling(&agent);
+    let control_pid = control.wait_for_checkpointed_sibling(&control_agent);
+    neighbour.launch_in(&agent, &[]);
+    let neighbour_pid = neighbour.wait_for_checkpointed_sibling(&agent);
+
+    let destroyed = Instant::now();
+    let report = run.destroy_posix(&agent);
+    assert!(report.starts_with("destroyed"), "{report}");
+    let report = control.destroy_posix(&control_agent);
+    assert!(report.starts_with("destroyed"), "{report}");
+
+    wait_until(
+        &format!(
+            "the destroyed shim's executor is gone\n{}",
+            run.diagnostics(&agent)
+        ),
+        Duration::from_secs(15),
+        || !pid_alive(pid),
+    );
+    let ended = destroyed.elapsed();
+    run.wait_sibling_gone();
+    eprintln!(
+        "after the destroy: executor gone in {ended:?}, sibling removed in {:?}",
+        destroyed.elapsed()
+    );
+    assert!(
+        stderr_of(&run).contains(AGENT_KILLED_THE_SHIM),
+        "{}",
+        stderr_of(&run)
+    );
+    assert_eq!(
+        run.agent_status(),
+        Some(137),
+        "the agent saw its forked pid die"
+    );
+
+    assert!(pid_alive(neighbour_pid), "the neighbour runs on");
+    neighbour.assert_output_grows();
+    assert!(
+        pid_alive(control_pid),
+        "control: without the watch, the destroyed shim's executor runs on"
+    );
+    control.assert_output_grows();
+}
+
+/// The other half, twenty times over: the agent container dies (SIGKILL, or `docker stop`, whose
+/// SIGTERM ends the agent before the rest of its container is killed) with its shims, and every
+/// executor runs on; each init says the agent went too.
+#[test]
+fn an_agent_containers_death_never_ends_its_executors() {
+    const N: usize = 20;
+    let first = Run::new("agentdeath");
+    let scope = first.scope.clone();
+    let mut runs = vec![first];
+    runs.extend((1..N).map(|_| Run::in_scope("agentdeath", &scope)));
+    let agents: Vec<String> = runs
+        .iter()
+        .map(|run| run.start_agent(&Agent::with_shim()))
+        .collect();
+    let pids: Vec<u32> = runs
+        .iter()
+        .zip(&agents)
+        .map(|(run, agent)| run.wait_for_checkpointed_sibling(agent))
+        .collect();
+    for (i, (run, agent)) in runs.iter().zip(&agents).enumerate() {
+        if i % 2 == 0 {
+            run.kill_agent(agent);
+        } else {
+            docker_ok(&["stop", "--time", "10", agent]);
+        }
+    }
+    for (run, pid) in runs.iter().zip(&pids) {
+        wait_until(
+            &format!("the init judged its shim's death\n{}", stderr_of(run)),
+            Duration::from_secs(30),
+            || AGENT_GONE.iter().any(|line| stderr_of(run).contains(line)),
+        );
+        assert!(
+            !stderr_of(run).contains(AGENT_KILLED_THE_SHIM),
+            "{}",
+            stderr_of(run)
+        );
+        assert!(pid_alive(*pid), "{}: a false kill", run.container_id);
+    }
+    for run in &runs {
+        run.assert_output_grows();
+        assert_eq!(run.recover().0, 0, "{}", run.container_id);
+    }
+}
+
+/// A SIGTERM before the sibling exists calls the launch off at once: nothing is left, and the
+/// shim leaves with the status of a SIGTERM.
+#[test]
+fn a_sigterm_before_the_sibling_exists_calls_the_launch_off() {
+    if !cfg!(feature = "failpoints") {
+        panic!("this test holds a launch at a pause point: run it with --features failpoints");
+    }
+    let run = Run::new("termcreate");
+    let agent = run.start_agent(&Agent::with_shim().set("pause_at", "before-create".into()));
+    wait_until(
+        &format!(
+            "the launch holds before the create\n{}",
+            run.diagnostics(&agent)
+        ),
+        Duration::from_secs(30),
+        || stderr_of(&run).contains("point=\"before-create\""),
+    );
+    let sent = Instant::now();
+    signal(run.launched_pid().unwrap(), Signal::SIGTERM);
+    assert_eq!(run.wait_agent_status(&agent), 143);
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "acted on at once, not held: {took:?}"
+    );
+    assert!(run.containers_named_sibling().is_empty());
+    assert!(
+        stderr_of(&run).contains("the launch is called off"),
+        "{}",
+        stderr_of(&run)
+    );
+
+    // The same while the shim retries a daemon that does not answer (8 s of retries held it).
+    let away = Run::new("termconnect");
+    let config = away.host_config(serde_json::json!({
+        "docker_host": format!("unix://{}", away.work_dir.join("nobody.sock").display())
+    }));
+    let mut child = spawn_shim(&away, &config, &[], &[]);
+    wait_until(
+        "the shim retries the daemon",
+        Duration::from_secs(10),
+        || stderr_of(&away).contains("Docker daemon not answering yet"),
+    );
+    let sent = Instant::now();
+    signal(child.id(), Signal::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+/// Once its executor runs, a shim holds no connection to the daemon, and needs none: with the
+/// daemon gone, a SIGTERM reaches the executor at once and the shim leaves with its status,
+/// read from the init's record.
+#[test]
+fn a_waiting_shim_needs_no_daemon() {
+    let run = Run::new("nodaemon");
+    let socket = run.work_dir.join("docker.sock");
+    let proxy = DaemonProxy::start(&socket);
+    let config = run.host_config(serde_json::json!({
+        "docker_host": format!("unix://{}", socket.display())
+    }));
+    let mut child = spawn_shim(&run, &config, &[], &[]);
+    let pid = run.wait_for_checkpointed_sibling("(on the host)");
+    wait_until(
+        "the waiting shim has closed its connections to the daemon",
+        Duration::from_secs(30),
+        || proxy.open_connections() == 0,
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the shim still waits");
+
+    proxy.cut();
+    let sent = Instant::now();
+    signal(child.id(), Signal::SIGTERM);
+    let signals = run.sandbox().join("executor.signals");
+    wait_until("the executor got SIGTERM", Duration::from_secs(5), || {
+        run.read(&signals).is_some_and(|s| s.contains("TERM"))
+    });
+    eprintln!(
+        "SIGTERM reached the executor {:?} after it was sent",
+        sent.elapsed()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(!pid_alive(pid));
+    assert!(
+        stderr_of(&run).contains("the next launch on this host, or gc, removes the sibling"),
+        "{}",
+        stderr_of(&run)
+    );
+    // Without live-restore the daemon removed it itself (auto-remove).
+    run.wait_sibling_gone();
+}
+
+/// An agent container that shares another container's PID namespace: the shim proceeds, cannot
+/// confirm its sibling's pid, and gives the sibling a bounded wait for its exit. A SIGTERM then
+/// goes through the daemon, at once.
+#[test]
+fn a_sigterm_while_the_pid_cannot_be_confirmed_goes_through_the_daemon() {
+    let run = Run::new("termunconfirmed");
+    let namespace = format!("pidns-{}", run.container_id);
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &namespace,
+        AGENT_IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    run.remove_on_drop(&namespace);
+    let mut agent = Agent::with_shim();
+    agent.pid_mode = Some(format!("container:{namespace}"));
+    let name = run.start_agent(&agent);
+    wait_until(
+        &format!(
+            "the shim waits on a pid it cannot confirm\n{}",
+            run.diagnostics(&name)
+        ),
+        Duration::from_secs(30),
+        || stderr_of(&run).contains("cannot be confirmed yet"),
+    );
+    let shim = run.launched_pid().unwrap().to_string();
+    let sent = Instant::now();
+    docker_ok(&["exec", &name, "kill", "-TERM", &shim]);
+    assert_eq!(run.wait_agent_status(&name), 143);
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "not held until the 30 s wait ran out: {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        stderr_of(&run).contains("through the daemon"),
+        "{}",
+        stderr_of(&run)
+    );
+    run.wait_sibling_gone();
+}
+
+/// The init is the shim binary of whatever release the host file is: it must run the executor
+/// under the arguments of a newer shim (keys it does not know are ignored) and of an older one
+/// that passes only what is required, and record the exit in a form every release reads.
+#[test]
+fn an_init_runs_the_executor_under_a_newer_or_an_older_shims_arguments() {
+    let run = Run::new("protocol");
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    let sandbox = run.sandbox().display().to_string();
+    let file = |name: &str| format!("{sandbox}/{name}");
+    let bind = |from: String, to: &str, mode: &str| format!("{from}:{to}:{mode}");
+    let newer = [
+        "protocol=9".to_string(),
+        format!("stdout={}", file("stdout")),
+        format!("stderr={}", file("stderr")),
+        format!("exit-record={}", file("record-newer")),
+        "cpu-affinity=0-1".into(),
+        "shim=1:1".into(),
+        "agent=1:1".into(),
+    ];
+    let older = [
+        "protocol=1".to_string(),
+        format!("stdout={}", file("stdout")),
+        format!("stderr={}", file("stderr")),
+        format!("exit-record={}", file("record-older")),
+    ];
+    for (which, keys) in [("newer", &newer[..]), ("older", &older[..])] {
+        let mut args = vec![
+            "run".to_string(),
+            "--rm".into(),
+            "--tmpfs".into(),
+            "/run/mesos-executor-shim/sibling:ro,size=4k".into(),
+            "-v".into(),
+            bind(
+                shim_bin().display().to_string(),
+                "/run/mesos-executor-shim/init",
+                "ro",
+            ),
+            "-v".into(),
+            bind(sandbox.clone(), &sandbox, "rw"),
+            "--entrypoint".into(),
+            "/run/mesos-executor-shim/init".into(),
+            AGENT_IMAGE.into(),
+            "mesos-executor-shim-init".into(),
+        ];
+        args.extend(keys.iter().cloned());
+        args.extend([
+            "--".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("echo out-{which}; echo err-{which} >&2; exit 7"),
+        ]);
+        let out = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "{which}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let record = run.read(file(&format!("record-{which}"))).unwrap();
+        assert_eq!(record, r#"{"protocol":1,"status":7}"#, "{which}");
+    }
+    let stdout = run.read(file("stdout")).unwrap();
+    assert_eq!(stdout, "out-newer\nout-older\n", "appended, in order");
+    let stderr = run.read(file("stderr")).unwrap();
+    assert!(
+        stderr.contains("err-newer") && stderr.contains("err-older"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cpu-affinity=0-1") && stderr.contains("shim_protocol=9"),
+        "what it ignored is named: {stderr}"
+    );
+}
+
+/// A relaunch adopts a sibling that a release without an init made (its first process the
+/// executor itself, auto-removed): signals reach it through the pidfd, and its status, which no
+/// init recorded, comes from the daemon.
+#[test]
+fn a_sibling_of_a_release_without_an_init_is_adopted() {
+    let run = Run::new("oldsibling");
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
+    let sandbox = run.sandbox().display().to_string();
+    let mut args = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--rm".into(),
+        "--name".into(),
+        run.sibling_name(),
+        "--pid=host".into(),
+        "--net=host".into(),
+        "-v".into(),
+        format!("{sandbox}:{sandbox}"),
+        "-e".into(),
+        format!("MESOS_DIRECTORY={sandbox}"),
+        "-w".into(),
+        sandbox.clone(),
+    ];
+    for label in [
+        "io.mesos-executor-shim.managed=true".to_string(),
+        format!("io.mesos-executor-shim.agent-id={}", run.agent_id),
+        format!("io.mesos-executor-shim.framework-id={}", run.framework_id),
+        format!("io.mesos-executor-shim.executor-id={}", run.executor_id),
+        format!("io.mesos-executor-shim.container-id={}", run.container_id),
+        run.scope_filter(),
+    ] {
+        args.extend(["--label".to_string(), label]);
+    }
+    args.extend([
+        AGENT_IMAGE.to_string(),
+        "/bin/sh".into(),
+        "-c".into(),
+        r#"exec "$@" >>"$MESOS_DIRECTORY/stdout" 2>>"$MESOS_DIRECTORY/stderr""#.into(),
+        "sh".into(),
+        EXECUTOR_PATH.into(),
+    ]);
+    docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let config = run.host_config(serde_json::json!({}));
+    let mut child = spawn_shim(&run, &config, &[], &[]);
+    let pid = run.wait_for_checkpointed_sibling("(on the host)");
+    assert!(
+        stderr_of(&run).contains("adopting the running sibling"),
+        "{}",
+        stderr_of(&run)
+    );
+    signal(child.id(), Signal::SIGTERM);
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(143),
+        "{}",
+        stderr_of(&run)
+    );
+    assert!(!pid_alive(pid));
+}
+
+/// The operator's `ps --json` piped into a reader that stops early ends quietly.
+#[test]
+fn a_report_piped_into_a_reader_that_stops_early_ends_quietly() {
+    setup();
+    // The shim's own status, with its stdout closed before it writes.
+    let mut child = Command::new(shim_bin())
+        .args(["ps", "--json", "--label", "mesos-executor-shim-test.none"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
