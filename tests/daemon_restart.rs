@@ -76,6 +76,29 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
         .map(|(run, agent)| run.wait_for_checkpointed_sibling(agent))
         .collect();
     let shims: Vec<u32> = runs.iter().map(|r| r.launched_pid().unwrap()).collect();
+    // doctor, from an agent container, says what a restart of this daemon means here.
+    let wd = runs[0].work_dir.display().to_string();
+    let doctor = runs[0].docker_ok(&[
+        "exec",
+        &agents[0],
+        "sh",
+        "-c",
+        &format!(
+            "exec -a mesos-executor-shim {EXECUTOR_PATH} doctor --json --work-dir {wd} || true"
+        ),
+    ]);
+    let checks: Vec<serde_json::Value> = serde_json::from_str(&doctor).unwrap();
+    let restart = checks
+        .iter()
+        .find(|c| c["check"] == "daemon-restart")
+        .unwrap();
+    assert!(
+        restart["detail"]
+            .as_str()
+            .unwrap()
+            .contains("siblings are made without auto-remove"),
+        "{restart}"
+    );
     for run in &runs {
         assert_eq!(
             run.docker_ok(&[

@@ -85,16 +85,44 @@ fn doctor_is_green_in_a_well_started_agent_container() {
     assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
     for name in [
         "docker",
+        "daemon-restart",
         "agent-container",
         "pid-namespace",
         "work-dir",
         "executor-image",
-        "docker-socket",
         "docker-executor",
+        "init",
+        "docker-socket",
         "cgroups",
     ] {
         check(&checks, name);
     }
+    // The suite's daemon runs without live-restore, and the socket is mounted as a file: both
+    // are said, and neither fails the check.
+    let restart = check(&checks, "daemon-restart");
+    assert!(
+        restart["warning"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stops every sibling"),
+        "{restart}"
+    );
+    let socket = check(&checks, "docker-socket");
+    assert!(
+        detail(&checks, "docker-socket").contains("command executors' siblings get none"),
+        "{socket}"
+    );
+    assert!(
+        socket["warning"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("mounted into the agent container as a file"),
+        "{socket}"
+    );
+    assert!(
+        detail(&checks, "init").contains("as their first process"),
+        "{checks:#?}"
+    );
     assert!(
         detail(&checks, "docker-executor").contains("runs no docker containerizer tasks"),
         "{checks:#?}"

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Stand-in for the stock mesos-executor, for tests and the demo: records how it was started in
 # the sandbox, then prints a line every 0.2 s. Among the agent's flags it reads
-# --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs> and --allocate_mb=<n> (holds n MiB
-# before it starts ticking, as a task that needs memory would); it ignores the rest, as the tests
-# need no real task.
+# --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs>, --allocate_mb=<n> (holds n MiB
+# before it starts ticking, as a task that needs memory would) and --probe_docker=<path:path...>
+# (records in executor.docker, for each path, whether a task could reach a Docker daemon there:
+# "absent", "socket" (no answer), or "reachable"); it ignores the rest, as the tests need no
+# real task.
 sandbox=${MESOS_DIRECTORY:?MESOS_DIRECTORY is not set}
 for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv"
 env > "$sandbox/executor.env"
@@ -12,14 +14,27 @@ exit_after=-1
 exit_code=0
 tick_interval=0.2
 allocate_mb=
+probe=
 for a in "$@"; do
   case "$a" in
     --exit_after=*) exit_after=${a#*=} ;;
     --exit_code=*) exit_code=${a#*=} ;;
     --tick_interval=*) tick_interval=${a#*=} ;;
     --allocate_mb=*) allocate_mb=${a#*=} ;;
+    --probe_docker=*) probe=${a#*=} ;;
   esac
 done
+if [ -n "$probe" ]; then
+  echo "$probe" | tr ':' '\n' | while read -r path; do
+    if [ ! -S "$path" ]; then
+      echo "$path absent"
+    elif command -v docker >/dev/null && HOME=/tmp docker -H "unix://$path" version >/dev/null 2>&1; then
+      echo "$path reachable"
+    else
+      echo "$path socket"
+    fi
+  done > "$sandbox/executor.docker"
+fi
 trap 'echo TERM >> "$sandbox/executor.signals"; exit 143' TERM
 trap 'echo USR1 >> "$sandbox/executor.signals"' USR1
 if [ -n "$allocate_mb" ]; then

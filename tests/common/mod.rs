@@ -214,6 +214,8 @@ pub struct Agent {
     pub work_dir_in_container: Option<String>,
     /// `--pid=<mode>` instead of `--pid=host` (with `pid_host`).
     pub pid_mode: Option<String>,
+    /// Where the agent container has the Docker socket (configure `docker_host` to match).
+    pub socket_at: String,
     /// Launch as the linux launcher does, into the run's cgroups, with this memory limit (bytes).
     pub linux_launcher: Option<u64>,
     /// Launch as the docker containerizer does: mesos-docker-executor, running this task command
@@ -237,6 +239,7 @@ impl Agent {
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
             work_dir_in_container: None,
             pid_mode: None,
+            socket_at: "/var/run/docker.sock".into(),
             linux_launcher: None,
             docker_task: None,
             launcher_dir: "/usr/libexec/mesos".into(),
@@ -527,7 +530,7 @@ impl Run {
         }
         args.extend([
             "-v".into(),
-            format!("{}:/var/run/docker.sock", self.socket()),
+            format!("{}:{}", self.socket(), agent.socket_at),
             "-v".into(),
             format!("{host_wd}:{wd}"),
         ]);
