@@ -17,6 +17,14 @@ pub enum Failure {
 }
 
 impl Failure {
+    pub const ALL: [Failure; 4] = [
+        Failure::Usage,
+        Failure::Unavailable,
+        Failure::Software,
+        Failure::Config,
+    ];
+
+    /// sysexits.h's code for the class: EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE, EX_CONFIG.
     pub fn exit_code(self) -> u8 {
         match self {
             Failure::Usage => 64,
@@ -83,17 +91,27 @@ mod tests {
         assert_eq!(exit_status_from_docker(256), 255);
     }
 
+    /// The README's table of the shim's own statuses is this one: every class, no other.
     #[test]
-    fn each_failure_has_its_own_status() {
-        let codes = [
-            Failure::Usage,
-            Failure::Unavailable,
-            Failure::Software,
-            Failure::Config,
-        ]
-        .map(Failure::exit_code);
-        assert_eq!(codes, [64, 69, 70, 78]);
+    fn the_readme_lists_each_failure_status_once() {
+        let readme = include_str!("../README.md");
+        let listed: Vec<u8> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| status | meaning |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('|').nth(1).unwrap().trim().parse().unwrap())
+            .collect();
+        assert_eq!(listed, Failure::ALL.map(Failure::exit_code));
+    }
+
+    #[test]
+    fn an_error_keeps_its_message_when_classified() {
         let e: Result<(), _> = Err(std::io::Error::other("boom")).classify(Failure::Software);
-        assert_eq!(e.unwrap_err().to_string(), "boom");
+        let e = e.unwrap_err();
+        assert_eq!(
+            (e.to_string().as_str(), e.failure),
+            ("boom", Failure::Software)
+        );
     }
 }

@@ -295,6 +295,21 @@ fn a_configuration_file_anyone_could_write_is_refused() {
     assert!(run.containers_named_sibling().is_empty());
 }
 
+/// The sandbox the agent makes before every launch is not there: refused before anything is made.
+#[test]
+fn a_sandbox_the_agent_did_not_make_is_refused() {
+    let run = Run::new("nosandbox");
+    let out = run_with(&launch_env(&run));
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not exist: the agent makes it"),
+        "{}",
+        out.stderr
+    );
+    assert!(run.containers_named_sibling().is_empty());
+    assert!(!run.sandbox().exists(), "nothing made in its place");
+}
+
 /// Checkpointing on, but the agent's meta directory never appears: the started sibling is
 /// removed again and nothing is created under the work_dir.
 #[test]
@@ -332,9 +347,8 @@ fn an_agent_without_host_pid_namespace_is_refused() {
 #[test]
 fn a_relay_never_starts_a_relay() {
     setup();
-    let dir = std::env::temp_dir().join(format!("shim-handover-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let real = dir.join("mesos-executor.real");
     std::fs::write(&real, "#!/bin/sh\necho \"stock executor: $*\"\nexit 5\n").unwrap();
     std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -387,7 +401,6 @@ fn a_relay_never_starts_a_relay() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("MESOS_DIRECTORY is not set"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -247,9 +247,10 @@ fn a_hundred_launches_at_once_are_all_checkpointed() {
     args.extend(runs.iter().map(Run::sibling_name));
     docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     for child in &mut children {
-        assert!(
-            child.wait().unwrap().code().is_some(),
-            "each shim exits once its sibling is gone"
+        assert_eq!(
+            child.wait().unwrap().code(),
+            Some(137),
+            "each shim exits once its sibling is gone, with its executor's SIGKILL status"
         );
     }
 }

@@ -24,9 +24,8 @@ fn the_binary_is_static_and_runs_in_a_scratch_image() {
         "has a dynamic loader: {description}"
     );
 
-    let context = std::env::temp_dir().join(format!("shim-scratch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&context);
-    std::fs::create_dir_all(&context).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path();
     std::fs::copy(shim_bin(), context.join("mesos-executor-shim")).unwrap();
     std::fs::write(
         context.join("Dockerfile"),
@@ -37,10 +36,9 @@ fn the_binary_is_static_and_runs_in_a_scratch_image() {
     let build = Command::new("docker")
         .env("DOCKER_BUILDKIT", "0")
         .args(["build", "-q", "-t", tag])
-        .arg(&context)
+        .arg(context)
         .output()
         .unwrap();
-    std::fs::remove_dir_all(&context).unwrap();
     assert!(
         build.status.success(),
         "{}",
@@ -54,6 +52,7 @@ fn the_binary_is_static_and_runs_in_a_scratch_image() {
         tag,
         "--version",
     ]);
+    let _ = docker(&["rmi", tag]);
     assert_eq!(
         version,
         format!("mesos-executor-shim {}", env!("CARGO_PKG_VERSION"))
