@@ -197,6 +197,13 @@ fn zero_configuration_finds_the_host_path_of_the_work_dir() {
         ]),
         "67108864 500000000"
     );
+    // From the host, where /var/lib/mesos is not the agent's work_dir, ps finds the run through
+    // the host paths the sibling records.
+    let (code, entries) = shim_json(&["ps", "--json", "--label", &run.scope_filter()]);
+    assert_eq!(code, 0);
+    let entry = &entries[0];
+    assert_eq!(entry["forked_pid"], "matches", "{entries:#}");
+    assert_eq!(entry["completed"], false, "{entries:#}");
     run.kill_agent(&name);
     assert!(pid_alive(pid));
     run.assert_output_grows();

@@ -49,8 +49,9 @@ impl fmt::Display for DockerPlacementReason {
         match self {
             DockerPlacementReason::NoMesosCgroup => write!(
                 f,
-                "the shim runs in no Mesos container cgroup (posix launcher): the container's destroy kills \
-                 the process tree of forked.pid, which is the executor's"
+                "the shim runs in no Mesos container cgroup (posix launcher): a destroy by the live agent \
+                 kills the shim and the sibling's init ends the executor; after an agent restart the \
+                 destroy kills the process tree of forked.pid, the sibling's"
             ),
             DockerPlacementReason::CgroupsV2 => write!(
                 f,
@@ -70,7 +71,7 @@ impl fmt::Display for DockerPlacementReason {
 /// Docker's placement while its executor was launched into a Mesos container's cgroup.
 pub const DEFAULT_PLACEMENT_MEANS: &str =
     "the Mesos container's cpu and memory limits do not apply to the \
-     executor, and its destroy reaches the executor only through forked.pid";
+     executor, and its destroy reaches the executor only through the shim's death or forked.pid";
 
 /// The hierarchies under `mount` in which `parent` does not exist. Docker's runtime makes the
 /// sibling's cgroup `<parent>/<id>` in every hierarchy, creating `parent` where the launcher did
