@@ -66,15 +66,7 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
         let run = runs[0].beside("restart");
         runs.push(run);
     }
-    let agents: Vec<String> = runs
-        .iter()
-        .map(|run| run.start_agent(&Agent::with_shim()))
-        .collect();
-    let pids: Vec<u32> = runs
-        .iter()
-        .zip(&agents)
-        .map(|(run, agent)| run.wait_for_checkpointed_sibling(agent))
-        .collect();
+    let (agents, pids) = start_agents(&runs, &Agent::with_shim());
     let shims: Vec<u32> = runs.iter().map(|r| r.launched_pid().unwrap()).collect();
     // doctor, from an agent container, says what a restart of this daemon means here.
     let wd = runs[0].work_dir.display().to_string();
@@ -184,4 +176,41 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
     );
     drop(next);
     drop(runs);
+}
+
+/// Without live-restore the daemon stops every container when it shuts down: each executor gets
+/// SIGTERM through its init, which records its status. A shim whose agent container is stopped
+/// with the rest goes with it; a shim that outlives the daemon (an agent run on the host) leaves
+/// with its executor's status, and nothing hangs.
+#[test]
+fn without_live_restore_a_stopping_daemon_ends_the_executors_and_nothing_hangs() {
+    setup();
+    let mut daemon =
+        PrivateDaemon::start_with(&format!("shim-it-stop-{}", std::process::id()), false);
+    daemon.load(AGENT_IMAGE);
+    let mut in_container = Run::new("nolive");
+    in_container.daemon = Some(daemon.host.clone());
+    let on_host = in_container.beside("nolivehost");
+    let agent = in_container.start_agent(&Agent::with_shim());
+    in_container.wait_for_checkpointed_sibling(&agent);
+    let config = on_host.host_config(serde_json::json!({ "docker_host": daemon.host }));
+    let mut shim = spawn_shim(&on_host, &config, &[], &[]);
+    on_host.wait_for_checkpointed_sibling("(on the host)");
+
+    daemon.stop(Signal::SIGTERM);
+    let status = shim.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{}", stderr_of(&on_host));
+    for run in [&in_container, &on_host] {
+        let record = run.read(run.sandbox().join(".mesos-executor-shim.exit"));
+        assert_eq!(
+            record.as_deref(),
+            Some(r#"{"protocol":1,"status":143}"#),
+            "{}",
+            stderr_of(run)
+        );
+        assert!(run
+            .read(run.sandbox().join("executor.signals"))
+            .is_some_and(|s| s.contains("TERM")));
+    }
+    daemon.restart();
 }

@@ -42,7 +42,7 @@ fn a_docker_task_survives_its_agent_container() {
         Duration::from_secs(30),
         || run.read(run.meta().join("pids/libprocess.pid")).is_some() && run.task_lines() >= 3,
     );
-    let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+    let argv = run.executor_file("executor.argv");
     let argv: Vec<&str> = argv.lines().collect();
     assert_eq!(argv[0], "/usr/libexec/mesos/mesos-docker-executor");
     assert!(
@@ -112,7 +112,7 @@ fn a_baked_image_relays_the_docker_executor_too() {
     let run = Run::new("dockerbaked");
     let name = run.start_agent(&Agent::docker(Agent::baked(), TICKING_TASK));
     let pid = run.wait_for_checkpointed_sibling(&name);
-    let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+    let argv = run.executor_file("executor.argv");
     assert_eq!(
         argv.lines().next(),
         Some("/usr/libexec/mesos/mesos-docker-executor.real"),
@@ -142,7 +142,7 @@ fn any_launcher_dir_works_without_configuration() {
         agent.launcher_dir = "/usr/local/libexec/mesos".into();
         let name = run.start_agent(&agent);
         run.wait_for_checkpointed_sibling(&name);
-        let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+        let argv = run.executor_file("executor.argv");
         assert_eq!(
             argv.lines().next(),
             Some(agent.executor_path().as_str()),
@@ -168,7 +168,7 @@ fn the_socket_goes_where_docker_socket_says() {
         mounts.contains(&("/var/run/docker.sock".to_string(), socket.to_string(), true)),
         "{mounts:?}"
     );
-    let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+    let argv = run.executor_file("executor.argv");
     assert!(argv
         .lines()
         .any(|l| l == format!("--docker_socket={socket}")));

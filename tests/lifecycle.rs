@@ -94,15 +94,7 @@ fn an_agent_containers_death_never_ends_its_executors() {
     let scope = first.scope.clone();
     let mut runs = vec![first];
     runs.extend((1..N).map(|_| Run::in_scope("agentdeath", &scope)));
-    let agents: Vec<String> = runs
-        .iter()
-        .map(|run| run.start_agent(&Agent::with_shim()))
-        .collect();
-    let pids: Vec<u32> = runs
-        .iter()
-        .zip(&agents)
-        .map(|(run, agent)| run.wait_for_checkpointed_sibling(agent))
-        .collect();
+    let (agents, pids) = start_agents(&runs, &Agent::with_shim());
     for (i, (run, agent)) in runs.iter().zip(&agents).enumerate() {
         if i % 2 == 0 {
             run.kill_agent(agent);
@@ -367,16 +359,7 @@ fn a_sibling_of_a_release_without_an_init_is_adopted() {
         "-w".into(),
         sandbox.clone(),
     ];
-    for label in [
-        "io.mesos-executor-shim.managed=true".to_string(),
-        format!("io.mesos-executor-shim.agent-id={}", run.agent_id),
-        format!("io.mesos-executor-shim.framework-id={}", run.framework_id),
-        format!("io.mesos-executor-shim.executor-id={}", run.executor_id),
-        format!("io.mesos-executor-shim.container-id={}", run.container_id),
-        run.scope_filter(),
-    ] {
-        args.extend(["--label".to_string(), label]);
-    }
+    args.extend(run.sibling_labels(&[]));
     args.extend([
         AGENT_IMAGE.to_string(),
         "/bin/sh".into(),

@@ -19,33 +19,37 @@ fn agent_with_socket_elsewhere() -> Agent {
     agent
 }
 
-fn probe(run: &Run) -> Vec<String> {
-    run.read(run.sandbox().join("executor.docker"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+/// Launches `agent` for `run` and returns what its command task found, path by path.
+fn probe(run: &Run, agent: &Agent) -> Vec<String> {
+    let name = run.start_agent(agent);
+    run.wait_for_checkpointed_sibling(&name);
+    let found = || -> Vec<String> {
+        run.read(run.sandbox().join("executor.docker"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until(
+        "the task probed for Docker",
+        std::time::Duration::from_secs(20),
+        || found().len() == 2,
+    );
+    found()
 }
 
 #[test]
 fn a_command_task_cannot_reach_docker_unless_the_operator_says_so() {
     let run = Run::new("nodocker");
-    let agent = run.start_agent(&agent_with_socket_elsewhere());
-    run.wait_for_checkpointed_sibling(&agent);
-    wait_until(
-        "the task probed for Docker",
-        std::time::Duration::from_secs(20),
-        || probe(&run).len() == 2,
-    );
     assert_eq!(
-        probe(&run),
+        probe(&run, &agent_with_socket_elsewhere()),
         [
             "/var/run/docker.sock absent",
             "/run/mesos-agent/docker.sock absent"
         ],
         "no socket at the default path nor where the agent has it"
     );
-    let env = run.read(run.sandbox().join("executor.env")).unwrap();
+    let env = run.executor_file("executor.env");
     assert!(
         !env.contains("DOCKER_HOST"),
         "nothing of Docker's added: {env}"
@@ -59,16 +63,11 @@ fn a_command_task_cannot_reach_docker_unless_the_operator_says_so() {
     );
 
     let opted_in = Run::new("withdocker");
-    let agent = opted_in
-        .start_agent(&agent_with_socket_elsewhere().set("command_executor_docker", true.into()));
-    opted_in.wait_for_checkpointed_sibling(&agent);
-    wait_until(
-        "the task probed for Docker",
-        std::time::Duration::from_secs(20),
-        || probe(&opted_in).len() == 2,
-    );
     assert_eq!(
-        probe(&opted_in),
+        probe(
+            &opted_in,
+            &agent_with_socket_elsewhere().set("command_executor_docker", true.into())
+        ),
         [
             "/var/run/docker.sock reachable",
             "/run/mesos-agent/docker.sock absent"

@@ -65,13 +65,13 @@ fn the_executor_outlives_a_killed_1x_agent() {
     );
 
     // The executor got the agent's argv verbatim and the 1.x environment, less the shim's own.
-    let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+    let argv = run.executor_file("executor.argv");
     let expected: Vec<&str> = [EXECUTOR_PATH, "--launcher_dir=/usr/libexec/mesos"]
         .into_iter()
         .chain(args)
         .collect();
     assert_eq!(argv.lines().collect::<Vec<_>>(), expected);
-    let env = run.read(run.sandbox().join("executor.env")).unwrap();
+    let env = run.executor_file("executor.env");
     assert!(
         env.contains(&format!("MESOS_DIRECTORY={}", run.sandbox().display())),
         "{env}"
@@ -122,7 +122,7 @@ fn the_executor_outlives_a_killed_0_2x_agent_that_checkpoints_late() {
         },
     );
     assert_eq!(run.forked_pid(), Some(pid));
-    let env = run.read(run.sandbox().join("executor.env")).unwrap();
+    let env = run.executor_file("executor.env");
     assert!(
         env.contains("OPERATOR_SETTING=reaches-the-executor"),
         "a 0.2x agent's environment is forwarded: {env}"
@@ -157,7 +157,7 @@ fn a_baked_image_runs_the_stock_executor_in_the_sibling() {
     let run = Run::new("baked");
     let agent = run.start_agent(&Agent::baked());
     let pid = run.wait_for_checkpointed_sibling(&agent);
-    let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+    let argv = run.executor_file("executor.argv");
     assert_eq!(
         argv.lines().next(),
         Some(format!("{EXECUTOR_PATH}.real").as_str()),
@@ -452,7 +452,7 @@ fn a_tasks_environment_changes_nothing_about_its_launch() {
             agent_image,
             "{tag}: the agent's image"
         );
-        let env = run.read(run.sandbox().join("executor.env")).unwrap();
+        let env = run.executor_file("executor.env");
         for variable in task_env {
             assert!(
                 env.lines().any(|l| l == variable),
@@ -460,7 +460,7 @@ fn a_tasks_environment_changes_nothing_about_its_launch() {
             );
         }
         if tag == "taskenvbaked" {
-            let argv = run.read(run.sandbox().join("executor.argv")).unwrap();
+            let argv = run.executor_file("executor.argv");
             assert_eq!(
                 argv.lines().next(),
                 Some(format!("{EXECUTOR_PATH}.real").as_str()),

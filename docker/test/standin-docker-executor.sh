@@ -10,8 +10,11 @@
 #     output comes through it, and exits with the task container's code;
 #   - on SIGTERM stops the task container, as a shutdown does.
 sandbox=${MESOS_DIRECTORY:?MESOS_DIRECTORY is not set}
-for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv"
-env > "$sandbox/executor.env"
+# Each record appears whole (temp file and rename): tests read them as soon as they exist.
+for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv.tmp"
+mv "$sandbox/executor.argv.tmp" "$sandbox/executor.argv"
+env > "$sandbox/executor.env.tmp"
+mv "$sandbox/executor.env.tmp" "$sandbox/executor.env"
 container= docker_cli=docker socket=/var/run/docker.sock
 for a in "$@"; do
   case "$a" in

@@ -7,8 +7,11 @@
 # "absent", "socket" (no answer), or "reachable"); it ignores the rest, as the tests need no
 # real task.
 sandbox=${MESOS_DIRECTORY:?MESOS_DIRECTORY is not set}
-for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv"
-env > "$sandbox/executor.env"
+# Each record appears whole (temp file and rename): tests read them as soon as they exist.
+for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv.tmp"
+mv "$sandbox/executor.argv.tmp" "$sandbox/executor.argv"
+env > "$sandbox/executor.env.tmp"
+mv "$sandbox/executor.env.tmp" "$sandbox/executor.env"
 echo $$ > "$sandbox/executor.pid"
 exit_after=-1
 exit_code=0

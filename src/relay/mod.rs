@@ -40,6 +40,10 @@ pub use supervise::status_of_signal;
 /// says why, rather than hanging until the agent's executor registration timeout).
 pub const DOCKER_PATIENCE: Duration = Duration::from_secs(8);
 
+/// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
+/// the status is known, and a daemon that is away leaves the removal to the next launch or gc.
+const AFTER_EXIT_PATIENCE: Duration = Duration::from_secs(2);
+
 /// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
 /// cgroups before it removes the parents the runtime made.
 const CGROUP_CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
@@ -84,7 +88,7 @@ pub async fn run(
         pause_at: settings.pause_at,
     };
     let endpoint = settings.docker_host.clone();
-    let connect = async || Engine::connect(&endpoint, supervise::FINISH_PATIENCE).await;
+    let connect = async || Engine::connect(&endpoint, AFTER_EXIT_PATIENCE).await;
     let outcome =
         supervise::supervise(connect, engine, &RealHost, &prepared.spec, &plan, signals).await;
     cgroups::remove_when_empty(&prepared.cgroups_made_for_sibling, CGROUP_CLEANUP_PATIENCE).await;

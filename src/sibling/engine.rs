@@ -189,21 +189,28 @@ async fn registered_wait(
             "waiting on container {id} at {endpoint}: {what}: {e}"
         ))
     };
+    /// An HTTP/1 connection over `stream`, its driver boxed so that both kinds of stream fit.
+    async fn handshake<S>(
+        stream: S,
+    ) -> std::io::Result<(
+        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        futures_util::future::BoxFuture<'static, hyper::Result<()>>,
+    )>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map(|(s, c)| (s, c.boxed()))
+            .map_err(std::io::Error::other)
+    }
     let (mut sender, connection) = tokio::time::timeout(REQUEST_TIMEOUT, async {
         match endpoint {
             DockerEndpoint::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map(|(s, c)| (s, c.boxed()))
-                    .map_err(std::io::Error::other)
+                handshake(tokio::net::UnixStream::connect(path).await?).await
             }
             DockerEndpoint::Tcp(address) => {
-                let stream = tokio::net::TcpStream::connect(address).await?;
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map(|(s, c)| (s, c.boxed()))
-                    .map_err(std::io::Error::other)
+                handshake(tokio::net::TcpStream::connect(address).await?).await
             }
         }
     })

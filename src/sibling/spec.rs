@@ -178,40 +178,23 @@ impl SiblingSpec {
             },
             executor: inputs.executor.clone(),
         };
-        let mut mounts = vec![BindMount {
-            host: inputs.sandbox_host.clone(),
-            container: run.sandbox.clone(),
-            read_only: false,
-        }];
-        for alias in &inputs.sandbox_aliases {
-            if alias != &run.sandbox {
-                mounts.push(BindMount {
-                    host: inputs.sandbox_host.clone(),
-                    container: alias.clone(),
-                    read_only: false,
-                });
-            }
+        let bind = |host: &Path, container: &Path, read_only| BindMount {
+            host: host.to_path_buf(),
+            container: container.to_path_buf(),
+            read_only,
+        };
+        let mut mounts = vec![bind(&inputs.sandbox_host, &run.sandbox, false)];
+        for alias in inputs.sandbox_aliases.iter().filter(|a| **a != run.sandbox) {
+            mounts.push(bind(&inputs.sandbox_host, alias, false));
         }
         if let Some((host, container)) = &inputs.volumes {
-            mounts.push(BindMount {
-                host: host.clone(),
-                container: container.clone(),
-                read_only: false,
-            });
+            mounts.push(bind(host, container, false));
         }
         if let Some(host) = &inputs.init_host_file {
-            mounts.push(BindMount {
-                host: host.clone(),
-                container: inputs.init_path.clone(),
-                read_only: true,
-            });
+            mounts.push(bind(host, &inputs.init_path, true));
         }
         if let Some((host, target)) = &inputs.docker_socket {
-            mounts.push(BindMount {
-                host: host.clone(),
-                container: target.clone(),
-                read_only: false,
-            });
+            mounts.push(bind(host, target, false));
         }
         mounts.extend(s.mounts.iter().cloned());
 

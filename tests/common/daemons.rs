@@ -85,6 +85,7 @@ impl Drop for DaemonProxy {
 /// and pidfile, and the containerd it starts: restarted at will, never the suite's daemon.
 pub struct PrivateDaemon {
     pub name: String,
+    live_restore: bool,
     pub host: String,
     socket: PathBuf,
     data_root: PathBuf,
@@ -96,9 +97,15 @@ pub struct PrivateDaemon {
 
 impl PrivateDaemon {
     pub fn start(name: &str) -> PrivateDaemon {
+        PrivateDaemon::start_with(name, true)
+    }
+
+    /// A private daemon with live-restore on or off.
+    pub fn start_with(name: &str, live_restore: bool) -> PrivateDaemon {
         let socket = PathBuf::from(format!("/run/{name}.sock"));
         let mut daemon = PrivateDaemon {
             name: name.to_string(),
+            live_restore,
             host: format!("unix://{}", socket.display()),
             socket,
             data_root: PathBuf::from(format!("/var/lib/{name}")),
@@ -132,8 +139,8 @@ impl PrivateDaemon {
             .arg(format!("--data-root={}", self.data_root.display()))
             .arg(format!("--exec-root={}", self.exec_root.display()))
             .arg(format!("--pidfile={}", self.pidfile.display()))
+            .args(self.live_restore.then_some("--live-restore"))
             .args([
-                "--live-restore",
                 "--iptables=false",
                 "--ip6tables=false",
                 "--bridge=none",

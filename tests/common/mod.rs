@@ -144,6 +144,18 @@ pub fn remove_cgroup_trees(root: &str) {
     }
 }
 
+/// Starts an agent container launching `agent` for each of `runs`, then waits until each run's
+/// sibling is checkpointed: the agents' names and the siblings' pids.
+pub fn start_agents(runs: &[Run], agent: &Agent) -> (Vec<String>, Vec<u32>) {
+    let names: Vec<String> = runs.iter().map(|run| run.start_agent(agent)).collect();
+    let pids = runs
+        .iter()
+        .zip(&names)
+        .map(|(run, name)| run.wait_for_checkpointed_sibling(name))
+        .collect();
+    (names, pids)
+}
+
 /// Polls `done` until it holds or `timeout` passes, then panics naming what did not happen.
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -688,6 +700,19 @@ impl Run {
             .unwrap_or(0)
     }
 
+    /// A record the stand-in executor writes in the sandbox as it starts (`executor.argv`,
+    /// `executor.env`), once it is there: the sibling's init starts the executor a moment after
+    /// the sibling is checkpointed.
+    pub fn executor_file(&self, name: &str) -> String {
+        let path = self.sandbox().join(name);
+        wait_until(
+            &format!("the executor wrote {name}"),
+            Duration::from_secs(10),
+            || path.exists(),
+        );
+        self.read(&path).unwrap()
+    }
+
     pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
         std::fs::read_to_string(path).ok()
     }
@@ -768,22 +793,30 @@ impl Run {
             .unwrap_or(0)
     }
 
-    /// A container under the sibling's name with this run's labels, as a launch that died
-    /// half-way leaves it: `verb` `create` (never started) or `run` (ran `true` and exited, no
-    /// auto-remove). `shim` is the label naming the (dead) shim that made it. Returns its ID.
-    pub fn leftover_sibling(&self, verb: &str, shim: &str) -> String {
-        let mut args = vec![verb.to_string(), "--name".into(), self.sibling_name()];
-        for label in [
+    /// `--label` arguments that make a container this run's sibling as a shim would label it
+    /// (the run's IDs, the scope), and `extra`.
+    pub fn sibling_labels(&self, extra: &[String]) -> Vec<String> {
+        let mut labels = vec![
             "io.mesos-executor-shim.managed=true".to_string(),
             format!("io.mesos-executor-shim.agent-id={}", self.agent_id),
             format!("io.mesos-executor-shim.framework-id={}", self.framework_id),
             format!("io.mesos-executor-shim.executor-id={}", self.executor_id),
             format!("io.mesos-executor-shim.container-id={}", self.container_id),
-            format!("io.mesos-executor-shim.shim={shim}"),
             self.scope_filter(),
-        ] {
-            args.extend(["--label".to_string(), label]);
-        }
+        ];
+        labels.extend(extra.iter().cloned());
+        labels
+            .into_iter()
+            .flat_map(|label| ["--label".to_string(), label])
+            .collect()
+    }
+
+    /// A container under the sibling's name with this run's labels, as a launch that died
+    /// half-way leaves it: `verb` `create` (never started) or `run` (ran `true` and exited, no
+    /// auto-remove). `shim` is the label naming the (dead) shim that made it. Returns its ID.
+    pub fn leftover_sibling(&self, verb: &str, shim: &str) -> String {
+        let mut args = vec![verb.to_string(), "--name".into(), self.sibling_name()];
+        args.extend(self.sibling_labels(&[format!("io.mesos-executor-shim.shim={shim}")]));
         args.extend([AGENT_IMAGE.to_string(), "true".into()]);
         self.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.sibling_id().expect("the leftover exists")
