@@ -207,12 +207,8 @@ fn a_waiting_shim_needs_no_daemon() {
     );
     assert_eq!(child.wait().unwrap().code(), Some(143));
     assert!(!pid_alive(pid));
-    assert!(
-        stderr_of(&run).contains("the next launch on this host, or gc, removes the sibling"),
-        "{}",
-        stderr_of(&run)
-    );
-    // Without live-restore the daemon removed it itself (auto-remove).
+    // Without live-restore the daemon removes it by itself (auto-remove): the shim left without
+    // asking the daemon anything.
     run.wait_sibling_gone();
 }
 

@@ -55,6 +55,8 @@ struct Sibling {
     /// Its first process is an init that records the exit (not so in a sibling an older release
     /// made, which a relaunch may adopt: its exit is learnt from the daemon).
     records_exit: bool,
+    /// The daemon removes it once it exits (AutoRemove): nothing left for the shim to do.
+    auto_removed: bool,
 }
 
 /// The status a process killed by `signal` leaves with, as a shell and Docker report it.
@@ -268,6 +270,7 @@ async fn take_on<E: SiblingEngine>(
         name: spec.name.clone(),
         created_here: true,
         records_exit: true,
+        auto_removed: spec.auto_remove,
     };
     let exit = match engine.wait(&sibling.id, WaitFor::NextExit).await {
         Ok(exit) => exit,
@@ -383,6 +386,7 @@ async fn adopt<E: SiblingEngine>(
             name: spec.name.clone(),
             created_here: false,
             records_exit,
+            auto_removed: false,
         },
         exit,
     ))
@@ -527,6 +531,10 @@ async fn finish<E: SiblingEngine>(
     sibling: &Sibling,
     recorded: Option<u8>,
 ) -> u8 {
+    if let (Some(status), true) = (recorded, sibling.auto_removed) {
+        // The daemon removes it by itself: a waiting shim never needs the daemon again.
+        return status;
+    }
     let finished = tokio::time::timeout(FINISH_PATIENCE, async {
         let engine = connect().await?;
         let status = match recorded {

@@ -397,3 +397,19 @@ fn a_signal_death_is_128_plus_the_signal() {
     assert_eq!(status_of_signal(Signal::SIGKILL), 137);
     assert_eq!(status_of_signal(Signal::SIGINT), 130);
 }
+
+/// Where the daemon removes the sibling by itself, the shim leaves without asking it again.
+#[tokio::test(flavor = "current_thread")]
+async fn an_auto_removed_sibling_is_left_to_the_daemon() {
+    let mut s = setup(true);
+    s.spec.auto_remove = true;
+    let engine = fake(&s, Executor::Runs { pid: 777 });
+    let signals = once_checkpointed(s.run.forked_pid_path(), 777, Signal::SIGTERM);
+    assert_eq!(launch(&s, &engine, signals).await.unwrap(), 143);
+    let calls = engine.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("remove")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("wait id-0 not-running")),
+        "{calls:?}"
+    );
+}
