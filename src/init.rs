@@ -111,11 +111,13 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
             status,
             format!(
                 "cannot run the executor {}: {e}; set \"executor\" (\"docker_executor\") in the \
-                     configuration file to its path in the executor image",
+                 configuration file to its path in the executor image",
                 executor.display()
             ),
         )
     })?;
+    // The sandbox files are the executor's now: the init keeps no copy of them open.
+    drop(command);
     let executor_pid = Pid::from_raw(child.id() as i32);
     tracing::info!(
         executor = %executor.display(),
@@ -215,7 +217,8 @@ impl Watched {
         match Pidfd::open_identity(identity) {
             Ok(Some(pidfd)) => Watched::Pidfd(pidfd),
             Ok(None) => Watched::Gone,
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => {
+            // No pidfds: a kernel before 5.3, or a seccomp profile that predates them.
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSYS | nix::libc::EPERM)) => {
                 if ProcessIdentity::of(identity.pid) == Some(*identity) {
                     Watched::Poll(*identity)
                 } else {

@@ -358,7 +358,8 @@ impl ExitWatch {
                 Ok(Some(ExitWatch::Pidfd(fd)))
             }
             Ok(None) => Ok(None),
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => {
+            // No pidfds: a kernel before 5.3, or a seccomp profile that predates them.
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSYS | nix::libc::EPERM)) => {
                 Ok((ProcessIdentity::of(identity.pid) == Some(*identity))
                     .then_some(ExitWatch::Poll(*identity)))
             }
@@ -556,6 +557,27 @@ mod tests {
             .await
             .expect("the watch saw the exit");
         reaper.join().unwrap().unwrap();
+    }
+
+    /// Where no pidfd can be had, the same watch by a look at /proc now and then.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_watch_without_pidfds_sees_the_exit_too() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let identity = ProcessIdentity::of(child.id()).unwrap();
+        let mut watch = ExitWatch::Poll(identity);
+        watch.signal(Signal::SIGKILL).unwrap();
+        let reaper = std::thread::spawn(move || child.wait());
+        tokio::time::timeout(Duration::from_secs(10), watch.exited())
+            .await
+            .expect("the watch saw the exit");
+        reaper.join().unwrap().unwrap();
+        assert!(
+            watch.signal(Signal::SIGTERM).is_err(),
+            "a gone process is never signalled"
+        );
     }
 
     #[test]
