@@ -11,7 +11,7 @@
 //! write, timed from the first request to the rename. Every path creates the same container.
 //! Nothing here busy-polls: a launch's end is the rename of forked.pid, seen through inotify.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::process::CommandExt;
@@ -274,6 +274,24 @@ fn field(line: &str, key: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The round trips of the shim's requests in a launch, by request, up to its rename.
+fn round_trips(stderr: &str) -> Vec<(String, Duration)> {
+    let written = stderr
+        .lines()
+        .find(|l| l.contains("forked.pid written"))
+        .and_then(|l| field(l, "at_ns"))
+        .unwrap_or(u64::MAX);
+    stderr
+        .lines()
+        .filter(|l| l.contains("docker request"))
+        .filter_map(|l| {
+            let name = l.split("request=\"").nth(1)?.split('"').next()?.to_string();
+            let (start, end) = (field(l, "start_ns")?, field(l, "end_ns")?);
+            (start < written).then(|| (name, Duration::from_nanos(end.saturating_sub(start))))
+        })
+        .collect()
 }
 
 /// The shim's own time in a launch: from its spawn to its rename of forked.pid, less the union
@@ -581,6 +599,7 @@ fn main() {
     let mut own_times = Vec::new();
     let mut starts = Vec::new();
     let mut shim_cpu = Vec::new();
+    let mut requests: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for i in 0..launches {
         let run = BenchRun::new(&root, "floor", i);
         let body = run.spec().create_body();
@@ -617,6 +636,9 @@ fn main() {
         let _ = child.wait();
         let (own, start) =
             own_time(&run.stderr(), spawned_ns).expect("the shim's timeline in its debug log");
+        for (name, took) in round_trips(&run.stderr()) {
+            requests.entry(name).or_default().push(took);
+        }
         shim_times.push(shim);
         own_times.push(own);
         starts.push(start);
@@ -699,6 +721,21 @@ fn main() {
         ms(start_median),
     )
     .unwrap();
+    writeln!(
+        report,
+        "The shim's requests up to the rename, by round trip (median over the launches):\n\n| request | median ms | max ms |\n|---|---:|---:|"
+    )
+    .unwrap();
+    for (name, times) in &requests {
+        writeln!(
+            report,
+            "| {name} | {} | {} |",
+            ms(percentile(times, 50.0)),
+            ms(*times.iter().max().unwrap())
+        )
+        .unwrap();
+    }
+    report.push('\n');
 
     // Waiting: several shims side by side, as on a real host, so that the pages of the binary
     // they share count as shared and USS is what one more costs; and their siblings' inits.
