@@ -9,7 +9,7 @@ use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::executor::{flag, ExecutorKind};
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
-use crate::sibling::agent::{AgentContainer, PidNamespace};
+use crate::sibling::agent::{host_pids_visible, AgentContainer, PidNamespace};
 use crate::sibling::engine::{DaemonFacts, Engine};
 use crate::sibling::placement::{self, AutoRemove, InitBinary, Placement, SIBLING_DOCKER_SOCKET};
 use crate::sibling::spec::{self, SiblingSpec, SpecInputs};
@@ -60,6 +60,7 @@ pub async fn prepare(
             ),
         }
     }
+    let host_pids = host_pids_visible(agent.as_ref()) == Some(true);
     let own_binary = crate::proc::own_binary().map_err(|e| {
         fail(
             Failure::Software,
@@ -150,8 +151,10 @@ pub async fn prepare(
         docker_socket,
         work_dir_host: resolved.work_dir_host.clone(),
         forked_pid_host,
-        shim: ProcessIdentity::current(),
-        agent: launch.agent,
+        // Identities are host pids, which the sibling's init and gc read in the host's PID
+        // namespace: named only where this process sees that namespace.
+        shim: host_pids.then(ProcessIdentity::current).flatten(),
+        agent: launch.agent.filter(|_| host_pids),
         cgroup_parent,
         auto_remove,
     });
