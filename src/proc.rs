@@ -78,11 +78,26 @@ impl ProcessIdentity {
     /// Whether the process still runs: `None` when its pid is not visible from here and nothing
     /// can be said (another PID namespace).
     pub fn liveness(&self, host_pids_visible: bool) -> Option<bool> {
-        match ProcessIdentity::of(self.pid) {
-            Some(now) => Some(now == *self),
-            None if host_pids_visible => Some(false),
-            None => None,
-        }
+        liveness(self.pid, host_pids_visible, |now| now == *self)
+    }
+}
+
+/// Whether some process runs as `pid` (never a zombie): `None` when its pid is not visible from
+/// here and nothing can be said.
+pub fn pid_liveness(pid: u32, host_pids_visible: bool) -> Option<bool> {
+    liveness(pid, host_pids_visible, |_| true)
+}
+
+/// The one rule: a missing pid means a dead process only where host pids are visible.
+fn liveness(
+    pid: u32,
+    host_pids_visible: bool,
+    same: impl Fn(ProcessIdentity) -> bool,
+) -> Option<bool> {
+    match ProcessIdentity::of(pid) {
+        Some(now) => Some(same(now)),
+        None if host_pids_visible => Some(false),
+        None => None,
     }
 }
 

@@ -41,10 +41,6 @@ fn exists(daemon: &PrivateDaemon, name: &str) -> bool {
     daemon.docker(&["inspect", name]).status.success()
 }
 
-fn stderr_of(run: &Run) -> String {
-    run.read(run.sandbox().join("stderr")).unwrap_or_default()
-}
-
 #[test]
 fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
     setup();
@@ -146,7 +142,7 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
     for (i, run) in runs.iter().enumerate().skip(1) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[i] as i32), Signal::SIGTERM)
             .unwrap();
-        assert_eq!(run.wait_agent_status(&agents[i]), 143, "{}", stderr_of(run));
+        assert_eq!(run.wait_agent_status(&agents[i]), 143, "{}", run.stderr());
         assert!(run
             .read(run.sandbox().join("executor.signals"))
             .is_some_and(|s| s.contains("TERM")));
@@ -158,7 +154,7 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
             "exited"
         );
     }
-    let stale = stderr_of(&runs[1]);
+    let stale = runs[1].stderr();
     assert!(stale.contains("removes the sibling"), "{stale}");
 
     // The next launch on this host, from an agent container with a fresh mount of the socket,
@@ -170,9 +166,9 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
         run.wait_sibling_gone();
     }
     assert!(
-        stderr_of(&next).contains("left behind by a shim that is gone"),
+        next.stderr().contains("left behind by a shim that is gone"),
         "{}",
-        stderr_of(&next)
+        next.stderr()
     );
     drop(next);
     drop(runs);
@@ -199,14 +195,14 @@ fn without_live_restore_a_stopping_daemon_ends_the_executors_and_nothing_hangs()
 
     daemon.stop(Signal::SIGTERM);
     let status = shim.wait().unwrap();
-    assert_eq!(status.code(), Some(143), "{}", stderr_of(&on_host));
+    assert_eq!(status.code(), Some(143), "{}", on_host.stderr());
     for run in [&in_container, &on_host] {
         let record = run.read(run.sandbox().join(".mesos-executor-shim.exit"));
         assert_eq!(
             record.as_deref(),
             Some(r#"{"protocol":1,"status":143}"#),
             "{}",
-            stderr_of(run)
+            run.stderr()
         );
         assert!(run
             .read(run.sandbox().join("executor.signals"))

@@ -23,10 +23,6 @@ fn signal(pid: u32, signal: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
 }
 
-fn stderr_of(run: &Run) -> String {
-    run.read(run.sandbox().join("stderr")).unwrap_or_default()
-}
-
 /// The posix launcher's destroy by a live agent SIGKILLs the session of the pid it forked: the
 /// shim. The executor goes with it, within the settle time and a moment, and its sibling is
 /// removed (by the daemon here, which runs without live-restore); a second executor of the same
@@ -65,9 +61,9 @@ fn a_destroy_by_the_live_agent_ends_the_executor_and_spares_its_neighbour() {
         destroyed.elapsed()
     );
     assert!(
-        stderr_of(&run).contains(AGENT_KILLED_THE_SHIM),
+        run.stderr().contains(AGENT_KILLED_THE_SHIM),
         "{}",
-        stderr_of(&run)
+        run.stderr()
     );
     assert_eq!(
         run.agent_status(),
@@ -104,14 +100,14 @@ fn an_agent_containers_death_never_ends_its_executors() {
     }
     for (run, pid) in runs.iter().zip(&pids) {
         wait_until(
-            &format!("the init judged its shim's death\n{}", stderr_of(run)),
+            &format!("the init judged its shim's death\n{}", run.stderr()),
             Duration::from_secs(30),
-            || AGENT_GONE.iter().any(|line| stderr_of(run).contains(line)),
+            || AGENT_GONE.iter().any(|line| run.stderr().contains(line)),
         );
         assert!(
-            !stderr_of(run).contains(AGENT_KILLED_THE_SHIM),
+            !run.stderr().contains(AGENT_KILLED_THE_SHIM),
             "{}",
-            stderr_of(run)
+            run.stderr()
         );
         assert!(pid_alive(*pid), "{}: a false kill", run.container_id);
     }
@@ -136,7 +132,7 @@ fn a_sigterm_before_the_sibling_exists_calls_the_launch_off() {
             run.diagnostics(&agent)
         ),
         Duration::from_secs(30),
-        || stderr_of(&run).contains("point=\"before-create\""),
+        || run.stderr().contains("point=\"before-create\""),
     );
     let sent = Instant::now();
     signal(run.launched_pid().unwrap(), Signal::SIGTERM);
@@ -148,9 +144,9 @@ fn a_sigterm_before_the_sibling_exists_calls_the_launch_off() {
     );
     assert!(run.containers_named_sibling().is_empty());
     assert!(
-        stderr_of(&run).contains("the launch is called off"),
+        run.stderr().contains("the launch is called off"),
         "{}",
-        stderr_of(&run)
+        run.stderr()
     );
 
     // The same while the shim retries a daemon that does not answer (8 s of retries held it).
@@ -162,7 +158,7 @@ fn a_sigterm_before_the_sibling_exists_calls_the_launch_off() {
     wait_until(
         "the shim retries the daemon",
         Duration::from_secs(10),
-        || stderr_of(&away).contains("Docker daemon not answering yet"),
+        || away.stderr().contains("Docker daemon not answering yet"),
     );
     let sent = Instant::now();
     signal(child.id(), Signal::SIGTERM);
@@ -238,7 +234,7 @@ fn a_sigterm_while_the_pid_cannot_be_confirmed_goes_through_the_daemon() {
             run.diagnostics(&name)
         ),
         Duration::from_secs(30),
-        || stderr_of(&run).contains("cannot be confirmed yet"),
+        || run.stderr().contains("cannot be confirmed yet"),
     );
     let shim = run.launched_pid().unwrap().to_string();
     let sent = Instant::now();
@@ -250,9 +246,9 @@ fn a_sigterm_while_the_pid_cannot_be_confirmed_goes_through_the_daemon() {
         sent.elapsed()
     );
     assert!(
-        stderr_of(&run).contains("through the daemon"),
+        run.stderr().contains("through the daemon"),
         "{}",
-        stderr_of(&run)
+        run.stderr()
     );
     run.wait_sibling_gone();
 }
@@ -369,17 +365,12 @@ fn a_sibling_of_a_release_without_an_init_is_adopted() {
     let mut child = spawn_shim(&run, &config, &[], &[]);
     let pid = run.wait_for_checkpointed_sibling("(on the host)");
     assert!(
-        stderr_of(&run).contains("adopting the running sibling"),
+        run.stderr().contains("adopting the running sibling"),
         "{}",
-        stderr_of(&run)
+        run.stderr()
     );
     signal(child.id(), Signal::SIGTERM);
-    assert_eq!(
-        child.wait().unwrap().code(),
-        Some(143),
-        "{}",
-        stderr_of(&run)
-    );
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{}", run.stderr());
     assert!(!pid_alive(pid));
 }
 

@@ -320,16 +320,7 @@ async fn existing<E: SiblingEngine>(
         .as_ref()
         .and_then(|c| c.labels.clone())
         .unwrap_or_default();
-    let ours = [
-        labels::LABEL_MANAGED,
-        labels::LABEL_AGENT_ID,
-        labels::LABEL_FRAMEWORK_ID,
-        labels::LABEL_EXECUTOR_ID,
-        labels::LABEL_CONTAINER_ID,
-    ]
-    .iter()
-    .all(|k| container_labels.get(*k) == spec.labels.get(*k));
-    if !ours {
+    if !labels::same_run(&container_labels, &spec.labels) {
         return Err(fail(
             Failure::Software,
             format!(

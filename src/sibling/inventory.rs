@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::SENTINEL_FILE;
-use crate::proc::ProcessIdentity;
+use crate::proc::{pid_liveness, ProcessIdentity};
 use crate::sibling::agent::{host_pids_visible, local_path_for, AgentContainer};
 use crate::sibling::engine::Engine;
 use crate::sibling::labels::{
@@ -93,7 +93,7 @@ pub fn run_state(
             Ok(PidFile::Pid(p)) if Some(i64::from(p)) == host_pid => ForkedPid::Matches,
             Ok(PidFile::Pid(p)) => ForkedPid::Differs {
                 pid: p,
-                alive: pid_alive(p, host_pids_visible),
+                alive: pid_liveness(p, host_pids_visible),
             },
             Ok(PidFile::Absent) => ForkedPid::Absent,
             Ok(PidFile::Unparsable(content)) => ForkedPid::Unparsable { content },
@@ -111,14 +111,6 @@ pub fn run_state(
         None
     };
     (forked, completed, run_gone)
-}
-
-fn pid_alive(pid: u32, host_pids_visible: bool) -> Option<bool> {
-    match ProcessIdentity::of(pid) {
-        Some(_) => Some(true),
-        None if host_pids_visible => Some(false),
-        None => None,
-    }
 }
 
 /// The siblings on a Docker host, and whether this place can judge a process dead.

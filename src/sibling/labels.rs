@@ -44,15 +44,22 @@ pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 8] {
     ]
 }
 
-/// Whether a container's labels say it is the sibling of this very run (and not some other
-/// container that happens to carry the name).
-pub fn labels_match_run(labels: &HashMap<String, String>, run: &RunLayout) -> bool {
-    let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
-    is(LABEL_MANAGED, "true")
-        && is(LABEL_AGENT_ID, &run.agent_id)
-        && is(LABEL_FRAMEWORK_ID, &run.framework_id)
-        && is(LABEL_EXECUTOR_ID, &run.executor_id)
-        && is(LABEL_CONTAINER_ID, &run.container_id)
+/// The labels that say which run a sibling is of: two containers that agree on all of them are
+/// siblings of the same run.
+const RUN_IDENTITY: [&str; 5] = [
+    LABEL_MANAGED,
+    LABEL_AGENT_ID,
+    LABEL_FRAMEWORK_ID,
+    LABEL_EXECUTOR_ID,
+    LABEL_CONTAINER_ID,
+];
+
+/// Whether a container's `labels` say it is the sibling of the run that `ours` (a sibling's own
+/// labels) describe, and not some other container that happens to carry the name.
+pub fn same_run(labels: &HashMap<String, String>, ours: &HashMap<String, String>) -> bool {
+    RUN_IDENTITY
+        .iter()
+        .all(|k| labels.get(*k).is_some() && labels.get(*k) == ours.get(*k))
 }
 
 /// A label filter `key` or `key=value` as `ps --label` and `gc --label` take it (Docker's syntax).
@@ -76,11 +83,15 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        assert!(labels_match_run(&labels, &run()));
+        assert!(same_run(&labels, &labels));
         let mut other = labels.clone();
         other.insert(LABEL_EXECUTOR_ID.into(), "someone-else".into());
-        assert!(!labels_match_run(&other, &run()));
-        assert!(!labels_match_run(&HashMap::new(), &run()));
+        assert!(!same_run(&other, &labels));
+        assert!(!same_run(&HashMap::new(), &labels));
+        assert!(
+            !same_run(&HashMap::new(), &HashMap::new()),
+            "no labels are no run"
+        );
         assert_eq!(
             labels[LABEL_FORKED_PID],
             "/var/lib/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"

@@ -469,7 +469,7 @@ mod tests {
         assert_eq!(labels[labels::LABEL_EXECUTOR], "mesos-executor");
         assert_eq!(labels[labels::LABEL_SHIM], "50:500");
         assert_eq!(labels[labels::LABEL_WORK_DIR_HOST], "/srv/mesos");
-        assert!(labels::labels_match_run(&labels, &run));
+        assert_eq!(labels[labels::LABEL_CONTAINER_ID], "C-1");
     }
 
     #[test]

@@ -713,6 +713,11 @@ impl Run {
         self.read(&path).unwrap()
     }
 
+    /// What the shim (and the sibling's init) wrote to the sandbox's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.read(self.sandbox().join("stderr")).unwrap_or_default()
+    }
+
     pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
         std::fs::read_to_string(path).ok()
     }
