@@ -27,6 +27,8 @@ use crate::error::{fail, Failure, ShimError};
 
 /// Per-request limit until the daemon answers with headers (streams then run unbounded).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a removal under way (another's) is waited for.
+const REMOVAL_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a pull of a missing image may take before the launch is failed.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -67,6 +69,8 @@ pub enum WaitFor {
     NextExit,
     /// Now, if it is not running; else its exit: for a container adopted while it runs.
     NotRunning,
+    /// Its removal: for a container whose removal is under way.
+    Removed,
 }
 
 impl WaitFor {
@@ -75,6 +79,7 @@ impl WaitFor {
         match self {
             WaitFor::NextExit => "next-exit",
             WaitFor::NotRunning => "not-running",
+            WaitFor::Removed => "removed",
         }
     }
 }
@@ -383,8 +388,28 @@ impl Engine {
         match timed("remove", self.docker.remove_container(id, Some(options))).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // 409: a removal (the daemon's auto-remove, or another's) is already under way.
-            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            // 409: a removal (the daemon's auto-remove, or another's) is already under way:
+            // done once that one is, so that what the caller removed is gone when it returns.
+            Err(e) if status_of(&e) == Some(409) => {
+                let removed = async {
+                    match self.wait(id, WaitFor::Removed).await {
+                        Ok(removed) => removed.await.map(drop).or_else(|e| match e {
+                            WaitError::NotFound => Ok(()),
+                            lost => Err(lost),
+                        }),
+                        Err(WaitError::NotFound) => Ok(()),
+                        Err(lost) => Err(lost),
+                    }
+                };
+                match tokio::time::timeout(REMOVAL_PATIENCE, removed).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(anyhow::anyhow!("removing container {id}: {e}")),
+                    Err(_) => anyhow::bail!(
+                        "container {id} is still being removed after {}s",
+                        REMOVAL_PATIENCE.as_secs()
+                    ),
+                }
+            }
             Err(e) => Err(e).with_context(|| format!("removing container {id}")),
         }
     }
