@@ -63,6 +63,9 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
         runs.push(run);
     }
     let (agents, pids) = start_agents(&runs, &Agent::with_shim());
+    for run in &runs {
+        run.wait_executor_ready();
+    }
     let shims: Vec<u32> = runs.iter().map(|r| r.launched_pid().unwrap()).collect();
     // doctor, from an agent container, says what a restart of this daemon means here.
     let wd = runs[0].work_dir.display().to_string();
@@ -192,6 +195,8 @@ fn without_live_restore_a_stopping_daemon_ends_the_executors_and_nothing_hangs()
     let config = on_host.host_config(serde_json::json!({ "docker_host": daemon.host }));
     let mut shim = spawn_shim(&on_host, &config, &[], &[]);
     on_host.wait_for_checkpointed_sibling("(on the host)");
+    in_container.wait_executor_ready();
+    on_host.wait_executor_ready();
 
     daemon.stop(Signal::SIGTERM);
     let status = shim.wait().unwrap();

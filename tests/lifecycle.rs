@@ -189,6 +189,7 @@ fn a_waiting_shim_needs_no_daemon() {
         || proxy.open_connections() == 0,
     );
     assert!(child.try_wait().unwrap().is_none(), "the shim still waits");
+    run.wait_executor_ready();
 
     proxy.cut();
     let sent = Instant::now();
@@ -236,6 +237,7 @@ fn a_sigterm_while_the_pid_cannot_be_confirmed_goes_through_the_daemon() {
         Duration::from_secs(30),
         || run.stderr().contains("cannot be confirmed yet"),
     );
+    run.wait_executor_ready();
     let shim = run.launched_pid().unwrap().to_string();
     let sent = Instant::now();
     docker_ok(&["exec", &name, "kill", "-TERM", &shim]);
@@ -364,6 +366,7 @@ fn a_sibling_of_a_release_without_an_init_is_adopted() {
     let config = run.host_config(serde_json::json!({}));
     let mut child = spawn_shim(&run, &config, &[], &[]);
     let pid = run.wait_for_checkpointed_sibling("(on the host)");
+    run.wait_executor_ready();
     assert!(
         run.stderr().contains("adopting the running sibling"),
         "{}",

@@ -209,6 +209,7 @@ fn signals_sent_to_the_shim_reach_the_executor() {
     let run = Run::new("signals");
     let agent = run.start_agent(&Agent::with_shim());
     run.wait_for_checkpointed_sibling(&agent);
+    run.wait_executor_ready();
     let shim = run
         .launched_pid()
         .expect("the agent recorded the pid it forked");
@@ -481,6 +482,7 @@ fn a_tasks_environment_changes_nothing_about_its_launch() {
         assert!(!stderr.contains("paused"), "{tag}: {stderr}");
 
         // SIGTERM from the agent still reaches the executor: the shim is not parked.
+        run.wait_executor_ready();
         let shim = run.launched_pid().unwrap();
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(shim as i32),

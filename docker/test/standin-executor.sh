@@ -5,14 +5,13 @@
 # before it starts ticking, as a task that needs memory would) and --probe_docker=<path:path...>
 # (records in executor.docker, for each path, whether a task could reach a Docker daemon there:
 # "absent", "socket" (no answer), or "reachable"); it ignores the rest, as the tests need no
-# real task.
+# real task. It writes executor.pid once its signal handlers are set.
 sandbox=${MESOS_DIRECTORY:?MESOS_DIRECTORY is not set}
 # Each record appears whole (temp file and rename): tests read them as soon as they exist.
 for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv.tmp"
 mv "$sandbox/executor.argv.tmp" "$sandbox/executor.argv"
 env > "$sandbox/executor.env.tmp"
 mv "$sandbox/executor.env.tmp" "$sandbox/executor.env"
-echo $$ > "$sandbox/executor.pid"
 exit_after=-1
 exit_code=0
 tick_interval=0.2
@@ -40,6 +39,9 @@ if [ -n "$probe" ]; then
 fi
 trap 'echo TERM >> "$sandbox/executor.signals"; exit 143' TERM
 trap 'echo USR1 >> "$sandbox/executor.signals"' USR1
+# Ready for signals: as a real executor, it could not handle one before its handlers were set.
+echo $$ > "$sandbox/executor.pid.tmp"
+mv "$sandbox/executor.pid.tmp" "$sandbox/executor.pid"
 if [ -n "$allocate_mb" ]; then
   echo "allocating $allocate_mb MiB"
   held=$(head -c $((allocate_mb * 1048576)) /dev/zero | tr '\0' x)

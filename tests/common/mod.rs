@@ -713,6 +713,13 @@ impl Run {
         self.read(&path).unwrap()
     }
 
+    /// Waits until the stand-in executor handles signals (it writes `executor.pid` once its
+    /// handlers are set): a signal sent before would find it as it would the stock executor, not
+    /// yet listening.
+    pub fn wait_executor_ready(&self) {
+        self.executor_file("executor.pid");
+    }
+
     /// What the shim (and the sibling's init) wrote to the sandbox's stderr so far.
     pub fn stderr(&self) -> String {
         self.read(self.sandbox().join("stderr")).unwrap_or_default()
