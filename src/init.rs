@@ -77,13 +77,9 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| sys("opening a signalfd", e))?;
 
-    let own = crate::proc::own_binary().ok();
-    let is_this_binary = |p: &Path| {
-        own.as_deref()
-            .is_some_and(|own| crate::proc::same_file(p, own))
-    };
     let configured = Path::new(&args.executor[0]);
-    let executor = executor_to_run(configured, is_this_binary).map_err(|e| failure(127, e))?;
+    let executor =
+        executor_to_run(configured, crate::proc::is_own_binary).map_err(|e| failure(127, e))?;
     let stdout = append(&args.stdout).map_err(|e| failure(70, e))?;
     let stderr = append(&args.stderr).map_err(|e| failure(70, e))?;
     let mut command = std::process::Command::new(&executor);

@@ -189,6 +189,11 @@ pub fn own_binary() -> io::Result<PathBuf> {
     })
 }
 
+/// Whether `path` is the file this process runs (a baked shim, seen under an executor's name).
+pub fn is_own_binary(path: &Path) -> bool {
+    own_binary().is_ok_and(|own| same_file(path, &own))
+}
+
 /// Whether two paths are the same file: (device, inode).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

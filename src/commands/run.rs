@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 
 use futures_util::stream::{self, Stream, StreamExt};
 use nix::sys::signal::Signal;
@@ -89,13 +88,8 @@ fn append_to_sandbox_files() {
 fn hand_over_to_stock_executor(args: Vec<OsString>) -> Result<u8, ShimError> {
     let own = crate::proc::exec_path()
         .ok_or_else(|| fail(Failure::Software, "cannot tell which file this program is"))?;
-    let this_binary = crate::proc::own_binary().ok();
-    let is_this_binary = |p: &Path| {
-        this_binary
-            .as_deref()
-            .is_some_and(|b| crate::proc::same_file(p, b))
-    };
-    let stock = executor_to_run(&own, is_this_binary).map_err(|e| fail(Failure::Config, e))?;
+    let stock =
+        executor_to_run(&own, crate::proc::is_own_binary).map_err(|e| fail(Failure::Config, e))?;
     let error = std::process::Command::new(&stock)
         .arg0(&stock)
         .args(args)

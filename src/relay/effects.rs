@@ -4,7 +4,6 @@
 //! machine against fakes (`test_support::fake`).
 
 use std::io;
-use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
 use nix::sys::signal::Signal;
@@ -12,6 +11,7 @@ use nix::sys::signal::Signal;
 use crate::error::ShimError;
 use crate::mesos::checkpoint::HostPid;
 use crate::proc::PidCheck;
+use crate::relay::plan::Sweep;
 use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 
 /// What the relay asks of the container engine about its sibling.
@@ -30,7 +30,7 @@ pub trait SiblingEngine {
     async fn remove(&self, id: &str) -> anyhow::Result<()>;
     /// Removes the siblings of the work_dir at `work_dir_host` that gone shims left behind
     /// (see [`crate::sibling::inventory::sweep`]); returns how many.
-    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize>;
+    async fn sweep(&self, sweep: &Sweep) -> anyhow::Result<usize>;
 }
 
 impl<T: SiblingEngine> SiblingEngine for &T {
@@ -55,8 +55,8 @@ impl<T: SiblingEngine> SiblingEngine for &T {
     async fn remove(&self, id: &str) -> anyhow::Result<()> {
         (**self).remove(id).await
     }
-    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
-        (**self).sweep(work_dir_host).await
+    async fn sweep(&self, sweep: &Sweep) -> anyhow::Result<usize> {
+        (**self).sweep(sweep).await
     }
 }
 

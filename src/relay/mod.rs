@@ -18,7 +18,6 @@ pub mod plan;
 pub mod prepare;
 pub mod supervise;
 
-use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
@@ -33,7 +32,7 @@ use crate::sibling::inventory;
 
 pub use effects::{HostProcesses, RealHost, SiblingEngine, SiblingProcess};
 pub use launch::Launch;
-pub use plan::LaunchPlan;
+pub use plan::{LaunchPlan, Sweep};
 pub use supervise::status_of_signal;
 
 /// How long a launch waits for an unreachable daemon before failing (the task fails fast and
@@ -83,7 +82,10 @@ pub async fn run(
         forked_pid_timeout: settings.forked_pid_timeout,
         forked_pid_guard: settings.forked_pid_guard,
         exit_record: run.exit_record_path(),
-        sweep: Some(prepared.work_dir_host.clone()),
+        sweep: Some(Sweep {
+            work_dir_host: prepared.work_dir_host.clone(),
+            seen_from: prepared.agent.clone(),
+        }),
         #[cfg(feature = "failpoints")]
         pause_at: settings.pause_at,
     };
@@ -124,7 +126,7 @@ impl SiblingEngine for Engine {
         Engine::remove(self, id).await
     }
 
-    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
-        inventory::sweep(self, work_dir_host).await
+    async fn sweep(&self, sweep: &Sweep) -> anyhow::Result<usize> {
+        inventory::sweep(self, &sweep.work_dir_host, sweep.seen_from.clone()).await
     }
 }

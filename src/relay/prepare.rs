@@ -23,6 +23,8 @@ pub struct Prepared {
     pub spec: SiblingSpec,
     /// The host path behind the work_dir: whose left-behind siblings the launch sweeps.
     pub work_dir_host: PathBuf,
+    /// The agent container the shim runs in (`None`: the host), as Docker described it.
+    pub agent: Option<AgentContainer>,
     /// Cgroups the sibling's runtime will make and nobody else would remove (see
     /// [`cgroups::hierarchies_without`]), noted before the sibling exists.
     pub cgroups_made_for_sibling: Vec<PathBuf>,
@@ -161,6 +163,7 @@ pub async fn prepare(
     Ok(Prepared {
         spec,
         work_dir_host: resolved.work_dir_host,
+        agent,
         cgroups_made_for_sibling,
     })
 }

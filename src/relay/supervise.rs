@@ -118,8 +118,8 @@ where
         .then(|| Box::pin(forked_pid::take_over(host, plan, pid, &sibling.id)));
     let mut guard: Option<ForkedPidGuard> = None;
     let mut sweep = Some(Box::pin(async move {
-        if let Some(work_dir_host) = &plan.sweep {
-            match tokio::time::timeout(SWEEP_PATIENCE, engine.sweep(work_dir_host)).await {
+        if let Some(sweep) = &plan.sweep {
+            match tokio::time::timeout(SWEEP_PATIENCE, engine.sweep(sweep)).await {
                 Ok(Err(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), "could not sweep the siblings left behind")
                 }

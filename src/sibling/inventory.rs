@@ -124,13 +124,24 @@ pub struct Inventory {
 }
 
 /// Every sibling the shim made on this Docker host that carries all of `label_filters` (Docker's
-/// `key` or `key=value`), in any of `states` (all when empty).
+/// `key` or `key=value`), in any of `states` (all when empty), seen from the container this
+/// process runs in (found here).
 pub async fn list(
     engine: &Engine,
     label_filters: &[String],
     states: &[&str],
 ) -> anyhow::Result<Inventory> {
     let agent = AgentContainer::discover(engine).await?;
+    list_seen_from(engine, agent, label_filters, states).await
+}
+
+/// [`list`], seen from `agent` (`None`: the host), which the caller has already described.
+async fn list_seen_from(
+    engine: &Engine,
+    agent: Option<AgentContainer>,
+    label_filters: &[String],
+    states: &[&str],
+) -> anyhow::Result<Inventory> {
     let visible = host_pids_visible(agent.as_ref()) == Some(true);
     let mut filters = vec![format!("{LABEL_MANAGED}=true")];
     filters.extend(label_filters.iter().cloned());
@@ -318,12 +329,17 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
 /// What a launch removes on its way, off its critical path: siblings of the same work_dir that
 /// have stopped (or were never started) after their shim was gone, so that nobody else would
 /// remove them. One list of the stopped and created siblings, then one removal each. Returns how
-/// many it removed.
-pub async fn sweep(engine: &Engine, work_dir_host: &Path) -> anyhow::Result<usize> {
+/// many it removed. `seen_from`: the agent container the launch already described (`None`: the
+/// host), so that the sweep asks the daemon nothing more about it.
+pub async fn sweep(
+    engine: &Engine,
+    work_dir_host: &Path,
+    seen_from: Option<AgentContainer>,
+) -> anyhow::Result<usize> {
     let filter = format!("{LABEL_WORK_DIR_HOST}={}", work_dir_host.display());
     let mut states = SiblingState::STOPPED_NAMES.to_vec();
     states.push("created");
-    let inventory = list(engine, &[filter], &states).await?;
+    let inventory = list_seen_from(engine, seen_from, &[filter], &states).await?;
     let mut removed = 0;
     for entry in &inventory.entries {
         let left_behind = entry.shim_alive == Some(false)

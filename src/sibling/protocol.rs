@@ -189,7 +189,7 @@ impl ExitRecord {
     pub fn exited(code: i32) -> ExitRecord {
         ExitRecord {
             protocol: PROTOCOL,
-            status: u8::try_from(code).unwrap_or(255),
+            status: crate::error::exit_status_from_docker(i64::from(code)),
             signal: None,
         }
     }

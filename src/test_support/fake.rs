@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::error::{fail, Failure, ShimError};
 use crate::mesos::checkpoint::HostPid;
 use crate::proc::PidCheck;
-use crate::relay::{HostProcesses, SiblingEngine, SiblingProcess};
+use crate::relay::{HostProcesses, SiblingEngine, SiblingProcess, Sweep};
 use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::sibling::protocol::ExitRecord;
 
@@ -274,8 +274,8 @@ impl SiblingEngine for Fake {
         Ok(())
     }
 
-    async fn sweep(&self, work_dir_host: &Path) -> anyhow::Result<usize> {
-        self.call(format!("sweep {}", work_dir_host.display()))?;
+    async fn sweep(&self, sweep: &Sweep) -> anyhow::Result<usize> {
+        self.call(format!("sweep {}", sweep.work_dir_host.display()))?;
         Ok(0)
     }
 }

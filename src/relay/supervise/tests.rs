@@ -61,7 +61,10 @@ fn setup(with_pids_dir: bool) -> Setup {
         forked_pid_timeout: Duration::from_millis(100),
         forked_pid_guard: Duration::from_secs(10),
         exit_record: run.exit_record_path(),
-        sweep: Some(run.work_dir.clone()),
+        sweep: Some(crate::relay::Sweep {
+            work_dir_host: run.work_dir.clone(),
+            seen_from: None,
+        }),
         #[cfg(feature = "failpoints")]
         pause_at: None,
     };
