@@ -12,15 +12,37 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shim=${SHIM_BINARY:-}
 if [ -z "$shim" ]; then
-  (cd "$repo" && cargo build --release --locked -q)
+  (cd "$repo" && cargo build --release --locked -q) || { echo "demo: FAILED: cargo build --release (its error is above)" >&2; exit 1; }
   shim=$repo/target/x86_64-unknown-linux-gnu/release/mesos-executor-shim
 fi
 shim=$(cd "$(dirname "$shim")" && pwd)/$(basename "$shim")
 
-say() { printf '\n== %s\n' "$*"; }
+say() {
+  step="$*"
+  printf '\n== %s\n' "$*"
+}
+reported=no step="starting"
 fail() {
+  reported=yes
   echo "demo: FAILED: $*" >&2
   exit 1
+}
+# must WHAT COMMAND...: runs COMMAND; when it fails, the demo fails naming WHAT, the command and
+# what it printed. Its standard output is passed on.
+must() {
+  what=$1
+  shift
+  must_err=$(mktemp)
+  status=0
+  "$@" 2>"$must_err" || status=$?
+  if [ "$status" = 0 ]; then
+    rm -f "$must_err"
+    return 0
+  fi
+  printf 'demo: command (status %s): %s\n' "$status" "$*" >&2
+  sed 's/^/demo:   /' "$must_err" >&2
+  rm -f "$must_err"
+  fail "$what"
 }
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, or fails the demo.
 wait_for() {
@@ -39,13 +61,17 @@ agent2=demo-agent-2-$cid
 dcid=$cid-docker
 dagent=demo-agent-docker-$cid
 cleanup() {
+  status=$?
+  if [ "$status" != 0 ] && [ "$reported" = no ]; then
+    echo "demo: FAILED with status $status during: $step (its error is above)" >&2
+  fi
   docker rm -f "$agent1" "$agent2" "$dagent" "executor-mesos-$cid" "executor-mesos-$dcid" "mesos-$dcid" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 say "building the demo images locally"
-sh "$repo/docker/test/build-images.sh" "$shim"
+must "building the demo images" sh "$repo/docker/test/build-images.sh" "$shim"
 
 sibling_pid() { # NAME: the host pid of a running container, or nothing
   docker inspect -f '{{if .State.Running}}{{.State.Pid}}{{end}}' "$1" 2>/dev/null || true
@@ -55,7 +81,7 @@ lines() { grep -c "$1" "$2" 2>/dev/null || true; }
 state() { docker inspect -f '{{.State.Status}}' "$1" 2>/dev/null || echo removed; }
 
 say "starting agent container $agent1; it launches executor app.demo in container $cid"
-docker run -d --name "$agent1" --pid=host --net=host \
+must "starting agent container $agent1" docker run -d --name "$agent1" --pid=host --net=host \
   -v /var/run/docker.sock:/var/run/docker.sock -v "$work:$work" \
   -v "$shim:/usr/libexec/mesos/mesos-executor:ro" -v "$shim:/usr/local/bin/mesos-executor-shim:ro" \
   mesos-executor-shim-test/agent:latest \
@@ -70,12 +96,12 @@ wait_for 30 "the executor was not checkpointed; sandbox stderr: $(cat "$sandbox/
   checkpointed "$cid" "$forked"
 pid=$(cat "$forked")
 echo "forked.pid = $pid = host pid of sibling container executor-mesos-$cid"
-listing=$(docker exec "$agent1" /usr/local/bin/mesos-executor-shim ps)
+listing=$(must "running ps in the agent container" docker exec "$agent1" /usr/local/bin/mesos-executor-shim ps)
 printf '%s\n' "$listing" | sed -n "1p;/$cid/p"
 printf '%s\n' "$listing" | grep "^$cid " | grep -q matches || fail "ps does not show forked.pid matching"
 
 say "SIGKILL of the agent container"
-docker kill --signal KILL "$agent1" >/dev/null
+must "killing the agent container" docker kill --signal KILL "$agent1" >/dev/null
 wait_for 20 "the agent container did not stop" sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' $agent1)\" = exited ]"
 echo "agent container: $(state "$agent1")"
 alive "$pid" || fail "the executor died with its agent container"
@@ -91,8 +117,8 @@ echo "$report"
 [ "$report" = "alive $cid $pid" ] || fail "recovery did not find pid $pid"
 
 say "SIGTERM to the executor"
-autoremove=$(docker inspect -f '{{.HostConfig.AutoRemove}}' "executor-mesos-$cid")
-docker kill --signal TERM "executor-mesos-$cid" >/dev/null
+autoremove=$(must "inspecting the sibling" docker inspect -f '{{.HostConfig.AutoRemove}}' "executor-mesos-$cid")
+must "sending SIGTERM to the sibling" docker kill --signal TERM "executor-mesos-$cid" >/dev/null
 wait_for 20 "the executor did not exit on SIGTERM" sh -c "! kill -0 $pid 2>/dev/null"
 grep -q TERM "$sandbox/executor.signals" || fail "the executor never saw SIGTERM"
 echo "the executor exited on SIGTERM; its sibling's init recorded $(cat "$sandbox/.mesos-executor-shim.exit")"
@@ -102,7 +128,7 @@ if [ "$autoremove" = true ]; then
 else
   # live-restore on an Engine before 24.0.8: no auto-remove, and its shim is gone: gc removes it.
   wait_for 20 "the sibling did not stop" sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' executor-mesos-$cid)\" = exited ]"
-  "$shim" gc --label "io.mesos-executor-shim.container-id=$cid" >/dev/null
+  must "running gc" "$shim" gc --label "io.mesos-executor-shim.container-id=$cid" >/dev/null
   [ "$(state "executor-mesos-$cid")" = removed ] || fail "gc did not remove the exited sibling"
   echo "its container, stopped with its shim gone, was removed by gc"
 fi
@@ -110,7 +136,7 @@ fi
 say "a docker task: agent container $dagent runs the docker containerizer, the shim bind-mounted over both executors"
 dwork=$work/docker-agent
 mkdir -p "$dwork"
-docker run -d --name "$dagent" --pid=host --net=host \
+must "starting agent container $dagent" docker run -d --name "$dagent" --pid=host --net=host \
   -v /var/run/docker.sock:/var/run/docker.sock -v "$work:$work" \
   -v "$shim:/usr/libexec/mesos/mesos-executor:ro" -v "$shim:/usr/libexec/mesos/mesos-docker-executor:ro" \
   -e CONTAINERIZER=docker -e TASK_IMAGE=mesos-executor-shim-test/agent:latest \
@@ -125,7 +151,7 @@ dpid=$(cat "$dmeta/forked.pid")
 echo "forked.pid = $dpid = host pid of sibling executor-mesos-$dcid; libprocess.pid = $(cat "$dmeta/libprocess.pid")"
 wait_for 30 "the task container does not run" sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' mesos-$dcid 2>/dev/null)\" = running ]"
 echo "task container mesos-$dcid: running"
-docker kill --signal KILL "$dagent" >/dev/null
+must "killing the docker agent container" docker kill --signal KILL "$dagent" >/dev/null
 wait_for 20 "the agent container did not stop" sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' $dagent)\" = exited ]"
 echo "agent container: $(state "$dagent")"
 alive "$dpid" || fail "the docker executor died with its agent container"
@@ -140,6 +166,6 @@ report=$(docker run --rm --pid=host --net=host -e CONTAINERIZER=docker -v "$work
   || fail "the docker containerizer found its executor dead: $report"
 echo "$report"
 [ "$report" = "alive $dcid $dpid" ] || fail "recovery did not find pid $dpid"
-docker kill --signal TERM "executor-mesos-$dcid" >/dev/null
+must "sending SIGTERM to the docker executor's sibling" docker kill --signal TERM "executor-mesos-$dcid" >/dev/null
 wait_for 30 "the task container did not stop on SIGTERM" sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' mesos-$dcid 2>/dev/null || echo removed)\" != running ]"
 echo "the docker executor stopped its task on SIGTERM: task container $(state "mesos-$dcid")"
