@@ -25,10 +25,19 @@ use crate::sibling::labels::LABEL_PREFIX;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// Names another configuration file; subject to [`trusted_file`] when a launch names it.
 pub const ENV_CONFIG: &str = "EXECUTOR_SHIM_CONFIG";
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+/// Where Docker's clients and daemon put the socket unless told otherwise: the path is written
+/// here once, for the default endpoint and for where a sibling finds the socket.
+macro_rules! docker_default_socket {
+    () => {
+        "/var/run/docker.sock"
+    };
+}
+pub const DOCKER_DEFAULT_SOCKET: &str = docker_default_socket!();
+pub const DEFAULT_DOCKER_HOST: &str = concat!("unix://", docker_default_socket!());
 pub const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
-pub const DEFAULT_SHIM_DEATH_SETTLE: Duration = Duration::from_secs(2);
+/// The settle time the init uses when a shim passes none is the same default.
+pub const DEFAULT_SHIM_DEATH_SETTLE: Duration = crate::sibling::protocol::DEFAULT_SETTLE;
 
 /// Where the Docker daemon listens: parsed once, here, for the engine, the placement and `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +179,7 @@ impl Default for Settings {
             mounts: Vec::new(),
             forked_pid_timeout: DEFAULT_FORKED_PID_TIMEOUT,
             forked_pid_guard: DEFAULT_FORKED_PID_GUARD,
-            docker_host: DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
+            docker_host: DockerEndpoint::Unix(PathBuf::from(DOCKER_DEFAULT_SOCKET)),
             work_dir_host: None,
             cap_add: Vec::new(),
             memory: None,

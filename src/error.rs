@@ -14,22 +14,27 @@ pub enum Failure {
     Software,
     /// A setting is unknown or bad.
     Config,
+    /// An operator command could not print its report.
+    Output,
 }
 
 impl Failure {
-    pub const ALL: [Failure; 4] = [
+    pub const ALL: [Failure; 5] = [
         Failure::Usage,
         Failure::Unavailable,
         Failure::Software,
+        Failure::Output,
         Failure::Config,
     ];
 
-    /// sysexits.h's code for the class: EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE, EX_CONFIG.
+    /// sysexits.h's code for the class: EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE, EX_IOERR,
+    /// EX_CONFIG.
     pub fn exit_code(self) -> u8 {
         match self {
             Failure::Usage => 64,
             Failure::Unavailable => 69,
             Failure::Software => 70,
+            Failure::Output => 74,
             Failure::Config => 78,
         }
     }
@@ -49,6 +54,18 @@ impl fmt::Display for ShimError {
 }
 
 impl std::error::Error for ShimError {}
+
+impl ShimError {
+    /// The report's reader went away (`ps --json | head`): what was being printed is no longer
+    /// wanted, which is no failure of the command's.
+    pub fn is_reader_gone(&self) -> bool {
+        self.failure == Failure::Output
+            && self
+                .error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
 
 /// `result.classify(Failure::X)?` at the edges where an error's class becomes known.
 pub trait Classify<T> {

@@ -9,28 +9,31 @@
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
 //! - [`proc`]: what `/proc` and pidfds tell about this process and host processes (no Docker).
 //! - [`sibling`]: the sibling container: its spec and labels (pure), the protocol between the
-//!   shim and the sibling's init, its placement, the agent container, the Docker API calls, and
+//!   shim and the sibling's init, its placement, the Docker API calls, and
 //!   the inventory of siblings on a host.
 //! - [`relay`]: one launch, tying the above together: start the sibling, checkpoint its pid,
 //!   forward signals, exit with the executor's status; its state machine runs against traits,
 //!   so it is unit-tested with fakes.
-//! - [`init`]: the sibling's first process: runs the executor, records its exit, and ends it
+//! - [`agent_container`]: the container the agent (and so the shim) runs in, as Docker describes
+//!   it: its image, mounts and PID namespace, which the sibling's placement follows.
+//! - [`sibling_init`]: the sibling's first process: runs the executor, records its exit, and ends it
 //!   when the agent kills the shim.
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
 //! - [`error`]: the shim's failure classes and their exit statuses; [`logging`]: its log.
 
+pub mod agent_container;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod failpoint;
-pub mod init;
 pub mod logging;
 pub mod mesos;
 pub mod proc;
 pub mod relay;
 pub mod sibling;
+pub mod sibling_init;
 #[cfg(test)]
 mod test_support;

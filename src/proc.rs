@@ -354,49 +354,98 @@ impl AsRawFd for Pidfd {
 /// How often a watch without pidfds (kernels before 5.3) looks at the process.
 pub const WATCH_POLL: Duration = Duration::from_millis(500);
 
-/// One process watched until it exits, and signalled, by its identity: with a pidfd, which
-/// costs nothing while it waits, or where the kernel has none by a look at `/proc` every
-/// [`WATCH_POLL`].
-pub enum ExitWatch {
-    Pidfd(tokio::io::unix::AsyncFd<Pidfd>),
+/// One process, held by its identity until it exits: by a pidfd where the kernel has them, else
+/// (a kernel before 5.3, or a seccomp profile that predates pidfds) by its pid and start time,
+/// looked at in `/proc` every [`WATCH_POLL`]. The one place that choice is made, for the shim
+/// and the sibling's init alike.
+#[derive(Debug)]
+pub enum ProcessHandle {
+    Pidfd(Pidfd),
     Poll(ProcessIdentity),
 }
 
-impl ExitWatch {
-    /// Starts watching the process `identity` names; `Ok(None)` when it is already gone.
-    pub fn open(identity: &ProcessIdentity) -> io::Result<Option<ExitWatch>> {
+impl ProcessHandle {
+    /// Holds the process `identity` names; `Ok(None)` when it is already gone.
+    pub fn open(identity: &ProcessIdentity) -> io::Result<Option<ProcessHandle>> {
         match Pidfd::open_identity(identity) {
-            Ok(Some(pidfd)) => {
-                // SAFETY: the `Pidfd` owns its descriptor and is owned by the `AsyncFd`, so the
-                // descriptor stays open and the same for the registration's whole life.
-                let fd = unsafe {
-                    tokio::io::unix::AsyncFd::register_with_interest(
-                        pidfd,
-                        tokio::io::Interest::READABLE,
-                    )
-                }?;
-                Ok(Some(ExitWatch::Pidfd(fd)))
-            }
-            Ok(None) => Ok(None),
-            // No pidfds: a kernel before 5.3, or a seccomp profile that predates them.
+            Ok(pidfd) => Ok(pidfd.map(ProcessHandle::Pidfd)),
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSYS | nix::libc::EPERM)) => {
                 Ok((ProcessIdentity::of(identity.pid) == Some(*identity))
-                    .then_some(ExitWatch::Poll(*identity)))
+                    .then_some(ProcessHandle::Poll(*identity)))
             }
             Err(e) => Err(e),
         }
     }
 
+    /// Whether the process has exited, without waiting.
+    pub fn has_exited(&self) -> bool {
+        match self {
+            ProcessHandle::Pidfd(pidfd) => pidfd.has_exited(),
+            ProcessHandle::Poll(identity) => ProcessIdentity::of(identity.pid) != Some(*identity),
+        }
+    }
+
+    /// The pidfd, which becomes readable once the process has exited; `None`: look now and then.
+    pub fn pidfd(&self) -> Option<&Pidfd> {
+        match self {
+            ProcessHandle::Pidfd(pidfd) => Some(pidfd),
+            ProcessHandle::Poll(_) => None,
+        }
+    }
+
+    /// Sends `signal` to the process, never to another that took its pid over.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        match self {
+            ProcessHandle::Pidfd(pidfd) => pidfd.send_signal(signal),
+            ProcessHandle::Poll(identity) => {
+                if ProcessIdentity::of(identity.pid) != Some(*identity) {
+                    return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
+                }
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(identity.pid as i32), signal)
+                    .map_err(io::Error::from)
+            }
+        }
+    }
+}
+
+/// A [`ProcessHandle`] waited on by the async runtime: its pidfd registered with the reactor,
+/// which costs nothing while it waits.
+pub struct ExitWatch {
+    // Declared before the handle: the registration goes before the descriptor closes.
+    readiness: Option<tokio::io::unix::AsyncFd<RawFd>>,
+    handle: ProcessHandle,
+}
+
+impl ExitWatch {
+    /// Starts watching the process `identity` names; `Ok(None)` when it is already gone.
+    pub fn open(identity: &ProcessIdentity) -> io::Result<Option<ExitWatch>> {
+        let Some(handle) = ProcessHandle::open(identity)? else {
+            return Ok(None);
+        };
+        let readiness = match handle.pidfd() {
+            // SAFETY: the descriptor is the handle's, which the `ExitWatch` owns beside the
+            // registration and drops after it: it stays open and the same while registered.
+            Some(pidfd) => Some(unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    pidfd.as_raw_fd(),
+                    tokio::io::Interest::READABLE,
+                )
+            }?),
+            None => None,
+        };
+        Ok(Some(ExitWatch { readiness, handle }))
+    }
+
     /// Resolves once the process has exited.
     pub async fn exited(&mut self) {
-        match self {
-            ExitWatch::Pidfd(fd) => {
-                // A pidfd becomes readable, for good, once its process has exited; the readiness
-                // is kept, so a second wait returns at once.
+        match &self.readiness {
+            // A pidfd becomes readable, for good, once its process has exited; the readiness is
+            // kept, so a second wait returns at once.
+            Some(fd) => {
                 let _ = fd.readable().await;
             }
-            ExitWatch::Poll(identity) => {
-                while ProcessIdentity::of(identity.pid) == Some(*identity) {
+            None => {
+                while !self.handle.has_exited() {
                     tokio::time::sleep(WATCH_POLL).await;
                 }
             }
@@ -405,16 +454,7 @@ impl ExitWatch {
 
     /// Sends `signal` to the process, never to another that took its pid over.
     pub fn signal(&self, signal: Signal) -> io::Result<()> {
-        match self {
-            ExitWatch::Pidfd(fd) => fd.get_ref().send_signal(signal),
-            ExitWatch::Poll(identity) => {
-                if ProcessIdentity::of(identity.pid) != Some(*identity) {
-                    return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
-                }
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(identity.pid as i32), signal)
-                    .map_err(io::Error::from)
-            }
-        }
+        self.handle.signal(signal)
     }
 }
 
@@ -587,7 +627,10 @@ mod tests {
             .spawn()
             .unwrap();
         let identity = ProcessIdentity::of(child.id()).unwrap();
-        let mut watch = ExitWatch::Poll(identity);
+        let mut watch = ExitWatch {
+            readiness: None,
+            handle: ProcessHandle::Poll(identity),
+        };
         watch.signal(Signal::SIGKILL).unwrap();
         let reaper = std::thread::spawn(move || child.wait());
         tokio::time::timeout(Duration::from_secs(10), watch.exited())

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::agent_container::{AgentContainer, PidNamespace};
 use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
 use crate::mesos::executor::{stock_beside, ExecutorKind};
-use crate::sibling::agent::{AgentContainer, PidNamespace};
 use crate::sibling::engine::Engine;
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
@@ -79,16 +79,14 @@ pub fn main(
     };
     super::runtime()?.block_on(run_checks(&settings, work_dir, launcher_dir, &mut checks));
     if json {
-        super::print_json(&checks);
+        super::print_json(&checks)?;
     } else {
         for c in &checks {
-            match (&c.fix, &c.warning) {
-                (Some(fix), _) => {
-                    super::print(format!("FAIL  {:<16} {} -> {fix}", c.check, c.detail))
-                }
-                (None, Some(w)) => super::print(format!("warn  {:<16} {}; {w}", c.check, c.detail)),
-                (None, None) => super::print(format!("ok    {:<16} {}", c.check, c.detail)),
-            }
+            super::print(match (&c.fix, &c.warning) {
+                (Some(fix), _) => format!("FAIL  {:<16} {} -> {fix}", c.check, c.detail),
+                (None, Some(w)) => format!("warn  {:<16} {}; {w}", c.check, c.detail),
+                (None, None) => format!("ok    {:<16} {}", c.check, c.detail),
+            })?;
         }
     }
     Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })

@@ -116,27 +116,25 @@ async fn pass(
         });
     }
     if json {
-        super::print_json(&actions);
+        super::print_json(&actions)?;
     } else {
         for a in &actions {
             let reason = a.reason.describe();
-            match (&a.action, &a.error) {
-                (Done::Removed, _) => super::print(format!("removed {} ({reason})", a.name)),
-                (Done::WouldRemove, _) => {
-                    super::print(format!("would remove {} ({reason})", a.name))
-                }
-                (Done::Failed, e) => super::print(format!(
+            super::print(match (&a.action, &a.error) {
+                (Done::Removed, _) => format!("removed {} ({reason})", a.name),
+                (Done::WouldRemove, _) => format!("would remove {} ({reason})", a.name),
+                (Done::Failed, e) => format!(
                     "failed to remove {} ({reason}): {}",
                     a.name,
                     e.as_deref().unwrap_or_default()
-                )),
-            }
+                ),
+            })?;
         }
         let kept = inventory.entries.len() - actions.len();
         super::print(format!(
             "{} sibling(s) collected, {kept} kept",
             actions.len()
-        ));
+        ))?;
     }
     Ok(if actions.iter().any(|a| a.action == Done::Failed) {
         1

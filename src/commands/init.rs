@@ -1,5 +1,5 @@
 //! The sibling's init (the binary run as `<path> mesos-executor-shim-init ...` in a sibling):
-//! reads the shim's arguments, of any protocol version, and runs [`crate::init`].
+//! reads the shim's arguments, of any protocol version, and runs [`crate::sibling_init`].
 
 use std::ffi::OsString;
 
@@ -24,7 +24,7 @@ pub fn main(args: &[OsString]) -> u8 {
             return 70;
         }
     };
-    if let Err(e) = crate::init::log_to(&parsed.args.stderr) {
+    if let Err(e) = crate::sibling_init::log_to(&parsed.args.stderr) {
         eprintln!("mesos-executor-shim init: {e}");
     }
     crate::logging::init("info", LogFormat::Text);
@@ -36,5 +36,5 @@ pub fn main(args: &[OsString]) -> u8 {
             "the shim speaks a newer protocol: running the executor with what this init knows"
         );
     }
-    crate::init::run(&parsed.args)
+    crate::sibling_init::run(&parsed.args)
 }

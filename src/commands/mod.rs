@@ -60,6 +60,7 @@ pub fn in_sibling() -> Result<bool, ShimError> {
 pub fn report(outcome: Result<u8, ShimError>) -> u8 {
     match outcome {
         Ok(code) => code,
+        Err(e) if e.is_reader_gone() => 0,
         Err(e) => {
             if tracing::dispatcher::has_been_set() {
                 tracing::error!(error = %e, "launch failed");
@@ -71,20 +72,19 @@ pub fn report(outcome: Result<u8, ShimError>) -> u8 {
     }
 }
 
-/// Prints one line of a command's report. A reader that went away (`ps --json | head`) ends the
-/// command quietly: what it was printing is no longer wanted.
-pub fn print(line: impl Display) {
+/// Prints one line of a command's report. A failed write ends the command ([`Failure::Output`];
+/// a reader that went away, `ps --json | head`, ends it quietly: see [`report`]).
+pub fn print(line: impl Display) -> Result<(), ShimError> {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("mesos-executor-shim: cannot print the report: {e}");
-        std::process::exit(74);
-    }
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| ShimError {
+            failure: Failure::Output,
+            error: anyhow::Error::new(e).context("cannot print the report"),
+        })
 }
 
 /// Prints a value as one line of JSON.
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    print(serde_json::to_string(value).expect("serialisable"));
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ShimError> {
+    print(serde_json::to_string(value).expect("serialisable"))
 }

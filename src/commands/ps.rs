@@ -16,13 +16,13 @@ pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, 
         })?
         .entries;
     if json {
-        super::print_json(&entries);
+        super::print_json(&entries)?;
         return Ok(0);
     }
     super::print(format!(
         "{:<40} {:<30} {:<24} {:<10} {:>8}  {:<16} COMPLETED",
         "CONTAINER ID", "EXECUTOR", "FRAMEWORK", "STATE", "HOST PID", "FORKED.PID"
-    ));
+    ))?;
     for e in &entries {
         let forked = match &e.forked_pid {
             ForkedPid::Matches => "matches".to_string(),
@@ -44,7 +44,7 @@ pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, 
         super::print(format!(
             "{:<40} {:<30} {:<24} {:<10} {:>8}  {:<16} {completed}",
             e.container_id, e.executor_id, e.framework_id, e.state, pid, forked
-        ));
+        ))?;
     }
     Ok(0)
 }

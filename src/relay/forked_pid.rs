@@ -63,7 +63,7 @@ pub async fn take_over<H: HostProcesses>(
         tracing::debug!(at_ns = crate::proc::monotonic_ns(), "forked.pid written");
     }
     // Read back, and put right whatever raced the write.
-    keep_naming(host, path, pid, sibling_id).classify(Failure::Software)?;
+    repoint_at_sibling(host, path, pid, sibling_id).classify(Failure::Software)?;
     tracing::info!(path = %path.display(), host_pid = pid.get(), "forked.pid now names the sibling");
     failpoint!(plan.pause_at, AfterCheckpoint);
     Ok(guard)
@@ -77,7 +77,7 @@ fn remove_stale_temp_files(path: &Path) {
 
 /// Makes forked.pid hold the sibling's pid, as long as that pid is still the sibling's, and
 /// verifies it by reading it back. Returns whether it had to write.
-pub fn keep_naming<H: HostProcesses>(
+pub fn repoint_at_sibling<H: HostProcesses>(
     host: &H,
     path: &Path,
     pid: HostPid,

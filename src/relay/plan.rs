@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::sibling::agent::AgentContainer;
+use crate::agent_container::AgentContainer;
 
 /// Which siblings the launch sweeps: those of this work_dir (host path) that their gone shims
 /// left behind, judged from the agent container the launch already described (`None`: the host).

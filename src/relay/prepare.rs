@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::agent_container::{host_pids_visible, AgentContainer, PidNamespace};
 use crate::config::Settings;
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::executor::{flag, ExecutorKind};
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
-use crate::sibling::agent::{host_pids_visible, AgentContainer, PidNamespace};
 use crate::sibling::engine::{DaemonFacts, Engine};
 use crate::sibling::placement::{self, AutoRemove, InitBinary, Placement, SIBLING_DOCKER_SOCKET};
 use crate::sibling::spec::{self, SiblingSpec, SpecInputs};

@@ -2,11 +2,11 @@
 //! [`HostProcesses`] (`/proc` and pidfds), so that unit tests drive it with fakes. Its phases,
 //! and how a signal from the agent is acted on in each, at once:
 //!
-//! 1. **Take on the sibling**: create `executor-mesos-<CID>` (or adopt a running one of this
+//! 1. **Create or adopt the sibling**: create `executor-mesos-<CID>` (or adopt a running one of this
 //!    run), register the wait for its exit with the daemon *before* starting it, start it. A
 //!    signal calls the launch off: a sibling this shim made is removed, and the shim leaves with
 //!    the status the signal would have given the executor.
-//! 2. **Sight its process**: the host pid Docker reports, confirmed as the sibling's and held by a
+//! 2. **Hold its process**: the host pid Docker reports, confirmed as the sibling's and held by a
 //!    pidfd. Signals go through the daemon; an exit comes through the registered wait.
 //! 3. **Run**: forked.pid points at the sibling's process and is guarded for a window; siblings
 //!    left behind by gone shims are swept; then the daemon is let go. Signals go straight to the
@@ -78,23 +78,23 @@ where
     E: SiblingEngine,
     H: HostProcesses,
 {
-    // 1. Take on the sibling; a signal calls the launch off.
+    // 1. Create or adopt the sibling; a signal calls the launch off.
     let taken = tokio::select! {
         biased;
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
-            call_off(&engine, spec).await;
+            remove_called_off_sibling(&engine, spec).await;
             return Ok(status_of_signal(signal));
         }
-        taken = take_on(&engine, spec, plan) => taken?,
+        taken = create_or_adopt(&engine, spec, plan) => taken?,
     };
     let (sibling, mut exit) = taken;
 
-    // 2. Sight its process; signals go through the daemon meanwhile.
+    // 2. Hold its running process; signals go through the daemon meanwhile.
     let (pid, mut process) =
-        match sight(&engine, host, &sibling, &mut exit, plan, &mut signals).await {
-            Ok(Sighting::Running(pid, process)) => (pid, process),
-            Ok(Sighting::Exited(status)) => {
+        match hold_running_process(&engine, host, &sibling, &mut exit, plan, &mut signals).await {
+            Ok(Started::Running(pid, process)) => (pid, process),
+            Ok(Started::Exited(status)) => {
                 drop(engine);
                 return Ok(finish(&connect, &sibling, Some(status)).await);
             }
@@ -162,7 +162,7 @@ where
             }
             changed = async { guard.as_mut().expect("guarded").changed().await }, if guard.is_some() => {
                 let outcome = changed.and_then(|changed| match changed {
-                    true => forked_pid::keep_naming(host, &plan.forked_pid, pid, &sibling.id).map(Some),
+                    true => forked_pid::repoint_at_sibling(host, &plan.forked_pid, pid, &sibling.id).map(Some),
                     false => Ok(None),
                 });
                 match outcome {
@@ -206,7 +206,7 @@ where
 /// Creates the sibling (pulling a missing image once) or adopts a running one of this run, and
 /// for a new one registers the wait before the start, so even an executor that exits the
 /// instant it starts is caught.
-async fn take_on<E: SiblingEngine>(
+async fn create_or_adopt<E: SiblingEngine>(
     engine: &E,
     spec: &SiblingSpec,
     plan: &LaunchPlan,
@@ -384,7 +384,7 @@ async fn adopt<E: SiblingEngine>(
 }
 
 /// What the shim sees of its sibling once started.
-enum Sighting<P> {
+enum Started<P> {
     /// Running as this host pid, confirmed through `/proc` and held.
     Running(HostPid, P),
     /// It has exited, with this status.
@@ -394,14 +394,14 @@ enum Sighting<P> {
 /// Reads the sibling's host pid, confirms and holds it. An exit that comes first (the executor
 /// exited the instant it started) decides; a pid that cannot be confirmed gets a bounded wait for
 /// that exit. Signals meanwhile go through the daemon.
-async fn sight<E: SiblingEngine, H: HostProcesses>(
+async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
     engine: &E,
     host: &H,
     sibling: &Sibling,
     exit: &mut ExitWait,
     plan: &LaunchPlan,
     signals: &mut (impl Stream<Item = Signal> + Unpin),
-) -> Result<Sighting<H::Process>, ShimError> {
+) -> Result<Started<H::Process>, ShimError> {
     let inspected = loop {
         tokio::select! {
             biased;
@@ -434,7 +434,7 @@ async fn sight<E: SiblingEngine, H: HostProcesses>(
             )
         })?;
         if let Some(process) = held {
-            return Ok(Sighting::Running(pid, process));
+            return Ok(Started::Running(pid, process));
         }
     }
     let check = pid.map(|pid| (pid, host.confirm(pid, &sibling.id)));
@@ -453,7 +453,7 @@ async fn sight<E: SiblingEngine, H: HostProcesses>(
     loop {
         tokio::select! {
             biased;
-            waited = &mut *exit => return exit_status(sibling, waited, plan).map(Sighting::Exited),
+            waited = &mut *exit => return exit_status(sibling, waited, plan).map(Started::Exited),
             Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
             () = &mut deadline => {
                 return Err(match check {
@@ -580,7 +580,7 @@ async fn remove_failed_launch<E: SiblingEngine>(engine: &E, sibling: &Sibling) {
 /// A launch called off by a signal: whatever this shim made goes. A create may have reached the
 /// daemon before the signal, so the name is looked up; only a container this very shim made
 /// (its identity label) is removed, never one of this run that another shim started.
-async fn call_off<E: SiblingEngine>(engine: &E, spec: &SiblingSpec) {
+async fn remove_called_off_sibling<E: SiblingEngine>(engine: &E, spec: &SiblingSpec) {
     let mine = spec.labels.get(labels::LABEL_SHIM);
     let removed = tokio::time::timeout(FINISH_PATIENCE, async {
         let Some(container) = engine.inspect(&spec.name).await? else {

@@ -382,9 +382,14 @@ impl Engine {
         ))
     }
 
-    /// Removes a container whatever its state; one that is already gone is not an error.
+    /// Removes a container whatever its state, with its anonymous volumes (an image that declares
+    /// `VOLUME` would otherwise leave one behind per launch, as AutoRemove does not); one that is
+    /// already gone is not an error.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match timed("remove", self.docker.remove_container(id, Some(options))).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),

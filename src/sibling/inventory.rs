@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::agent_container::{host_pids_visible, local_path_for, AgentContainer};
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::SENTINEL_FILE;
 use crate::proc::{pid_liveness, ProcessIdentity};
-use crate::sibling::agent::{host_pids_visible, local_path_for, AgentContainer};
 use crate::sibling::engine::Engine;
 use crate::sibling::labels::{
     LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID, LABEL_FORKED_PID,
@@ -527,7 +527,7 @@ mod tests {
 
     #[test]
     fn the_host_paths_a_sibling_records_are_read_where_this_runs() {
-        use crate::sibling::agent::HostMount;
+        use crate::agent_container::HostMount;
         let labels: std::collections::HashMap<String, String> = [
             (LABEL_FORKED_PID, "/var/lib/mesos/meta/x/pids/forked.pid"),
             (LABEL_FORKED_PID_HOST, "/srv/mesos/meta/x/pids/forked.pid"),

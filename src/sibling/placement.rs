@@ -7,14 +7,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::agent_container::AgentContainer;
 use crate::config::Settings;
 use crate::mesos::executor::ExecutorKind;
-use crate::sibling::agent::AgentContainer;
 use crate::sibling::engine::DaemonFacts;
 
 /// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
 /// --docker_socket`); a sibling given the socket gets it there.
-pub const SIBLING_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+pub const SIBLING_DOCKER_SOCKET: &str = crate::config::DOCKER_DEFAULT_SOCKET;
 
 /// Where a host file that is the shim is bound, read-only, into the sibling to be its init.
 pub const INIT_MOUNT: &str = "/run/mesos-executor-shim/init";
@@ -228,8 +228,8 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent_container::HostMount;
     use crate::config::DockerEndpoint;
-    use crate::sibling::agent::HostMount;
 
     fn agent(mounts: &[(&str, &str)]) -> AgentContainer {
         AgentContainer {

@@ -108,11 +108,35 @@ fn once_checkpointed(
     signal: Signal,
 ) -> impl Stream<Item = Signal> + Unpin {
     Box::pin(stream::once(async move {
-        while std::fs::read_to_string(&path).ok() != Some(pid.to_string()) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until("forked.pid names the sibling", LOOK, || {
+            names(&path, &pid.to_string())
+        })
+        .await;
         signal
     }))
+}
+
+/// Waits until `done` holds, letting the launch run between looks: every `step` of the runtime's
+/// clock, or (`None`) at each turn of the scheduler. A launch that never gets there fails the test
+/// after 10 s of wall-clock time instead of hanging it.
+async fn until(what: &str, step: Option<Duration>, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        match step {
+            Some(step) => tokio::time::sleep(step).await,
+            None => tokio::task::yield_now().await,
+        }
+    }
+}
+
+const LOOK: Option<Duration> = Some(Duration::from_millis(5));
+
+fn names(path: &std::path::Path, pid: &str) -> bool {
+    std::fs::read_to_string(path).ok().as_deref() == Some(pid)
 }
 
 fn no_signals() -> impl Stream<Item = Signal> + Unpin {
@@ -162,9 +186,7 @@ async fn with_the_daemon_gone_signals_and_the_exit_status_still_reach_their_mark
     let path = s.run.forked_pid_path();
     let away = &engine.daemon_away;
     let signals = Box::pin(stream::once(async move {
-        while std::fs::read_to_string(&path).ok().as_deref() != Some("777") {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until("forked.pid names the sibling", LOOK, || names(&path, "777")).await;
         // The daemon goes away (a restart, a stale socket) once the executor runs.
         *away.borrow_mut() = true;
         Signal::SIGTERM
@@ -274,9 +296,10 @@ async fn without_checkpointing_nothing_is_written() {
     let engine_ref = &engine;
     let exit_later = async {
         // The launch is under way once the sibling started; then the executor finishes.
-        while !engine_ref.calls().iter().any(|c| c.starts_with("sweep")) {
-            tokio::task::yield_now().await;
-        }
+        until("the launch asked for a sweep", None, || {
+            engine_ref.calls().iter().any(|c| c.starts_with("sweep"))
+        })
+        .await;
         engine_ref.exit("id-0", 0);
     };
     let (status, ()) = tokio::join!(launch(&s, &engine, no_signals()), exit_later);
@@ -364,9 +387,10 @@ async fn a_signal_after_the_create_removes_what_the_launch_made() {
     engine.wait_hangs = true;
     let engine_ref = &engine;
     let signals = Box::pin(stream::once(async move {
-        while !engine_ref.calls().iter().any(|c| c.starts_with("wait")) {
-            tokio::task::yield_now().await;
-        }
+        until("the launch asked for a wait", None, || {
+            engine_ref.calls().iter().any(|c| c.starts_with("wait"))
+        })
+        .await;
         Signal::SIGINT
     }));
     assert_eq!(launch(&s, &engine, signals).await.unwrap(), 130);
@@ -380,14 +404,10 @@ async fn a_rewrite_of_forked_pid_within_the_guard_is_undone() {
     let engine = fake(&s, Executor::Runs { pid: 777 });
     let path = s.run.forked_pid_path();
     let signals = Box::pin(stream::once(async move {
-        while std::fs::read_to_string(&path).ok().as_deref() != Some("777") {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until("forked.pid names the sibling", LOOK, || names(&path, "777")).await;
         std::fs::write(path.with_file_name("tmp"), "1").unwrap();
         std::fs::rename(path.with_file_name("tmp"), &path).unwrap();
-        while std::fs::read_to_string(&path).ok().as_deref() != Some("777") {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until("forked.pid names the sibling", LOOK, || names(&path, "777")).await;
         Signal::SIGTERM
     }));
     assert_eq!(launch(&s, &engine, signals).await.unwrap(), 143);

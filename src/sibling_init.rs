@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 
 use crate::mesos::checkpoint;
 use crate::mesos::executor::executor_to_run;
-use crate::proc::{Pidfd, ProcessIdentity, WATCH_POLL};
+use crate::proc::{ProcessHandle, ProcessIdentity, WATCH_POLL};
 use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNALS};
 
 /// Runs the executor to its exit and returns the status to leave with.
@@ -201,43 +201,33 @@ pub fn log_to(stderr: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot log to {}: {e}", stderr.display()))
 }
 
-/// One watched process: by pidfd, or (kernels before 5.3) by a look at `/proc` now and then.
-enum Watched {
-    Pidfd(Pidfd),
-    Poll(ProcessIdentity),
-    Gone,
-}
+/// One watched process, held by [`ProcessHandle`]; `None` once it is gone (or could not be held).
+struct Watched(Option<ProcessHandle>);
 
 impl Watched {
     fn start(identity: &ProcessIdentity) -> Watched {
-        match Pidfd::open_identity(identity) {
-            Ok(Some(pidfd)) => Watched::Pidfd(pidfd),
-            Ok(None) => Watched::Gone,
-            // No pidfds: a kernel before 5.3, or a seccomp profile that predates them.
-            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSYS | nix::libc::EPERM)) => {
-                if ProcessIdentity::of(identity.pid) == Some(*identity) {
-                    Watched::Poll(*identity)
-                } else {
-                    Watched::Gone
-                }
-            }
+        match ProcessHandle::open(identity) {
+            Ok(handle) => Watched(handle),
             Err(e) => {
                 tracing::warn!(pid = identity.pid, error = %e, "cannot watch process; taking it for gone");
-                Watched::Gone
+                Watched(None)
             }
         }
     }
 
     fn gone(&self) -> bool {
-        match self {
-            Watched::Pidfd(pidfd) => pidfd.has_exited(),
-            Watched::Poll(identity) => ProcessIdentity::of(identity.pid) != Some(*identity),
-            Watched::Gone => true,
-        }
+        self.0.as_ref().is_none_or(ProcessHandle::has_exited)
     }
 
     fn polls(&self) -> bool {
-        matches!(self, Watched::Poll(_))
+        self.0.as_ref().is_some_and(|h| h.pidfd().is_none())
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.0
+            .as_ref()
+            .and_then(ProcessHandle::pidfd)
+            .map(AsFd::as_fd)
     }
 }
 
@@ -268,17 +258,11 @@ impl Watch {
     }
 
     fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
-        fn fd(w: &Watched) -> Option<std::os::fd::BorrowedFd<'_>> {
-            match w {
-                Watched::Pidfd(p) => Some(p.as_fd()),
-                _ => None,
-            }
-        }
         match self {
             Watch::Watching { shim, agent, .. } => {
-                [fd(shim), fd(agent)].into_iter().flatten().collect()
+                [shim.fd(), agent.fd()].into_iter().flatten().collect()
             }
-            Watch::Settling { agent, .. } => fd(agent).into_iter().collect(),
+            Watch::Settling { agent, .. } => agent.fd().into_iter().collect(),
             Watch::Done => Vec::new(),
         }
     }
