@@ -32,28 +32,51 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 const IMAGE: &str = "mesos-executor-shim-test/agent:latest";
 const PLACEHOLDER_PID: &str = "4194305";
 const SOCKET: &str = "/var/run/docker.sock";
-/// The shims' configuration file: in a directory root owns and nobody else writes, as the shim
-/// requires of a file named by EXECUTOR_SHIM_CONFIG. At debug level the shim logs each request's
-/// round trip, which is how its own time is told from the daemon's.
+/// The shims' configuration: in a directory root owns and nobody else writes, as the shim
+/// requires of its file. At debug level the shim logs each request's round trip, which is how its
+/// own time is told from the daemon's.
 const CONFIG_DIR: &str = "/run/mesos-executor-shim-bench";
+/// Where the relay reads its configuration, and no other file.
+const CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 
-fn config_file() -> PathBuf {
-    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = Path::new(CONFIG_DIR);
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let file = dir.join(format!("config-{}.json", std::process::id()));
-        std::fs::write(
-            &file,
-            format!(r#"{{"image": "{IMAGE}", "log_level": "debug"}}"#),
-        )
-        .unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        file
-    })
-    .clone()
+/// Puts the harness, and so every shim it starts, in a mount namespace of its own in which the
+/// harness's configuration directory is mounted over the relay's. Called first thing, while the
+/// harness is one thread; the host's own configuration directory is made (empty) if missing and
+/// otherwise left as it is.
+fn enter_config_namespace() {
+    use nix::mount::{mount, MsFlags};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(CONFIG_DIR).join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [Path::new(CONFIG_DIR), &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = dir.join("config.json");
+    std::fs::write(
+        &file,
+        format!(r#"{{"image": "{IMAGE}", "log_level": "debug"}}"#),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let target = Path::new(CONFIG_PATH).parent().unwrap();
+    std::fs::create_dir_all(target).unwrap();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("a mount namespace of its own");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .unwrap();
+    mount(
+        Some(&dir),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
 }
 
 fn shim_bin() -> PathBuf {
@@ -139,7 +162,7 @@ impl BenchRun {
             init_host_file: Some(shim_bin()),
             sandbox_host: self.layout.sandbox.clone(),
             sandbox_aliases: Vec::new(),
-            volumes: None,
+            volumes: Vec::new(),
             docker_socket: None,
             work_dir_host: self.root.clone(),
             forked_pid_host: self.layout.forked_pid_path(),
@@ -336,7 +359,7 @@ fn spawn_shim(run: &BenchRun) -> (Child, u64) {
         .arg("--tick_interval=5")
         .env_clear()
         .envs(run.env())
-        .env("EXECUTOR_SHIM_CONFIG", config_file())
+        .current_dir(&run.layout.sandbox)
         .stdout(Stdio::null())
         .stderr(stderr);
     // SAFETY: between fork and exec the child makes one system call, which is
@@ -558,6 +581,7 @@ fn launcher_cost(busybox: &str) -> Duration {
 }
 
 fn main() {
+    enter_config_namespace();
     // `cargo bench` passes --bench; anything else (a filter) is not supported and is ignored.
     let launches = env_number("BENCH_LAUNCHES", 20) as usize;
     let idle_secs = env_number("BENCH_IDLE_SECS", 60);
@@ -1001,7 +1025,7 @@ fn main() {
     std::fs::write(repo.join("BENCHMARKS.md"), &document).unwrap();
     println!("{document}");
     let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_file(config_file());
+    let _ = std::fs::remove_dir_all(Path::new(CONFIG_DIR).join(std::process::id().to_string()));
 }
 
 /// The pid forked.pid of `run` holds now.

@@ -4,9 +4,11 @@
 //! executor's (`src/slave/slave.cpp` copies the task's `CommandInfo.environment` into the command
 //! executor's), so whoever submits a task would otherwise choose the Docker endpoint, the image,
 //! the mounts and the privileges of the launch. The file lives in the agent container
-//! (`/etc/mesos-executor-shim/config.json`, baked or mounted); `EXECUTOR_SHIM_CONFIG` may name
-//! another one only if root owns it and everything above it and nobody else can write there
-//! ([`trusted_file`]), the rule sudo and sshd apply to their own configuration.
+//! (`/etc/mesos-executor-shim/config.json`, baked or mounted), at that path and no other: no
+//! variable names another (`EXECUTOR_SHIM_CONFIG` is the task's variable like any other). It is
+//! read only if root owns it and everything above it and nobody else can write there
+//! ([`trusted_file`]), the rule sudo and sshd apply to their own configuration. The operator's
+//! commands take `--config FILE`.
 //!
 //! Every key is one row of [`KEYS`]: its name, the default shown to operators, and its parser.
 //! An unknown key is an error naming it: a misspelt setting is never silently ignored.
@@ -23,8 +25,6 @@ use serde_json::Value;
 use crate::sibling::labels::LABEL_PREFIX;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
-/// Names another configuration file; subject to [`trusted_file`] when a launch names it.
-pub const ENV_CONFIG: &str = "EXECUTOR_SHIM_CONFIG";
 /// Where Docker's clients and daemon put the socket unless told otherwise: the path is written
 /// here once, for the default endpoint and for where a sibling finds the socket.
 macro_rules! docker_default_socket {
@@ -146,6 +146,9 @@ pub struct Settings {
     /// How long forked.pid is guarded after the agent's write has been replaced.
     pub forked_pid_guard: Duration,
     pub docker_host: DockerEndpoint,
+    /// The agent's `--work_dir` as the shim sees it; when set, every run must lie under it.
+    /// `None`: the work_dir is derived from the run's verified sandbox.
+    pub work_dir: Option<PathBuf>,
     /// Host path of the agent's work_dir; `None`: found from the agent container's mounts.
     pub work_dir_host: Option<PathBuf>,
     pub cap_add: Vec<String>,
@@ -180,6 +183,7 @@ impl Default for Settings {
             forked_pid_timeout: DEFAULT_FORKED_PID_TIMEOUT,
             forked_pid_guard: DEFAULT_FORKED_PID_GUARD,
             docker_host: DockerEndpoint::Unix(PathBuf::from(DOCKER_DEFAULT_SOCKET)),
+            work_dir: None,
             work_dir_host: None,
             cap_add: Vec::new(),
             memory: None,
@@ -264,6 +268,14 @@ pub const KEYS: &[Key] = &[
         default: DEFAULT_DOCKER_HOST,
         apply: |s, v| {
             s.docker_host = DockerEndpoint::parse(string(v)?)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "work_dir",
+        default: "derived from the run's sandbox",
+        apply: |s, v| {
+            s.work_dir = Some(absolute_path(string(v)?)?);
             Ok(())
         },
     },
@@ -426,16 +438,13 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
-/// The relay's settings: the default file, or the one `EXECUTOR_SHIM_CONFIG` names (`named`, from
-/// the launch environment) if [`trusted_file`] accepts it. A missing default file means defaults;
-/// a missing named file is an error.
-pub fn load_for_relay(named: Option<&OsStr>, work_dir: &Path) -> Result<Loaded, ConfigError> {
-    let (path, required) = match named.filter(|p| !p.is_empty()) {
-        Some(p) => (PathBuf::from(p), true),
-        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
-    };
+/// The relay's settings: the file at [`DEFAULT_CONFIG_PATH`] and no other (no variable of the
+/// launch environment, which is the task's, names another), if [`trusted_file`] accepts it. A
+/// missing file means defaults.
+pub fn load_for_relay(work_dir: &Path) -> Result<Loaded, ConfigError> {
+    let path = PathBuf::from(DEFAULT_CONFIG_PATH);
     match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Loaded {
                 settings: Settings::default(),
                 file: None,
@@ -447,8 +456,8 @@ pub fn load_for_relay(named: Option<&OsStr>, work_dir: &Path) -> Result<Loaded, 
         err(
             &path.display().to_string(),
             format!(
-                "{why}; the launch environment reaches every task, so the shim reads only a configuration file \
-                 that root owns and nobody else can change: fix the file, or unset {ENV_CONFIG}"
+                "{why}; the shim reads only a configuration file that root owns and nobody else can \
+                 change: fix its owner and mode"
             ),
         )
     })?;
@@ -524,7 +533,7 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
 pub fn ignored_launch_variables<'a>(names: impl Iterator<Item = &'a OsStr>) -> Vec<String> {
     let mut ignored: Vec<String> = names
         .filter_map(OsStr::to_str)
-        .filter(|n| *n == "DOCKER_HOST" || (n.starts_with("EXECUTOR_SHIM_") && *n != ENV_CONFIG))
+        .filter(|n| *n == "DOCKER_HOST" || n.starts_with("EXECUTOR_SHIM_"))
         .map(str::to_string)
         .collect();
     ignored.sort();
@@ -865,6 +874,7 @@ mod tests {
             vec![
                 "DOCKER_HOST",
                 "EXECUTOR_SHIM_BOGUS",
+                "EXECUTOR_SHIM_CONFIG",
                 "EXECUTOR_SHIM_PRIVILEGED"
             ]
         );
@@ -915,8 +925,6 @@ mod tests {
         assert!(e.contains("writable by"), "{e}");
         let e = trusted_file(Path::new("relative.json"), Path::new("/x")).unwrap_err();
         assert!(e.contains("not an absolute path"), "{e}");
-        let e = load_for_relay(Some(file.as_os_str()), Path::new("/var/lib/mesos")).unwrap_err();
-        assert!(e.to_string().contains("unset EXECUTOR_SHIM_CONFIG"), "{e}");
     }
 
     /// The README's table of keys is the table here: every key, with its default, and no other.

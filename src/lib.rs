@@ -7,6 +7,8 @@
 //!   `forked.pid` checkpoint ([`mesos::checkpoint`]), and the linux launcher's container cgroups,
 //!   which the sibling joins ([`mesos::cgroups`]).
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
+//! - [`no_follow`]: paths and files a task may have had a hand in, opened without following a
+//!   link, blocking on a FIFO, or reading without bound.
 //! - [`proc`]: what `/proc` and pidfds tell about this process and host processes (no Docker).
 //! - [`sibling`]: the sibling container: its spec and labels (pure), the protocol between the
 //!   shim and the sibling's init, its placement, the Docker API calls, and
@@ -31,6 +33,7 @@ pub mod error;
 pub mod failpoint;
 pub mod logging;
 pub mod mesos;
+pub mod no_follow;
 pub mod proc;
 pub mod relay;
 pub mod sibling;

@@ -14,9 +14,8 @@
 //! One thread, one `poll(2)` on a signalfd and the pidfds: nothing runs while it waits, and a
 //! timer exists only during a settle time.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -177,19 +176,15 @@ fn reap(executor: Pid) -> Option<ExitRecord> {
 }
 
 /// Opens a sandbox file for appending: the executor's output goes after whatever is there, also
-/// after a restart of the sibling's init. The init's own lines go there too.
+/// after a restart of the sibling's init. The init's own lines go there too. The sandbox is the
+/// task's to write: a link, a FIFO or a device planted under the name is refused, never opened.
 fn append(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot open {} for the executor's output: {e}",
-                path.display()
-            )
-        })
+    crate::no_follow::open_append(path, 0o644).map_err(|e| {
+        format!(
+            "cannot open {} for the executor's output: {e}",
+            path.display()
+        )
+    })
 }
 
 /// Makes the sandbox's stderr this process's own stderr, so the init's few lines reach the

@@ -16,10 +16,25 @@ struct Outcome {
     took: Duration,
 }
 
-/// Runs the shim as the agent would (argv[0] `mesos-executor`), with exactly `env`.
-fn relay(env: &[(&str, &str)], args: &[&str]) -> Outcome {
+/// Where the agent would start the shim and what the relay finds at its configuration path; not
+/// variables of the launch: [`run_with`] takes them out of the list.
+const CONFIG: &str = "(configuration file)";
+const CWD: &str = "(working directory)";
+
+/// Runs the shim as the agent would (argv[0] `mesos-executor`), with exactly `env`, in `cwd`,
+/// with `config` at the relay's configuration path.
+fn relay(env: &[(&str, &str)], args: &[&str], config: Option<&str>, cwd: Option<&str>) -> Outcome {
     let start = Instant::now();
-    let out = Command::new(shim_bin())
+    let mut command = Command::new(shim_bin());
+    if let Some(config) = config {
+        let mount = config_mount(Path::new(config));
+        // SAFETY: the closure makes only system calls, on strings made before the fork.
+        unsafe { command.pre_exec(mount) };
+    }
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let out = command
         .arg0("mesos-executor")
         .args(args)
         .env_clear()
@@ -50,6 +65,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// The environment of a well-formed launch of `run`, run on this host (no agent container, so
 /// the configuration names the image), with `settings` in its configuration file.
 fn launch_env_with(run: &Run, settings: serde_json::Value) -> Vec<(&'static str, String)> {
+    // The agent makes the sandbox before it starts the shim there.
+    std::fs::create_dir_all(run.sandbox()).unwrap();
     let mut all = serde_json::json!({"forked_pid_timeout": "1secs"});
     all.as_object_mut()
         .unwrap()
@@ -60,10 +77,8 @@ fn launch_env_with(run: &Run, settings: serde_json::Value) -> Vec<(&'static str,
         ("MESOS_EXECUTOR_ID", run.executor_id.clone()),
         ("MESOS_SLAVE_ID", run.agent_id.clone()),
         ("MESOS_CHECKPOINT", "1".into()),
-        (
-            "EXECUTOR_SHIM_CONFIG",
-            run.host_config(all).display().to_string(),
-        ),
+        (CONFIG, run.host_config(all).display().to_string()),
+        (CWD, run.sandbox().display().to_string()),
     ]
 }
 
@@ -82,8 +97,19 @@ fn with(
 }
 
 fn run_with(env: &[(&'static str, String)]) -> Outcome {
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    relay(&pairs, &["--launcher_dir=/usr/libexec/mesos"])
+    run_with_args(env, &["--launcher_dir=/usr/libexec/mesos"])
+}
+
+fn run_with_args(env: &[(&'static str, String)], args: &[&str]) -> Outcome {
+    let pick = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+    let pairs: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| *k != CONFIG && *k != CWD)
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    // The agent makes the sandbox before it starts the shim there.
+    let cwd = pick(CWD).filter(|d| Path::new(d).is_dir());
+    relay(&pairs, args, pick(CONFIG), cwd)
 }
 
 #[test]
@@ -132,8 +158,9 @@ fn malformed_sandbox_paths_are_refused_before_anything_is_made() {
         "{}",
         out.stderr
     );
+    // Nothing but the sandbox the agent made.
     assert!(
-        files_under(&run.work_dir).is_empty(),
+        files_under(&run.sandbox()).is_empty() && !run.work_dir.join("meta").exists(),
         "nothing created: {:?}",
         files_under(&run.work_dir)
     );
@@ -220,7 +247,7 @@ fn unknown_keys_and_bad_values_are_named() {
         out.stderr
     );
     assert!(
-        out.stderr.contains(CONFIG_DIR),
+        out.stderr.contains(CONFIG_PATH),
         "names the file: {}",
         out.stderr
     );
@@ -239,58 +266,38 @@ fn unknown_keys_and_bad_values_are_named() {
     assert!(run.containers_named_sibling().is_empty());
 }
 
-/// EXECUTOR_SHIM_CONFIG comes from the launch environment, which a task can set: the shim reads
-/// the file it names only if root owns it and every directory above it, nobody else can write
-/// there, and it is not under the agent's work_dir. Otherwise the launch fails saying why.
+/// The relay reads its one configuration file only if root owns it and every directory above
+/// it, and nobody else can write there. Otherwise the launch fails saying why.
 #[test]
 fn a_configuration_file_anyone_could_write_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let run = Run::new("untrusted");
+    std::fs::create_dir_all(run.sandbox()).unwrap();
     let good = launch_env(&run);
-    let trusted = good
-        .iter()
-        .find(|(k, _)| *k == "EXECUTOR_SHIM_CONFIG")
-        .unwrap()
-        .1
-        .clone();
-    let content = std::fs::read_to_string(&trusted).unwrap();
-
-    let in_tmp = std::env::temp_dir().join(format!("shim-config-{}.json", run.container_id));
-    std::fs::write(&in_tmp, &content).unwrap();
-    let in_work_dir = run.work_dir.join("config.json");
-    std::fs::write(&in_work_dir, &content).unwrap();
-    let group_writable = Path::new(CONFIG_DIR).join(format!("{}-g.json", run.container_id));
-    std::fs::write(&group_writable, &content).unwrap();
-    std::fs::set_permissions(&group_writable, std::fs::Permissions::from_mode(0o664)).unwrap();
-    let not_roots = Path::new(CONFIG_DIR).join(format!("{}-u.json", run.container_id));
-    std::fs::write(&not_roots, &content).unwrap();
-    std::os::unix::fs::chown(&not_roots, Some(1000), Some(1000)).unwrap();
-
-    for (file, why) in [
-        (in_tmp.clone(), "writable by others"),
-        (in_work_dir, "under the agent's work_dir"),
-        (group_writable.clone(), "writable by its group"),
-        (not_roots.clone(), "owned by uid 1000, not by root"),
-        (
-            PathBuf::from("/nonexistent/config.json"),
-            "cannot resolve /nonexistent/config.json",
-        ),
-    ] {
-        let out = run_with(&with(
-            &good,
-            "EXECUTOR_SHIM_CONFIG",
-            &file.display().to_string(),
-        ));
-        assert_eq!(out.code, 78, "{}: {}", file.display(), out.stderr);
+    let file = PathBuf::from(good.iter().find(|(k, _)| *k == CONFIG).unwrap().1.clone());
+    let dir = file.parent().unwrap();
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("writable by others", &|| mode(dir, 0o777)),
+        ("writable by its group", &|| mode(&file, 0o664)),
+        ("owned by uid 1000, not by root", &|| {
+            std::os::unix::fs::chown(&file, Some(1000), Some(1000)).unwrap()
+        }),
+    ];
+    for (why, spoil) in cases {
+        spoil();
+        let out = run_with(&good);
+        assert_eq!(out.code, 78, "{why}: {}", out.stderr);
         assert!(
-            out.stderr.contains(why) && out.stderr.contains("unset EXECUTOR_SHIM_CONFIG"),
-            "{}: {}",
-            file.display(),
+            out.stderr.contains(why) && out.stderr.contains("fix its owner and mode"),
+            "{why}: {}",
             out.stderr
         );
-    }
-    for file in [in_tmp, group_writable, not_roots] {
-        std::fs::remove_file(file).unwrap();
+        mode(dir, 0o755);
+        mode(&file, 0o644);
+        std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
     }
     assert!(run.containers_named_sibling().is_empty());
 }
@@ -299,7 +306,9 @@ fn a_configuration_file_anyone_could_write_is_refused() {
 #[test]
 fn a_sandbox_the_agent_did_not_make_is_refused() {
     let run = Run::new("nosandbox");
-    let out = run_with(&launch_env(&run));
+    let env = launch_env(&run);
+    std::fs::remove_dir_all(run.sandbox()).unwrap();
+    let out = run_with(&env);
     assert_eq!(out.code, 64, "{}", out.stderr);
     assert!(
         out.stderr.contains("does not exist: the agent makes it"),
@@ -310,20 +319,20 @@ fn a_sandbox_the_agent_did_not_make_is_refused() {
     assert!(!run.sandbox().exists(), "nothing made in its place");
 }
 
-/// Checkpointing on, but the agent's meta directory never appears: the started sibling is
-/// removed again and nothing is created under the work_dir.
+/// `MESOS_CHECKPOINT=1` is the task's to set; the agent made no meta run directory, so the run
+/// does not checkpoint: nothing is created under `meta/`, and the executor's status comes back.
 #[test]
-fn a_launch_that_cannot_checkpoint_leaves_no_container() {
+fn a_run_without_its_meta_directory_is_not_checkpointed_whatever_the_environment_says() {
     let run = Run::new("nometa");
-    std::fs::create_dir_all(run.sandbox()).unwrap();
-    let out = run_with(&launch_env(&run));
-    assert_eq!(out.code, 70, "{}", out.stderr);
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    let out = run_with_args(&launch_env(&run), &["--exit_after=0", "--exit_code=3"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
-        run.containers_named_sibling().is_empty(),
-        "{:?}",
-        run.containers_named_sibling()
+        out.stderr
+            .contains("MESOS_CHECKPOINT disagrees with what the agent made"),
+        "{}",
+        out.stderr
     );
+    run.wait_sibling_gone();
     assert!(!run.work_dir.join("meta").exists());
 }
 

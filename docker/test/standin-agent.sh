@@ -5,18 +5,20 @@
 #   standin-agent.sh launch WORK_DIR AGENT_ID FRAMEWORK_ID EXECUTOR_ID CONTAINER_ID [EXECUTOR_ARGS...]
 #       Lays out the run as Mesos does, forks LAUNCHER_DIR/mesos-executor in a session of its own
 #       (the posix launcher's setsid) with argv[0] the bare executor name (as Mesos passes it),
-#       the MESOS_* environment and the sandbox's stdout/stderr, checkpoints forked.pid by temp
-#       file and rename, waits for it, records its status and marks the run completed. Then it
-#       stays alive, as an agent does after one of its executors exited.
+#       the MESOS_* environment, the sandbox as its working directory and the sandbox's
+#       stdout/stderr, checkpoints forked.pid by temp file and rename, waits for it, records its
+#       status and marks the run completed. Then it stays alive, as an agent does after one of its
+#       executors exited. Its own records (standin.launched, standin.status) go to
+#       WORK_DIR/standin/CONTAINER_ID, never to meta/.
 #       AGENT_GENERATION=1.x (default): the executor gets only MESOS_*, LIBPROCESS_*, PATH,
 #         EXECUTOR_ENVIRONMENT (space-separated K=V, the operator's --executor_environment_variables)
 #         and TASK_ENVIRONMENT (space-separated K=V, the task's CommandInfo.environment, which Mesos
-#         copies into the command executor's environment), and forked.pid is written before the
-#         executor starts.
+#         copies into the command executor's environment and which wins over the agent's own
+#         MESOS_* as in containerizer.cpp), and forked.pid is written before the executor starts.
 #       AGENT_GENERATION=0.2x: the executor inherits the agent's whole environment plus
 #         TASK_ENVIRONMENT, and forked.pid is written CHECKPOINT_DELAY seconds (default 1) after
 #         the launch.
-#       CHECKPOINT=0 launches without checkpointing.
+#       CHECKPOINT=0 launches without checkpointing: as Mesos, no meta run directory at all.
 #       LAUNCHER_DIR (default /usr/libexec/mesos): where the executors are.
 #       CONTAINERIZER=docker (default mesos): as the docker containerizer, forks
 #         LAUNCHER_DIR/mesos-docker-executor with its flags (--container=mesos-<CID> --docker=docker
@@ -61,9 +63,14 @@ launch)
   runs=$work_dir/slaves/$agent_id/frameworks/$framework_id/executors/$executor_id/runs
   sandbox=$runs/$container_id
   meta=$work_dir/meta/slaves/$agent_id/frameworks/$framework_id/executors/$executor_id/runs/$container_id
-  mkdir -p "$sandbox" "$meta/pids"
+  records=$work_dir/standin/$container_id
+  mkdir -p "$sandbox" "$records"
   ln -sfn "$container_id" "$runs/latest"
-  ln -sfn "$container_id" "$(dirname "$meta")/latest"
+  if [ "${CHECKPOINT:-1}" = 1 ]; then
+    mkdir -p "$meta/pids"
+    ln -sfn "$container_id" "$(dirname "$meta")/latest"
+  fi
+  cd "$sandbox"
   set -- \
     MESOS_FRAMEWORK_ID="$framework_id" MESOS_EXECUTOR_ID="$executor_id" \
     MESOS_DIRECTORY="$sandbox" MESOS_SANDBOX="$sandbox" MESOS_SLAVE_ID="$agent_id" \
@@ -104,32 +111,31 @@ launch)
       [ "$1" = 1 ] && { dir=$2; tmp=$(mktemp "$dir/XXXXXX"); printf "%s" "$$" > "$tmp"; mv "$tmp" "$dir/forked.pid"; }
       shift 2
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
-      env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" ${EXECUTOR_ENVIRONMENT:-} ${TASK_ENVIRONMENT:-} \
-      sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
+      env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" TASK_ENVIRONMENT="${TASK_ENVIRONMENT:-}" ${EXECUTOR_ENVIRONMENT:-} \
+      sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; tasks=${TASK_ENVIRONMENT:-}; unset TASK_ENVIRONMENT; for kv in $tasks; do export "$kv"; done; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
   else
     # shellcheck disable=SC2086
-    env ${TASK_ENVIRONMENT:-} \
-    setsid sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
+    setsid sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; tasks=${TASK_ENVIRONMENT:-}; unset TASK_ENVIRONMENT; for kv in $tasks; do export "$kv"; done; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
     sleep "${CHECKPOINT_DELAY:-1}"
     [ "${CHECKPOINT:-1}" = 1 ] && checkpoint "$meta/pids/forked.pid" "$pid"
   fi
-  echo "$pid" > "$meta/standin.launched"
+  echo "$pid" > "$records/standin.launched"
   echo "launched executor as pid $pid"
   wait "$pid"
   status=$?
-  echo "$status" > "$meta/standin.status"
-  touch "$meta/executor.sentinel"
+  echo "$status" > "$records/standin.status"
+  [ "${CHECKPOINT:-1}" = 1 ] && touch "$meta/executor.sentinel"
   echo "executor exited with status $status"
   # An agent lives on after one of its executors exited (same pid: the shim's init may watch it).
   exec sleep 2147483647
   ;;
 destroy-posix)
   work_dir=$1 container_id=$2
-  launched=$(cat "$work_dir"/meta/slaves/*/frameworks/*/executors/*/runs/"$container_id"/standin.launched)
+  launched=$(cat "$work_dir/standin/$container_id/standin.launched")
   kill -9 "-$launched"
   i=0
   while kill -0 "$launched" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$launched/stat" 2>/dev/null)" != Z ]; do

@@ -18,7 +18,7 @@ use crate::sibling::protocol::FORWARDED_SIGNALS;
 /// status to leave with.
 pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
     // First of all, while the agent that ran this binary is certainly its parent.
-    let agent = launch::forking_agent();
+    let origin = launch::Origin::read();
     match super::in_sibling() {
         // This binary is the executor image's executor (a baked image), run inside a sibling:
         // a relay never starts a relay, so hand over to the stock executor.
@@ -29,12 +29,11 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
     append_to_sandbox_files();
     let exec_path = crate::proc::exec_path();
     let launch =
-        match relay::Launch::read(kind, exec_path, args, std::env::vars_os().collect(), agent) {
+        match relay::Launch::read(kind, exec_path, args, std::env::vars_os().collect(), origin) {
             Ok(launch) => launch,
             Err(e) => return super::report(Err(e)),
         };
-    let loaded = match config::load_for_relay(launch.var(config::ENV_CONFIG), &launch.run.work_dir)
-    {
+    let loaded = match config::load_for_relay(&launch.run.work_dir) {
         Ok(loaded) => loaded,
         Err(e) => return super::report(Err(e).classify(Failure::Config)),
     };
@@ -44,6 +43,27 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
     if let Some(path) = loaded.file {
         tracing::debug!(path = %path.display(), "configuration file read");
     }
+    if let Some(work_dir) = &settings.work_dir {
+        if *work_dir != launch.run.work_dir {
+            return super::report(Err(crate::error::fail(
+                Failure::Usage,
+                format!(
+                    "the run's sandbox {} is not under the work_dir {} the configuration file names; \
+                     the shim acts only for runs of its agent",
+                    launch.run.sandbox.display(),
+                    work_dir.display()
+                ),
+            )));
+        }
+    }
+    let said = launch.var("MESOS_CHECKPOINT").is_some_and(|v| v == "1");
+    if said != launch.checkpointing {
+        tracing::info!(
+            meta_run_dir_exists = launch.checkpointing,
+            mesos_checkpoint = said,
+            "MESOS_CHECKPOINT disagrees with what the agent made; going by the meta run directory"
+        );
+    }
     let ignored = config::ignored_launch_variables(launch.env.iter().map(|(k, _)| k.as_os_str()));
     if !ignored.is_empty() {
         tracing::info!(
@@ -52,7 +72,7 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
              (the shim's settings come from its configuration file)"
         );
     }
-    if launch.agent.is_none() && settings.end_with_shim {
+    if launch.origin.agent.is_none() && settings.end_with_shim {
         tracing::info!("the process that forked the shim cannot be told: the executor will not end with the shim");
     }
     let runtime = match super::runtime() {

@@ -4,14 +4,16 @@
 //! decimal pid, fsync, rename), plus an fsync of the directory so the rename itself survives a
 //! crash of the host. A reader therefore sees the old value or the new one, never a partial file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -45,9 +47,13 @@ pub enum PidFile {
     Unparsable(String),
 }
 
+/// A pid file holds a few digits; anything longer is not one.
+const PID_FILE_CAP: u64 = 64;
+
 pub fn read_pid_file(path: &Path) -> io::Result<PidFile> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
+    match crate::no_follow::read_capped(path, PID_FILE_CAP) {
+        Ok(Some((bytes, _))) => {
+            let text = String::from_utf8_lossy(&bytes);
             let value = text.trim();
             if value.is_empty() {
                 Ok(PidFile::Absent)
@@ -58,7 +64,7 @@ pub fn read_pid_file(path: &Path) -> io::Result<PidFile> {
                     .unwrap_or_else(|_| PidFile::Unparsable(value.to_string())))
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PidFile::Absent),
+        Ok(None) => Ok(PidFile::Absent),
         Err(e) => Err(e),
     }
 }
@@ -109,8 +115,14 @@ impl From<WriteError> for io::Error {
 /// A complete, synced temp file beside its target, not yet renamed onto it: where a crash leaves
 /// the old content intact and a stray temp file behind (the failpoint `during-checkpoint` holds
 /// a launch here). Dropped without [`StagedWrite::commit`], it removes its temp file.
+///
+/// Everything happens relative to the directory, opened once without following a link (see
+/// [`crate::no_follow`]): the temp file is created new (`O_EXCL`, never through a link), and the
+/// rename replaces whatever entry holds the name, link or not, without following it.
 pub struct StagedWrite {
-    temp: PathBuf,
+    dir: OwnedFd,
+    temp: String,
+    name: std::ffi::OsString,
     path: PathBuf,
     committed: bool,
 }
@@ -119,45 +131,68 @@ impl StagedWrite {
     /// Writes `content` to a new temp file in `path`'s directory, which must exist: the agent
     /// creates the checkpoint directories, and the shim does not invent agent state.
     pub fn stage(path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
-        let temp = parent_dir(path).join(format!(
+        let before = |error: io::Error| WriteError::BeforeRename {
+            path: path.to_path_buf(),
+            error,
+        };
+        let dir = crate::no_follow::open_dir(parent_dir(path))
+            .map_err(|e| before(io::Error::other(e.to_string())))?;
+        let temp = format!(
             "{}{}-{}",
             temp_prefix(file_name(path)),
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        );
+        let file = openat(
+            &dir,
+            temp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(|e| before(e.into()))?;
         let staged = StagedWrite {
+            dir,
             temp,
+            name: path.file_name().unwrap_or_default().to_os_string(),
             path: path.to_path_buf(),
             committed: false,
         };
-        write_temp(&staged.temp, content).map_err(|error| WriteError::BeforeRename {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let mut file = File::from(file);
+        file.write_all(content)
+            .and_then(|()| file.sync_all())
+            .map_err(before)?;
         Ok(staged)
     }
 
     /// Renames the temp file onto the target, then syncs the directory so the rename survives a
     /// crash of the host.
     pub fn commit(mut self) -> Result<(), WriteError> {
-        std::fs::rename(&self.temp, &self.path).map_err(|error| WriteError::BeforeRename {
+        renameat(
+            &self.dir,
+            self.temp.as_str(),
+            &self.dir,
+            self.name.as_os_str(),
+        )
+        .map_err(|e| WriteError::BeforeRename {
             path: self.path.clone(),
-            error,
+            error: e.into(),
         })?;
         self.committed = true;
-        File::open(parent_dir(&self.path))
-            .and_then(|dir| dir.sync_all())
-            .map_err(|error| WriteError::AfterRename {
-                path: self.path.clone(),
-                error,
-            })
+        nix::unistd::fsync(&self.dir).map_err(|e| WriteError::AfterRename {
+            path: self.path.clone(),
+            error: e.into(),
+        })
     }
 }
 
 impl Drop for StagedWrite {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_file(&self.temp);
+            let _ = nix::unistd::unlinkat(
+                &self.dir,
+                self.temp.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
         }
     }
 }
@@ -210,16 +245,6 @@ pub fn remove_stale_temp_files(path: &Path, writer_gone: impl Fn(u32) -> bool) -
         }
     }
     removed
-}
-
-fn write_temp(temp: &Path, content: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(temp)?;
-    file.write_all(content)?;
-    file.sync_all()
 }
 
 /// Waits until the agent has checkpointed a non-empty `path`, checking every `interval`, for at

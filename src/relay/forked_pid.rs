@@ -34,16 +34,40 @@ pub async fn take_over<H: HostProcesses>(
         tracing::warn!(path = %path.display(), ?timeout, "the agent has not checkpointed forked.pid; writing it for the sibling");
     }
     let dir = path.parent().expect("forked.pid has a directory");
-    if !dir.is_dir() {
-        return Err(fail(
-            Failure::Software,
-            format!(
-                "checkpointing is on (MESOS_CHECKPOINT=1) but the agent's directory {} does not exist after {:?}; \
-                 check that the shim sees the agent's work_dir at the same path, or raise forked_pid_timeout",
-                dir.display(),
-                timeout
-            ),
-        ));
+    match crate::no_follow::dir_exists(dir) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(fail(
+                Failure::Software,
+                format!(
+                    "the agent made the run's meta directory, but {} does not exist after {:?}; check that \
+                     the shim sees the agent's work_dir at the same path, or raise forked_pid_timeout",
+                    dir.display(),
+                    timeout
+                ),
+            ))
+        }
+        Err(e) => {
+            return Err(fail(
+                Failure::Software,
+                format!("refusing to checkpoint in {}: {e}", dir.display()),
+            ))
+        }
+    }
+    // The agent's checkpoint names the process it forked: the shim, or the launch helper that
+    // forked the shim. A pid that is neither is not this launch's to replace.
+    if let PidFile::Pid(named) = checkpoint::read_pid_file(path).classify(Failure::Software)? {
+        if named != pid.get() && !plan.agent_forked.contains(&named) {
+            return Err(fail(
+                Failure::Software,
+                format!(
+                    "{} names pid {named}, which is not the process the agent forked for this launch \
+                     (one of {:?}); leaving the checkpoint as it is",
+                    path.display(),
+                    plan.agent_forked
+                ),
+            ));
+        }
     }
     let window = if found {
         plan.forked_pid_guard

@@ -1,13 +1,61 @@
 //! What the agent handed the shim: the executor it ran, its arguments and environment, the run
 //! they describe, and the agent process itself. Read and validated before anything is made.
+//!
+//! The environment is the task's as much as the agent's (Mesos gives a task's own variables
+//! priority over its `MESOS_*`), so nothing in it is believed on its own: `MESOS_DIRECTORY` must
+//! name the very directory the agent started the shim in ([`Origin`]), reached without a link,
+//! and whether the run checkpoints is whether the agent made its meta run directory.
 
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::{IdVariables, RunLayout};
+use crate::no_follow::{self, PathError};
 use crate::proc::{ProcStat, ProcessIdentity};
+
+/// What the agent set up for the shim that no task can: the working directory (the sandbox, in
+/// both containerizers: the launch helper chdirs there, the docker containerizer forks with it as
+/// the cwd) and the process that forked the shim. Read first thing, while that process is
+/// certainly still the parent.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The working directory's (device, inode), and its path as the kernel names it.
+    pub working_dir: Option<((u64, u64), PathBuf)>,
+    /// This process and its parent: the pids the agent may have checkpointed in forked.pid (the
+    /// shim itself, or the launch helper that forked it).
+    pub own_pid: u32,
+    pub parent_pid: Option<u32>,
+    /// The agent process that forked the shim, if it can be told (see [`forking_agent`]).
+    pub agent: Option<ProcessIdentity>,
+}
+
+impl Origin {
+    pub fn read() -> Origin {
+        let working_dir = std::fs::File::open(".")
+            .and_then(|dir| no_follow::file_id(&dir))
+            .ok()
+            .map(|id| {
+                let path = std::fs::read_link("/proc/self/cwd").unwrap_or_else(|_| ".".into());
+                (id, path)
+            });
+        let own_pid = std::process::id();
+        Origin {
+            working_dir,
+            own_pid,
+            parent_pid: ProcStat::of(own_pid).map(|s| s.ppid).filter(|p| *p > 1),
+            agent: forking_agent(),
+        }
+    }
+
+    /// The pids forked.pid may name before the shim points it at the sibling.
+    pub fn checkpointable_pids(&self) -> Vec<u32> {
+        std::iter::once(self.own_pid)
+            .chain(self.parent_pid)
+            .collect()
+    }
+}
 
 /// What the agent handed the shim, validated.
 pub struct Launch {
@@ -19,20 +67,22 @@ pub struct Launch {
     pub run: RunLayout,
     pub executor_args: Vec<String>,
     pub env: Vec<(OsString, OsString)>,
-    /// `MESOS_CHECKPOINT=1`: the agent checkpoints forked.pid and will look for the executor there.
+    /// The agent made the run's meta directory: it checkpoints forked.pid and will look for the
+    /// executor there (`MESOS_CHECKPOINT` is the task's to set and only logged).
     pub checkpointing: bool,
-    /// The agent process that forked the shim, if it can be told (see [`forking_agent`]).
-    pub agent: Option<ProcessIdentity>,
+    /// What the agent set up for the shim.
+    pub origin: Origin,
 }
 
 impl Launch {
-    /// Reads the launch; anything malformed is refused (exit 64) before anything is made.
+    /// Reads the launch; anything malformed, or any run but the one the agent started the shim
+    /// in, is refused (exit 64) before anything is made.
     pub fn read(
         kind: ExecutorKind,
         exec_path: Option<PathBuf>,
         args: Vec<OsString>,
         env: Vec<(OsString, OsString)>,
-        agent: Option<ProcessIdentity>,
+        origin: Origin,
     ) -> Result<Launch, ShimError> {
         let var = |name: &str| {
             env_var(&env, name)
@@ -53,6 +103,16 @@ impl Launch {
             executor_id: var("MESOS_EXECUTOR_ID"),
         };
         let run = RunLayout::from_sandbox(sandbox, &ids).classify(Failure::Usage)?;
+        verify_sandbox(&run.sandbox, &origin)?;
+        let checkpointing = no_follow::dir_exists(&run.meta_run_dir()).map_err(|e| {
+            fail(
+                Failure::Usage,
+                format!(
+                    "the run's meta directory {} cannot be trusted: {e}; the agent makes it without links",
+                    run.meta_run_dir().display()
+                ),
+            )
+        })?;
         let executor_args = args
             .into_iter()
             .map(|a| a.into_string().ok())
@@ -63,7 +123,6 @@ impl Launch {
                     "an executor argument is not valid UTF-8, which the Docker API cannot carry",
                 )
             })?;
-        let checkpointing = var("MESOS_CHECKPOINT").as_deref() == Some("1");
         Ok(Launch {
             kind,
             exec_path,
@@ -71,12 +130,53 @@ impl Launch {
             executor_args,
             env,
             checkpointing,
-            agent,
+            origin,
         })
     }
 
     pub fn var(&self, name: &str) -> Option<&OsStr> {
         env_var(&self.env, name)
+    }
+}
+
+/// `MESOS_DIRECTORY` must be the directory the agent started the shim in, reached from `/`
+/// without a link: a task can set the variable, never the working directory.
+fn verify_sandbox(sandbox: &Path, origin: &Origin) -> Result<(), ShimError> {
+    let shown = sandbox.display();
+    let dir = no_follow::open_dir(sandbox).map_err(|e| {
+        fail(
+            Failure::Usage,
+            match e {
+                PathError::Missing(_) => format!(
+                    "the sandbox {shown} does not exist: the agent makes it before it launches an executor; \
+                     check that the shim sees the agent's work_dir at the same path"
+                ),
+                PathError::Symlink(at) => format!(
+                    "MESOS_DIRECTORY={shown} leads through a symbolic link at {}: the agent's sandbox path has \
+                     none, and the shim never follows one (give the agent the real path as --work_dir)",
+                    at.display()
+                ),
+                e => format!("MESOS_DIRECTORY={shown} cannot be opened as the sandbox: {e}"),
+            },
+        )
+    })?;
+    let id = no_follow::file_id(&dir).classify(Failure::Software)?;
+    match &origin.working_dir {
+        Some((cwd, _)) if *cwd == id => Ok(()),
+        Some((_, cwd)) => Err(fail(
+            Failure::Usage,
+            format!(
+                "MESOS_DIRECTORY={shown} is not the directory the agent started the shim in ({}): the agent \
+                 sets both to the run's sandbox, and a task's environment can change only the variable; \
+                 refusing to act for another run",
+                cwd.display()
+            ),
+        )),
+        None => Err(fail(
+            Failure::Usage,
+            "the shim cannot read its working directory, which the agent sets to the run's sandbox; \
+             refusing to take the run from MESOS_DIRECTORY alone",
+        )),
     }
 }
 

@@ -79,6 +79,8 @@ pub async fn run(
     let plan = LaunchPlan {
         checkpointing: launch.checkpointing,
         forked_pid: run.forked_pid_path(),
+        agent_forked: launch.origin.checkpointable_pids(),
+        mount_sources: prepared.mount_sources.clone(),
         forked_pid_timeout: settings.forked_pid_timeout,
         forked_pid_guard: settings.forked_pid_guard,
         exit_record: run.exit_record_path(),

@@ -16,9 +16,15 @@ pub struct Sweep {
 /// What the launch does besides running the sibling: checkpointing, the sweep, pause points.
 #[derive(Debug, Clone)]
 pub struct LaunchPlan {
-    /// `MESOS_CHECKPOINT=1`: point the agent's forked.pid at the sibling.
+    /// The agent made the run's meta directory: point its forked.pid at the sibling.
     pub checkpointing: bool,
     pub forked_pid: PathBuf,
+    /// The pids forked.pid may name when the shim takes it over: the process the agent forked
+    /// (the shim, or the launch helper that forked it). Any other is not this launch's.
+    pub agent_forked: Vec<u32>,
+    /// The run's directories the sibling mounts, as the shim sees them: each is checked right
+    /// before the create to be reached without a link, since Docker resolves them on the host.
+    pub mount_sources: Vec<PathBuf>,
     pub forked_pid_timeout: Duration,
     pub forked_pid_guard: Duration,
     /// Where the sibling's init records the executor's exit.

@@ -8,10 +8,13 @@ use crate::config::Settings;
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::executor::{flag, ExecutorKind};
+use crate::mesos::volumes;
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
 use crate::sibling::engine::{DaemonFacts, Engine};
-use crate::sibling::placement::{self, AutoRemove, InitBinary, Placement, SIBLING_DOCKER_SOCKET};
+use crate::sibling::placement::{
+    self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
+};
 use crate::sibling::spec::{self, SiblingSpec, SpecInputs};
 
 pub const PID_HOST_NEEDED: &str =
@@ -21,6 +24,8 @@ pub const PID_HOST_NEEDED: &str =
 /// A launch ready to create its sibling.
 pub struct Prepared {
     pub spec: SiblingSpec,
+    /// The run's directories the sibling mounts, as the shim sees them.
+    pub mount_sources: Vec<PathBuf>,
     /// The host path behind the work_dir: whose left-behind siblings the launch sweeps.
     pub work_dir_host: PathBuf,
     /// The agent container the shim runs in (`None`: the host), as Docker described it.
@@ -37,17 +42,8 @@ pub async fn prepare(
     settings: &Settings,
     engine: &Engine,
 ) -> Result<Prepared, ShimError> {
+    // The sandbox was verified as the agent's own when the launch was read.
     let run = &launch.run;
-    if !run.sandbox.is_dir() {
-        return Err(fail(
-            Failure::Usage,
-            format!(
-                "the sandbox {} does not exist: the agent makes it before it launches an executor; check \
-                 that the shim sees the agent's work_dir at the same path",
-                run.sandbox.display()
-            ),
-        ));
-    }
     let agent = AgentContainer::discover(engine)
         .await
         .classify(Failure::Unavailable)?;
@@ -77,15 +73,25 @@ pub async fn prepare(
     let forked_pid_host = placement
         .host_path(&run.forked_pid_path())
         .classify(Failure::Config)?;
-    let volumes = run.work_dir.join("volumes");
-    let volumes = if volumes.is_dir() {
-        Some((
-            placement.host_path(&volumes).classify(Failure::Config)?,
-            volumes,
-        ))
-    } else {
-        None
-    };
+    let linked = volumes::linked_volumes(&run.sandbox, &run.work_dir);
+    for (link, why) in &linked.refused {
+        tracing::warn!(link = %link.display(), reason = why, "not mounting what this link in the sandbox names");
+    }
+    if linked.truncated {
+        tracing::warn!(
+            "stopped looking for persistent volume links: the sandbox holds too many entries"
+        );
+    }
+    let volumes = linked
+        .volumes
+        .into_iter()
+        .map(|v| Ok((placement.host_path(&v)?, v)))
+        .collect::<Result<Vec<_>, PlacementError>>()
+        .classify(Failure::Config)?;
+    // Docker resolves the mount sources on the host: each is checked, right before the create,
+    // to be reached without a link (see the launch plan).
+    let mut mount_sources = vec![run.sandbox.clone()];
+    mount_sources.extend(volumes.iter().map(|(_, here)| here.clone()));
 
     let executor_path = real_executor(launch, settings);
     let mut executor = vec![executor_path.display().to_string()];
@@ -156,12 +162,13 @@ pub async fn prepare(
         // Identities are host pids, which the sibling's init and gc read in the host's PID
         // namespace: named only where this process sees that namespace.
         shim: host_pids.then(ProcessIdentity::current).flatten(),
-        agent: launch.agent.filter(|_| host_pids),
+        agent: launch.origin.agent.filter(|_| host_pids),
         cgroup_parent,
         auto_remove,
     });
     Ok(Prepared {
         spec,
+        mount_sources,
         work_dir_host: resolved.work_dir_host,
         agent,
         cgroups_made_for_sibling,

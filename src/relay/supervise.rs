@@ -185,7 +185,7 @@ where
     drop(sweep);
 
     // 4. Finish, with the status the init recorded.
-    let recorded = match ExitRecord::read(&plan.exit_record) {
+    let recorded = match read_exit_record(plan) {
         Ok(record) => record.map(|r| r.status),
         Err(e) => {
             tracing::warn!(path = %plan.exit_record.display(), error = %e, "the exit record cannot be read");
@@ -216,6 +216,14 @@ async fn create_or_adopt<E: SiblingEngine>(
     let mut replaced = false;
     let mut pulled = false;
     let id = loop {
+        for source in &plan.mount_sources {
+            crate::no_follow::open_dir(source).map_err(|e| {
+                fail(
+                    Failure::Usage,
+                    format!("refusing to mount {} in the sibling: {e}", source.display()),
+                )
+            })?;
+        }
         // A record left by an earlier sibling of this run must not stand for this one's exit.
         if let Err(e) = std::fs::remove_file(&plan.exit_record) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -493,7 +501,7 @@ fn exit_status(
     waited: Result<i64, WaitError>,
     plan: &LaunchPlan,
 ) -> Result<u8, ShimError> {
-    if let Ok(Some(record)) = ExitRecord::read(&plan.exit_record) {
+    if let Ok(Some(record)) = read_exit_record(plan) {
         tracing::info!(
             container = sibling.name,
             status = record.status,
@@ -565,6 +573,12 @@ async fn finish<E: SiblingEngine>(
             })
         }
     }
+}
+
+/// The sibling's init records the exit as the user the sibling runs as: the shim's own (see
+/// [`crate::relay::prepare`]).
+fn read_exit_record(plan: &LaunchPlan) -> io::Result<Option<ExitRecord>> {
+    ExitRecord::read(&plan.exit_record, nix::unistd::getuid().as_raw())
 }
 
 /// Removes a sibling this shim made for a launch that failed: it must not outlive the failure.

@@ -44,6 +44,8 @@ pub const FORWARDED_SIGNALS: [Signal; 6] = [
 pub const INIT_ARG: &str = "mesos-executor-shim-init";
 /// The version this build writes.
 pub const PROTOCOL: u32 = 1;
+/// An exit record is a short JSON object; a longer file is not one.
+pub const EXIT_RECORD_CAP: u64 = 4096;
 /// The settle time an init uses when the shim passes none.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 
@@ -216,13 +218,24 @@ impl ExitRecord {
         })
     }
 
-    /// The record at `path`: `Ok(None)` when there is none.
-    pub fn read(path: &Path) -> io::Result<Option<ExitRecord>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => ExitRecord::parse(&text).map(Some).map_err(io::Error::other),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    /// The record at `path`: `Ok(None)` when there is none. It lies in the sandbox, which the
+    /// task writes: it is read without following a link or blocking, up to [`EXIT_RECORD_CAP`]
+    /// bytes, and only when `owner` (the uid the sibling's init runs as) made it, so a task that
+    /// runs as another user cannot stand a record of its own in for the init's.
+    pub fn read(path: &Path, owner: u32) -> io::Result<Option<ExitRecord>> {
+        use std::os::unix::fs::MetadataExt;
+        let Some((bytes, meta)) = crate::no_follow::read_capped(path, EXIT_RECORD_CAP)? else {
+            return Ok(None);
+        };
+        if meta.uid() != owner {
+            return Err(io::Error::other(format!(
+                "{} belongs to uid {}, not to the sibling's init (uid {owner}): not its record",
+                path.display(),
+                meta.uid()
+            )));
         }
+        let text = String::from_utf8_lossy(&bytes);
+        ExitRecord::parse(&text).map(Some).map_err(io::Error::other)
     }
 }
 

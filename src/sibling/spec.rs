@@ -123,9 +123,9 @@ pub struct SpecInputs<'a> {
     /// Other paths at which the executor expects its sandbox (the docker executor's
     /// `--sandbox_directory`, a link under the work_dir when the sandbox path holds a `:`).
     pub sandbox_aliases: Vec<PathBuf>,
-    /// Persistent volumes under the work_dir (`<work_dir>/volumes`: host path, path here), which
-    /// the posix filesystem isolator links into sandboxes.
-    pub volumes: Option<(PathBuf, PathBuf)>,
+    /// The persistent volumes the sandbox links to (host path, path here), each mounted at its
+    /// own path (see [`crate::mesos::volumes`]).
+    pub volumes: Vec<(PathBuf, PathBuf)>,
     /// The host socket, and where in the sibling it goes, for a sibling that gets Docker.
     pub docker_socket: Option<(PathBuf, PathBuf)>,
     /// The host path behind the work_dir (a label: where `gc` finds the run from the host).
@@ -187,7 +187,7 @@ impl SiblingSpec {
         for alias in inputs.sandbox_aliases.iter().filter(|a| **a != run.sandbox) {
             mounts.push(bind(&inputs.sandbox_host, alias, false));
         }
-        if let Some((host, container)) = &inputs.volumes {
+        for (host, container) in &inputs.volumes {
             mounts.push(bind(host, container, false));
         }
         if let Some(host) = &inputs.init_host_file {
@@ -322,7 +322,7 @@ mod tests {
             init_host_file: Some("/opt/shim".into()),
             sandbox_host: "/srv/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".into(),
             sandbox_aliases: Vec::new(),
-            volumes: None,
+            volumes: Vec::new(),
             docker_socket: None,
             work_dir_host: "/srv/mesos".into(),
             forked_pid_host: "/srv/mesos/meta/x/pids/forked.pid".into(),

@@ -14,8 +14,10 @@ pub const AGENT_IMAGE: &str = "mesos-executor-shim-test/agent:latest";
 /// The label that scopes every sibling a test makes: `ps` and `gc` in tests filter on it, so a
 /// test never touches siblings it did not make (the host may run real ones).
 pub const SCOPE_LABEL: &str = "mesos-executor-shim-test.scope";
-/// Where the tests keep the configuration files they name with EXECUTOR_SHIM_CONFIG: a directory
-/// root owns and nobody else can write, outside every work_dir, as the shim requires.
+/// Where the tests keep their configuration files, one directory each: root owns it and nobody
+/// else can write, outside every work_dir, as the shim requires of its file. A shim in an agent
+/// container finds its file bind-mounted at [`CONFIG_PATH`]; one started on this host sees its
+/// directory mounted over [`CONFIG_PATH`]'s, in a mount namespace of its own.
 pub const CONFIG_DIR: &str = "/run/mesos-executor-shim-it";
 pub const BAKED_IMAGE: &str = "mesos-executor-shim-test/agent-baked:latest";
 /// The agent image with the docker CLI and the stand-in mesos-docker-executor.
@@ -82,19 +84,23 @@ pub fn setup() {
 }
 
 /// Starts the shim on this host (no agent container), as the agent would, for `run`, with the
-/// configuration file `config`; the test plays the agent that checkpoints forked.pid (the shim's
-/// own pid) right after the fork, as a 1.x agent does.
+/// configuration file `config` at the relay's fixed path (see [`CONFIG_DIR`]) and the sandbox as
+/// its working directory; the test plays the agent that checkpoints forked.pid (the shim's own
+/// pid) right after the fork, as a 1.x agent does.
 pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args: &[&str]) -> Child {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(run.sandbox()).unwrap();
     std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
     let stderr = std::fs::File::create(run.sandbox().join("stderr")).unwrap();
     let mut command = Command::new(shim_bin());
-    // SAFETY: between fork and exec the child makes one system call, which is
-    // async-signal-safe. The agent closes every descriptor but stdio in what it forks; so does
-    // this stand-in (the test runner's own, such as cargo's jobserver pipe, would leak otherwise).
+    let mount_config = config_mount(config);
+    // SAFETY: between fork and exec the child makes only system calls, which are
+    // async-signal-safe, on strings made before the fork. The agent closes every descriptor but
+    // stdio in what it forks; so does this stand-in (the test runner's own, such as cargo's
+    // jobserver pipe, would leak otherwise).
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
+            mount_config()?;
             nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
             Ok(())
         });
@@ -102,6 +108,7 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
     let child = command
         .arg0("mesos-executor")
         .args(executor_args)
+        .current_dir(run.sandbox())
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("MESOS_DIRECTORY", run.sandbox())
@@ -109,7 +116,6 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
         .env("MESOS_EXECUTOR_ID", &run.executor_id)
         .env("MESOS_SLAVE_ID", &run.agent_id)
         .env("MESOS_CHECKPOINT", "1")
-        .env("EXECUTOR_SHIM_CONFIG", config)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -119,6 +125,35 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
     std::fs::write(&temp, child.id().to_string()).unwrap();
     std::fs::rename(&temp, run.forked_pid_path()).unwrap();
     child
+}
+
+/// What a process started on this host runs between fork and exec so that the relay finds
+/// `config` at its fixed path: a mount namespace of its own, in which `config`'s directory is
+/// mounted over the directory of [`CONFIG_PATH`]. That directory is made (empty) if this host has
+/// none; nothing on the host is mounted or changed beyond it.
+pub fn config_mount(config: &Path) -> impl Fn() -> std::io::Result<()> + Send + Sync + 'static {
+    use nix::mount::{mount, MsFlags};
+    let target = Path::new(CONFIG_PATH).parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&target).unwrap();
+    let source = config.parent().unwrap().to_path_buf();
+    move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )?;
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        Ok(())
+    }
 }
 
 /// Removes the cgroup `root` and everything below it in every v1 hierarchy, deepest first (a
@@ -235,6 +270,8 @@ pub struct Agent {
     pub docker_task: Option<String>,
     /// The agent's --launcher_dir.
     pub launcher_dir: String,
+    /// More `-v` mounts of the agent container.
+    pub volumes: Vec<String>,
 }
 
 impl Agent {
@@ -255,6 +292,7 @@ impl Agent {
             linux_launcher: None,
             docker_task: None,
             launcher_dir: "/usr/libexec/mesos".into(),
+            volumes: Vec::new(),
         }
     }
 
@@ -305,6 +343,12 @@ impl Agent {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// One more `-v` mount of the agent container.
+    pub fn volume(mut self, spec: &str) -> Self {
+        self.volumes.push(spec.into());
         self
     }
 
@@ -395,23 +439,25 @@ impl Run {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// Writes a configuration file for this run's shim: `settings` plus the scope label, in
-    /// [`CONFIG_DIR`]. Returns its path.
+    /// Writes a configuration file for this run's shim: `settings` plus the scope label, as
+    /// `config.json` in a directory of its own under [`CONFIG_DIR`]. Returns its path.
     pub fn config_file(&self, settings: &serde_json::Map<String, serde_json::Value>) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
-        let dir = Path::new(CONFIG_DIR);
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = Path::new(CONFIG_DIR).join(format!(
+            "{}-{}",
+            self.container_id,
+            self.configs.borrow().len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in [Path::new(CONFIG_DIR), &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let mut settings = settings.clone();
         let labels = settings
             .entry("labels")
             .or_insert_with(|| serde_json::json!({}));
         labels[SCOPE_LABEL] = serde_json::Value::String(self.scope.clone());
-        let path = dir.join(format!(
-            "{}-{}.json",
-            self.container_id,
-            self.configs.borrow().len()
-        ));
+        let path = dir.join("config.json");
         std::fs::write(&path, serde_json::to_string(&settings).unwrap()).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         self.configs.borrow_mut().push(path.clone());
@@ -563,6 +609,9 @@ impl Run {
             ]);
         }
         args.extend(["-e".into(), format!("LAUNCHER_DIR={}", agent.launcher_dir)]);
+        for volume in &agent.volumes {
+            args.extend(["-v".into(), volume.clone()]);
+        }
         let file = self.config_file(&agent.config);
         args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
         if let Some(limit) = agent.linux_launcher {
@@ -856,15 +905,21 @@ impl Run {
         self.agent_status().unwrap()
     }
 
+    /// Where the stand-in agent keeps its own records of this run (never under meta/, which
+    /// exists only when the run checkpoints).
+    pub fn standin_records(&self) -> PathBuf {
+        self.work_dir.join("standin").join(&self.container_id)
+    }
+
     /// The executor status the stand-in agent recorded.
     pub fn agent_status(&self) -> Option<i32> {
-        self.read(self.meta().join("standin.status"))
+        self.read(self.standin_records().join("standin.status"))
             .and_then(|s| s.trim().parse().ok())
     }
 
     /// The pid the stand-in agent forked (the shim's, when the shim is installed).
     pub fn launched_pid(&self) -> Option<u32> {
-        self.read(self.meta().join("standin.launched"))
+        self.read(self.standin_records().join("standin.launched"))
             .and_then(|s| s.trim().parse().ok())
     }
 
@@ -917,7 +972,7 @@ impl Drop for Run {
         let _ = self.docker(&args);
         let _ = std::fs::remove_dir_all(&self.work_dir);
         for file in self.configs.borrow().iter() {
-            let _ = std::fs::remove_file(file);
+            let _ = std::fs::remove_dir_all(file.parent().unwrap());
         }
         remove_cgroup_trees(&self.cgroups_root());
     }

@@ -46,7 +46,7 @@ fn setup(with_pids_dir: bool) -> Setup {
         init_host_file: Some("/opt/shim".into()),
         sandbox_host: run.sandbox.clone(),
         sandbox_aliases: Vec::new(),
-        volumes: None,
+        volumes: Vec::new(),
         docker_socket: None,
         work_dir_host: run.work_dir.clone(),
         forked_pid_host: run.forked_pid_path(),
@@ -58,6 +58,8 @@ fn setup(with_pids_dir: bool) -> Setup {
     let plan = LaunchPlan {
         checkpointing: true,
         forked_pid: run.forked_pid_path(),
+        agent_forked: vec![AGENTS_PID.parse().unwrap()],
+        mount_sources: vec![run.sandbox.clone()],
         forked_pid_timeout: Duration::from_millis(100),
         forked_pid_guard: Duration::from_secs(10),
         exit_record: run.exit_record_path(),

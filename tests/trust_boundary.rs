@@ -1,0 +1,179 @@
+//! A task cannot steer the shim (issue: the trust boundary). Mesos gives a task's own environment
+//! priority over the agent's `MESOS_*` (`containerizer.cpp`, "the priority of the environment",
+//! first the user specified environment in CommandInfo; contract page, *The task's environment
+//! reaches the executor (and wins)*), and the stand-in agent does the same: every scenario here
+//! sets the task's variables through `TASK_ENVIRONMENT`. What a task cannot set is the working directory
+//! the agent gives the executor (the sandbox) and the directories the agent made.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::*;
+
+/// The task's environment for the stand-in agent: `K=V` pairs, as the task's CommandInfo has them.
+fn task_env(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Makes, inside `run`'s sandbox (as an earlier task of the same framework could), a look-alike
+/// run of the same IDs whose container directory is a link to `target`. Returns its path.
+fn look_alike_run(run: &Run, target: &Path) -> String {
+    let runs = run.sandbox().join(format!(
+        "x/slaves/{}/frameworks/{}/executors/{}/runs",
+        run.agent_id, run.framework_id, run.executor_id
+    ));
+    std::fs::create_dir_all(&runs).unwrap();
+    let fake = runs.join(&run.container_id);
+    symlink(target, &fake).unwrap();
+    fake.display().to_string()
+}
+
+/// `MESOS_DIRECTORY` naming a look-alike run whose last component links to the agent's `meta/`,
+/// or to `/`: the shim refuses before anything is made, and the link's target is untouched.
+#[test]
+fn a_look_alike_run_through_a_link_is_refused_before_anything_is_made() {
+    for (tag, target) in [("tometa", None), ("toroot", Some("/"))] {
+        let run = Run::new(tag);
+        let meta = run.work_dir.join("meta");
+        std::fs::create_dir_all(&meta).unwrap();
+        let target = target.map(Path::new).unwrap_or(&meta);
+        let fake = look_alike_run(&run, target);
+        let agent = run.start_agent(&Agent::with_shim().env(
+            "TASK_ENVIRONMENT",
+            &task_env(&[("MESOS_DIRECTORY", fake.clone()), ("MESOS_SANDBOX", fake)]),
+        ));
+        let status = run.wait_agent_status(&agent);
+        assert_eq!(status, 64, "{}", run.diagnostics(&agent));
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains("is a symbolic link") || stderr.contains("symbolic link at"),
+            "{stderr}"
+        );
+        assert!(run.containers_named_sibling().is_empty());
+        // Nothing was written through the link.
+        assert!(!meta.join("stdout").exists() && !meta.join("stderr").exists());
+        assert!(!Path::new("/stdout").exists());
+    }
+}
+
+/// `MESOS_DIRECTORY` naming another executor's real sandbox (every ID set to match it): refused,
+/// and the other run's executor and checkpoint are unharmed.
+#[test]
+fn another_runs_sandbox_in_the_environment_is_refused_and_that_run_is_unharmed() {
+    let victim = Run::new("victim");
+    let (_agents, pids) = start_agents(std::slice::from_ref(&victim), &Agent::with_shim());
+    let attacker = victim.beside("attacker");
+    let sandbox = victim.sandbox().display().to_string();
+    let agent = attacker.start_agent(&Agent::with_shim().env(
+        "TASK_ENVIRONMENT",
+        &task_env(&[
+            ("MESOS_DIRECTORY", sandbox.clone()),
+            ("MESOS_SANDBOX", sandbox),
+            ("MESOS_EXECUTOR_ID", victim.executor_id.clone()),
+            ("MESOS_FRAMEWORK_ID", victim.framework_id.clone()),
+        ]),
+    ));
+    let status = attacker.wait_agent_status(&agent);
+    assert_eq!(status, 64, "{}", attacker.diagnostics(&agent));
+    assert!(
+        attacker
+            .stderr()
+            .contains("is not the directory the agent started the shim in"),
+        "{}",
+        attacker.stderr()
+    );
+    assert!(attacker.containers_named_sibling().is_empty());
+    assert_eq!(victim.sibling_pid(), Some(pids[0]));
+    assert_eq!(victim.forked_pid(), Some(pids[0]));
+    victim.assert_output_grows();
+}
+
+/// `EXECUTOR_SHIM_CONFIG` in the task's environment naming a root-owned file that would make the
+/// sibling privileged and give it the host's `/etc`: the relay reads only its own file, so the
+/// sibling is made as the operator configured it.
+#[test]
+fn a_configuration_file_named_in_the_tasks_environment_changes_nothing() {
+    let run = Run::new("cfgvar");
+    let evil = run.config_file(
+        serde_json::json!({
+            "privileged": true,
+            "mounts": ["/etc:/host-etc:ro"],
+            "labels": {"evil": "yes"}
+        })
+        .as_object()
+        .unwrap(),
+    );
+    let agent = run.start_agent(
+        &Agent::with_shim()
+            .env(
+                "TASK_ENVIRONMENT",
+                "EXECUTOR_SHIM_CONFIG=/opt/other/config.json",
+            )
+            .volume(&format!("{}:/opt/other/config.json:ro", evil.display())),
+    );
+    run.wait_for_checkpointed_sibling(&agent);
+    let name = run.sibling_name();
+    assert_eq!(
+        run.docker_ok(&["inspect", "-f", "{{.HostConfig.Privileged}}", &name]),
+        "false"
+    );
+    assert!(
+        !run.sibling_mounts()
+            .iter()
+            .any(|(_, dest, _)| dest == "/host-etc"),
+        "{:?}",
+        run.sibling_mounts()
+    );
+    assert_eq!(
+        run.docker_ok(&["inspect", "-f", "{{index .Config.Labels \"evil\"}}", &name]),
+        ""
+    );
+    // The task's variable reaches its executor, as it would the stock executor.
+    assert!(run
+        .executor_file("executor.env")
+        .contains("EXECUTOR_SHIM_CONFIG=/opt/other/config.json"));
+}
+
+/// Two runs of one agent whose sandboxes link to persistent volumes of different roles: each
+/// sibling gets its own volume, read-write at its own path, and nothing else of `volumes/`.
+#[test]
+fn each_sibling_gets_only_the_persistent_volumes_its_sandbox_links_to() {
+    let web = Run::new("volweb");
+    let db = web.beside("voldb");
+    let volume = |role: &str| web.work_dir.join(format!("volumes/roles/{role}/p-{role}"));
+    for (run, role) in [(&web, "web"), (&db, "db")] {
+        std::fs::create_dir_all(volume(role)).unwrap();
+        std::fs::create_dir_all(run.sandbox()).unwrap();
+        symlink(volume(role), run.sandbox().join("data")).unwrap();
+    }
+    let agents = [
+        web.start_agent(&Agent::with_shim()),
+        db.start_agent(&Agent::with_shim()),
+    ];
+    web.wait_for_checkpointed_sibling(&agents[0]);
+    db.wait_for_checkpointed_sibling(&agents[1]);
+    for (run, mine, theirs) in [(&web, "web", "db"), (&db, "db", "web")] {
+        let mounts = run.sibling_mounts();
+        let mine = volume(mine).display().to_string();
+        assert!(
+            mounts
+                .iter()
+                .any(|(src, dest, rw)| *src == mine && *dest == mine && *rw),
+            "{mounts:?}"
+        );
+        let volumes = web.work_dir.join("volumes").display().to_string();
+        let theirs = volume(theirs).display().to_string();
+        assert!(
+            !mounts
+                .iter()
+                .any(|(src, _, _)| *src == theirs || *src == volumes),
+            "{mounts:?}"
+        );
+    }
+}
