@@ -177,3 +177,101 @@ fn each_sibling_gets_only_the_persistent_volumes_its_sandbox_links_to() {
         );
     }
 }
+
+/// What a task can plant in its sandbox where the shim reads its executor's exit record: a FIFO
+/// (a blocking open would hang the shim), a link to a record elsewhere (one that would say the
+/// executor succeeded), a 1 GiB file. The sibling is then killed before its init records
+/// anything: the shim refuses each at once, says why, and reports the kill.
+#[test]
+fn a_planted_exit_record_never_hangs_redirects_or_exhausts_the_shim() {
+    for (tag, why) in [
+        ("fiforecord", "not a regular file"),
+        ("linkrecord", "symbolic link"),
+        ("hugerecord", "more than the 4096"),
+    ] {
+        let run = Run::new(tag);
+        let agent = run.start_agent(&Agent::with_shim());
+        run.wait_for_checkpointed_sibling(&agent);
+        run.wait_executor_ready();
+        let record = run.sandbox().join(".mesos-executor-shim.exit");
+        match tag {
+            "fiforecord" => {
+                nix::unistd::mkfifo(&record, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                    .unwrap()
+            }
+            "linkrecord" => {
+                let elsewhere = run.work_dir.join("forged");
+                std::fs::write(&elsewhere, r#"{"protocol":1,"status":0}"#).unwrap();
+                symlink(&elsewhere, &record).unwrap();
+            }
+            _ => std::fs::File::create(&record)
+                .unwrap()
+                .set_len(1 << 30)
+                .unwrap(),
+        }
+        run.docker_ok(&["kill", "--signal", "KILL", &run.sibling_name()]);
+        let status = run.wait_agent_status(&agent);
+        assert_eq!(status, 137, "{tag}: {}", run.diagnostics(&agent));
+        let stderr = run.stderr();
+        assert!(stderr.contains(why), "{tag}: {stderr}");
+    }
+}
+
+/// A link or a FIFO planted where the sibling's init opens the executor's output: the init opens
+/// neither (never follows, never blocks), writes nothing through the link, and fails at once
+/// with a message. The init runs here as in a sibling (its marker mount, the sandbox at its path).
+#[test]
+fn the_init_never_opens_a_planted_link_or_fifo_as_the_executors_output() {
+    let run = Run::new("plantedout");
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    let sandbox = run.sandbox().display().to_string();
+    let outside = run.work_dir.join("outside");
+    std::fs::write(&outside, "untouched\n").unwrap();
+    for (planted, why) in [("link", "symbolic link"), ("fifo", "stdout")] {
+        let stdout = run.sandbox().join("stdout");
+        let _ = std::fs::remove_file(&stdout);
+        if planted == "link" {
+            symlink(&outside, &stdout).unwrap();
+        } else {
+            nix::unistd::mkfifo(&stdout, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        }
+        let init = format!("{}:/run/mesos-executor-shim/init:ro", shim_bin().display());
+        let sandbox_mount = format!("{sandbox}:{sandbox}:rw");
+        let started = std::time::Instant::now();
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/run/mesos-executor-shim/sibling:ro,size=4k",
+            "-v",
+            &init,
+            "-v",
+            &sandbox_mount,
+            "--entrypoint",
+            "/run/mesos-executor-shim/init",
+            AGENT_IMAGE,
+            "mesos-executor-shim-init",
+            "protocol=1",
+            &format!("stdout={sandbox}/stdout"),
+            &format!("stderr={sandbox}/stderr"),
+            &format!("exit-record={sandbox}/record-{planted}"),
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo written",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(70),
+            "{planted}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(
+            run.stderr().contains(why),
+            "{planted}: the init says why in the sandbox's stderr: {}",
+            run.stderr()
+        );
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched\n");
+    }
+}

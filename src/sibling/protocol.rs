@@ -396,4 +396,22 @@ mod tests {
         assert!(ExitRecord::parse(r#"{"status":300}"#).is_err());
         assert_eq!(ExitRecord::exited(-1).status, 255);
     }
+
+    /// A record is taken only from a regular file of the init's user, within the cap.
+    #[test]
+    fn a_record_is_read_only_from_the_inits_own_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record");
+        let me = nix::unistd::getuid().as_raw();
+        assert!(ExitRecord::read(&path, me).unwrap().is_none());
+        std::fs::write(&path, ExitRecord::exited(3).to_json()).unwrap();
+        assert_eq!(ExitRecord::read(&path, me).unwrap().unwrap().status, 3);
+        let e = ExitRecord::read(&path, me + 1).unwrap_err();
+        assert!(e.to_string().contains("not to the sibling's init"), "{e}");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(EXIT_RECORD_CAP + 1)
+            .unwrap();
+        assert!(ExitRecord::read(&path, me).is_err());
+    }
 }
