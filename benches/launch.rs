@@ -157,7 +157,11 @@ impl BenchRun {
                 "--tick_interval=5".into(),
             ],
             env: spec::executor_environment(&env).0,
-            user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+            // What the shim gives its sibling here, so that every path creates the same body.
+            security: mesos_executor_shim::mesos::container::SiblingSecurity::of(
+                &mesos_executor_shim::mesos::container::LaunchContext::read().unwrap(),
+                &[],
+            ),
             init_path: INIT_MOUNT.into(),
             init_host_file: Some(shim_bin()),
             sandbox_host: self.layout.sandbox.clone(),
@@ -166,6 +170,7 @@ impl BenchRun {
             docker_socket: None,
             work_dir_host: self.root.clone(),
             forked_pid_host: self.layout.forked_pid_path(),
+            checkpointing: true,
             shim: None,
             agent: None,
             cgroup_parent: None,

@@ -19,12 +19,14 @@ fn main() -> ExitCode {
     }
     // Under the name of an executor the agent forks, the binary is the relay and parses nothing.
     if let Some(kind) = ExecutorKind::from_argv0(&argv0) {
-        return ExitCode::from(commands::run::relay_main(kind, argv));
+        return leave(commands::run::relay_main(kind, argv));
     }
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     let status = match cli.command {
-        Command::Run { args } => commands::run::relay_main(ExecutorKind::Command, args),
+        Command::Run { args } => {
+            return leave(commands::run::relay_main(ExecutorKind::Command, args))
+        }
         Command::Doctor {
             work_dir,
             launcher_dir,
@@ -44,4 +46,25 @@ fn main() -> ExitCode {
         } => commands::report(commands::gc::main(config, dry_run, every, &label, json)),
     };
     ExitCode::from(status)
+}
+
+/// Leaves as the command decided: with a status, or by dying of the signal that killed the
+/// executor, so that the agent sees the stock executor's end (its handler reset first: the relay
+/// caught the forwarded signals).
+fn leave(how: commands::Leave) -> ExitCode {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
+    match how {
+        commands::Leave::Status(status) => ExitCode::from(status),
+        commands::Leave::Signal(signal, status) => {
+            let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+            // SAFETY: restoring the default disposition installs no handler of ours.
+            let _ = unsafe { sigaction(signal, &default) };
+            let mut set = SigSet::empty();
+            set.add(signal);
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+            let _ = nix::sys::signal::raise(signal);
+            // A signal whose default is to go on (none of those an executor dies of): the status.
+            ExitCode::from(status)
+        }
+    }
 }

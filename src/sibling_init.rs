@@ -200,14 +200,9 @@ pub fn log_to(stderr: &Path) -> Result<(), String> {
 struct Watched(Option<ProcessHandle>);
 
 impl Watched {
-    fn start(identity: &ProcessIdentity) -> Watched {
-        match ProcessHandle::open(identity) {
-            Ok(handle) => Watched(handle),
-            Err(e) => {
-                tracing::warn!(pid = identity.pid, error = %e, "cannot watch process; taking it for gone");
-                Watched(None)
-            }
-        }
+    /// `Err`: whether it lives cannot be told (an error a pidfd or `/proc` should not give).
+    fn start(identity: &ProcessIdentity) -> std::io::Result<Watched> {
+        ProcessHandle::open(identity).map(Watched)
     }
 
     fn gone(&self) -> bool {
@@ -242,14 +237,23 @@ enum Watch {
 }
 
 impl Watch {
+    /// Where either process cannot be told alive or dead, the answer is "unknown", which never
+    /// ends the executor: nothing is watched.
     fn start(w: &ShimWatch) -> Watch {
-        let watch = Watch::Watching {
-            shim: Watched::start(&w.shim),
-            agent: Watched::start(&w.agent),
-            settle: w.settle,
-        };
-        tracing::debug!(shim = %w.shim, agent = %w.agent, settle = ?w.settle, "watching the shim and the agent that forked it");
-        watch
+        match (Watched::start(&w.shim), Watched::start(&w.agent)) {
+            (Ok(shim), Ok(agent)) => {
+                tracing::debug!(shim = %w.shim, agent = %w.agent, settle = ?w.settle, "watching the shim and the agent process that started it");
+                Watch::Watching {
+                    shim,
+                    agent,
+                    settle: w.settle,
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(shim = %w.shim, agent = %w.agent, error = %e, "cannot tell whether the shim and the agent live: the executor will not be ended for anyone's death");
+                Watch::Done
+            }
+        }
     }
 
     fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {

@@ -66,7 +66,7 @@ fn executors_and_their_shims_ride_out_a_restart_of_the_daemon() {
     for run in &runs {
         run.wait_executor_ready();
     }
-    let shims: Vec<u32> = runs.iter().map(|r| r.launched_pid().unwrap()).collect();
+    let shims: Vec<u32> = runs.iter().map(|r| r.shim_pid().unwrap()).collect();
     // doctor, from an agent container, says what a restart of this daemon means here.
     let wd = runs[0].work_dir.display().to_string();
     let doctor = runs[0].docker_ok(&[

@@ -88,7 +88,7 @@ fn sigterm_reaches_the_docker_executor_which_stops_its_task() {
     wait_until("the task runs", Duration::from_secs(30), || {
         run.task_running()
     });
-    let shim = run.launched_pid().unwrap();
+    let shim = run.shim_pid().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(shim as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -39,7 +39,7 @@ fn kill_the_agent_at(step: &str, expect_recovered: bool) {
                 .contains(&format!("point=\"{step}\""))
         },
     );
-    let shim = run.launched_pid().unwrap();
+    let shim = run.shim_pid().unwrap();
     run.kill_agent(&agent);
     wait_until(
         "the shim died with its agent container",
@@ -74,7 +74,11 @@ fn kill_the_agent_at(step: &str, expect_recovered: bool) {
         );
     } else {
         assert_eq!(status, 1, "{step}: cleanly failed: {report}");
-        assert_eq!(pid, shim, "forked.pid still holds what the agent wrote");
+        assert_eq!(
+            Some(pid),
+            run.launched_pid(),
+            "forked.pid still holds what the agent wrote: the launch helper's pid"
+        );
         run.gc(false);
         assert!(
             run.containers_named_sibling().is_empty(),

@@ -135,7 +135,7 @@ fn a_sigterm_before_the_sibling_exists_calls_the_launch_off() {
         || run.stderr().contains("point=\"before-create\""),
     );
     let sent = Instant::now();
-    signal(run.launched_pid().unwrap(), Signal::SIGTERM);
+    signal(run.shim_pid().unwrap(), Signal::SIGTERM);
     assert_eq!(run.wait_agent_status(&agent), 143);
     let took = sent.elapsed();
     assert!(
@@ -238,7 +238,7 @@ fn a_sigterm_while_the_pid_cannot_be_confirmed_goes_through_the_daemon() {
         || run.stderr().contains("cannot be confirmed yet"),
     );
     run.wait_executor_ready();
-    let shim = run.launched_pid().unwrap().to_string();
+    let shim = run.shim_pid().unwrap().to_string();
     let sent = Instant::now();
     docker_ok(&["exec", &name, "kill", "-TERM", &shim]);
     assert_eq!(run.wait_agent_status(&name), 143);
@@ -394,4 +394,95 @@ fn a_report_piped_into_a_reader_that_stops_early_ends_quietly() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// The shim's parent under the Mesos containerizer is the launch helper, `mesos-containerizer
+/// launch`, which forks the executor and stays its parent (contract page, *How the agent starts
+/// an executor*). The init watches the agent process above it, never the helper, and says so.
+#[test]
+fn the_init_watches_the_agent_process_past_the_launch_helper() {
+    let run = Run::new("helper");
+    let agent = run.start_agent(&Agent::with_shim());
+    run.wait_for_checkpointed_sibling(&agent);
+    let helper = run.launched_pid().unwrap();
+    let shim = run.shim_pid().unwrap();
+    assert_ne!(helper, shim, "the helper forked the shim");
+    let parent = std::fs::read_to_string(format!("/proc/{shim}/stat")).unwrap();
+    assert!(parent.contains(&format!(" {helper} ")), "{parent}");
+    let agent_pid = run.agent_pid().unwrap();
+    wait_until(
+        "the shim names the agent it watches",
+        Duration::from_secs(10),
+        || run.stderr().contains(&format!("agent_pid={agent_pid}")),
+    );
+    assert!(
+        run.stderr().contains(&format!("launch_helpers=[{helper}]")),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// The agent process alone dies (an OOM kill, a crash, a supervisor's restart) while its
+/// container, and so the launch helper and the shim, live on: the executor is the agent's to
+/// recover, never to lose. The init says the agent is gone, and the executor runs on.
+#[test]
+fn the_agent_process_dying_alone_never_ends_its_executor() {
+    let run = Run::new("agentalone");
+    let agent = run.start_agent(&Agent {
+        supervised: true,
+        ..Agent::with_shim()
+    });
+    let pid = run.wait_for_checkpointed_sibling(&agent);
+    let shim = run.shim_pid().unwrap();
+    signal(run.agent_pid().unwrap(), Signal::SIGKILL);
+    wait_until(
+        &format!("the init saw the agent go\n{}", run.stderr()),
+        Duration::from_secs(30),
+        || run.stderr().contains(AGENT_GONE[0]),
+    );
+    assert!(pid_alive(shim), "the shim lives on in the living container");
+    assert!(pid_alive(pid), "{}", run.stderr());
+    run.assert_output_grows();
+    // The shim, killed now that the agent is gone, takes nothing with it either.
+    signal(shim, Signal::SIGKILL);
+    run.assert_output_grows();
+    assert!(
+        !run.stderr().contains(AGENT_KILLED_THE_SHIM),
+        "{}",
+        run.stderr()
+    );
+    assert!(pid_alive(pid));
+}
+
+/// An executor killed by a signal makes its shim die of the same signal (the init records the
+/// signal, the shim re-raises it), so the agent reports what the stock executor's death would
+/// have given; an exit with a status stays an exit (the stand-in exits 143 on SIGTERM).
+#[test]
+fn an_executor_killed_by_a_signal_makes_its_shim_die_of_that_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    let killed = Run::new("sigkilled");
+    let config = killed.host_config(serde_json::json!({}));
+    let mut child = spawn_shim(&killed, &config, &[], &[]);
+    killed.wait_for_checkpointed_sibling("(on the host)");
+    killed.wait_executor_ready();
+    let executor: u32 = killed.executor_file("executor.pid").trim().parse().unwrap();
+    signal(executor, Signal::SIGKILL);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{status:?}\n{}", killed.stderr());
+    assert_eq!(
+        killed
+            .read(killed.sandbox().join(".mesos-executor-shim.exit"))
+            .as_deref(),
+        Some(r#"{"protocol":1,"status":137,"signal":9}"#)
+    );
+
+    let exited = Run::new("sigexited");
+    let config = exited.host_config(serde_json::json!({}));
+    let mut child = spawn_shim(&exited, &config, &[], &[]);
+    exited.wait_for_checkpointed_sibling("(on the host)");
+    exited.wait_executor_ready();
+    let executor: u32 = exited.executor_file("executor.pid").trim().parse().unwrap();
+    signal(executor, Signal::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!((status.code(), status.signal()), (Some(143), None));
 }

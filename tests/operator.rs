@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -162,7 +163,9 @@ fn doctor_fails_in_an_agent_container_without_host_pids() {
 #[test]
 fn zero_configuration_finds_the_host_path_of_the_work_dir() {
     let run = Run::new("hostpath");
+    // cap_add adds within the launch's bounding set: the agent container has SYS_PTRACE.
     let mut agent = Agent::with_shim()
+        .run_args(&["--cap-add", "SYS_PTRACE"])
         .set("cap_add", serde_json::json!(["SYS_PTRACE"]))
         .set("memory", "64MB".into())
         .set("cpus", 0.5.into());
@@ -186,7 +189,7 @@ fn zero_configuration_finds_the_host_path_of_the_work_dir() {
     );
     assert_eq!(
         docker_ok(&["inspect", "-f", "{{json .HostConfig.CapAdd}}", &sibling]),
-        "[\"SYS_PTRACE\"]"
+        DEFAULT_CAP_ADD.replace("]", ",\"SYS_PTRACE\"]")
     );
     assert_eq!(
         docker_ok(&[
@@ -504,4 +507,75 @@ fn the_compose_example_is_valid() {
         config.contains("/var/lib/mesos:/var/lib/mesos"),
         "the work_dir at the same path: {config}"
     );
+}
+
+/// A framework that does not checkpoint has no meta run directory (contract page, *Checkpointing
+/// decides what exists*): gc, and the sweep of a launch beside it, never take that for a
+/// finished run. A running executor of such a run is kept, with its shim alive or gone (it exits
+/// by itself once its agent is gone); once it has exited it is collected.
+#[test]
+fn gc_and_the_sweep_never_remove_a_running_executor_of_a_run_that_does_not_checkpoint() {
+    let running = Run::new("nockpt");
+    let no_checkpoint = Agent {
+        checkpoint: false,
+        ..Agent::with_shim()
+    };
+    let agent = running.start_agent(&no_checkpoint);
+    let pid = wait_for_running_sibling(&running, &agent);
+    assert!(
+        !running.meta().exists(),
+        "the agent made no meta run directory"
+    );
+    assert_eq!(
+        running.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"io.mesos-executor-shim.checkpoint\"}}",
+            &running.sibling_name()
+        ]),
+        "false"
+    );
+    let collected = |actions: &Value| {
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["container_id"] == running.container_id.as_str())
+    };
+    assert!(!collected(&running.gc(false)), "shim alive");
+    // A launch beside it sweeps the work_dir's leftovers.
+    let beside = running.beside("nockptbeside");
+    beside.launch_in(&agent, &[]);
+    wait_for_running_sibling(&beside, &agent);
+    // Its shim gone with the agent container: still running, still kept.
+    running.kill_agent(&agent);
+    assert!(!collected(&running.gc(false)), "shim gone");
+    assert!(pid_alive(pid));
+    running.assert_output_grows();
+    // Once it has exited, it goes: by the daemon's auto-remove where that is used, else by gc.
+    running.docker_ok(&["kill", "--signal", "KILL", &running.sibling_name()]);
+    wait_until(
+        "the sibling is gone or stopped",
+        Duration::from_secs(20),
+        || running.sibling_pid().is_none(),
+    );
+    running.gc(false);
+    running.wait_sibling_gone();
+}
+
+/// Waits until `run`'s sibling runs (without checkpointing, nothing names it in forked.pid).
+fn wait_for_running_sibling(run: &Run, agent: &str) -> u32 {
+    let mut pid = 0;
+    wait_until(
+        &format!("the sibling runs\n{}", run.diagnostics(agent)),
+        Duration::from_secs(30),
+        || match run.sibling_pid() {
+            Some(p) => {
+                pid = p;
+                true
+            }
+            None => false,
+        },
+    );
+    pid
 }

@@ -60,7 +60,7 @@ fn the_executor_outlives_a_killed_1x_agent() {
     let pid = run.wait_for_checkpointed_sibling(&agent);
     assert_ne!(
         Some(pid),
-        run.launched_pid(),
+        run.shim_pid(),
         "forked.pid no longer names the shim"
     );
 
@@ -211,7 +211,7 @@ fn signals_sent_to_the_shim_reach_the_executor() {
     run.wait_for_checkpointed_sibling(&agent);
     run.wait_executor_ready();
     let shim = run
-        .launched_pid()
+        .shim_pid()
         .expect("the agent recorded the pid it forked");
     let signals = run.sandbox().join("executor.signals");
 
@@ -380,7 +380,8 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
 }
 
 /// Safe defaults: with no configuration a command executor's sibling is not privileged, gets no
-/// added capability, and gets exactly the mounts the README lists: its sandbox and its init. No
+/// capability its launch lacked (Docker's defaults, which the agent container has), and gets
+/// exactly the mounts the README lists: its sandbox and its init. No
 /// Docker socket: its tasks cannot reach the daemon.
 #[test]
 fn a_sibling_gets_only_what_the_readme_lists() {
@@ -389,7 +390,8 @@ fn a_sibling_gets_only_what_the_readme_lists() {
     run.wait_for_checkpointed_sibling(&agent);
     let inspect = |format: &str| docker_ok(&["inspect", "-f", format, &run.sibling_name()]);
     assert_eq!(inspect("{{.HostConfig.Privileged}}"), "false");
-    assert_eq!(inspect("{{json .HostConfig.CapAdd}}"), "null");
+    assert_eq!(inspect("{{json .HostConfig.CapDrop}}"), r#"["ALL"]"#);
+    assert_eq!(inspect("{{json .HostConfig.CapAdd}}"), DEFAULT_CAP_ADD);
     assert_eq!(inspect("{{json .HostConfig.Binds}}"), "null");
     let mut mounts = run.sibling_mounts();
     mounts.sort();
@@ -436,7 +438,11 @@ fn a_tasks_environment_changes_nothing_about_its_launch() {
         assert!(pid_alive(pid));
         let inspect = |format: &str| docker_ok(&["inspect", "-f", format, &run.sibling_name()]);
         assert_eq!(inspect("{{.HostConfig.Privileged}}"), "false", "{tag}");
-        assert_eq!(inspect("{{json .HostConfig.CapAdd}}"), "null", "{tag}");
+        assert_eq!(
+            inspect("{{json .HostConfig.CapAdd}}"),
+            DEFAULT_CAP_ADD,
+            "{tag}"
+        );
         let mut mounts = run.sibling_mounts();
         mounts.sort();
         let init = if tag == "taskenvbaked" {
@@ -483,7 +489,7 @@ fn a_tasks_environment_changes_nothing_about_its_launch() {
 
         // SIGTERM from the agent still reaches the executor: the shim is not parked.
         run.wait_executor_ready();
-        let shim = run.launched_pid().unwrap();
+        let shim = run.shim_pid().unwrap();
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(shim as i32),
             nix::sys::signal::Signal::SIGTERM,

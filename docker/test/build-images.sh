@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds, on the local daemon and without any registry, the images the tests and the demo use:
-#   mesos-executor-shim-test/agent        busybox, the stand-in agent, and the stand-in executor
-#                                         as the stock /usr/libexec/mesos/mesos-executor
+#   mesos-executor-shim-test/agent        busybox, the stand-in agent, the stand-in executor as the
+#                                         stock /usr/libexec/mesos/mesos-executor, and the stand-in
+#                                         launch helper as mesos-containerizer beside it
 #   mesos-executor-shim-test/agent-baked  the same, with the shim baked in by Dockerfile.mesos-slave
 #   mesos-executor-shim-test/agent-docker the agent image plus the docker CLI and the stand-in
 #                                         mesos-docker-executor, both executors also under
@@ -84,10 +85,11 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
 done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
-echo 'root:x:0:' > "$root/etc/group"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 install -m 0755 "$here/standin-agent.sh" "$root/standin-agent.sh"
 install -m 0755 "$here/standin-executor.sh" "$root/usr/libexec/mesos/mesos-executor"
+install -m 0755 "$here/standin-launch-helper.sh" "$root/usr/libexec/mesos/mesos-containerizer"
 step "importing mesos-executor-shim-test/agent" sh -c 'tar -C "$1" -c . | docker import \
   --change "ENV PATH=/bin" --change "CMD [\"/bin/sh\"]" \
   --change "LABEL mesos-executor-shim-test.inputs=$2" \
@@ -104,6 +106,7 @@ for lib in $(ldd "$docker_cli" 2>/dev/null | grep -o '/[^ ]*'); do
 done
 install -m 0755 "$here/standin-docker-executor.sh" "$root/usr/libexec/mesos/mesos-docker-executor"
 install -m 0755 "$here/standin-executor.sh" "$root/usr/local/libexec/mesos/mesos-executor"
+install -m 0755 "$here/standin-launch-helper.sh" "$root/usr/local/libexec/mesos/mesos-containerizer"
 install -m 0755 "$here/standin-docker-executor.sh" "$root/usr/local/libexec/mesos/mesos-docker-executor"
 step "importing mesos-executor-shim-test/agent-docker" sh -c 'tar -C "$1" -c . | docker import \
   --change "ENV PATH=/usr/bin:/bin" --change "CMD [\"/bin/sh\"]" \

@@ -10,7 +10,9 @@
 #       status and marks the run completed. Then it stays alive, as an agent does after one of its
 #       executors exited. Its own records (standin.launched, standin.status) go to
 #       WORK_DIR/standin/CONTAINER_ID, never to meta/.
-#       AGENT_GENERATION=1.x (default): the executor gets only MESOS_*, LIBPROCESS_*, PATH,
+#       AGENT_GENERATION=1.x (default): as the Mesos containerizer, it forks the launch helper
+#         LAUNCHER_DIR/mesos-containerizer (standin-launch-helper.sh), which forks the executor and
+#         stays its parent; forked.pid names the helper. The executor gets only MESOS_*, LIBPROCESS_*, PATH,
 #         EXECUTOR_ENVIRONMENT (space-separated K=V, the operator's --executor_environment_variables)
 #         and TASK_ENVIRONMENT (space-separated K=V, the task's CommandInfo.environment, which Mesos
 #         copies into the command executor's environment and which wins over the agent's own
@@ -19,6 +21,8 @@
 #         TASK_ENVIRONMENT, and forked.pid is written CHECKPOINT_DELAY seconds (default 1) after
 #         the launch.
 #       CHECKPOINT=0 launches without checkpointing: as Mesos, no meta run directory at all.
+#       EXECUTOR_USER=NAME runs the executor as that user, as the agent's --switch_user does: the
+#         sandbox is chowned to it, and the launch helper switches to it before the exec.
 #       LAUNCHER_DIR (default /usr/libexec/mesos): where the executors are.
 #       CONTAINERIZER=docker (default mesos): as the docker containerizer, forks
 #         LAUNCHER_DIR/mesos-docker-executor with its flags (--container=mesos-<CID> --docker=docker
@@ -65,6 +69,7 @@ launch)
   meta=$work_dir/meta/slaves/$agent_id/frameworks/$framework_id/executors/$executor_id/runs/$container_id
   records=$work_dir/standin/$container_id
   mkdir -p "$sandbox" "$records"
+  echo "$$" > "$records/agent.pid"
   ln -sfn "$container_id" "$runs/latest"
   if [ "${CHECKPOINT:-1}" = 1 ]; then
     mkdir -p "$meta/pids"
@@ -104,6 +109,14 @@ launch)
     ) &
   fi
   generation=${AGENT_GENERATION:-1.x}
+  helper=
+  if [ "$generation" = "1.x" ] && [ "${CONTAINERIZER:-mesos}" = mesos ]; then
+    helper="$launcher_dir/mesos-containerizer launch $records"
+    if [ -n "${EXECUTOR_USER:-}" ]; then
+      chown -R "$EXECUTOR_USER" "$sandbox"
+      helper="$helper --user=$EXECUTOR_USER"
+    fi
+  fi
   if [ "$generation" = "1.x" ]; then
     # shellcheck disable=SC2086
     setsid sh -c '
@@ -111,7 +124,7 @@ launch)
       [ "$1" = 1 ] && { dir=$2; tmp=$(mktemp "$dir/XXXXXX"); printf "%s" "$$" > "$tmp"; mv "$tmp" "$dir/forked.pid"; }
       shift 2
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
-      env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" TASK_ENVIRONMENT="${TASK_ENVIRONMENT:-}" ${EXECUTOR_ENVIRONMENT:-} \
+      $helper env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" TASK_ENVIRONMENT="${TASK_ENVIRONMENT:-}" ${EXECUTOR_ENVIRONMENT:-} \
       sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; tasks=${TASK_ENVIRONMENT:-}; unset TASK_ENVIRONMENT; for kv in $tasks; do export "$kv"; done; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
       > "$sandbox/stdout" 2> "$sandbox/stderr" &
     pid=$!
@@ -124,6 +137,8 @@ launch)
     [ "${CHECKPOINT:-1}" = 1 ] && checkpoint "$meta/pids/forked.pid" "$pid"
   fi
   echo "$pid" > "$records/standin.launched"
+  # Without a helper the executor is what the agent forked.
+  [ -n "$helper" ] || echo "$pid" > "$records/standin.shim"
   echo "launched executor as pid $pid"
   wait "$pid"
   status=$?

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Stand-in for the stock mesos-executor, for tests and the demo: records how it was started in
-# the sandbox, then prints a line every 0.2 s. Among the agent's flags it reads
+# the sandbox (executor.argv, executor.env, and executor.context: its user, groups, capabilities
+# and open-file limits), then prints a line every 0.2 s. Among the agent's flags it reads
 # --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs>, --allocate_mb=<n> (holds n MiB
 # before it starts ticking, as a task that needs memory would) and --probe_docker=<path:path...>
 # (records in executor.docker, for each path, whether a task could reach a Docker daemon there:
@@ -12,6 +13,10 @@ for a in "$0" "$@"; do printf '%s\n' "$a"; done > "$sandbox/executor.argv.tmp"
 mv "$sandbox/executor.argv.tmp" "$sandbox/executor.argv"
 env > "$sandbox/executor.env.tmp"
 mv "$sandbox/executor.env.tmp" "$sandbox/executor.env"
+# The container it runs in, as an isolator left it: user, groups, capabilities, open-file limits.
+{ grep -E '^(Uid|Gid|Groups|CapEff|CapBnd|NoNewPrivs):' /proc/self/status; echo "nofile: $(ulimit -Sn) $(ulimit -Hn)"; } \
+  > "$sandbox/executor.context.tmp"
+mv "$sandbox/executor.context.tmp" "$sandbox/executor.context"
 exit_after=-1
 exit_code=0
 tick_interval=0.2

@@ -10,6 +10,7 @@ use crate::agent_container::{AgentContainer, PidNamespace};
 use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
+use crate::mesos::container::{self, Verdict};
 use crate::mesos::executor::{stock_beside, ExecutorKind};
 use crate::sibling::engine::Engine;
 use crate::sibling::placement::{
@@ -188,6 +189,7 @@ async fn run_checks(
     checks.extend(image_checks(settings, &engine, &placement, launcher_dir).await);
     checks.push(docker_socket_check(settings, agent.as_ref(), &placement));
     checks.push(cgroups_check(settings, &engine));
+    checks.push(isolators_check());
 }
 
 /// What a restart of the daemon does to the executors here (see the README's *Docker daemon
@@ -271,6 +273,90 @@ fn docker_socket_check(
 
 /// Which cgroup placement applies on this host, and what it means (the relay's own rule, read
 /// from the same `/proc/self/cgroup` and the same Docker facts).
+/// The isolators of the Mesos agent process visible from here, each with what the shim does with
+/// it (the relay's own table, [`container::isolator_verdict`]); and `--switch_user`, which runs
+/// executors as the framework's user.
+fn isolators_check() -> Check {
+    const CHECK: &str = "isolators";
+    let Some(cmdline) = mesos_agent_cmdline() else {
+        return pass(
+            CHECK,
+            "no mesos-agent process is visible here; run doctor where the agent runs to judge its isolators",
+        );
+    };
+    let flag = |name: &str| {
+        let prefix = format!("--{name}=");
+        cmdline
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
+    };
+    let isolation = flag("isolation").unwrap_or_else(|| "posix/cpu,posix/mem".into());
+    let (mut carried, mut handed_back, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+    for isolator in isolation.split(',').filter(|i| !i.is_empty()) {
+        match container::isolator_verdict(isolator) {
+            (Verdict::Carried, _) => carried.push(isolator.to_string()),
+            (Verdict::HandedBack, why) => handed_back.push(format!("{isolator} ({why})")),
+            (Verdict::NotCarried, why) => unknown.push(format!("{isolator} ({why})")),
+        }
+    }
+    let switch_user = !cmdline
+        .iter()
+        .any(|a| a == "--no-switch_user" || a == "--switch_user=false");
+    if switch_user {
+        handed_back.push(
+            "--switch_user (the default: a framework's executor runs as its user; one that is not root is handed \
+             back or refused)"
+                .into(),
+        );
+    }
+    if let Some(logger) = flag("container_logger").filter(|l| !l.is_empty()) {
+        unknown.push(format!(
+            "--container_logger={logger} (the sibling's output goes to the sandbox files, not through the logger)"
+        ));
+    }
+    let detail = format!(
+        "carried: {}",
+        if carried.is_empty() {
+            "none".into()
+        } else {
+            carried.join(", ")
+        }
+    );
+    if handed_back.is_empty() && unknown.is_empty() {
+        return pass(CHECK, detail);
+    }
+    let mut warning = Vec::new();
+    if !handed_back.is_empty() {
+        warning.push(format!(
+            "handed back or refused: {}",
+            handed_back.join("; ")
+        ));
+    }
+    if !unknown.is_empty() {
+        warning.push(format!("not carried: {}", unknown.join("; ")));
+    }
+    warn(CHECK, detail, warning.join("; "))
+}
+
+/// The arguments of a `mesos-agent` (or `mesos-slave`) process visible here.
+fn mesos_agent_cmdline() -> Option<Vec<String>> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if matches!(comm.trim(), "mesos-agent" | "mesos-slave") {
+            let raw = std::fs::read(path.join("cmdline")).ok()?;
+            return Some(
+                raw.split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+        }
+    }
+    None
+}
+
 fn cgroups_check(settings: &Settings, engine: &Engine) -> Check {
     let own = match crate::proc::read_self("cgroup") {
         Ok(text) => text,

@@ -56,6 +56,15 @@ pub fn in_sibling() -> Result<bool, ShimError> {
     ))
 }
 
+/// How the process leaves, decided by a command and carried out by `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    Status(u8),
+    /// Die of this signal, as the executor did (the status, should the signal not end the
+    /// process).
+    Signal(nix::sys::signal::Signal, u8),
+}
+
 /// Prints a failure the way an operator reads it in the sandbox's stderr, and picks the status.
 pub fn report(outcome: Result<u8, ShimError>) -> u8 {
     match outcome {

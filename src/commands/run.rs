@@ -2,40 +2,58 @@
 //! executor launch.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 
 use futures_util::stream::{self, Stream, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config;
-use crate::error::{fail, Classify, Failure, ShimError};
+use crate::error::{fail, Failure, ShimError};
 use crate::mesos::executor::{executor_to_run, ExecutorKind};
 use crate::relay::{self, launch};
 use crate::sibling::protocol::FORWARDED_SIGNALS;
 
-/// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns the exit
-/// status to leave with.
-pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
+/// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns how to
+/// leave: with the executor's status, or of the signal that killed it.
+pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> super::Leave {
+    match relay(kind, args) {
+        Ok(exit) => match exit.signal {
+            Some(signal) => super::Leave::Signal(signal, exit.status),
+            None => super::Leave::Status(exit.status),
+        },
+        Err(status) => super::Leave::Status(status),
+    }
+}
+
+/// The relay; `Err` carries the status of a failure already reported.
+fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::ExecutorExit, u8> {
+    let report = |e: ShimError| Err(super::report(Err(e)));
     // First of all, while the agent that ran this binary is certainly its parent.
     let origin = launch::Origin::read();
     match super::in_sibling() {
         // This binary is the executor image's executor (a baked image), run inside a sibling:
         // a relay never starts a relay, so hand over to the stock executor.
-        Ok(true) => return super::report(hand_over_to_stock_executor(args)),
+        Ok(true) => {
+            return Err(super::report(hand_over_to_stock_executor(args)));
+        }
         Ok(false) => {}
-        Err(e) => return super::report(Err(e)),
+        Err(e) => return report(e),
     }
     append_to_sandbox_files();
     let exec_path = crate::proc::exec_path();
     let launch =
         match relay::Launch::read(kind, exec_path, args, std::env::vars_os().collect(), origin) {
             Ok(launch) => launch,
-            Err(e) => return super::report(Err(e)),
+            Err(e) => return report(e),
         };
     let loaded = match config::load_for_relay(&launch.run.work_dir) {
         Ok(loaded) => loaded,
-        Err(e) => return super::report(Err(e).classify(Failure::Config)),
+        Err(e) => {
+            return report(ShimError {
+                failure: Failure::Config,
+                error: e.into(),
+            })
+        }
     };
     let settings = loaded.settings;
     crate::logging::init(&settings.log_level, settings.log_format);
@@ -45,7 +63,7 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
     }
     if let Some(work_dir) = &settings.work_dir {
         if *work_dir != launch.run.work_dir {
-            return super::report(Err(crate::error::fail(
+            return report(crate::error::fail(
                 Failure::Usage,
                 format!(
                     "the run's sandbox {} is not under the work_dir {} the configuration file names; \
@@ -53,7 +71,7 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
                     launch.run.sandbox.display(),
                     work_dir.display()
                 ),
-            )));
+            ));
         }
     }
     let said = launch.var("MESOS_CHECKPOINT").is_some_and(|v| v == "1");
@@ -72,18 +90,34 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> u8 {
              (the shim's settings come from its configuration file)"
         );
     }
-    if launch.origin.agent.is_none() && settings.end_with_shim {
-        tracing::info!("the process that forked the shim cannot be told: the executor will not end with the shim");
+    match (&launch.origin.agent, settings.end_with_shim) {
+        (None, true) => tracing::info!(
+            "the agent process that started the launch cannot be told: the executor will not end with the shim"
+        ),
+        (Some(agent), true) => tracing::info!(
+            agent_pid = agent.identity.pid,
+            agent = agent.name,
+            launch_helpers = ?agent.past_helpers,
+            "the sibling's init watches this agent process beside the shim (the nearest ancestor that is not a \
+             launch helper): if it outlives the shim, the agent killed the shim and the executor goes too"
+        ),
+        (_, false) => {}
+    }
+    let obstacles = relay::handback::obstacles(&launch);
+    if !obstacles.is_empty() {
+        return report(relay::handback::hand_back_or_refuse(
+            &launch, &settings, &obstacles,
+        ));
     }
     let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => return super::report(Err(e)),
+        Err(e) => return report(e),
     };
     let outcome = runtime.block_on(async {
         let signals = forwarded_signals()?;
         relay::run(launch, &settings, signals).await
     });
-    super::report(outcome)
+    outcome.or_else(report)
 }
 
 /// The agent opens the sandbox's stdout and stderr without O_APPEND; the sibling appends to the
@@ -110,19 +144,11 @@ fn hand_over_to_stock_executor(args: Vec<OsString>) -> Result<u8, ShimError> {
         .ok_or_else(|| fail(Failure::Software, "cannot tell which file this program is"))?;
     let stock =
         executor_to_run(&own, crate::proc::is_own_binary).map_err(|e| fail(Failure::Config, e))?;
-    let error = std::process::Command::new(&stock)
-        .arg0(&stock)
-        .args(args)
-        .exec();
-    Err(fail(
-        Failure::Config,
-        format!(
-            "the executor image's executor is this shim, and the stock executor it hands over to, {}, \
-             cannot be run ({error}); keep the stock executor at <path>.real when baking the shim into an image, \
-             or set \"executor\" in the configuration file to the stock executor's path",
-            stock.display()
-        ),
-    ))
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Err(relay::handback::exec(&stock, &args))
 }
 
 /// The forwarded signals as one stream. Registered before the launch starts, so that a signal

@@ -1,9 +1,11 @@
-//! What the shim shares with the Mesos agent: the executors it forks, the on-disk layout of a
-//! run, the pid checkpoint, the persistent volumes a sandbox links to, and the cgroups of the Mesos
+//! What the shim shares with the Mesos agent: the executors it forks, the container it builds
+//! for them (user, capabilities, rlimits, namespaces), the on-disk layout of a run, the pid
+//! checkpoint, the persistent volumes a sandbox links to, and the cgroups of the Mesos
 //! containerizer's linux launcher.
 
 pub mod cgroups;
 pub mod checkpoint;
+pub mod container;
 pub mod executor;
 pub mod layout;
 pub mod volumes;

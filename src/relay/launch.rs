@@ -10,6 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::error::{fail, Classify, Failure, ShimError};
+use crate::mesos::container::LaunchContext;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::{IdVariables, RunLayout};
 use crate::no_follow::{self, PathError};
@@ -27,8 +28,8 @@ pub struct Origin {
     /// shim itself, or the launch helper that forked it).
     pub own_pid: u32,
     pub parent_pid: Option<u32>,
-    /// The agent process that forked the shim, if it can be told (see [`forking_agent`]).
-    pub agent: Option<ProcessIdentity>,
+    /// The agent process that started the launch, if it can be told (see [`forking_agent`]).
+    pub agent: Option<AgentProcess>,
 }
 
 impl Origin {
@@ -72,6 +73,8 @@ pub struct Launch {
     pub checkpointing: bool,
     /// What the agent set up for the shim.
     pub origin: Origin,
+    /// The Mesos container the agent's isolators made for this process.
+    pub container: LaunchContext,
 }
 
 impl Launch {
@@ -123,6 +126,12 @@ impl Launch {
                     "an executor argument is not valid UTF-8, which the Docker API cannot carry",
                 )
             })?;
+        let container = LaunchContext::read().map_err(|e| {
+            fail(
+                Failure::Software,
+                format!("cannot read the launch's own container: {e}"),
+            )
+        })?;
         Ok(Launch {
             kind,
             exec_path,
@@ -131,6 +140,7 @@ impl Launch {
             env,
             checkpointing,
             origin,
+            container,
         })
     }
 
@@ -187,15 +197,98 @@ fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr>
         .map(|(_, v)| v.as_os_str())
 }
 
-/// The agent process that forked this shim: its parent, read first thing, while the agent that
-/// ran it is certainly still its parent. Only a parent in the shim's own mount namespace counts
-/// (the agent forks its executors inside its container); a shim already orphaned, adopted by a
-/// reaper outside the agent container or by the host's init, names none, and then its death
-/// never ends the executor.
-pub fn forking_agent() -> Option<ProcessIdentity> {
-    let me = ProcStat::of(std::process::id())?;
-    if me.ppid <= 1 || crate::proc::shares_mount_namespace(me.ppid) != Some(true) {
-        return None;
+/// The Mesos containerizer's launch helper (`mesos-containerizer launch`, `launch.cpp`): the agent
+/// forks it, and it forks the executor and stays its parent. It is never the agent.
+pub const LAUNCH_HELPER: &str = "mesos-containerizer";
+
+/// How far up the shim looks for the agent: past a launch helper or two, never further.
+const MAX_ANCESTORS: usize = 4;
+
+/// The agent process that started this launch, which the sibling's init watches beside the shim.
+#[derive(Debug, Clone)]
+pub struct AgentProcess {
+    pub identity: ProcessIdentity,
+    /// Its command name, for the log.
+    pub name: String,
+    /// The launch helpers between it and the shim (their pids): under the Mesos containerizer,
+    /// the one `mesos-containerizer launch` that forked the shim.
+    pub past_helpers: Vec<u32>,
+}
+
+/// The agent process that started this launch: the nearest ancestor that is not a launch helper,
+/// read first thing, while the agent that ran the shim certainly still runs it. Only an ancestor
+/// in the shim's own mount namespace counts (the agent forks its executors inside its
+/// container); a shim already orphaned, adopted by a reaper outside the agent container or by
+/// the host's init, names none, and then its death never ends the executor.
+pub fn forking_agent() -> Option<AgentProcess> {
+    let mut pid = ProcStat::of(std::process::id())?.ppid;
+    let mut past_helpers = Vec::new();
+    for _ in 0..MAX_ANCESTORS {
+        if pid <= 1 || crate::proc::shares_mount_namespace(pid) != Some(true) {
+            return None;
+        }
+        if is_launch_helper(pid) {
+            past_helpers.push(pid);
+            pid = ProcStat::of(pid)?.ppid;
+            continue;
+        }
+        let identity = ProcessIdentity::of(pid)?;
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+        return Some(AgentProcess {
+            identity,
+            name,
+            past_helpers,
+        });
     }
-    ProcessIdentity::of(me.ppid)
+    None
+}
+
+/// Whether process `pid` is a launch helper: its command name (the kernel keeps 15 bytes of it)
+/// or the name it was run under says so.
+fn is_launch_helper(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let argv0 = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = argv0.split(|b| *b == 0).next().unwrap_or_default();
+    let argv0 = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
+    names_launch_helper(comm.trim(), argv0)
+}
+
+/// The rule of [`is_launch_helper`], on what `/proc` says.
+fn names_launch_helper(comm: &str, argv0_basename: &[u8]) -> bool {
+    const COMM_LEN: usize = 15;
+    argv0_basename == LAUNCH_HELPER.as_bytes()
+        || (comm.len() == COMM_LEN && LAUNCH_HELPER.starts_with(comm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launch_helper_is_told_by_its_truncated_name_or_its_argv0() {
+        assert!(names_launch_helper(
+            "mesos-container",
+            b"mesos-containerizer"
+        ));
+        assert!(names_launch_helper("mesos-container", b"sh"));
+        assert!(names_launch_helper("sh", b"mesos-containerizer"));
+        assert!(!names_launch_helper("mesos-agent", b"mesos-agent"));
+        assert!(!names_launch_helper("mesos-", b"sh"));
+        assert!(!names_launch_helper("sh", b"mesos-containerizer-x"));
+    }
+
+    /// This test process's parent is cargo's test runner or a shell, neither a helper: it is
+    /// the agent, unless it is in another mount namespace.
+    #[test]
+    fn the_agent_is_the_nearest_ancestor_that_is_not_a_helper() {
+        if let Some(agent) = forking_agent() {
+            assert!(agent.past_helpers.is_empty());
+            assert_eq!(
+                Some(agent.identity.pid),
+                ProcStat::of(std::process::id()).map(|s| s.ppid)
+            );
+        }
+    }
 }

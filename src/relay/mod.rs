@@ -6,6 +6,8 @@
 //! - [`supervise`]: the state machine, from creating the sibling to the executor's exit, written
 //!   against the traits of [`effects`] ([`SiblingEngine`], [`HostProcesses`]) so that unit tests
 //!   drive it with fakes; [`plan`]: what the launch does besides running the sibling.
+//! - [`handback`]: what a sibling cannot carry of the launch's Mesos container: handed back to
+//!   the stock executor, or refused, before anything is made.
 //! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
 //!
 //! A signal from the agent is acted on at once in every phase: before the sibling exists the
@@ -13,6 +15,7 @@
 
 pub mod effects;
 pub mod forked_pid;
+pub mod handback;
 pub mod launch;
 pub mod plan;
 pub mod prepare;
@@ -33,7 +36,7 @@ use crate::sibling::inventory;
 pub use effects::{HostProcesses, RealHost, SiblingEngine, SiblingProcess};
 pub use launch::Launch;
 pub use plan::{LaunchPlan, Sweep};
-pub use supervise::status_of_signal;
+pub use supervise::{status_of_signal, ExecutorExit};
 
 /// How long a launch waits for an unreachable daemon before failing (the task fails fast and
 /// says why, rather than hanging until the agent's executor registration timeout).
@@ -53,7 +56,7 @@ pub async fn run(
     launch: Launch,
     settings: &Settings,
     mut signals: impl Stream<Item = Signal> + Unpin,
-) -> Result<u8, ShimError> {
+) -> Result<ExecutorExit, ShimError> {
     let run = &launch.run;
     tracing::info!(
         container_id = run.container_id,
@@ -67,7 +70,7 @@ pub async fn run(
         biased;
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the sibling was created: the launch is called off");
-            return Ok(status_of_signal(signal));
+            return Ok(ExecutorExit::status(status_of_signal(signal)));
         }
         prepared = async {
             let engine = Engine::connect(&settings.docker_host, DOCKER_PATIENCE).await?;

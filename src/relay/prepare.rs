@@ -7,6 +7,7 @@ use crate::agent_container::{host_pids_visible, AgentContainer, PidNamespace};
 use crate::config::Settings;
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
+use crate::mesos::container::SiblingSecurity;
 use crate::mesos::executor::{flag, ExecutorKind};
 use crate::mesos::volumes;
 use crate::proc::ProcessIdentity;
@@ -117,6 +118,13 @@ pub async fn prepare(
         _ => Vec::new(),
     };
 
+    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
+    if !security.refused_cap_add.is_empty() {
+        tracing::warn!(
+            capabilities = ?security.refused_cap_add,
+            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
+        );
+    }
     let (env, not_utf8) = spec::executor_environment(&launch.env);
     if !not_utf8.is_empty() {
         tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
@@ -150,7 +158,7 @@ pub async fn prepare(
         image: resolved.image,
         executor,
         env,
-        user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+        security,
         init_path,
         init_host_file,
         sandbox_host,
@@ -159,10 +167,16 @@ pub async fn prepare(
         docker_socket,
         work_dir_host: resolved.work_dir_host.clone(),
         forked_pid_host,
+        checkpointing: launch.checkpointing,
         // Identities are host pids, which the sibling's init and gc read in the host's PID
         // namespace: named only where this process sees that namespace.
         shim: host_pids.then(ProcessIdentity::current).flatten(),
-        agent: launch.origin.agent.filter(|_| host_pids),
+        agent: launch
+            .origin
+            .agent
+            .as_ref()
+            .map(|a| a.identity)
+            .filter(|_| host_pids),
         cgroup_parent,
         auto_remove,
     });
@@ -179,7 +193,7 @@ pub async fn prepare(
 /// path the agent ran, which holds the stock executor in an agent image (a bind-mounted shim is
 /// not part of the image; a baked one hands over to `<path>.real`, see
 /// [`crate::mesos::executor::executor_to_run`]).
-fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
+pub fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
     let configured = match launch.kind {
         ExecutorKind::Command => &settings.executor,
         ExecutorKind::Docker => &settings.docker_executor,

@@ -64,6 +64,38 @@ pub fn status_of_signal(signal: Signal) -> u8 {
     u8::try_from(128 + signal as i32).unwrap_or(255)
 }
 
+/// How the executor ended, as the shim passes it on to the agent: its exit status, and the
+/// signal that killed it when its init saw one (the shim then dies of that signal, so the agent
+/// sees what the stock executor would have given it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorExit {
+    pub status: u8,
+    pub signal: Option<Signal>,
+}
+
+impl ExecutorExit {
+    /// An exit known only by its status (Docker's word, or the shim's own).
+    pub fn status(status: u8) -> ExecutorExit {
+        ExecutorExit {
+            status,
+            signal: None,
+        }
+    }
+
+    fn from_record(record: &ExitRecord) -> ExecutorExit {
+        ExecutorExit {
+            status: record.status,
+            signal: record.signal.and_then(|n| Signal::try_from(n).ok()),
+        }
+    }
+}
+
+impl PartialEq<u8> for ExecutorExit {
+    fn eq(&self, status: &u8) -> bool {
+        self.status == *status
+    }
+}
+
 /// Runs the launch to the executor's exit and returns its status. `engine` is the launch's
 /// connection, let go once the sibling runs; `connect` makes a new one afterwards.
 pub async fn supervise<E, H>(
@@ -73,7 +105,7 @@ pub async fn supervise<E, H>(
     spec: &SiblingSpec,
     plan: &LaunchPlan,
     mut signals: impl Stream<Item = Signal> + Unpin,
-) -> Result<u8, ShimError>
+) -> Result<ExecutorExit, ShimError>
 where
     E: SiblingEngine,
     H: HostProcesses,
@@ -84,7 +116,7 @@ where
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
             remove_called_off_sibling(&engine, spec).await;
-            return Ok(status_of_signal(signal));
+            return Ok(ExecutorExit::status(status_of_signal(signal)));
         }
         taken = create_or_adopt(&engine, spec, plan) => taken?,
     };
@@ -186,7 +218,7 @@ where
 
     // 4. Finish, with the status the init recorded.
     let recorded = match read_exit_record(plan) {
-        Ok(record) => record.map(|r| r.status),
+        Ok(record) => record.as_ref().map(ExecutorExit::from_record),
         Err(e) => {
             tracing::warn!(path = %plan.exit_record.display(), error = %e, "the exit record cannot be read");
             None
@@ -197,7 +229,7 @@ where
             .await
             .ok()
             .and_then(Result::ok)
-            .map(exit_status_from_docker),
+            .map(|code| ExecutorExit::status(exit_status_from_docker(code))),
         (recorded, _) => recorded,
     };
     Ok(finish(&connect, &sibling, recorded).await)
@@ -395,8 +427,8 @@ async fn adopt<E: SiblingEngine>(
 enum Started<P> {
     /// Running as this host pid, confirmed through `/proc` and held.
     Running(HostPid, P),
-    /// It has exited, with this status.
-    Exited(u8),
+    /// It has exited, so.
+    Exited(ExecutorExit),
 }
 
 /// Reads the sibling's host pid, confirms and holds it. An exit that comes first (the executor
@@ -500,14 +532,14 @@ fn exit_status(
     sibling: &Sibling,
     waited: Result<i64, WaitError>,
     plan: &LaunchPlan,
-) -> Result<u8, ShimError> {
+) -> Result<ExecutorExit, ShimError> {
     if let Ok(Some(record)) = read_exit_record(plan) {
         tracing::info!(
             container = sibling.name,
             status = record.status,
             "executor exited"
         );
-        return Ok(record.status);
+        return Ok(ExecutorExit::from_record(&record));
     }
     let code = waited.map_err(|e| {
         fail(
@@ -519,7 +551,7 @@ fn exit_status(
         )
     })?;
     tracing::info!(container = sibling.name, code, "executor exited");
-    Ok(exit_status_from_docker(code))
+    Ok(ExecutorExit::status(exit_status_from_docker(code)))
 }
 
 /// The executor has exited (or its launch failed): the status to leave with, once the sibling is
@@ -528,8 +560,8 @@ fn exit_status(
 async fn finish<E: SiblingEngine>(
     connect: &impl AsyncFn() -> Result<E, ShimError>,
     sibling: &Sibling,
-    recorded: Option<u8>,
-) -> u8 {
+    recorded: Option<ExecutorExit>,
+) -> ExecutorExit {
     if let (Some(status), true) = (recorded, sibling.auto_removed) {
         // The daemon removes it by itself: a waiting shim never needs the daemon again.
         return status;
@@ -544,15 +576,16 @@ async fn finish<E: SiblingEngine>(
                 Ok(exit) => exit.await.map(exit_status_from_docker).ok(),
                 Err(_) => None,
             }
+            .map(ExecutorExit::status)
             .unwrap_or_else(|| {
                 tracing::warn!(container = sibling.name, "the executor's status is unknown (its init left no record and the container is gone): reporting 137, as for a kill");
-                status_of_signal(Signal::SIGKILL)
+                ExecutorExit::status(status_of_signal(Signal::SIGKILL))
             }),
         };
         if let Err(e) = engine.remove(&sibling.id).await {
             tracing::warn!(container = sibling.name, error = %format!("{e:#}"), "could not remove the sibling; the next launch on this host or gc will");
         }
-        Ok::<u8, ShimError>(status)
+        Ok::<ExecutorExit, ShimError>(status)
     })
     .await;
     match finished {
@@ -569,7 +602,7 @@ async fn finish<E: SiblingEngine>(
             );
             recorded.unwrap_or_else(|| {
                 tracing::error!(container = sibling.name, "the executor's status is unknown (its init left no record, and the daemon is away): reporting 137, as for a kill");
-                status_of_signal(Signal::SIGKILL)
+                ExecutorExit::status(status_of_signal(Signal::SIGKILL))
             })
         }
     }

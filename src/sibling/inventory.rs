@@ -12,9 +12,9 @@ use crate::mesos::layout::SENTINEL_FILE;
 use crate::proc::{pid_liveness, ProcessIdentity};
 use crate::sibling::engine::Engine;
 use crate::sibling::labels::{
-    LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID, LABEL_FORKED_PID,
-    LABEL_FORKED_PID_HOST, LABEL_FRAMEWORK_ID, LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR,
-    LABEL_WORK_DIR_HOST,
+    LABEL_AGENT_ID, LABEL_CHECKPOINT, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID,
+    LABEL_FORKED_PID, LABEL_FORKED_PID_HOST, LABEL_FRAMEWORK_ID, LABEL_MANAGED, LABEL_SHIM,
+    LABEL_WORK_DIR, LABEL_WORK_DIR_HOST,
 };
 use crate::sibling::spec::SiblingState;
 
@@ -59,6 +59,8 @@ pub struct SiblingEntry {
     pub run_gone: Option<bool>,
     /// The shim that started the sibling still runs; `None`: cannot tell from here.
     pub shim_alive: Option<bool>,
+    /// The agent checkpoints the run; `None`: a sibling of an earlier release, which did not say.
+    pub checkpointing: Option<bool>,
     /// forked.pid, where this process sees it.
     #[serde(skip)]
     pub forked_pid_path: Option<PathBuf>,
@@ -203,6 +205,7 @@ fn describe(
         completed: None,
         run_gone: None,
         shim_alive: None,
+        checkpointing: labels.get(LABEL_CHECKPOINT).and_then(|v| v.parse().ok()),
         forked_pid_path: here(LABEL_FORKED_PID_HOST, LABEL_FORKED_PID),
         work_dir: here(LABEL_WORK_DIR_HOST, LABEL_WORK_DIR),
     }
@@ -302,6 +305,10 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
     match entry.sibling_state() {
         SiblingState::Stopped => Some(Collect::Exited),
         SiblingState::Created if entry.shim_alive == Some(false) => Some(Collect::NeverStarted),
+        // A run that does not checkpoint has no meta directory, sentinel or forked.pid to judge
+        // it by: its executor exits by itself once its agent is gone (the executor driver does),
+        // and only then is it collected.
+        SiblingState::Running if entry.checkpointing == Some(false) => None,
         SiblingState::Running => {
             if entry.completed == Some(true) {
                 Some(Collect::RunCompleted)
@@ -384,9 +391,32 @@ mod tests {
             completed,
             run_gone,
             shim_alive: None,
+            checkpointing: Some(true),
             forked_pid_path: None,
             work_dir: None,
         }
+    }
+
+    /// A run that does not checkpoint has no meta directory: "gone" says nothing of it, and a
+    /// running executor of such a run is never collected, even with its shim gone; once it has
+    /// exited it is.
+    #[test]
+    fn a_running_executor_of_a_run_that_does_not_checkpoint_is_never_collected() {
+        for shim_alive in [Some(true), Some(false), None] {
+            let running = SiblingEntry {
+                checkpointing: Some(false),
+                forked_pid: ForkedPid::Absent,
+                shim_alive,
+                ..entry("running", None, Some(true))
+            };
+            assert_eq!(collect_reason(&running), None, "{shim_alive:?}");
+        }
+        let exited = SiblingEntry {
+            checkpointing: Some(false),
+            shim_alive: Some(false),
+            ..entry("exited", None, Some(true))
+        };
+        assert_eq!(collect_reason(&exited), Some(Collect::Exited));
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub const LABEL_INIT_PROTOCOL: &str = "io.mesos-executor-shim.init-protocol";
 /// run somewhere the agent container's paths mean another place (on the host, say).
 pub const LABEL_WORK_DIR_HOST: &str = "io.mesos-executor-shim.work-dir-host";
 pub const LABEL_FORKED_PID_HOST: &str = "io.mesos-executor-shim.forked-pid-host";
+/// `true` when the agent checkpoints the run (it made the meta run directory), else `false`: a
+/// run that does not checkpoint has no meta directory, so its absence says nothing of the run.
+/// Absent on siblings of earlier releases.
+pub const LABEL_CHECKPOINT: &str = "io.mesos-executor-shim.checkpoint";
 
 /// The labels that describe `run`: every sibling carries them.
 pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 8] {

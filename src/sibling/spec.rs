@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, ResourcesUlimits};
 
 use crate::config::{BindMount, Settings};
+use crate::mesos::container::SiblingSecurity;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
 use crate::proc::ProcessIdentity;
@@ -113,8 +114,9 @@ pub struct SpecInputs<'a> {
     pub executor: Vec<String>,
     /// The launch environment, filtered by [`executor_environment`].
     pub env: Vec<String>,
-    /// `uid:gid` of the shim: the executor runs as the agent would have run it.
-    pub user: String,
+    /// The launch's user, groups, capabilities, rlimits and `no_new_privs`, carried into the
+    /// sibling (see [`crate::mesos::container`]).
+    pub security: SiblingSecurity,
     /// The init binary's path in the sibling, and the host file to bind there, if it is one.
     pub init_path: PathBuf,
     pub init_host_file: Option<PathBuf>,
@@ -131,6 +133,8 @@ pub struct SpecInputs<'a> {
     /// The host path behind the work_dir (a label: where `gc` finds the run from the host).
     pub work_dir_host: PathBuf,
     pub forked_pid_host: PathBuf,
+    /// The agent checkpoints the run (see [`labels::LABEL_CHECKPOINT`]).
+    pub checkpointing: bool,
     pub shim: Option<ProcessIdentity>,
     /// The process that forked the shim, which the init watches with it; `None`: no watch.
     pub agent: Option<ProcessIdentity>,
@@ -148,13 +152,12 @@ pub struct SiblingSpec {
     pub entrypoint: Vec<String>,
     pub env: Vec<String>,
     pub working_dir: PathBuf,
-    pub user: String,
+    pub security: SiblingSecurity,
     pub mounts: Vec<BindMount>,
     pub cgroup_parent: Option<String>,
     pub auto_remove: bool,
     pub labels: HashMap<String, String>,
     pub privileged: bool,
-    pub cap_add: Vec<String>,
     pub memory: Option<i64>,
     pub nano_cpus: Option<i64>,
 }
@@ -215,19 +218,22 @@ impl SiblingSpec {
         if let Some(shim) = inputs.shim {
             labels.insert(labels::LABEL_SHIM.into(), shim.to_string());
         }
+        labels.insert(
+            labels::LABEL_CHECKPOINT.into(),
+            inputs.checkpointing.to_string(),
+        );
         SiblingSpec {
             name: run.sibling_name(),
             image: inputs.image.clone(),
             entrypoint: init.to_argv(&inputs.init_path),
             env: inputs.env.clone(),
             working_dir: run.sandbox.clone(),
-            user: inputs.user.clone(),
+            security: inputs.security.clone(),
             mounts,
             cgroup_parent: inputs.cgroup_parent.clone(),
             auto_remove: inputs.auto_remove,
             labels,
             privileged: s.privileged,
-            cap_add: s.cap_add.clone(),
             memory: s.memory,
             nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
         }
@@ -242,7 +248,7 @@ impl SiblingSpec {
             cmd: Some(Vec::new()),
             env: Some(self.env.clone()),
             working_dir: Some(path_string(&self.working_dir)),
-            user: Some(self.user.clone()),
+            user: Some(self.security.user.clone()),
             labels: Some(self.labels.clone()),
             attach_stdin: Some(false),
             attach_stdout: Some(false),
@@ -261,7 +267,21 @@ impl SiblingSpec {
                     "ro,size=4k".to_string(),
                 )])),
                 privileged: Some(self.privileged),
-                cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
+                cap_drop: some(&self.security.cap_drop),
+                cap_add: some(&self.security.cap_add),
+                group_add: some(&self.security.group_add),
+                security_opt: some(&self.security.security_opt),
+                ulimits: (!self.security.ulimits.is_empty()).then(|| {
+                    self.security
+                        .ulimits
+                        .iter()
+                        .map(|(name, soft, hard)| ResourcesUlimits {
+                            name: Some(name.clone()),
+                            soft: Some(*soft),
+                            hard: Some(*hard),
+                        })
+                        .collect()
+                }),
                 memory: self.memory,
                 nano_cpus: self.nano_cpus,
                 cgroup_parent: self.cgroup_parent.clone(),
@@ -270,6 +290,11 @@ impl SiblingSpec {
             ..Default::default()
         }
     }
+}
+
+/// A list for the Docker API, left out when empty (Docker's default then applies).
+fn some(items: &[String]) -> Option<Vec<String>> {
+    (!items.is_empty()).then(|| items.to_vec())
 }
 
 fn bind(m: &BindMount) -> Mount {
@@ -317,7 +342,10 @@ mod tests {
                 "arg with space".into(),
             ],
             env: vec!["A=1".into()],
-            user: "0:0".into(),
+            security: SiblingSecurity {
+                user: "0:0".into(),
+                ..SiblingSecurity::default()
+            },
             init_path: "/run/mesos-executor-shim/init".into(),
             init_host_file: Some("/opt/shim".into()),
             sandbox_host: "/srv/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".into(),
@@ -326,6 +354,7 @@ mod tests {
             docker_socket: None,
             work_dir_host: "/srv/mesos".into(),
             forked_pid_host: "/srv/mesos/meta/x/pids/forked.pid".into(),
+            checkpointing: true,
             shim: Some(SHIM),
             agent: Some(AGENT),
             cgroup_parent: None,
@@ -505,7 +534,6 @@ mod tests {
     fn tunables_reach_the_host_config() {
         let run = run();
         let settings = Settings {
-            cap_add: vec!["SYS_ADMIN".into()],
             memory: Some(64 << 20),
             cpus: Some(0.5),
             labels: [("team".to_string(), "infra".to_string())].into(),
@@ -515,11 +543,31 @@ mod tests {
         let spec = SiblingSpec::build(&SpecInputs {
             cgroup_parent: Some("/mesos/C-1".into()),
             auto_remove: true,
+            security: SiblingSecurity {
+                user: "0:0".into(),
+                cap_drop: vec!["ALL".into()],
+                cap_add: vec!["SYS_ADMIN".into()],
+                ulimits: vec![("nofile".into(), 1234, 1234)],
+                security_opt: vec!["no-new-privileges".into()],
+                group_add: vec!["10".into()],
+                ..SiblingSecurity::default()
+            },
             ..inputs(&run, &settings)
         });
         let body = spec.create_body();
         let host = body.host_config.unwrap();
         assert_eq!(host.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(host.group_add, Some(vec!["10".to_string()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
+        let nofile = &host.ulimits.unwrap()[0];
+        assert_eq!(
+            (nofile.name.as_deref(), nofile.soft, nofile.hard),
+            (Some("nofile"), Some(1234), Some(1234))
+        );
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(host.cgroup_parent.as_deref(), Some("/mesos/C-1"));

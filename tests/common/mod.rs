@@ -25,6 +25,9 @@ pub const DOCKER_AGENT_IMAGE: &str = "mesos-executor-shim-test/agent-docker:late
 pub const DOCKER_BAKED_IMAGE: &str = "mesos-executor-shim-test/agent-docker-baked:latest";
 /// A task of the docker containerizer: prints a line every 0.2 s.
 pub const TICKING_TASK: &str = "i=0; while :; do echo task tick $i; i=$((i+1)); sleep 0.2; done";
+/// A sibling's `CapAdd` (after `CapDrop: ALL`) when its agent container has Docker's default
+/// capabilities: those same defaults, in moby's order, and nothing more.
+pub const DEFAULT_CAP_ADD: &str = r#"["CHOWN","DAC_OVERRIDE","FSETID","FOWNER","MKNOD","NET_RAW","SETGID","SETUID","SETFCAP","SETPCAP","NET_BIND_SERVICE","SYS_CHROOT","KILL","AUDIT_WRITE"]"#;
 pub const EXECUTOR_PATH: &str = "/usr/libexec/mesos/mesos-executor";
 pub const CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 
@@ -272,6 +275,11 @@ pub struct Agent {
     pub launcher_dir: String,
     /// More `-v` mounts of the agent container.
     pub volumes: Vec<String>,
+    /// More `docker run` options of the agent container (`--cap-drop`, `--ulimit`, ...).
+    pub run_args: Vec<String>,
+    /// The agent process runs under a supervisor that stays the container's main process, so
+    /// the agent alone can die (an OOM kill, a crash) while its container lives.
+    pub supervised: bool,
 }
 
 impl Agent {
@@ -293,6 +301,8 @@ impl Agent {
             docker_task: None,
             launcher_dir: "/usr/libexec/mesos".into(),
             volumes: Vec::new(),
+            run_args: Vec::new(),
+            supervised: false,
         }
     }
 
@@ -343,6 +353,12 @@ impl Agent {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// More `docker run` options of the agent container.
+    pub fn run_args(mut self, args: &[&str]) -> Self {
+        self.run_args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -612,6 +628,7 @@ impl Run {
         for volume in &agent.volumes {
             args.extend(["-v".into(), volume.clone()]);
         }
+        args.extend(agent.run_args.iter().cloned());
         let file = self.config_file(&agent.config);
         args.extend(["-v".into(), format!("{}:{CONFIG_PATH}:ro", file.display())]);
         if let Some(limit) = agent.linux_launcher {
@@ -637,12 +654,18 @@ impl Run {
         for (k, v) in &agent.env {
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
-        args.extend([
-            agent.image.to_string(),
-            "/standin-agent.sh".into(),
-            "launch".into(),
-            wd,
-        ]);
+        args.push(agent.image.to_string());
+        if agent.supervised {
+            args.extend([
+                "sh".into(),
+                "-c".into(),
+                "/standin-agent.sh \"$@\" & exec sleep 2147483647".into(),
+                "supervisor".into(),
+            ]);
+        } else {
+            args.push("/standin-agent.sh".into());
+        }
+        args.extend(["launch".into(), wd]);
         args.extend([
             self.agent_id.clone(),
             self.framework_id.clone(),
@@ -917,9 +940,22 @@ impl Run {
             .and_then(|s| s.trim().parse().ok())
     }
 
-    /// The pid the stand-in agent forked (the shim's, when the shim is installed).
+    /// The pid the stand-in agent forked: the launch helper's under the Mesos containerizer of a
+    /// 1.x agent, else the executor's (the shim's, when the shim is installed).
     pub fn launched_pid(&self) -> Option<u32> {
         self.read(self.standin_records().join("standin.launched"))
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// The stand-in agent process's own pid.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.read(self.standin_records().join("agent.pid"))
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// The executor's pid (the shim's, when the shim is installed), however it was forked.
+    pub fn shim_pid(&self) -> Option<u32> {
+        self.read(self.standin_records().join("standin.shim"))
             .and_then(|s| s.trim().parse().ok())
     }
 

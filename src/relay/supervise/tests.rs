@@ -41,7 +41,10 @@ fn setup(with_pids_dir: bool) -> Setup {
         image: "img".into(),
         executor: vec!["/usr/libexec/mesos/mesos-executor".into()],
         env: Vec::new(),
-        user: "0:0".into(),
+        security: crate::mesos::container::SiblingSecurity {
+            user: "0:0".into(),
+            ..Default::default()
+        },
         init_path: "/run/mesos-executor-shim/init".into(),
         init_host_file: Some("/opt/shim".into()),
         sandbox_host: run.sandbox.clone(),
@@ -50,6 +53,7 @@ fn setup(with_pids_dir: bool) -> Setup {
         docker_socket: None,
         work_dir_host: run.work_dir.clone(),
         forked_pid_host: run.forked_pid_path(),
+        checkpointing: true,
         shim: ProcessIdentity::current(),
         agent: None,
         cgroup_parent: None,
@@ -91,7 +95,7 @@ async fn launch(
     s: &Setup,
     fake: &Fake,
     signals: impl Stream<Item = Signal> + Unpin,
-) -> Result<u8, ShimError> {
+) -> Result<ExecutorExit, ShimError> {
     supervise(
         async || Ok::<_, ShimError>(fake),
         fake,
