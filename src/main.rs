@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     if argv.first().is_some_and(|a| a == INIT_ARG) && commands::in_sibling().unwrap_or(false) {
         return ExitCode::from(commands::init::main(&argv[1..]));
     }
+    // The relay once only waiting is left, re-executed under this name.
+    if argv0 == mesos_executor_shim::relay::waiting::WAIT_ARG {
+        return leave(commands::wait::main(&argv));
+    }
     // Under the name of an executor the agent forks, the binary is the relay and parses nothing.
     if let Some(kind) = ExecutorKind::from_argv0(&argv0) {
         return leave(commands::run::relay_main(kind, argv));
@@ -55,6 +59,7 @@ fn leave(how: commands::Leave) -> ExitCode {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
     match how {
         commands::Leave::Status(status) => ExitCode::from(status),
+        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(handover)),
         commands::Leave::Signal(signal, status) => {
             let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
             // SAFETY: restoring the default disposition installs no handler of ours.

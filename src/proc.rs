@@ -339,6 +339,13 @@ impl Pidfd {
     }
 }
 
+impl From<OwnedFd> for Pidfd {
+    /// A descriptor known to be a pidfd (one handed over across an `exec`).
+    fn from(fd: OwnedFd) -> Pidfd {
+        Pidfd(fd)
+    }
+}
+
 impl AsFd for Pidfd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
@@ -455,6 +462,13 @@ impl ExitWatch {
     /// Sends `signal` to the process, never to another that took its pid over.
     pub fn signal(&self, signal: Signal) -> io::Result<()> {
         self.handle.signal(signal)
+    }
+
+    /// The handle, out of the async runtime (for a process that waits without one).
+    pub fn into_handle(self) -> ProcessHandle {
+        let ExitWatch { readiness, handle } = self;
+        drop(readiness);
+        handle
     }
 }
 

@@ -486,3 +486,45 @@ fn an_executor_killed_by_a_signal_makes_its_shim_die_of_that_signal() {
     let status = child.wait().unwrap();
     assert_eq!((status.code(), status.signal()), (Some(143), None));
 }
+
+/// Once only waiting is left (the pid checkpointed, the guard closed, the sweep done), the shim
+/// re-executes itself into its small waiting mode: the same pid (the agent and the init still
+/// know it), one thread, no socket; signals still reach the executor, and the shim still leaves
+/// with its status.
+#[test]
+fn a_shim_that_only_waits_holds_nothing_of_its_launch() {
+    let run = Run::new("waitmode");
+    let config = run.host_config(serde_json::json!({ "forked_pid_guard": "1secs" }));
+    let mut child = spawn_shim(&run, &config, &[], &[]);
+    let shim = child.id();
+    run.wait_for_checkpointed_sibling("(on the host)");
+    wait_until(
+        &format!(
+            "the shim re-executed into its waiting mode\n{}",
+            run.stderr()
+        ),
+        Duration::from_secs(30),
+        || {
+            std::fs::read(format!("/proc/{shim}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"mesos-executor-shim-wait\0"))
+        },
+    );
+    let status = std::fs::read_to_string(format!("/proc/{shim}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "Threads:\t1"), "{status}");
+    let sockets = std::fs::read_dir(format!("/proc/{shim}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
+        .count();
+    assert_eq!(sockets, 0, "no connection, no runtime's signal pair");
+    run.wait_executor_ready();
+    signal(shim, Signal::SIGTERM);
+    let signals = run.sandbox().join("executor.signals");
+    wait_until("the executor got SIGTERM", Duration::from_secs(10), || {
+        run.read(&signals).is_some_and(|s| s.contains("TERM"))
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{}", run.stderr());
+    run.wait_sibling_gone();
+}

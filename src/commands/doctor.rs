@@ -12,7 +12,7 @@ use crate::error::ShimError;
 use crate::mesos::cgroups;
 use crate::mesos::container::{self, Verdict};
 use crate::mesos::executor::{stock_beside, ExecutorKind};
-use crate::sibling::engine::Engine;
+use crate::sibling::engine::{DaemonFacts, Engine, HostFacts};
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
 };
@@ -152,7 +152,15 @@ async fn run_checks(
             return;
         }
     };
-    checks.push(daemon_restart_check(&engine));
+    // What only GET /info tells: asked once, here, for the checks that need it.
+    let host = match engine.host_facts().await {
+        Ok(host) => host,
+        Err(e) => {
+            checks.push(failed("docker", format!("{e:#}"), "check the daemon"));
+            return;
+        }
+    };
+    checks.push(daemon_restart_check(engine.facts(), &host));
     match &agent {
         Some(a) => checks.push(pass(
             "agent-container",
@@ -188,15 +196,14 @@ async fn run_checks(
     checks.push(work_dir_check(work_dir, &placement.work_dir_host));
     checks.extend(image_checks(settings, &engine, &placement, launcher_dir).await);
     checks.push(docker_socket_check(settings, agent.as_ref(), &placement));
-    checks.push(cgroups_check(settings, &engine));
+    checks.push(cgroups_check(settings, &host.cgroup_driver));
     checks.push(isolators_check());
 }
 
 /// What a restart of the daemon does to the executors here (see the README's *Docker daemon
 /// restarts*).
-fn daemon_restart_check(engine: &Engine) -> Check {
-    let facts = engine.facts();
-    if !facts.live_restore {
+fn daemon_restart_check(facts: &DaemonFacts, host: &HostFacts) -> Check {
+    if !host.live_restore {
         return warn(
             "daemon-restart",
             format!("Docker {} runs without live-restore", facts.version),
@@ -204,7 +211,7 @@ fn daemon_restart_check(engine: &Engine) -> Check {
              executors' exit); set \"live-restore\": true in /etc/docker/daemon.json so executors outlive it",
         );
     }
-    match placement::auto_remove(facts) {
+    match placement::auto_remove(facts, host.live_restore) {
         AutoRemove::Safe => pass(
             "daemon-restart",
             format!(
@@ -357,12 +364,11 @@ fn mesos_agent_cmdline() -> Option<Vec<String>> {
     None
 }
 
-fn cgroups_check(settings: &Settings, engine: &Engine) -> Check {
+fn cgroups_check(settings: &Settings, driver: &str) -> Check {
     let own = match crate::proc::read_self("cgroup") {
         Ok(text) => text,
         Err(e) => return failed("cgroups", e.to_string(), "mount the proc filesystem"),
     };
-    let driver = &engine.facts().cgroup_driver;
     match cgroups::host_obstacle(&own, driver, settings.mesos_cgroups) {
         None => {
             if cgroups::memory_limits_hold_below(Path::new(cgroups::V1_MOUNT)) == Some(false) {

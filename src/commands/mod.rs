@@ -1,11 +1,12 @@
-//! The subcommands, one file each: `run` (the relay), `init` (the sibling's first process), and
-//! the operator's `doctor`, `ps`, `gc`.
+//! The subcommands, one file each: `run` (the relay), `wait` (the relay once only waiting is
+//! left), `init` (the sibling's first process), and the operator's `doctor`, `ps`, `gc`.
 
 pub mod doctor;
 pub mod gc;
 pub mod init;
 pub mod ps;
 pub mod run;
+pub mod wait;
 
 use std::fmt::Display;
 use std::io::Write;
@@ -13,11 +14,14 @@ use std::path::Path;
 
 use crate::config::{self, Loaded};
 use crate::error::{fail, Classify, Failure, ShimError};
-use crate::sibling::engine::Engine;
+use crate::sibling::engine::{Engine, Patience};
 use crate::sibling::spec::SIBLING_MARKER_MOUNT;
 
 /// How long an operator command waits for the daemon.
-const OPERATOR_DOCKER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+const OPERATOR_DOCKER_PATIENCE: Patience = Patience {
+    absent: std::time::Duration::from_secs(5),
+    busy: std::time::Duration::from_secs(30),
+};
 
 /// The operator's settings: `--config FILE` or the default file, and `DOCKER_HOST` of the
 /// operator's shell. Logging at `warn`: the commands' output is their report.
@@ -57,12 +61,24 @@ pub fn in_sibling() -> Result<bool, ShimError> {
 }
 
 /// How the process leaves, decided by a command and carried out by `main`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Leave {
     Status(u8),
     /// Die of this signal, as the executor did (the status, should the signal not end the
     /// process).
     Signal(nix::sys::signal::Signal, u8),
+    /// Become the waiting mode (see [`crate::relay::waiting`]).
+    Wait(crate::relay::waiting::Handover),
+}
+
+impl Leave {
+    /// Leave as the executor did.
+    pub fn exit(exit: crate::relay::ExecutorExit) -> Leave {
+        match exit.signal {
+            Some(signal) => Leave::Signal(signal, exit.status),
+            None => Leave::Status(exit.status),
+        }
+    }
 }
 
 /// Prints a failure the way an operator reads it in the sandbox's stderr, and picks the status.

@@ -17,16 +17,14 @@ use crate::sibling::protocol::FORWARDED_SIGNALS;
 /// leave: with the executor's status, or of the signal that killed it.
 pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> super::Leave {
     match relay(kind, args) {
-        Ok(exit) => match exit.signal {
-            Some(signal) => super::Leave::Signal(signal, exit.status),
-            None => super::Leave::Status(exit.status),
-        },
+        Ok(relay::Outcome::Exited(exit)) => super::Leave::exit(exit),
+        Ok(relay::Outcome::HandedOver(handover)) => super::Leave::Wait(handover),
         Err(status) => super::Leave::Status(status),
     }
 }
 
 /// The relay; `Err` carries the status of a failure already reported.
-fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::ExecutorExit, u8> {
+fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::Outcome, u8> {
     let report = |e: ShimError| Err(super::report(Err(e)));
     // First of all, while the agent that ran this binary is certainly its parent.
     let origin = launch::Origin::read();

@@ -178,6 +178,15 @@ pub fn host_obstacle(
     }
 }
 
+/// Whether [`decide`] needs Docker's cgroup driver: only where the shim sits in a Mesos
+/// container's cgroup on cgroups v1 and the operator allows the placement. Only `GET /info`
+/// tells the driver, so a launch asks it only then.
+pub fn needs_docker_driver(proc_cgroup: &str, container_id: &str, enabled: bool) -> bool {
+    enabled
+        && is_cgroups_v1(proc_cgroup)
+        && mesos_container_cgroup(proc_cgroup, container_id).is_some()
+}
+
 /// Decides the placement from this process's `/proc/self/cgroup`, the run's container ID,
 /// Docker's cgroup driver and whether the operator allows it.
 pub fn decide(
@@ -209,6 +218,19 @@ mod tests {
             "12:pids:/docker/abc\n11:freezer:/{root}/{CID}\n10:memory:/{root}/{CID}\n\
              9:cpu,cpuacct:/{root}/{CID}\n8:blkio:/docker/abc\n1:name=systemd:/docker/abc\n0::/docker/abc\n"
         )
+    }
+
+    #[test]
+    fn the_driver_is_asked_for_only_where_the_decision_needs_it() {
+        let proc = linux_launcher("mesos");
+        assert!(needs_docker_driver(&proc, CID, true));
+        assert!(!needs_docker_driver(&proc, CID, false));
+        assert!(!needs_docker_driver(&proc, "another", true));
+        assert!(!needs_docker_driver("0::/docker/abc\n", CID, true));
+        // Where it is not asked for, any driver gives the same decision.
+        for (own, id) in [(proc.as_str(), "another"), ("0::/docker/abc\n", CID)] {
+            assert_eq!(decide(own, id, "", true), decide(own, id, "cgroupfs", true));
+        }
     }
 
     #[test]

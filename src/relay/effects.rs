@@ -77,6 +77,11 @@ pub trait SiblingProcess {
     /// Resolves once the process has exited.
     async fn exited(&mut self);
     fn signal(&self, signal: Signal) -> io::Result<()>;
+    /// The handle itself, for a waiting mode without the async runtime; `None` where there is
+    /// none to hand over (then the relay goes on waiting itself).
+    fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self>
+    where
+        Self: Sized;
 }
 
 /// The host as it is: [`crate::proc`].
@@ -108,5 +113,9 @@ impl SiblingProcess for crate::proc::ExitWatch {
 
     fn signal(&self, signal: Signal) -> io::Result<()> {
         crate::proc::ExitWatch::signal(self, signal)
+    }
+
+    fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self> {
+        Ok(self.into_handle())
     }
 }

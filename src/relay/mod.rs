@@ -8,6 +8,7 @@
 //!   drive it with fakes; [`plan`]: what the launch does besides running the sibling.
 //! - [`handback`]: what a sibling cannot carry of the launch's Mesos container: handed back to
 //!   the stock executor, or refused, before anything is made.
+//! - [`waiting`]: the small mode the shim re-executes into once only waiting is left.
 //! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
 //!
 //! A signal from the agent is acted on at once in every phase: before the sibling exists the
@@ -20,6 +21,7 @@ pub mod launch;
 pub mod plan;
 pub mod prepare;
 pub mod supervise;
+pub mod waiting;
 
 use std::time::Duration;
 
@@ -30,21 +32,29 @@ use nix::sys::signal::Signal;
 use crate::config::Settings;
 use crate::error::ShimError;
 use crate::mesos::cgroups;
-use crate::sibling::engine::{CreateError, Engine, ExitWait, WaitError, WaitFor};
+use crate::sibling::engine::{CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
 use crate::sibling::inventory;
 
 pub use effects::{HostProcesses, RealHost, SiblingEngine, SiblingProcess};
 pub use launch::Launch;
-pub use plan::{LaunchPlan, Sweep};
-pub use supervise::{status_of_signal, ExecutorExit};
+pub use plan::{LaunchPlan, Sweep, WaitingMode};
+pub use supervise::{status_of_signal, ExecutorExit, Outcome};
 
-/// How long a launch waits for an unreachable daemon before failing (the task fails fast and
-/// says why, rather than hanging until the agent's executor registration timeout).
-pub const DOCKER_PATIENCE: Duration = Duration::from_secs(8);
+/// How long a launch waits for the daemon: 8 s for one that accepts no connection (the task fails
+/// fast and says why, rather than hanging until the agent's executor registration timeout), and
+/// 45 s for one that is there but loaded (a burst of launches), within the agent's default
+/// `--executor_registration_timeout` of 1 min.
+pub const DOCKER_PATIENCE: Patience = Patience {
+    absent: Duration::from_secs(8),
+    busy: Duration::from_secs(45),
+};
 
 /// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
 /// the status is known, and a daemon that is away leaves the removal to the next launch or gc.
-const AFTER_EXIT_PATIENCE: Duration = Duration::from_secs(2);
+pub const AFTER_EXIT_PATIENCE: Patience = Patience {
+    absent: Duration::from_secs(2),
+    busy: Duration::from_secs(2),
+};
 
 /// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
 /// cgroups before it removes the parents the runtime made.
@@ -56,7 +66,7 @@ pub async fn run(
     launch: Launch,
     settings: &Settings,
     mut signals: impl Stream<Item = Signal> + Unpin,
-) -> Result<ExecutorExit, ShimError> {
+) -> Result<Outcome, ShimError> {
     let run = &launch.run;
     tracing::info!(
         container_id = run.container_id,
@@ -70,7 +80,7 @@ pub async fn run(
         biased;
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the sibling was created: the launch is called off");
-            return Ok(ExecutorExit::status(status_of_signal(signal)));
+            return Ok(Outcome::Exited(ExecutorExit::status(status_of_signal(signal))));
         }
         prepared = async {
             let engine = Engine::connect(&settings.docker_host, DOCKER_PATIENCE).await?;
@@ -91,6 +101,14 @@ pub async fn run(
             work_dir_host: prepared.work_dir_host.clone(),
             seen_from: prepared.agent.clone(),
         }),
+        waiting_mode: prepared
+            .cgroups_made_for_sibling
+            .is_empty()
+            .then(|| WaitingMode {
+                endpoint: settings.docker_host.clone(),
+                log_level: settings.log_level.clone(),
+                log_format: settings.log_format,
+            }),
         #[cfg(feature = "failpoints")]
         pause_at: settings.pause_at,
     };

@@ -13,6 +13,14 @@ pub struct Sweep {
     pub seen_from: Option<AgentContainer>,
 }
 
+/// What the waiting mode needs besides the sibling: the daemon to ask at the end, and the log.
+#[derive(Debug, Clone)]
+pub struct WaitingMode {
+    pub endpoint: crate::config::DockerEndpoint,
+    pub log_level: String,
+    pub log_format: crate::config::LogFormat,
+}
+
 /// What the launch does besides running the sibling: checkpointing, the sweep, pause points.
 #[derive(Debug, Clone)]
 pub struct LaunchPlan {
@@ -30,6 +38,10 @@ pub struct LaunchPlan {
     /// Where the sibling's init records the executor's exit.
     pub exit_record: PathBuf,
     pub sweep: Option<Sweep>,
+    /// Once only waiting is left, hand over to the small waiting mode (see
+    /// [`crate::relay::waiting`]); `None`: the relay waits itself (it has more to do at the end,
+    /// such as removing cgroups it noted).
+    pub waiting_mode: Option<WaitingMode>,
     /// Test builds only: the step at which the launch holds (see [`crate::failpoint`]).
     #[cfg(feature = "failpoints")]
     pub pause_at: Option<crate::failpoint::PausePoint>,

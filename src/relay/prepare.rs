@@ -12,7 +12,8 @@ use crate::mesos::executor::{flag, ExecutorKind};
 use crate::mesos::volumes;
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
-use crate::sibling::engine::{DaemonFacts, Engine};
+use crate::sibling::engine::{Engine, HostFacts};
+use crate::sibling::host_facts;
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
 };
@@ -129,12 +130,21 @@ pub async fn prepare(
     if !not_utf8.is_empty() {
         tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
     }
-    let cgroup_parent = cgroup_parent(engine.facts(), &run.container_id, settings)?;
+    let mut host = LazyHostFacts {
+        engine,
+        facts: None,
+    };
+    let cgroup_parent = cgroup_parent(&mut host, &run.container_id, settings).await?;
     let cgroups_made_for_sibling = cgroup_parent
         .as_deref()
         .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
         .unwrap_or_default();
-    let auto_remove = match placement::auto_remove(engine.facts()) {
+    let live_restore = if placement::auto_remove_needs_live_restore(engine.facts()) {
+        host.get().await?.live_restore
+    } else {
+        false
+    };
+    let auto_remove = match placement::auto_remove(engine.facts(), live_restore) {
         AutoRemove::Safe => true,
         AutoRemove::Unsafe(why) => {
             tracing::debug!(
@@ -215,20 +225,39 @@ fn absolute_flag(name: &str, value: &str) -> Result<PathBuf, ShimError> {
     Ok(path)
 }
 
+/// What only `GET /info` tells, asked at most once per launch and only if a decision needs it
+/// (see [`host_facts`]).
+struct LazyHostFacts<'a> {
+    engine: &'a Engine,
+    facts: Option<HostFacts>,
+}
+
+impl LazyHostFacts<'_> {
+    async fn get(&mut self) -> Result<&HostFacts, ShimError> {
+        if self.facts.is_none() {
+            let facts = host_facts::host_facts(self.engine, crate::relay::DOCKER_PATIENCE.busy)
+                .await
+                .classify(Failure::Unavailable)?;
+            self.facts = Some(facts);
+        }
+        Ok(self.facts.as_ref().expect("just set"))
+    }
+}
+
 /// Where the sibling's cgroups go: under the Mesos container's, when the linux launcher put the
 /// shim in one and Docker can follow (see [`cgroups`]); otherwise Docker's, said once in the log.
-fn cgroup_parent(
-    facts: &DaemonFacts,
+async fn cgroup_parent(
+    host: &mut LazyHostFacts<'_>,
     container_id: &str,
     settings: &Settings,
 ) -> Result<Option<String>, ShimError> {
     let own = crate::proc::read_self("cgroup").classify(Failure::Software)?;
-    match cgroups::decide(
-        &own,
-        container_id,
-        &facts.cgroup_driver,
-        settings.mesos_cgroups,
-    ) {
+    let driver = if cgroups::needs_docker_driver(&own, container_id, settings.mesos_cgroups) {
+        host.get().await?.cgroup_driver.clone()
+    } else {
+        String::new()
+    };
+    match cgroups::decide(&own, container_id, &driver, settings.mesos_cgroups) {
         CgroupPlacement::UnderMesosContainer { parent } => {
             tracing::info!(
                 cgroup_parent = parent,

@@ -20,8 +20,8 @@ use std::io;
 use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
-use futures_util::{Stream, StreamExt};
-use nix::sys::signal::Signal;
+use futures_util::{FutureExt, Stream, StreamExt};
+use nix::sys::signal::{SigmaskHow, Signal};
 
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
@@ -31,6 +31,7 @@ use crate::relay::effects::{HostProcesses, SiblingEngine, SiblingProcess};
 use crate::relay::forked_pid;
 use crate::relay::plan::LaunchPlan;
 use crate::relay::prepare::PID_HOST_NEEDED;
+use crate::relay::waiting::{self, Handover};
 use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::sibling::labels;
 use crate::sibling::protocol::ExitRecord;
@@ -96,6 +97,19 @@ impl PartialEq<u8> for ExecutorExit {
     }
 }
 
+/// How a launch's relay ends: with the executor's exit, or handed over to the waiting mode.
+#[derive(Debug)]
+pub enum Outcome {
+    Exited(ExecutorExit),
+    HandedOver(Handover),
+}
+
+impl PartialEq<u8> for Outcome {
+    fn eq(&self, status: &u8) -> bool {
+        matches!(self, Outcome::Exited(exit) if exit == status)
+    }
+}
+
 /// Runs the launch to the executor's exit and returns its status. `engine` is the launch's
 /// connection, let go once the sibling runs; `connect` makes a new one afterwards.
 pub async fn supervise<E, H>(
@@ -105,7 +119,7 @@ pub async fn supervise<E, H>(
     spec: &SiblingSpec,
     plan: &LaunchPlan,
     mut signals: impl Stream<Item = Signal> + Unpin,
-) -> Result<ExecutorExit, ShimError>
+) -> Result<Outcome, ShimError>
 where
     E: SiblingEngine,
     H: HostProcesses,
@@ -116,19 +130,21 @@ where
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
             remove_called_off_sibling(&engine, spec).await;
-            return Ok(ExecutorExit::status(status_of_signal(signal)));
+            return Ok(Outcome::Exited(ExecutorExit::status(status_of_signal(signal))));
         }
         taken = create_or_adopt(&engine, spec, plan) => taken?,
     };
     let (sibling, mut exit) = taken;
 
     // 2. Hold its running process; signals go through the daemon meanwhile.
-    let (pid, mut process) =
+    let (pid, process) =
         match hold_running_process(&engine, host, &sibling, &mut exit, plan, &mut signals).await {
             Ok(Started::Running(pid, process)) => (pid, process),
             Ok(Started::Exited(status)) => {
                 drop(engine);
-                return Ok(finish(&connect, &sibling, Some(status)).await);
+                return Ok(Outcome::Exited(
+                    finish(&connect, &sibling, Some(status)).await,
+                ));
             }
             Err(e) => {
                 remove_failed_launch(&engine, &sibling).await;
@@ -164,7 +180,51 @@ where
         // The launch's connection to the daemon is let go here: a waiting shim holds none.
         drop(engine);
     }));
+    let mut process = Some(process);
+    let mut may_hand_over = plan.waiting_mode.is_some() && kept_wait.is_none();
     loop {
+        // Only waiting is left: hand over to the waiting mode, which holds nothing of the launch.
+        let only_waiting = checkpoint.is_none() && guard.is_none() && sweep.is_none();
+        if let (true, true, Some(mode)) = (only_waiting, may_hand_over, &plan.waiting_mode) {
+            may_hand_over = false;
+            // Blocked from here, the forwarded signals wait (across the exec) in the waiting
+            // mode's signalfd; those already caught are passed on now.
+            let blocked = waiting::forwarded_set();
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
+            let held = process.take().expect("held until handed over");
+            while let Some(Some(signal)) = signals.next().now_or_never() {
+                tracing::info!(
+                    container = sibling.name,
+                    signal = signal.as_str(),
+                    "forwarding signal to the executor"
+                );
+                let _ = held.signal(signal);
+            }
+            match held.hand_over() {
+                Ok(handle) => {
+                    return Ok(Outcome::HandedOver(Handover {
+                        process: handle,
+                        sibling_id: sibling.id.clone(),
+                        sibling_name: sibling.name.clone(),
+                        auto_removed: sibling.auto_removed,
+                        exit_record: plan.exit_record.clone(),
+                        endpoint: mode.endpoint.clone(),
+                        log_level: mode.log_level.clone(),
+                        log_format: mode.log_format,
+                    }))
+                }
+                Err(kept) => {
+                    // Nothing to hand over: the relay waits itself, with signals as before.
+                    let _ = nix::sys::signal::sigprocmask(
+                        SigmaskHow::SIG_UNBLOCK,
+                        Some(&blocked),
+                        None,
+                    );
+                    process = Some(kept);
+                }
+            }
+        }
+        let process = process.as_mut().expect("held");
         tokio::select! {
             // Biased: an exit is taken before anything else, so that a sibling that has exited
             // never gets its pid written into forked.pid.
@@ -232,7 +292,40 @@ where
             .map(|code| ExecutorExit::status(exit_status_from_docker(code))),
         (recorded, _) => recorded,
     };
-    Ok(finish(&connect, &sibling, recorded).await)
+    Ok(Outcome::Exited(finish(&connect, &sibling, recorded).await))
+}
+
+/// The exit the sibling's init recorded at `path` (as the sibling's user: the shim's own), for
+/// the waiting mode; `None` when there is none to trust.
+pub fn read_record(path: &std::path::Path) -> Option<ExecutorExit> {
+    match ExitRecord::read(path, nix::unistd::getuid().as_raw()) {
+        Ok(record) => record.as_ref().map(ExecutorExit::from_record),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the exit record cannot be read");
+            None
+        }
+    }
+}
+
+/// [`finish`], for the waiting mode, which knows its sibling by what was handed over.
+pub async fn finish_handed_over(
+    endpoint: &crate::config::DockerEndpoint,
+    id: &str,
+    name: &str,
+    auto_removed: bool,
+    recorded: Option<ExecutorExit>,
+) -> ExecutorExit {
+    let sibling = Sibling {
+        id: id.to_string(),
+        name: name.to_string(),
+        created_here: true,
+        records_exit: true,
+        auto_removed,
+    };
+    let connect = async || {
+        crate::sibling::engine::Engine::connect(endpoint, crate::relay::AFTER_EXIT_PATIENCE).await
+    };
+    finish(&connect, &sibling, recorded).await
 }
 
 /// Creates the sibling (pulling a missing image once) or adopts a running one of this run, and

@@ -32,12 +32,19 @@ const REMOVAL_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a pull of a missing image may take before the launch is failed.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// What the daemon says of itself, asked once per connection (`GET /info`): the request that
-/// also tells that the daemon answers, so a launch needs no separate ping.
+/// What the daemon says of itself when it is connected to (`GET /version`, answered from
+/// memory whatever the daemon's load): the request that also tells that it answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DaemonFacts {
-    /// `ServerVersion`, such as `20.10.24+dfsg1`.
+    /// `Version`, such as `20.10.24+dfsg1`.
     pub version: String,
+}
+
+/// What only `GET /info` tells, one of the daemon's costliest requests (it counts containers and
+/// images and asks the storage driver and plugins, so its time grows with the daemon's load):
+/// asked only where a decision needs it, never by every launch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
     pub live_restore: bool,
     /// `cgroupfs` or `systemd`.
     pub cgroup_driver: String,
@@ -45,10 +52,43 @@ pub struct DaemonFacts {
     pub cgroup_version: String,
 }
 
+/// How long to wait for the daemon: `absent`, while nothing accepts a connection (no socket, a
+/// refused one: the daemon is down or restarting), before the launch fails fast; `busy`, once a
+/// connection is accepted, for the answer of a daemon that is there but loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    pub absent: Duration,
+    pub busy: Duration,
+}
+
 pub struct Engine {
     docker: Docker,
     endpoint: DockerEndpoint,
     facts: DaemonFacts,
+}
+
+/// Whether something accepts a connection at `endpoint` (the connection is closed at once): the
+/// cheap test that tells a daemon that is away from one that is slow to answer.
+async fn accepts_connections(endpoint: &DockerEndpoint) -> Result<(), String> {
+    const CONNECT: Duration = Duration::from_secs(2);
+    let connected = match endpoint {
+        DockerEndpoint::Unix(path) => {
+            tokio::time::timeout(CONNECT, tokio::net::UnixStream::connect(path))
+                .await
+                .map(|r| r.map(drop))
+        }
+        DockerEndpoint::Tcp(address) => {
+            tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(address.as_str()))
+                .await
+                .map(|r| r.map(drop))
+        }
+    };
+    match connected {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err("no socket there".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no connection within 2s".into()),
+    }
 }
 
 pub fn is_not_found(e: &DockerError) -> bool {
@@ -273,42 +313,45 @@ struct ContainerWaitBody {
 }
 
 impl Engine {
-    /// Connects and asks the daemon about itself, retrying for at most `patience` (the daemon
-    /// may be restarting), then gives up with an error naming the endpoint. That one request is
-    /// both the check that the daemon answers and the facts the launch needs.
+    /// Connects and asks the daemon its version. While nothing accepts a connection it retries
+    /// for at most `patience.absent` (the daemon may be restarting), then gives up naming the
+    /// endpoint; a daemon that accepts the connection is given `patience.busy` to answer, and
+    /// one that does not is named as busy or hung, not as absent.
     pub async fn connect(
         endpoint: &DockerEndpoint,
-        patience: Duration,
+        patience: Patience,
     ) -> Result<Engine, ShimError> {
-        let deadline = tokio::time::Instant::now() + patience;
+        let deadline = tokio::time::Instant::now() + patience.absent;
         let mut delay = Duration::from_millis(100);
         loop {
-            // The client is made inside the loop: bollard checks that a unix socket exists, and a
-            // restarting daemon removes its socket for a moment.
-            let client = Docker::connect_with_host(&endpoint.to_string());
-            let error = match client {
-                Err(DockerError::SocketNotFoundError(_)) => "no socket there".to_string(),
-                Err(e) => {
-                    return Err(fail(
-                        Failure::Config,
-                        format!("cannot use Docker endpoint {endpoint}: {e}; name unix:///path or tcp://host:port as \"docker_host\" in the configuration file"),
-                    ))
-                }
-                Ok(docker) => {
-                    let docker = docker.with_timeout(REQUEST_TIMEOUT);
-                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match tokio::time::timeout(remaining.max(Duration::from_millis(200)), timed("info", docker.info())).await {
-                        Ok(Ok(info)) => {
-                            let facts = DaemonFacts {
-                                version: info.server_version.unwrap_or_default(),
-                                live_restore: info.live_restore_enabled.unwrap_or(false),
-                                cgroup_driver: info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default(),
-                                cgroup_version: info.cgroup_version.map(|v| v.to_string()).unwrap_or_default(),
-                            };
+            let error = match accepts_connections(endpoint).await {
+                Err(e) => e,
+                Ok(()) => {
+                    // The client is made once a connection is accepted: bollard checks that a unix
+                    // socket exists, and a restarting daemon removes its socket for a moment.
+                    let docker = Docker::connect_with_host(&endpoint.to_string()).map_err(|e| {
+                        fail(
+                            Failure::Config,
+                            format!("cannot use Docker endpoint {endpoint}: {e}; name unix:///path or tcp://host:port as \"docker_host\" in the configuration file"),
+                        )
+                    })?;
+                    let docker = docker.with_timeout(REQUEST_TIMEOUT.max(patience.busy));
+                    match tokio::time::timeout(patience.busy, timed("version", docker.version())).await {
+                        Ok(Ok(version)) => {
+                            let facts = DaemonFacts { version: version.version.unwrap_or_default() };
                             return Ok(Engine { docker, endpoint: endpoint.clone(), facts });
                         }
                         Ok(Err(e)) => e.to_string(),
-                        Err(_) => "no answer".to_string(),
+                        Err(_) => {
+                            return Err(fail(
+                                Failure::Unavailable,
+                                format!(
+                                    "the Docker daemon at {endpoint} accepted a connection but did not answer within {}s: \
+                                     it is overloaded or hung (it is there: this is not a missing socket); see its log",
+                                    patience.busy.as_secs()
+                                ),
+                            ))
+                        }
                     }
                 }
             };
@@ -320,7 +363,7 @@ impl Engine {
                          socket into the agent container (-v /var/run/docker.sock:/var/run/docker.sock), or set \
                          \"docker_host\" in the configuration file (DOCKER_HOST for the operator commands) to where it \
                          listens",
-                        patience.as_secs()
+                        patience.absent.as_secs()
                     ),
                 ));
             }
@@ -328,6 +371,27 @@ impl Engine {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1));
         }
+    }
+
+    /// What only `GET /info` tells (see [`HostFacts`]).
+    pub async fn host_facts(&self) -> anyhow::Result<HostFacts> {
+        let info = timed("info", self.docker.info()).await.with_context(|| {
+            format!(
+                "asking the Docker daemon at {} about its host",
+                self.endpoint
+            )
+        })?;
+        Ok(HostFacts {
+            live_restore: info.live_restore_enabled.unwrap_or(false),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        })
     }
 
     pub fn endpoint(&self) -> &DockerEndpoint {

@@ -4,11 +4,13 @@
 //! - [`protocol`]: what passes between the shim and the sibling's init, versioned.
 //! - [`placement`]: its image, the host paths it shares, its init binary, auto-remove: decided
 //!   once for the relay and `doctor`.
-//! - [`engine`]: the Docker Engine API calls.
+//! - [`engine`]: the Docker Engine API calls; [`host_facts`]: what only the daemon's costly
+//!   `GET /info` tells, asked once per daemon instance on a host.
 //! - [`inventory`]: the siblings on a host and the state of their runs (`ps`, `gc`, a launch's
 //!   sweep).
 
 pub mod engine;
+pub mod host_facts;
 pub mod inventory;
 pub mod labels;
 pub mod placement;

@@ -67,20 +67,24 @@ pub enum AutoRemove {
 /// The first Engine that restores auto-remove containers without killing them.
 const AUTO_REMOVE_FIXED_IN: (u32, u32, u32) = (24, 0, 8);
 
-/// Decides [`AutoRemove`] from what the daemon says of itself. A version that cannot be read
-/// counts as an old one.
-pub fn auto_remove(facts: &DaemonFacts) -> AutoRemove {
-    if !facts.live_restore {
+/// Whether [`auto_remove`] needs to know if live-restore is on, which only the costly
+/// `GET /info` tells: not from 24.0.8 on, where auto-remove is always safe.
+pub fn auto_remove_needs_live_restore(facts: &DaemonFacts) -> bool {
+    !matches!(engine_version(&facts.version), Some(v) if v >= AUTO_REMOVE_FIXED_IN)
+}
+
+/// Decides [`AutoRemove`] from the daemon's version and whether it runs with live-restore (read
+/// only where [`auto_remove_needs_live_restore`]). A version that cannot be read counts as an
+/// old one.
+pub fn auto_remove(facts: &DaemonFacts, live_restore: bool) -> AutoRemove {
+    if !auto_remove_needs_live_restore(facts) || !live_restore {
         return AutoRemove::Safe;
     }
-    match engine_version(&facts.version) {
-        Some(v) if v >= AUTO_REMOVE_FIXED_IN => AutoRemove::Safe,
-        _ => AutoRemove::Unsafe(format!(
-            "Docker {} with live-restore kills and removes auto-remove containers when it restarts \
-             (moby/moby#46308, fixed in 24.0.8)",
-            facts.version
-        )),
-    }
+    AutoRemove::Unsafe(format!(
+        "Docker {} with live-restore kills and removes auto-remove containers when it restarts \
+         (moby/moby#46308, fixed in 24.0.8)",
+        facts.version
+    ))
 }
 
 /// `20.10.24+dfsg1` → (20, 10, 24).
@@ -337,28 +341,28 @@ mod tests {
 
     #[test]
     fn auto_remove_only_where_a_daemon_restart_spares_it() {
-        let facts = |version: &str, live_restore: bool| DaemonFacts {
+        let facts = |version: &str| DaemonFacts {
             version: version.into(),
-            live_restore,
-            ..DaemonFacts::default()
         };
         assert_eq!(
-            auto_remove(&facts("20.10.24+dfsg1", false)),
+            auto_remove(&facts("20.10.24+dfsg1"), false),
             AutoRemove::Safe
         );
         assert!(matches!(
-            auto_remove(&facts("20.10.24+dfsg1", true)),
+            auto_remove(&facts("20.10.24+dfsg1"), true),
             AutoRemove::Unsafe(why) if why.contains("moby/moby#46308")
         ));
         assert!(matches!(
-            auto_remove(&facts("24.0.7", true)),
+            auto_remove(&facts("24.0.7"), true),
             AutoRemove::Unsafe(_)
         ));
-        assert_eq!(auto_remove(&facts("24.0.8", true)), AutoRemove::Safe);
-        assert_eq!(auto_remove(&facts("25.0", true)), AutoRemove::Safe);
-        assert_eq!(auto_remove(&facts("28.2.2", true)), AutoRemove::Safe);
+        for fixed in ["24.0.8", "25.0", "28.2.2"] {
+            assert!(!auto_remove_needs_live_restore(&facts(fixed)), "{fixed}");
+            assert_eq!(auto_remove(&facts(fixed), true), AutoRemove::Safe);
+        }
+        assert!(auto_remove_needs_live_restore(&facts("20.10.24+dfsg1")));
         assert!(matches!(
-            auto_remove(&facts("dev", true)),
+            auto_remove(&facts("dev"), true),
             AutoRemove::Unsafe(_)
         ));
     }

@@ -298,6 +298,11 @@ impl SiblingProcess for FakeProcess {
         let _ = self.exited.wait_for(|gone| gone.contains(&pid)).await;
     }
 
+    /// A fake process has no handle: the relay goes on waiting itself.
+    fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self> {
+        Err(self)
+    }
+
     fn signal(&self, signal: Signal) -> io::Result<()> {
         if self.exited.borrow().contains(&self.pid) {
             return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));

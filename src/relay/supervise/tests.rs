@@ -71,6 +71,7 @@ fn setup(with_pids_dir: bool) -> Setup {
             work_dir_host: run.work_dir.clone(),
             seen_from: None,
         }),
+        waiting_mode: None,
         #[cfg(feature = "failpoints")]
         pause_at: None,
     };
@@ -95,7 +96,7 @@ async fn launch(
     s: &Setup,
     fake: &Fake,
     signals: impl Stream<Item = Signal> + Unpin,
-) -> Result<ExecutorExit, ShimError> {
+) -> Result<Outcome, ShimError> {
     supervise(
         async || Ok::<_, ShimError>(fake),
         fake,

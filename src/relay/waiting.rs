@@ -1,0 +1,201 @@
+//! The shim once only waiting is left: it holds nothing of its launch. When the sibling runs, its
+//! pid is checkpointed, the forked.pid guard has closed and the sweep is done, the shim re-executes
+//! itself into this small mode (same pid, same start time, so the agent and the sibling's init
+//! still know it): no async runtime, no connection, no launch state; one thread that sleeps in
+//! one `poll(2)` on a signalfd and the sibling's pidfd, and passes signals on. When the executor
+//! has exited it leaves with its status (asking the daemon only where the init recorded none, or
+//! the sibling is not removed by the daemon).
+//!
+//! What passes across the `exec` is small and explicit ([`Handover`]): the pidfd (or, without
+//! pidfds, the process's identity), the sibling, where its exit is recorded, the daemon to ask.
+//! The forwarded signals stay blocked across the `exec`, so none is lost: they wait in the new
+//! signalfd.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::config::{DockerEndpoint, LogFormat};
+use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity, WATCH_POLL};
+use crate::relay::supervise::ExecutorExit;
+use crate::sibling::protocol::FORWARDED_SIGNALS;
+
+/// The first argument that runs the binary in this mode.
+pub const WAIT_ARG: &str = "mesos-executor-shim-wait";
+
+/// What the waiting shim needs of its launch, and nothing more.
+#[derive(Debug)]
+pub struct Handover {
+    pub process: ProcessHandle,
+    pub sibling_id: String,
+    pub sibling_name: String,
+    /// The daemon removes the sibling once it exits.
+    pub auto_removed: bool,
+    pub exit_record: PathBuf,
+    pub endpoint: DockerEndpoint,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+impl Handover {
+    /// The arguments that follow [`WAIT_ARG`]; the pidfd, if any, must stay open across the
+    /// `exec` (see [`Handover::keep_across_exec`]).
+    pub fn to_args(&self) -> Vec<String> {
+        let process = match &self.process {
+            ProcessHandle::Pidfd(pidfd) => format!("pidfd:{}", pidfd.as_raw_fd()),
+            ProcessHandle::Poll(identity) => format!("poll:{identity}"),
+        };
+        vec![
+            format!("process={process}"),
+            format!("sibling-id={}", self.sibling_id),
+            format!("sibling-name={}", self.sibling_name),
+            format!("auto-removed={}", self.auto_removed),
+            format!("exit-record={}", self.exit_record.display()),
+            format!("endpoint={}", self.endpoint),
+            format!("log-level={}", self.log_level),
+            format!(
+                "log-format={}",
+                match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }
+            ),
+        ]
+    }
+
+    /// Clears close-on-exec on the pidfd, so that the waiting mode inherits it.
+    pub fn keep_across_exec(&self) -> std::io::Result<()> {
+        if let ProcessHandle::Pidfd(pidfd) = &self.process {
+            nix::fcntl::fcntl(
+                pidfd.as_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads the arguments that follow [`WAIT_ARG`]. Takes ownership of the inherited pidfd.
+    pub fn parse(args: &[String]) -> Result<Handover, String> {
+        let get = |key: &str| {
+            args.iter()
+                .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))
+                .ok_or_else(|| format!("no {key}="))
+        };
+        let process = get("process")?;
+        let process = if let Some(fd) = process.strip_prefix("pidfd:") {
+            let fd: RawFd = fd.parse().map_err(|_| format!("bad pidfd {fd:?}"))?;
+            // The descriptor must be an open pidfd this process inherited.
+            nix::fcntl::fcntl(
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                nix::fcntl::FcntlArg::F_GETFD,
+            )
+            .map_err(|e| format!("pidfd {fd} is not open: {e}"))?;
+            // SAFETY: the descriptor is open (checked above) and was handed to this process, which
+            // owns it from here on; nothing else in it refers to it.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            let _ = nix::fcntl::fcntl(
+                owned.as_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+            ProcessHandle::Pidfd(Pidfd::from(owned))
+        } else if let Some(identity) = process.strip_prefix("poll:") {
+            ProcessHandle::Poll(identity.parse::<ProcessIdentity>()?)
+        } else {
+            return Err(format!("bad process={process}"));
+        };
+        Ok(Handover {
+            process,
+            sibling_id: get("sibling-id")?.to_string(),
+            sibling_name: get("sibling-name")?.to_string(),
+            auto_removed: get("auto-removed")? == "true",
+            exit_record: PathBuf::from(get("exit-record")?),
+            endpoint: DockerEndpoint::parse(get("endpoint")?)?,
+            log_level: get("log-level")?.to_string(),
+            log_format: match get("log-format")? {
+                "json" => LogFormat::Json,
+                _ => LogFormat::Text,
+            },
+        })
+    }
+}
+
+/// The forwarded signals as a set: blocked before the `exec`, read from a signalfd after it.
+pub fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED_SIGNALS {
+        set.add(signal);
+    }
+    set
+}
+
+/// Waits for the sibling's process to exit, passing the forwarded signals on to it. Returns once
+/// it has exited.
+pub fn wait_for_exit(handover: &Handover) -> std::io::Result<()> {
+    let signals = SignalFd::with_flags(
+        &forwarded_set(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?;
+    loop {
+        // Signals first: one that came with the exit still reaches the executor's init, which
+        // refuses it harmlessly if it is gone.
+        while let Ok(Some(info)) = signals.read_signal() {
+            if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                tracing::info!(
+                    container = handover.sibling_name,
+                    signal = signal.as_str(),
+                    "forwarding signal to the executor"
+                );
+                if let Err(e) = handover.process.signal(signal) {
+                    tracing::warn!(container = handover.sibling_name, error = %e, "could not forward signal");
+                }
+            }
+        }
+        if handover.process.has_exited() {
+            return Ok(());
+        }
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(pidfd) = handover.process.pidfd() {
+            fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+        }
+        let timeout = match handover.process.pidfd() {
+            Some(_) => PollTimeout::NONE,
+            None => {
+                PollTimeout::try_from(WATCH_POLL.as_millis() as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How long the finish may take: as the relay's own finish.
+pub const FINISH: Duration = crate::relay::supervise::FINISH_PATIENCE;
+
+/// The status to leave with, once the executor has exited: its init's record; where the daemon
+/// does not remove the sibling (or the init recorded nothing), after asking the daemon.
+pub fn finish(handover: &Handover) -> ExecutorExit {
+    let recorded = crate::relay::supervise::read_record(&handover.exit_record);
+    if let (Some(exit), true) = (recorded, handover.auto_removed) {
+        return exit;
+    }
+    let runtime = match crate::commands::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot finish with the daemon");
+            return recorded.unwrap_or(ExecutorExit::status(137));
+        }
+    };
+    runtime.block_on(crate::relay::supervise::finish_handed_over(
+        &handover.endpoint,
+        &handover.sibling_id,
+        &handover.sibling_name,
+        handover.auto_removed,
+        recorded,
+    ))
+}
