@@ -108,6 +108,9 @@ fn docker(args: &[&str]) -> String {
 struct BenchRun {
     layout: RunLayout,
     root: PathBuf,
+    /// What the agent wrote in forked.pid: a placeholder, or, for a shim, the shim's pid (the
+    /// process the agent forked), which the shim requires before it replaces it.
+    agent_wrote: std::cell::Cell<u32>,
 }
 
 impl BenchRun {
@@ -123,6 +126,7 @@ impl BenchRun {
         BenchRun {
             layout,
             root: root.to_path_buf(),
+            agent_wrote: std::cell::Cell::new(PLACEHOLDER_PID.parse().unwrap()),
         }
     }
 
@@ -231,8 +235,8 @@ fn wait_for_renames_or_exits(
                 continue;
             }
             let text = std::fs::read_to_string(run.layout.forked_pid_path()).unwrap_or_default();
-            if text != PLACEHOLDER_PID {
-                if let Ok(pid) = text.parse() {
+            if let Ok(pid) = text.parse::<u32>() {
+                if pid != run.agent_wrote.get() {
                     done[i] = Some((Instant::now(), pid));
                     continue;
                 }
@@ -373,7 +377,11 @@ fn own_time(stderr: &str, spawned_ns: u64) -> Option<(Duration, Duration)> {
     ))
 }
 
+/// Forks the shim as the agent does, and checkpoints its pid right after the fork, as a 1.x agent
+/// does (the shim waits for that write before it replaces it).
 fn spawn_shim(run: &BenchRun) -> (Child, u64) {
+    let forked_pid = run.layout.forked_pid_path();
+    let _ = std::fs::remove_file(&forked_pid);
     let stderr = std::fs::File::create(run.layout.sandbox.join("stderr")).unwrap();
     let mut cmd = Command::new(shim_bin());
     cmd.arg0("mesos-executor")
@@ -393,7 +401,12 @@ fn spawn_shim(run: &BenchRun) -> (Child, u64) {
         });
     }
     let spawned = monotonic_ns();
-    (cmd.spawn().unwrap(), spawned)
+    let child = cmd.spawn().unwrap();
+    let temp = forked_pid.with_file_name("agent-tmp");
+    std::fs::write(&temp, child.id().to_string()).unwrap();
+    std::fs::rename(&temp, &forked_pid).unwrap();
+    run.agent_wrote.set(child.id());
+    (child, spawned)
 }
 
 /// The Docker CLI path `--docker_mesos_image` takes: `docker run -d`, `docker inspect`, write.
@@ -914,6 +927,7 @@ fn main() {
     let mut all_correct_100 = false;
     let burst = env_number("BENCH_BURST", 1000) as usize;
     let (mut burst_correct, mut burst_total) = (0usize, Duration::ZERO);
+    let mut burst_failures: Vec<String> = Vec::new();
     for n in [1usize, 10, 50, 100, burst] {
         eprintln!("concurrency: {n} at once");
         let runs: Vec<BenchRun> = (0..n)
@@ -955,6 +969,27 @@ fn main() {
         if n == burst {
             (burst_correct, burst_total) = (correct, total);
         }
+        // Why the launches that did not land failed: the last error line of each, counted.
+        let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+        for (d, run) in done.iter().zip(&runs) {
+            if d.is_none() {
+                let stderr = run.stderr();
+                let why = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("ERROR") || l.contains("error"))
+                    .map(|l| l.split_once("error=").map_or(l, |(_, e)| e))
+                    .unwrap_or("no error logged")
+                    .chars()
+                    .take(200)
+                    .collect::<String>();
+                *failures.entry(why).or_default() += 1;
+            }
+        }
+        for (why, count) in &failures {
+            eprintln!("{n} at once: {count} failed: {why}");
+            burst_failures.push(format!("{count} of {n} at once: {why}"));
+        }
         writeln!(
             report,
             "| {n} | {} | {} | {} | {spread:.2} | {correct} / {n} |",
@@ -970,6 +1005,17 @@ fn main() {
             let _ = child.wait();
         }
     }
+    if !burst_failures.is_empty() {
+        writeln!(
+            report,
+            "\nWhy launches that did not land failed (each one's last error line, counted):\n"
+        )
+        .unwrap();
+        for line in &burst_failures {
+            writeln!(report, "- {line}").unwrap();
+        }
+    }
+    report.push('\n');
 
     let targets = [
         (

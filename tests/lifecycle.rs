@@ -460,14 +460,18 @@ fn the_agent_process_dying_alone_never_ends_its_executor() {
 #[test]
 fn an_executor_killed_by_a_signal_makes_its_shim_die_of_that_signal() {
     use std::os::unix::process::ExitStatusExt;
+    /// Starts a shim on this host, signals its executor, and returns how the shim ended.
+    fn shim_end_when_executor_gets(run: &Run, sent: Signal) -> std::process::ExitStatus {
+        let config = run.host_config(serde_json::json!({}));
+        let mut child = spawn_shim(run, &config, &[], &[]);
+        run.wait_for_checkpointed_sibling("(on the host)");
+        run.wait_executor_ready();
+        let executor: u32 = run.executor_file("executor.pid").trim().parse().unwrap();
+        signal(executor, sent);
+        child.wait().unwrap()
+    }
     let killed = Run::new("sigkilled");
-    let config = killed.host_config(serde_json::json!({}));
-    let mut child = spawn_shim(&killed, &config, &[], &[]);
-    killed.wait_for_checkpointed_sibling("(on the host)");
-    killed.wait_executor_ready();
-    let executor: u32 = killed.executor_file("executor.pid").trim().parse().unwrap();
-    signal(executor, Signal::SIGKILL);
-    let status = child.wait().unwrap();
+    let status = shim_end_when_executor_gets(&killed, Signal::SIGKILL);
     assert_eq!(status.signal(), Some(9), "{status:?}\n{}", killed.stderr());
     assert_eq!(
         killed
@@ -475,15 +479,8 @@ fn an_executor_killed_by_a_signal_makes_its_shim_die_of_that_signal() {
             .as_deref(),
         Some(r#"{"protocol":1,"status":137,"signal":9}"#)
     );
-
     let exited = Run::new("sigexited");
-    let config = exited.host_config(serde_json::json!({}));
-    let mut child = spawn_shim(&exited, &config, &[], &[]);
-    exited.wait_for_checkpointed_sibling("(on the host)");
-    exited.wait_executor_ready();
-    let executor: u32 = exited.executor_file("executor.pid").trim().parse().unwrap();
-    signal(executor, Signal::SIGTERM);
-    let status = child.wait().unwrap();
+    let status = shim_end_when_executor_gets(&exited, Signal::SIGTERM);
     assert_eq!((status.code(), status.signal()), (Some(143), None));
 }
 

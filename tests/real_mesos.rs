@@ -489,31 +489,7 @@ fn write_root_file(path: &Path, content: &str) {
 #[test]
 #[ignore = "real Mesos: see the module's documentation"]
 fn a_command_task_survives_its_agent_containers_death() {
-    let mut cluster = Cluster::new("survive", serde_json::json!({}), &[]);
-    cluster.start_agent();
-    cluster.execute("tick", &["--checkpoint", &format!("--command={TICKING}")]);
-    cluster.wait_task("tick", "TASK_RUNNING", Duration::from_secs(60));
-    let siblings = cluster.siblings();
-    assert_eq!(siblings.len(), 1, "{siblings:?}");
-    let (_, pid) = siblings[0].clone();
-    cluster.kill_agent();
-    assert!(pid_alive(pid), "the executor outlived its agent container");
-    cluster.assert_output_grows("tick");
-    let agent = cluster.start_agent();
-    wait_until(
-        &format!(
-            "the restarted agent reconnected to the executor\n{}",
-            cluster.diagnostics()
-        ),
-        Duration::from_secs(30),
-        || {
-            cluster
-                .agent_log(&agent)
-                .contains("Received re-registration message from executor 'tick'")
-        },
-    );
-    cluster.wait_task("tick", "TASK_RUNNING", Duration::from_secs(30));
-    cluster.assert_output_grows("tick");
+    survives_its_agent_containers_death("survive", "tick", &[]);
 
     let mut control = Cluster::new("survivectl", serde_json::json!({}), &[]);
     control.shim = false;
@@ -542,42 +518,45 @@ fn a_command_task_survives_its_agent_containers_death() {
 #[test]
 #[ignore = "real Mesos: see the module's documentation"]
 fn a_docker_task_survives_its_agent_containers_death() {
-    let mut cluster = Cluster::new("dockersurvive", serde_json::json!({}), &[]);
-    cluster.start_agent();
-    cluster.execute(
+    survives_its_agent_containers_death(
+        "dockersurvive",
         "dtick",
         &[
-            "--checkpoint",
             "--containerizer=docker",
             &format!("--docker_image={AGENT_IMAGE}"),
-            &format!("--command={TICKING}"),
         ],
     );
-    cluster.wait_task("dtick", "TASK_RUNNING", Duration::from_secs(60));
+}
+
+/// Runs task `name` (a ticking command, with `args`) of a checkpointing framework, SIGKILLs its
+/// agent container, and checks that the executor runs on, its output growing, and that the
+/// restarted agent reconnects to it while the master still has the task running.
+fn survives_its_agent_containers_death(tag: &str, name: &str, args: &[&str]) {
+    let mut cluster = Cluster::new(tag, serde_json::json!({}), &[]);
+    cluster.start_agent();
+    let command = format!("--command={TICKING}");
+    let mut all = vec!["--checkpoint", command.as_str()];
+    all.extend(args);
+    cluster.execute(name, &all);
+    cluster.wait_task(name, "TASK_RUNNING", Duration::from_secs(60));
     let siblings = cluster.siblings();
     assert_eq!(siblings.len(), 1, "{siblings:?}");
     let (_, pid) = siblings[0].clone();
     cluster.kill_agent();
-    assert!(
-        pid_alive(pid),
-        "the docker executor outlived its agent container"
-    );
-    cluster.assert_output_grows("dtick");
+    assert!(pid_alive(pid), "the executor outlived its agent container");
+    cluster.assert_output_grows(name);
     let agent = cluster.start_agent();
+    let reconnected = format!("Received re-registration message from executor '{name}'");
     wait_until(
         &format!(
-            "the restarted agent reconnected to the docker executor\n{}",
+            "the restarted agent reconnected to the executor\n{}",
             cluster.diagnostics()
         ),
         Duration::from_secs(30),
-        || {
-            cluster
-                .agent_log(&agent)
-                .contains("Received re-registration message from executor 'dtick'")
-        },
+        || cluster.agent_log(&agent).contains(&reconnected),
     );
-    cluster.wait_task("dtick", "TASK_RUNNING", Duration::from_secs(30));
-    cluster.assert_output_grows("dtick");
+    cluster.wait_task(name, "TASK_RUNNING", Duration::from_secs(30));
+    cluster.assert_output_grows(name);
 }
 
 /// The framework kills its task: TASK_KILLED, and no sibling is left.

@@ -13,7 +13,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -89,11 +88,10 @@ impl Handover {
         let process = if let Some(fd) = process.strip_prefix("pidfd:") {
             let fd: RawFd = fd.parse().map_err(|_| format!("bad pidfd {fd:?}"))?;
             // The descriptor must be an open pidfd this process inherited.
-            nix::fcntl::fcntl(
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-                nix::fcntl::FcntlArg::F_GETFD,
-            )
-            .map_err(|e| format!("pidfd {fd} is not open: {e}"))?;
+            // SAFETY: only borrowed for one fcntl, which fails harmlessly on a closed number.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD)
+                .map_err(|e| format!("pidfd {fd} is not open: {e}"))?;
             // SAFETY: the descriptor is open (checked above) and was handed to this process, which
             // owns it from here on; nothing else in it refers to it.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -174,9 +172,6 @@ pub fn wait_for_exit(handover: &Handover) -> std::io::Result<()> {
     }
 }
 
-/// How long the finish may take: as the relay's own finish.
-pub const FINISH: Duration = crate::relay::supervise::FINISH_PATIENCE;
-
 /// The status to leave with, once the executor has exited: its init's record; where the daemon
 /// does not remove the sibling (or the init recorded nothing), after asking the daemon.
 pub fn finish(handover: &Handover) -> ExecutorExit {
@@ -198,4 +193,56 @@ pub fn finish(handover: &Handover) -> ExecutorExit {
         handover.auto_removed,
         recorded,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handover(process: ProcessHandle) -> Handover {
+        Handover {
+            process,
+            sibling_id: "abc".into(),
+            sibling_name: "executor-mesos-C".into(),
+            auto_removed: true,
+            exit_record: "/w/s/.mesos-executor-shim.exit".into(),
+            endpoint: DockerEndpoint::parse("unix:///var/run/docker.sock").unwrap(),
+            log_level: "debug".into(),
+            log_format: LogFormat::Json,
+        }
+    }
+
+    #[test]
+    fn what_is_handed_over_comes_back_whole() {
+        let me = ProcessIdentity::current().unwrap();
+        let sent = handover(ProcessHandle::Poll(me));
+        let back = Handover::parse(&sent.to_args()).unwrap();
+        assert!(matches!(back.process, ProcessHandle::Poll(id) if id == me));
+        assert_eq!(
+            (back.sibling_id.as_str(), back.sibling_name.as_str()),
+            ("abc", "executor-mesos-C")
+        );
+        assert!(back.auto_removed);
+        assert_eq!(back.exit_record, sent.exit_record);
+        assert_eq!(back.endpoint, sent.endpoint);
+        assert_eq!(back.log_level, "debug");
+        assert_eq!(back.log_format, LogFormat::Json);
+        let pidfd = Pidfd::open(std::process::id()).unwrap();
+        let sent = handover(ProcessHandle::Pidfd(pidfd));
+        sent.keep_across_exec().unwrap();
+        let args = sent.to_args();
+        // The same descriptor, taken over: the sender lets go of it first.
+        std::mem::forget(sent);
+        let back = Handover::parse(&args).unwrap();
+        assert!(back.process.pidfd().is_some());
+        assert!(!back.process.has_exited());
+    }
+
+    #[test]
+    fn a_closed_descriptor_is_refused() {
+        let mut args = handover(ProcessHandle::Poll(ProcessIdentity::current().unwrap())).to_args();
+        args[0] = "process=pidfd:987654".into();
+        let e = Handover::parse(&args).unwrap_err();
+        assert!(e.contains("not open"), "{e}");
+    }
 }

@@ -25,8 +25,12 @@ use nix::sys::signal::Signal;
 use crate::config::DockerEndpoint;
 use crate::error::{fail, Failure, ShimError};
 
-/// Per-request limit until the daemon answers with headers (streams then run unbounded).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Per-request limit until the daemon answers with headers (streams then run unbounded). A daemon
+/// that accepted the connection is there, only busy: a burst of a thousand launches queues their
+/// starts for minutes. How long a launch may take is the agent's decision (its
+/// `--executor_registration_timeout`, after which it destroys the launch and so the shim), not
+/// the shim's; this bound only keeps a hung daemon from holding a shim whose agent is gone.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a removal under way (another's) is waited for.
 const REMOVAL_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a pull of a missing image may take before the launch is failed.
