@@ -30,6 +30,9 @@ use mesos_executor_shim::sibling::placement::INIT_MOUNT;
 use mesos_executor_shim::sibling::spec::{self, SiblingSpec, SpecInputs};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
+#[path = "../tests/common/mount_namespace.rs"]
+mod mount_namespace;
+
 const IMAGE: &str = "mesos-executor-shim-test/agent:latest";
 const PLACEHOLDER_PID: &str = "4194305";
 const SOCKET: &str = "/var/run/docker.sock";
@@ -45,7 +48,6 @@ const CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// harness is one thread; the host's own configuration directory is made (empty) if missing and
 /// otherwise left as it is.
 fn enter_config_namespace() {
-    use nix::mount::{mount, MsFlags};
     use std::os::unix::fs::PermissionsExt;
     let dir = Path::new(CONFIG_DIR).join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).unwrap();
@@ -61,23 +63,8 @@ fn enter_config_namespace() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let target = Path::new(CONFIG_PATH).parent().unwrap();
     std::fs::create_dir_all(target).unwrap();
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("a mount namespace of its own");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .unwrap();
-    mount(
-        Some(&dir),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .unwrap();
+    mount_namespace::mount_over_in_own_namespace(&dir, target)
+        .expect("a mount namespace of its own, with the configuration mounted");
 }
 
 fn shim_bin() -> PathBuf {

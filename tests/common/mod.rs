@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemons;
+pub mod mount_namespace;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -135,27 +136,13 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
 /// mounted over the directory of [`CONFIG_PATH`]. That directory is made (empty) if this host has
 /// none; nothing on the host is mounted or changed beyond it.
 pub fn config_mount(config: &Path) -> impl Fn() -> std::io::Result<()> + Send + Sync + 'static {
-    use nix::mount::{mount, MsFlags};
     let target = Path::new(CONFIG_PATH).parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&target).unwrap();
     let source = config.parent().unwrap().to_path_buf();
     move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )?;
-        mount(
-            Some(&source),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )?;
-        Ok(())
+        Ok(mount_namespace::mount_over_in_own_namespace(
+            &source, &target,
+        )?)
     }
 }
 
