@@ -165,6 +165,7 @@ impl BenchRun {
             checkpointing: true,
             shim: None,
             agent: None,
+            output_reader: None,
             cgroup_parent: None,
             auto_remove: true,
         })
@@ -369,6 +370,8 @@ fn own_time(stderr: &str, spawned_ns: u64) -> Option<(Duration, Duration)> {
 fn spawn_shim(run: &BenchRun) -> (Child, u64) {
     let forked_pid = run.layout.forked_pid_path();
     let _ = std::fs::remove_file(&forked_pid);
+    // The sandbox logger's files, as the agent opens them for an executor by default.
+    let stdout = std::fs::File::create(run.layout.sandbox.join("stdout")).unwrap();
     let stderr = std::fs::File::create(run.layout.sandbox.join("stderr")).unwrap();
     let mut cmd = Command::new(shim_bin());
     cmd.arg0("mesos-executor")
@@ -376,7 +379,7 @@ fn spawn_shim(run: &BenchRun) -> (Child, u64) {
         .env_clear()
         .envs(run.env())
         .current_dir(&run.layout.sandbox)
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr);
     // SAFETY: between fork and exec the child makes one system call, which is
     // async-signal-safe. The agent closes every descriptor but stdio in what it forks; so does

@@ -166,6 +166,9 @@ pub struct Settings {
     pub shim_death_settle: Duration,
     /// Give command executors' siblings the Docker socket too (docker executors always get it).
     pub command_executor_docker: bool,
+    /// With a container logger other than the sandbox's: the bound on each sandbox output file
+    /// the sibling's init writes once the shim is gone (see [`crate::output`]).
+    pub sandbox_output_max_bytes: u64,
     pub log_level: String,
     pub log_format: LogFormat,
     /// Test builds only: the launch step at which the shim holds (see [`crate::failpoint`]).
@@ -194,6 +197,7 @@ impl Default for Settings {
             end_with_shim: true,
             shim_death_settle: DEFAULT_SHIM_DEATH_SETTLE,
             command_executor_docker: false,
+            sandbox_output_max_bytes: crate::sibling::protocol::DEFAULT_OUTPUT_MAX_BYTES,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             #[cfg(feature = "failpoints")]
@@ -365,6 +369,14 @@ pub const KEYS: &[Key] = &[
         default: "false",
         apply: |s, v| {
             s.command_executor_docker = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "sandbox_output_max_bytes",
+        default: "10MB",
+        apply: |s, v| {
+            s.sandbox_output_max_bytes = parse_size(string(v)?)? as u64;
             Ok(())
         },
     },
@@ -720,8 +732,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is out of range"))
 }
 
-/// A size in Mesos's form (`512MB`, `2GB`) or Docker's (`512m`, `2g`); a bare number is bytes.
+/// A memory limit: a size (see [`parse_size`]) Docker accepts.
 pub fn parse_bytes(text: &str) -> Result<i64, String> {
+    let bytes = parse_size(text)?;
+    // Docker refuses memory limits under 6 MiB; say so here, naming the key, instead.
+    if bytes < 6 << 20 {
+        return Err(format!(
+            "{:?} is below Docker's minimum of 6MB",
+            text.trim()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A size in Mesos's form (`512MB`, `2GB`) or Docker's (`512m`, `2g`); a bare number is bytes.
+pub fn parse_size(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -741,9 +766,8 @@ pub fn parse_bytes(text: &str) -> Result<i64, String> {
     let bytes = value
         .checked_mul(scale)
         .ok_or_else(|| format!("{text:?} is too large"))?;
-    // Docker refuses memory limits under 6 MiB; say so here, naming the key, instead.
-    if bytes < 6 << 20 {
-        return Err(format!("{text:?} is below Docker's minimum of 6MB"));
+    if bytes == 0 {
+        return Err(format!("{text:?} is no size at all"));
     }
     Ok(bytes)
 }

@@ -9,6 +9,8 @@
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
 //! - [`no_follow`]: paths and files a task may have had a hand in, opened without following a
 //!   link, blocking on a FIFO, or reading without bound.
+//! - [`output`]: the executor's output when the agent's container logger holds the shim's
+//!   stdout and stderr: through the shim while it lives, rotated sandbox files after.
 //! - [`proc`]: what `/proc` and pidfds tell about this process and host processes (no Docker).
 //! - [`sibling`]: the sibling container: its spec and labels (pure), the protocol between the
 //!   shim and the sibling's init, its placement, the Docker API calls, and
@@ -34,6 +36,7 @@ pub mod failpoint;
 pub mod logging;
 pub mod mesos;
 pub mod no_follow;
+pub mod output;
 pub mod proc;
 pub mod relay;
 pub mod sibling;

@@ -1,6 +1,8 @@
 //! The sibling's init: the shim binary as the sibling's first process, between Docker and the
 //! executor. It
-//! - appends the executor's stdout and stderr to the sandbox files (no shell needed in the image);
+//! - appends the executor's stdout and stderr to the sandbox files (no shell needed in the image),
+//!   or, with a container logger, gives it pipes the shim reads while it lives and writes the
+//!   sandbox files, bounded, after (see [`crate::output`]);
 //! - is a child subreaper, so the executor's orphans are its children and are reaped;
 //! - passes the signals Docker (or the shim, through a pidfd) delivers to it on to the executor;
 //! - records the executor's exit status beside its output (the exit record, read by the shim
@@ -18,6 +20,7 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -29,6 +32,7 @@ use nix::unistd::Pid;
 
 use crate::mesos::checkpoint;
 use crate::mesos::executor::executor_to_run;
+use crate::output::{InitOutput, RETURN_SIGNAL};
 use crate::proc::{ProcessHandle, ProcessIdentity, WATCH_POLL};
 use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNALS};
 
@@ -63,6 +67,14 @@ fn failure(status: i32, message: String) -> InitFailure {
 
 fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
     let sys = |what: &str, e: Errno| failure(70, format!("{what}: {e}"));
+    // First, before any other descriptor is made: the pipes' read ends take fixed numbers.
+    let relayed = match &args.output {
+        Some(relay) => Some(
+            InitOutput::make([args.stdout.clone(), args.stderr.clone()], relay.max_bytes)
+                .map_err(|e| failure(70, format!("making the executor's output pipes: {e}")))?,
+        ),
+        None => None,
+    };
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| sys("becoming a child subreaper", e))?;
     // Blocked before the executor exists, so that none of its signals (nor its SIGCHLD) is lost:
     // they wait in the signalfd.
@@ -70,6 +82,9 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
     mask.add(Signal::SIGCHLD);
     for signal in FORWARDED_SIGNALS {
         mask.add(signal);
+    }
+    if relayed.is_some() {
+        mask.add(RETURN_SIGNAL);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| sys("blocking signals", e))?;
@@ -79,8 +94,14 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
     let configured = Path::new(&args.executor[0]);
     let executor =
         executor_to_run(configured, crate::proc::is_own_binary).map_err(|e| failure(127, e))?;
-    let stdout = append(&args.stdout).map_err(|e| failure(70, e))?;
-    let stderr = append(&args.stderr).map_err(|e| failure(70, e))?;
+    let (mut output, stdout, stderr) = match relayed {
+        Some((output, [out, err])) => (Some(output), Stdio::from(out), Stdio::from(err)),
+        None => (
+            None,
+            append(&args.stdout).map_err(|e| failure(70, e))?.into(),
+            append(&args.stderr).map_err(|e| failure(70, e))?.into(),
+        ),
+    };
     let mut command = std::process::Command::new(&executor);
     command
         .arg0(&executor)
@@ -124,20 +145,52 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
         Some(watch) => Watch::start(watch),
         None => Watch::Done,
     };
+    // Whoever reads the output while it lives (the shim); the init reads it once it is gone.
+    let reader = match (&args.output, &output) {
+        (Some(relay), Some(_)) => Watched::start(&relay.reader).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot tell whether the shim lives: the init writes the executor's output to the sandbox");
+            Watched(None)
+        }),
+        _ => Watched(None),
+    };
     loop {
-        let timeout = watch.timeout();
+        if let Some(output) = output.as_mut().filter(|o| !o.own) {
+            if reader.gone() {
+                tracing::info!("the shim no longer reads the executor's output: the init writes it to the sandbox files");
+                output.own = true;
+            }
+        }
+        let reader_polls = output.as_ref().is_some_and(|o| !o.own) && reader.polls();
+        let timeout = watch.timeout(reader_polls);
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         let watched = watch.fds();
         fds.extend(watched.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        if let Some(output) = &output {
+            if !output.own {
+                fds.extend(reader.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            }
+            fds.extend(
+                output
+                    .fds()
+                    .into_iter()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(sys("waiting", e)),
         }
+        drop(fds);
         while let Ok(Some(info)) = signals.read_signal() {
             let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
                 continue;
             };
             if signal == Signal::SIGCHLD {
+                continue;
+            }
+            if let (Some(output), RETURN_SIGNAL) = (output.as_mut(), signal) {
+                tracing::info!("the shim handed the executor's output back: the init writes it to the sandbox files");
+                output.own = true;
                 continue;
             }
             tracing::info!(
@@ -146,7 +199,14 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
             );
             let _ = nix::sys::signal::kill(executor_pid, signal);
         }
+        if let Some(output) = output.as_mut() {
+            output.pump(false);
+        }
         if let Some(record) = reap(executor_pid) {
+            // What is left in the pipes: the init's to write, or the shim's to read after it.
+            if let Some(output) = output.as_mut() {
+                output.pump(true);
+            }
             return Ok(record);
         }
         if watch.step() {
@@ -266,13 +326,15 @@ impl Watch {
         }
     }
 
-    /// How long `poll` may sleep: for ever, but for a settle time or a watch without pidfds.
-    fn timeout(&self) -> PollTimeout {
-        let polling = match self {
-            Watch::Watching { shim, agent, .. } => shim.polls() || agent.polls(),
-            Watch::Settling { agent, .. } => agent.polls(),
-            Watch::Done => false,
-        };
+    /// How long `poll` may sleep: for ever, but for a settle time or a watch without pidfds
+    /// (`also_polling`: another watch without one).
+    fn timeout(&self, also_polling: bool) -> PollTimeout {
+        let polling = also_polling
+            || match self {
+                Watch::Watching { shim, agent, .. } => shim.polls() || agent.polls(),
+                Watch::Settling { agent, .. } => agent.polls(),
+                Watch::Done => false,
+            };
         let mut wait = polling.then_some(WATCH_POLL);
         if let Watch::Settling { until, .. } = self {
             let left = until.saturating_duration_since(Instant::now());

@@ -140,3 +140,155 @@ fn a_launch_with_a_container_image_is_refused_at_once() {
     assert!(run.stderr().contains("container image"), "{}", run.stderr());
     assert!(run.containers_named_sibling().is_empty());
 }
+
+/// The tick numbers in `text` (lines `<prefix><n>`), in the order they appear.
+fn ticks(text: &str, prefix: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix)?.parse().ok())
+        .collect()
+}
+
+fn consecutive(numbers: &[u64]) -> bool {
+    numbers.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+/// With a container logger other than the sandbox's (the stand-in's pipes, as logrotate's or
+/// journald's), the executor's output reaches the logger, complete and in order, while the shim
+/// lives, and never the sandbox files; once the agent container (logger and shim with it) is
+/// gone, the sibling's init takes over where the logger stopped and writes the sandbox files,
+/// each rotated before it passes `sandbox_output_max_bytes`. The control is the sandbox logger
+/// of every other test: there the executor's ticks are in the sandbox's `stdout` from the start.
+#[test]
+fn output_reaches_a_container_logger_while_the_shim_lives_and_bounded_files_after() {
+    const BOUND: u64 = 2048;
+    let run = Run::new("logger");
+    let agent = run.start_agent(
+        &Agent::with_shim()
+            .env("CONTAINER_LOGGER", "pipe")
+            .set(
+                "sandbox_output_max_bytes",
+                serde_json::json!(BOUND.to_string()),
+            )
+            .args(&["--tick_interval=0.02", "--tick_stderr=1"]),
+    );
+    run.wait_for_checkpointed_sibling(&agent);
+    let records = run.standin_records();
+    let logger = |name: &str| run.read(records.join(name)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ticks(&logger("logger.stdout"), "tick ").len() < 50 {
+        assert!(
+            Instant::now() < deadline,
+            "the executor's ticks never reached the logger through the shim; sandbox stderr:\n{}\nlogger's stderr:\n{}\nagent:\n{}",
+            run.stderr(),
+            logger("logger.stderr"),
+            run.agent_logs(&agent)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Once the shim has re-executed into its waiting mode, the output still comes: the pipes
+    // passed across the exec.
+    let shim = run.shim_pid().unwrap();
+    wait_until(
+        "the shim enters its waiting mode",
+        Duration::from_secs(60),
+        || {
+            std::fs::read(format!("/proc/{shim}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"mesos-executor-shim-wait"))
+        },
+    );
+    let before = ticks(&logger("logger.stdout"), "tick ").len();
+    wait_until(
+        "the executor's ticks reach the logger from the waiting shim",
+        Duration::from_secs(30),
+        || ticks(&logger("logger.stdout"), "tick ").len() >= before + 20,
+    );
+    let sandbox_stdout = run.read(run.sandbox().join("stdout")).unwrap_or_default();
+    assert!(
+        ticks(&sandbox_stdout, "tick ").is_empty(),
+        "the sandbox file got output the logger should have: {sandbox_stdout}"
+    );
+    wait_until(
+        "the executor's stderr reaches the logger",
+        Duration::from_secs(10),
+        || !ticks(&logger("logger.stderr"), "err tick ").is_empty(),
+    );
+
+    run.kill_agent(&agent);
+    let at_logger = ticks(&logger("logger.stdout"), "tick ");
+    assert_eq!(at_logger.first(), Some(&0), "{at_logger:?}");
+    assert!(
+        consecutive(&at_logger),
+        "the logger got every line in order: {at_logger:?}"
+    );
+    let in_files = || {
+        let file = |name: &str| run.read(run.sandbox().join(name)).unwrap_or_default();
+        ticks(&(file("stdout.1") + &file("stdout")), "tick ")
+    };
+    wait_until(
+        "the sibling's init writes the sandbox files once the shim is gone",
+        Duration::from_secs(30),
+        || !in_files().is_empty(),
+    );
+    let taken_over = in_files();
+    // Nothing twice; the only lines that may be missing are those the logger had not yet read
+    // from its own pipe (or the shim held mid-copy) when the agent container was killed: a
+    // fraction of a second's worth, lost with the logger as they would have been without the shim.
+    let last = *at_logger.last().unwrap();
+    assert!(
+        taken_over[0] > last && taken_over[0] <= last + 25,
+        "the init takes over where the logger stopped (its last line: {last}): {taken_over:?}"
+    );
+    assert!(consecutive(&taken_over), "{taken_over:?}");
+    // The executor lives on, and its files stay within the bound, rotated.
+    wait_until(
+        "the init rotates the sandbox's stdout",
+        Duration::from_secs(60),
+        || run.sandbox().join("stdout.1").exists() && !in_files().is_empty(),
+    );
+    for name in ["stdout", "stdout.1", "stderr", "stderr.1"] {
+        if let Ok(meta) = std::fs::metadata(run.sandbox().join(name)) {
+            assert!(meta.len() <= BOUND, "{name} holds {} bytes", meta.len());
+        }
+    }
+    assert!(
+        run.sibling_pid().is_some(),
+        "the executor outlives the agent container"
+    );
+    assert!(consecutive(&in_files()), "{:?}", in_files());
+}
+
+/// An executor that writes and exits at once, under a container logger: every line reaches the
+/// logger, in order, before the shim leaves with the executor's status (what the pipes held when
+/// it exited is read to the end).
+#[test]
+fn an_executor_that_exits_at_once_leaves_all_its_output_with_the_logger() {
+    let run = Run::new("logger-quick");
+    let agent = run.start_agent(&Agent::with_shim().env("CONTAINER_LOGGER", "pipe").args(&[
+        "--exit_after=500",
+        "--tick_interval=0",
+        "--exit_code=3",
+    ]));
+    wait_until(
+        "the shim exits with the executor's status",
+        Duration::from_secs(60),
+        || run.agent_status().is_some(),
+    );
+    assert_eq!(run.agent_status(), Some(3), "{}", run.diagnostics(&agent));
+    let logged = || {
+        run.read(run.standin_records().join("logger.stdout"))
+            .unwrap_or_default()
+    };
+    // The logger (its own reader of its own pipe) may still be writing the last of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ticks(&logged(), "tick ").len() < 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logged = logged();
+    let at_logger = ticks(&logged, "tick ");
+    assert_eq!(at_logger, (0..500).collect::<Vec<_>>(), "{logged}");
+    let sandbox_stdout = run.read(run.sandbox().join("stdout")).unwrap_or_default();
+    assert!(
+        ticks(&sandbox_stdout, "tick ").is_empty(),
+        "{sandbox_stdout}"
+    );
+}

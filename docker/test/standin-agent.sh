@@ -23,6 +23,10 @@
 #       CHECKPOINT=0 launches without checkpointing: as Mesos, no meta run directory at all.
 #       EXECUTOR_USER=NAME runs the executor as that user, as the agent's --switch_user does: the
 #         sandbox is chowned to it, and the launch helper switches to it before the exec.
+#       CONTAINER_LOGGER=pipe (default sandbox): as a container logger other than the sandbox's
+#         (logrotate, journald), the executor's stdout and stderr are pipes to two readers in the
+#         agent container, which append what they read to WORK_DIR/standin/CONTAINER_ID/
+#         logger.stdout and logger.stderr; they die with the agent container.
 #       LAUNCHER_DIR (default /usr/libexec/mesos): where the executors are.
 #       CONTAINERIZER=docker (default mesos): as the docker containerizer, forks
 #         LAUNCHER_DIR/mesos-docker-executor with its flags (--container=mesos-<CID> --docker=docker
@@ -117,6 +121,13 @@ launch)
       helper="$helper --user=$EXECUTOR_USER"
     fi
   fi
+  out=$sandbox/stdout err=$sandbox/stderr
+  if [ "${CONTAINER_LOGGER:-sandbox}" = pipe ]; then
+    out=$records/logger.stdout.pipe err=$records/logger.stderr.pipe
+    mkfifo "$out" "$err"
+    cat "$out" >> "$records/logger.stdout" &
+    cat "$err" >> "$records/logger.stderr" &
+  fi
   if [ "$generation" = "1.x" ]; then
     # shellcheck disable=SC2086
     setsid sh -c '
@@ -126,12 +137,12 @@ launch)
       exec "$@"' sh "${CHECKPOINT:-1}" "$meta/pids" \
       $helper env -i PATH="$PATH" MESOS_AGENT_ID="$agent_id" TASK_ENVIRONMENT="${TASK_ENVIRONMENT:-}" ${EXECUTOR_ENVIRONMENT:-} \
       sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; tasks=${TASK_ENVIRONMENT:-}; unset TASK_ENVIRONMENT; for kv in $tasks; do export "$kv"; done; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
-      > "$sandbox/stdout" 2> "$sandbox/stderr" &
+      > "$out" 2> "$err" &
     pid=$!
   else
     # shellcheck disable=SC2086
     setsid sh -c 'executor=$1; shift; while [ "$1" != -- ]; do export "$1"; shift; done; shift; tasks=${TASK_ENVIRONMENT:-}; unset TASK_ENVIRONMENT; for kv in $tasks; do export "$kv"; done; exec -a "${executor##*/}" "$executor" "$@"' sh "$executor" "$@" \
-      > "$sandbox/stdout" 2> "$sandbox/stderr" &
+      > "$out" 2> "$err" &
     pid=$!
     sleep "${CHECKPOINT_DELAY:-1}"
     [ "${CHECKPOINT:-1}" = 1 ] && checkpoint "$meta/pids/forked.pid" "$pid"

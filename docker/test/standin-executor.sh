@@ -2,7 +2,8 @@
 # Stand-in for the stock mesos-executor, for tests and the demo: records how it was started in
 # the sandbox (executor.argv, executor.env, and executor.context: its user, groups, capabilities
 # and open-file limits), then prints a line every 0.2 s. Among the agent's flags it reads
-# --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs>, --allocate_mb=<n> (holds n MiB
+# --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs>, --tick_stderr=1 (each tick goes
+# to stderr too, as "err tick <i>"), --allocate_mb=<n> (holds n MiB
 # before it starts ticking, as a task that needs memory would) and --probe_docker=<path:path...>
 # (records in executor.docker, for each path, whether a task could reach a Docker daemon there:
 # "absent", "socket" (no answer), or "reachable"); it ignores the rest, as the tests need no
@@ -21,6 +22,7 @@ exit_after=-1
 exit_code=0
 tick_interval=0.2
 allocate_mb=
+tick_stderr=
 probe=
 for a in "$@"; do
   case "$a" in
@@ -28,6 +30,7 @@ for a in "$@"; do
     --exit_code=*) exit_code=${a#*=} ;;
     --tick_interval=*) tick_interval=${a#*=} ;;
     --allocate_mb=*) allocate_mb=${a#*=} ;;
+    --tick_stderr=*) tick_stderr=${a#*=} ;;
     --probe_docker=*) probe=${a#*=} ;;
   esac
 done
@@ -55,6 +58,7 @@ fi
 i=0
 while [ "$exit_after" -lt 0 ] || [ "$i" -lt "$exit_after" ]; do
   echo "tick $i"
+  [ -z "$tick_stderr" ] || echo "err tick $i" >&2
   i=$((i + 1))
   sleep "$tick_interval"
 done

@@ -318,8 +318,8 @@ fn isolators_check() -> Check {
         );
     }
     if let Some(logger) = flag("container_logger").filter(|l| !l.is_empty()) {
-        unknown.push(format!(
-            "--container_logger={logger} (the sibling's output goes to the sandbox files, not through the logger)"
+        carried.push(format!(
+            "--container_logger={logger} (through the shim while it lives; after, sandbox files rotated at sandbox_output_max_bytes)"
         ));
     }
     let detail = format!(

@@ -44,8 +44,8 @@ pub fn main(args: &[OsString]) -> super::Leave {
     }
 }
 
-fn wait(handover: Handover) -> super::Leave {
-    if let Err(e) = waiting::wait_for_exit(&handover) {
+fn wait(mut handover: Handover) -> super::Leave {
+    if let Err(e) = waiting::wait_for_exit(&mut handover) {
         tracing::error!(container = handover.sibling_name, error = %e, "cannot wait for the executor");
         return super::Leave::Status(crate::error::Failure::Software.exit_code());
     }

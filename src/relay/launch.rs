@@ -14,6 +14,7 @@ use crate::mesos::container::LaunchContext;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::{IdVariables, RunLayout};
 use crate::no_follow::{self, PathError};
+use crate::output::Route;
 use crate::proc::{ProcStat, ProcessIdentity};
 
 /// What the agent set up for the shim that no task can: the working directory (the sandbox, in
@@ -30,6 +31,8 @@ pub struct Origin {
     pub parent_pid: Option<u32>,
     /// The agent process that started the launch, if it can be told (see [`forking_agent`]).
     pub agent: Option<AgentProcess>,
+    /// Where the agent's container logger takes the executor's output (see [`crate::output`]).
+    pub output: Route,
 }
 
 impl Origin {
@@ -47,6 +50,9 @@ impl Origin {
             own_pid,
             parent_pid: ProcStat::of(own_pid).map(|s| s.ppid).filter(|p| *p > 1),
             agent: forking_agent(),
+            // The working directory is the sandbox once verified; until then, a sandbox file
+            // there is only compared, never opened.
+            output: Route::of_this_process(Path::new(".")),
         }
     }
 

@@ -109,6 +109,7 @@ pub async fn run(
                 log_level: settings.log_level.clone(),
                 log_format: settings.log_format,
             }),
+        relays_output: prepared.relays_output,
         #[cfg(feature = "failpoints")]
         pause_at: settings.pause_at,
     };

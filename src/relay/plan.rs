@@ -42,6 +42,8 @@ pub struct LaunchPlan {
     /// [`crate::relay::waiting`]); `None`: the relay waits itself (it has more to do at the end,
     /// such as removing cgroups it noted).
     pub waiting_mode: Option<WaitingMode>,
+    /// The executor's output comes through the shim (see [`crate::output`]).
+    pub relays_output: bool,
     /// Test builds only: the step at which the launch holds (see [`crate::failpoint`]).
     #[cfg(feature = "failpoints")]
     pub pause_at: Option<crate::failpoint::PausePoint>,

@@ -10,6 +10,7 @@ use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::container::SiblingSecurity;
 use crate::mesos::executor::{flag, ExecutorKind};
 use crate::mesos::volumes;
+use crate::output::Route;
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
 use crate::sibling::engine::{Engine, HostFacts};
@@ -35,6 +36,8 @@ pub struct Prepared {
     /// Cgroups the sibling's runtime will make and nobody else would remove (see
     /// [`cgroups::hierarchies_without`]), noted before the sibling exists.
     pub cgroups_made_for_sibling: Vec<PathBuf>,
+    /// The executor's output goes through the shim (see [`crate::output`]).
+    pub relays_output: bool,
 }
 
 /// Decides the sibling from the launch, the settings and what the daemon (`engine`) and `/proc`
@@ -161,6 +164,17 @@ pub async fn prepare(
             Some(host.clone()),
         ),
     };
+    // Identities are host pids, which the sibling's init and gc read in the host's PID
+    // namespace: named only where this process sees that namespace.
+    let shim = host_pids.then(ProcessIdentity::current).flatten();
+    let output_reader = match launch.origin.output {
+        Route::SandboxFiles => None,
+        Route::ThroughShim if shim.is_none() => {
+            tracing::warn!("the agent's container logger holds the shim's stdout, but the shim cannot see the host's processes to read the executor's output: it goes to the sandbox files");
+            None
+        }
+        Route::ThroughShim => shim,
+    };
     let spec = SiblingSpec::build(&SpecInputs {
         run,
         kind: launch.kind,
@@ -178,15 +192,14 @@ pub async fn prepare(
         work_dir_host: resolved.work_dir_host.clone(),
         forked_pid_host,
         checkpointing: launch.checkpointing,
-        // Identities are host pids, which the sibling's init and gc read in the host's PID
-        // namespace: named only where this process sees that namespace.
-        shim: host_pids.then(ProcessIdentity::current).flatten(),
+        shim,
         agent: launch
             .origin
             .agent
             .as_ref()
             .map(|a| a.identity)
             .filter(|_| host_pids),
+        output_reader,
         cgroup_parent,
         auto_remove,
     });
@@ -196,6 +209,7 @@ pub async fn prepare(
         work_dir_host: resolved.work_dir_host,
         agent,
         cgroups_made_for_sibling,
+        relays_output: output_reader.is_some(),
     })
 }
 

@@ -26,7 +26,9 @@ use nix::sys::signal::{SigmaskHow, Signal};
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::checkpoint::{ForkedPidGuard, HostPid};
+use crate::output::PumpThread;
 use crate::proc::PidCheck;
+use crate::proc::{ProcessHandle, ProcessIdentity};
 use crate::relay::effects::{HostProcesses, SiblingEngine, SiblingProcess};
 use crate::relay::forked_pid;
 use crate::relay::plan::LaunchPlan;
@@ -156,6 +158,11 @@ where
         host_pid = pid.get(),
         "sibling running"
     );
+    // The executor's output, through the shim while it lives (see crate::output).
+    let mut output = plan
+        .relays_output
+        .then(|| output_pump(pid, &sibling))
+        .flatten();
     // The pidfd and the exit record tell the rest: the daemon's wait, and its connection, go;
     // a sibling whose first process records no exit keeps the wait for its status.
     let kept_wait = (!sibling.records_exit).then_some(exit);
@@ -202,7 +209,9 @@ where
             }
             match held.hand_over() {
                 Ok(handle) => {
+                    let output = output.take().and_then(PumpThread::stop);
                     return Ok(Outcome::HandedOver(Handover {
+                        output,
                         process: handle,
                         sibling_id: sibling.id.clone(),
                         sibling_name: sibling.name.clone(),
@@ -211,7 +220,7 @@ where
                         endpoint: mode.endpoint.clone(),
                         log_level: mode.log_level.clone(),
                         log_format: mode.log_format,
-                    }))
+                    }));
                 }
                 Err(kept) => {
                     // Nothing to hand over: the relay waits itself, with signals as before.
@@ -275,6 +284,8 @@ where
         }
     }
     drop(sweep);
+    // What the executor wrote last reaches the logger before the shim leaves.
+    drop(output.map(PumpThread::stop));
 
     // 4. Finish, with the status the init recorded.
     let recorded = match read_exit_record(plan) {
@@ -603,6 +614,25 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
             }
         }
     }
+}
+
+/// Starts copying the executor's output from the sibling's init (host pid `pid`) to the shim's
+/// stdout and stderr; `None` where it cannot (the init then writes the sandbox files itself,
+/// once it sees the shim gone).
+fn output_pump(pid: HostPid, sibling: &Sibling) -> Option<PumpThread> {
+    if !sibling.created_here {
+        // An adopted sibling's init reads for the shim that made it, which is gone.
+        return None;
+    }
+    let held = ProcessIdentity::of(pid.get())
+        .map(|identity| ProcessHandle::open(&identity))
+        .transpose()
+        .ok()
+        .flatten()
+        .flatten()?;
+    PumpThread::start(pid.get(), held)
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot start copying the executor's output"))
+        .ok()
 }
 
 /// A signal for a sibling whose process is not held yet: through the daemon, which delivers it

@@ -19,6 +19,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::{DockerEndpoint, LogFormat};
+use crate::output::ShimOutput;
 use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity, WATCH_POLL};
 use crate::relay::supervise::ExecutorExit;
 use crate::sibling::protocol::FORWARDED_SIGNALS;
@@ -30,6 +31,8 @@ pub const WAIT_ARG: &str = "mesos-executor-shim-wait";
 #[derive(Debug)]
 pub struct Handover {
     pub process: ProcessHandle,
+    /// The executor's output pipes, when it comes through the shim (see [`crate::output`]).
+    pub output: Option<ShimOutput>,
     pub sibling_id: String,
     pub sibling_name: String,
     /// The daemon removes the sibling once it exits.
@@ -50,6 +53,12 @@ impl Handover {
         };
         vec![
             format!("process={process}"),
+            format!(
+                "output={}",
+                self.output
+                    .as_ref()
+                    .map_or("none".into(), ShimOutput::numbers)
+            ),
             format!("sibling-id={}", self.sibling_id),
             format!("sibling-name={}", self.sibling_name),
             format!("auto-removed={}", self.auto_removed),
@@ -66,8 +75,12 @@ impl Handover {
         ]
     }
 
-    /// Clears close-on-exec on the pidfd, so that the waiting mode inherits it.
+    /// Clears close-on-exec on the pidfd and the output pipes, so that the waiting mode inherits
+    /// them.
     pub fn keep_across_exec(&self) -> std::io::Result<()> {
+        if let Some(output) = &self.output {
+            output.keep_across_exec()?;
+        }
         if let ProcessHandle::Pidfd(pidfd) = &self.process {
             nix::fcntl::fcntl(
                 pidfd.as_fd(),
@@ -105,8 +118,13 @@ impl Handover {
         } else {
             return Err(format!("bad process={process}"));
         };
+        let output = match get("output") {
+            Ok("none") | Err(_) => None,
+            Ok(numbers) => Some(ShimOutput::inherit(numbers)?),
+        };
         Ok(Handover {
             process,
+            output,
             sibling_id: get("sibling-id")?.to_string(),
             sibling_name: get("sibling-name")?.to_string(),
             auto_removed: get("auto-removed")? == "true",
@@ -130,9 +148,9 @@ pub fn forwarded_set() -> SigSet {
     set
 }
 
-/// Waits for the sibling's process to exit, passing the forwarded signals on to it. Returns once
-/// it has exited.
-pub fn wait_for_exit(handover: &Handover) -> std::io::Result<()> {
+/// Waits for the sibling's process to exit, passing the forwarded signals on to it and copying
+/// the executor's output, if it comes through the shim. Returns once it has exited.
+pub fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
     let signals = SignalFd::with_flags(
         &forwarded_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
@@ -152,12 +170,28 @@ pub fn wait_for_exit(handover: &Handover) -> std::io::Result<()> {
                 }
             }
         }
-        if handover.process.has_exited() {
+        let exited = handover.process.has_exited();
+        if let Some(output) = handover.output.as_mut() {
+            // Once the init has exited, the pipes hold the executor's last words: all of it.
+            output.pump(&handover.process, exited);
+            if output.closed() {
+                handover.output = None;
+            }
+        }
+        if exited {
             return Ok(());
         }
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         if let Some(pidfd) = handover.process.pidfd() {
             fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(output) = &handover.output {
+            fds.extend(
+                output
+                    .fds()
+                    .into_iter()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
         }
         let timeout = match handover.process.pidfd() {
             Some(_) => PollTimeout::NONE,
@@ -202,6 +236,7 @@ mod tests {
     fn handover(process: ProcessHandle) -> Handover {
         Handover {
             process,
+            output: None,
             sibling_id: "abc".into(),
             sibling_name: "executor-mesos-C".into(),
             auto_removed: true,

@@ -17,8 +17,13 @@
 //!
 //! ```text
 //! <init> mesos-executor-shim-init protocol=1 stdout=<file> stderr=<file> exit-record=<file>
-//!        [shim=<pid>:<start> agent=<pid>:<start> settle-ms=<n>] -- <executor> <args...>
+//!        [shim=<pid>:<start> agent=<pid>:<start> settle-ms=<n>]
+//!        [output-reader=<pid>:<start> output-max-bytes=<n>] -- <executor> <args...>
 //! ```
+//!
+//! `output-reader` (added in version 1, ignored by inits that predate it, which append to the
+//! sandbox files as before): the executor's output goes through pipes that this process (the
+//! shim) reads while it lives; see [`crate::output`].
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,6 +51,8 @@ pub const INIT_ARG: &str = "mesos-executor-shim-init";
 pub const PROTOCOL: u32 = 1;
 /// An exit record is a short JSON object; a longer file is not one.
 pub const EXIT_RECORD_CAP: u64 = 4096;
+/// The bound on each sandbox output file an init uses when the shim passes none.
+pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// The settle time an init uses when the shim passes none.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 
@@ -56,6 +63,14 @@ pub struct ShimWatch {
     pub shim: ProcessIdentity,
     pub agent: ProcessIdentity,
     pub settle: Duration,
+}
+
+/// The executor's output through the shim: `reader` reads it while it lives; after, the init
+/// writes the sandbox files, each rotated before it passes `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputRelay {
+    pub reader: ProcessIdentity,
+    pub max_bytes: u64,
 }
 
 /// The init's arguments.
@@ -71,6 +86,8 @@ pub struct InitArgs {
     /// `None`: the init ends the executor for nobody's death (`end_with_shim: false`, or no
     /// agent the shim could name).
     pub watch: Option<ShimWatch>,
+    /// `Some`: the output goes through the shim (a container logger holds its stdout).
+    pub output: Option<OutputRelay>,
     /// The executor's path and arguments.
     pub executor: Vec<String>,
 }
@@ -99,6 +116,10 @@ impl InitArgs {
             argv.push(format!("agent={}", w.agent));
             argv.push(format!("settle-ms={}", w.settle.as_millis()));
         }
+        if let Some(o) = &self.output {
+            argv.push(format!("output-reader={}", o.reader));
+            argv.push(format!("output-max-bytes={}", o.max_bytes));
+        }
         argv.push("--".to_string());
         argv.extend(self.executor.iter().cloned());
         argv
@@ -117,6 +138,7 @@ impl InitArgs {
         let mut ignored = Vec::new();
         let (mut protocol, mut stdout, mut stderr, mut exit_record) = (None, None, None, None);
         let (mut shim, mut agent, mut settle) = (None, None, None);
+        let (mut output_reader, mut output_max) = (None, None);
         for entry in keys {
             let Some((key, value)) = entry.split_once('=') else {
                 ignored.push(entry.clone());
@@ -133,6 +155,8 @@ impl InitArgs {
                     .parse()
                     .map(|ms| settle = Some(Duration::from_millis(ms)))
                     .is_ok(),
+                "output-reader" => value.parse().map(|v| output_reader = Some(v)).is_ok(),
+                "output-max-bytes" => value.parse().map(|v| output_max = Some(v)).is_ok(),
                 _ => false,
             };
             if !understood {
@@ -155,6 +179,10 @@ impl InitArgs {
                 }),
                 _ => None,
             },
+            output: output_reader.map(|reader| OutputRelay {
+                reader,
+                max_bytes: output_max.unwrap_or(DEFAULT_OUTPUT_MAX_BYTES),
+            }),
             executor: executor.to_vec(),
         };
         Ok(ParsedInitArgs { args, ignored })
@@ -261,8 +289,35 @@ mod tests {
                 agent: ProcessIdentity { pid: 9, start: 90 },
                 settle: Duration::from_millis(2500),
             }),
+            output: None,
             executor: strings(&["/usr/libexec/mesos/mesos-executor", "--x=a b", "--"]),
         }
+    }
+
+    #[test]
+    fn the_output_relay_goes_over_and_comes_back() {
+        let mut args = sample();
+        args.output = Some(OutputRelay {
+            reader: ProcessIdentity {
+                pid: 10,
+                start: 100,
+            },
+            max_bytes: 4096,
+        });
+        let argv = args.to_argv(Path::new("/init"));
+        assert!(
+            argv.contains(&"output-reader=10:100".to_string()),
+            "{argv:?}"
+        );
+        assert_eq!(InitArgs::parse(&argv[2..]).unwrap().args, args);
+        // Without a bound, the default one.
+        let no_bound: Vec<String> = argv
+            .iter()
+            .filter(|a| !a.starts_with("output-max-bytes"))
+            .cloned()
+            .collect();
+        let parsed = InitArgs::parse(&no_bound[2..]).unwrap().args;
+        assert_eq!(parsed.output.unwrap().max_bytes, DEFAULT_OUTPUT_MAX_BYTES);
     }
 
     /// Version 1 as it goes over the wire, frozen: a later build must keep reading exactly this.

@@ -14,7 +14,7 @@ use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
 use crate::proc::ProcessIdentity;
 use crate::sibling::labels;
-use crate::sibling::protocol::{InitArgs, ShimWatch, PROTOCOL};
+use crate::sibling::protocol::{InitArgs, OutputRelay, ShimWatch, PROTOCOL};
 
 /// Mount point of a small read-only tmpfs in every sibling: a shim that finds it is the
 /// executor image's `mesos-executor` (a baked image) and hands over to the stock executor instead
@@ -138,6 +138,8 @@ pub struct SpecInputs<'a> {
     pub shim: Option<ProcessIdentity>,
     /// The process that forked the shim, which the init watches with it; `None`: no watch.
     pub agent: Option<ProcessIdentity>,
+    /// The shim, when the executor's output goes through it (see [`crate::output`]).
+    pub output_reader: Option<ProcessIdentity>,
     /// The Mesos container's cgroup to place the sibling under (Docker's `CgroupParent`).
     pub cgroup_parent: Option<String>,
     pub auto_remove: bool,
@@ -179,6 +181,10 @@ impl SiblingSpec {
                 }),
                 _ => None,
             },
+            output: inputs.output_reader.map(|reader| OutputRelay {
+                reader,
+                max_bytes: s.sandbox_output_max_bytes,
+            }),
             executor: inputs.executor.clone(),
         };
         let bind = |host: &Path, container: &Path, read_only| BindMount {
@@ -357,6 +363,7 @@ mod tests {
             checkpointing: true,
             shim: Some(SHIM),
             agent: Some(AGENT),
+            output_reader: None,
             cgroup_parent: None,
             auto_remove: false,
         }

@@ -6,7 +6,7 @@ pub mod daemons;
 pub mod mount_namespace;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -95,6 +95,8 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(run.sandbox()).unwrap();
     std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
+    // The sandbox logger's files, as the agent opens them for an executor by default.
+    let stdout = std::fs::File::create(run.sandbox().join("stdout")).unwrap();
     let stderr = std::fs::File::create(run.sandbox().join("stderr")).unwrap();
     let mut command = Command::new(shim_bin());
     let mount_config = config_mount(config);
@@ -121,7 +123,7 @@ pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args:
         .env("MESOS_SLAVE_ID", &run.agent_id)
         .env("MESOS_CHECKPOINT", "1")
         .envs(env.iter().copied())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .unwrap();

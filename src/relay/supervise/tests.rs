@@ -56,6 +56,7 @@ fn setup(with_pids_dir: bool) -> Setup {
         checkpointing: true,
         shim: ProcessIdentity::current(),
         agent: None,
+        output_reader: None,
         cgroup_parent: None,
         auto_remove: false,
     });
@@ -72,6 +73,7 @@ fn setup(with_pids_dir: bool) -> Setup {
             seen_from: None,
         }),
         waiting_mode: None,
+        relays_output: false,
         #[cfg(feature = "failpoints")]
         pause_at: None,
     };

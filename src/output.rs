@@ -1,0 +1,640 @@
+//! The executor's output, where the agent's container logger wants it.
+//!
+//! The agent gives the executor its stdout and stderr: with the default sandbox logger they are
+//! the sandbox's `stdout` and `stderr` files, and the sibling's init appends to those files
+//! itself, as before. With another logger (logrotate's pipes, journald) they are something else,
+//! and the shim, which holds them, must be the way there ([`Route`]):
+//!
+//! ```text
+//! executor ──pipe──▶ init (fds 3, 4) ◀── /proc/<init>/fd/{3,4} ── shim ──▶ the logger's fds 1, 2
+//!                      └── after the shim: sandbox files, rotated at a bound ──▶ stdout, stdout.1
+//! ```
+//!
+//! - The init makes one pipe per stream, the executor writes into it, and the init keeps the
+//!   read ends at the fixed numbers [`OUTPUT_FDS`]. It does not read them while the shim lives.
+//! - The shim (more privileged than the sibling, in the host's PID namespace) opens those read
+//!   ends through `/proc/<init>/fd` ([`ShimOutput::open`]) and copies what comes to its own stdout
+//!   and stderr, in order, blocking when the logger does, as the stock executor would.
+//! - When the shim dies (its agent container gone), or hands the output back ([`RETURN_SIGNAL`],
+//!   when it cannot read or its logger is gone), the init reads the pipes itself into the sandbox
+//!   files, each rotated to `<name>.1` before it passes the operator's bound ([`RotatingFile`]):
+//!   never more than twice the bound per stream, never a full disk.
+//!
+//! Only one of the two reads at any time, so what reaches the logger is in order and nothing is
+//! read twice; what the pipe holds when the reader changes is read by the next one.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+
+use crate::proc::ProcessHandle;
+
+/// Where the init keeps the read ends of the executor's stdout and stderr pipes.
+pub const OUTPUT_FDS: [RawFd; 2] = [3, 4];
+/// Sent by the shim to the init: "the output is yours from now on". Not a signal the agent
+/// sends, nor one an init that does not know it acts on (ignored by default).
+pub const RETURN_SIGNAL: Signal = Signal::SIGURG;
+/// The most read from a pipe at once.
+const CHUNK: usize = 64 * 1024;
+/// How long the shim waits for a new init to set its pipes up.
+const PIPES_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How the executor's output reaches the agent's container logger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The shim's stdout and stderr are the sandbox files (the sandbox logger): the init appends
+    /// to them directly.
+    SandboxFiles,
+    /// They are something else (a logger's pipes): through the shim while it lives.
+    ThroughShim,
+}
+
+impl Route {
+    /// Compares this process's stdout and stderr with the files `stdout` and `stderr` in the
+    /// sandbox (its working directory, verified): the same files, or not.
+    pub fn of_this_process(sandbox: &Path) -> Route {
+        let same = |fd: RawFd, name: &str| {
+            // SAFETY: fds 1 and 2 are borrowed for one fstat.
+            let ours = crate::no_follow::file_id(&unsafe { BorrowedFd::borrow_raw(fd) });
+            let theirs = std::fs::symlink_metadata(sandbox.join(name)).map(|m| (m.dev(), m.ino()));
+            matches!((ours, theirs), (Ok(a), Ok(b)) if a == b)
+        };
+        if same(1, "stdout") && same(2, "stderr") {
+            Route::SandboxFiles
+        } else {
+            Route::ThroughShim
+        }
+    }
+}
+
+/// Where a pipe stands after [`pump`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Nothing more to read now.
+    Empty,
+    /// More may be waiting (the call's share was read).
+    More,
+    /// Every writer has closed it.
+    Closed,
+}
+
+/// Copies what `from` (a non-blocking pipe) holds into `to`. A failed write is returned with
+/// what was read.
+fn pump(from: &mut File, to: &mut impl Write) -> Result<Flow, PumpError> {
+    let mut buf = vec![0u8; CHUNK];
+    // A bounded number of chunks per call, so that one busy stream cannot starve the other.
+    for _ in 0..16 {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(Flow::Closed),
+            Ok(n) => to.write_all(&buf[..n]).map_err(PumpError::Write)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Empty),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(PumpError::Read(e)),
+        }
+    }
+    Ok(Flow::More)
+}
+
+#[derive(Debug)]
+enum PumpError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// One of this process's own descriptors (stdout, stderr) as a blocking writer, even when whoever
+/// shares it made it non-blocking.
+struct OwnFd(RawFd);
+
+impl Write for OwnFd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: fds 1 and 2 stay open for the process's life.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
+        loop {
+            match nix::unistd::write(fd, buf) {
+                Ok(n) => return Ok(n),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, PollTimeout::NONE);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The shim's side: the read ends of the init's pipes, copied to the shim's stdout and stderr.
+#[derive(Debug)]
+pub struct ShimOutput {
+    /// Per stream (stdout, stderr): the pipe, until it is closed or handed back.
+    streams: [Option<File>; 2],
+}
+
+impl ShimOutput {
+    /// Opens the init's pipes through `/proc/<pid>/fd`, once the init has made them; `init` is
+    /// that process, held, so that a pid taken over by another process is never read from.
+    /// `Ok(None)`: the init has exited, or made no pipes in time (an init that predates them
+    /// writes the sandbox files itself).
+    pub fn open(pid: u32, init: &ProcessHandle) -> io::Result<Option<ShimOutput>> {
+        let deadline = Instant::now() + PIPES_PATIENCE;
+        let mut wait = Duration::from_millis(1);
+        loop {
+            if init.has_exited() {
+                return Ok(None);
+            }
+            match open_pipes(pid) {
+                Ok(streams) if !init.has_exited() => return Ok(Some(ShimOutput { streams })),
+                Ok(_) => return Ok(None),
+                Err(e) if not_yet(&e) && Instant::now() < deadline => {
+                    // The init is starting: its pipes come first thing.
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(50));
+                }
+                Err(e) if not_yet(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The descriptors to poll for output.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.streams.iter().flatten().map(AsFd::as_fd).collect()
+    }
+
+    /// Copies what the pipes hold to stdout and stderr; with `drain`, until they are empty (the
+    /// init has exited). Where a stream cannot be written (the logger is gone) the output goes
+    /// back to the init, which writes the sandbox files.
+    pub fn pump(&mut self, init: &ProcessHandle, drain: bool) {
+        while self.pump_once(init) && drain {}
+    }
+
+    /// True when more may be waiting.
+    fn pump_once(&mut self, init: &ProcessHandle) -> bool {
+        let mut more = false;
+        for (i, stream) in self.streams.iter_mut().enumerate() {
+            let Some(pipe) = stream else { continue };
+            match pump(pipe, &mut OwnFd(1 + i as RawFd)) {
+                Ok(Flow::Empty) => {}
+                Ok(Flow::More) => more = true,
+                Ok(Flow::Closed) => *stream = None,
+                Err(PumpError::Read(e)) => {
+                    tracing::warn!(error = %e, "cannot read the executor's output");
+                    *stream = None;
+                }
+                Err(PumpError::Write(e)) => {
+                    tracing::warn!(error = %e, "the container logger takes no more output: the sibling's init writes the sandbox files instead");
+                    self.streams = [None, None];
+                    let _ = init.signal(RETURN_SIGNAL);
+                    return false;
+                }
+            }
+        }
+        more
+    }
+
+    /// Whether both streams are done.
+    pub fn closed(&self) -> bool {
+        self.streams.iter().all(Option::is_none)
+    }
+
+    /// Keeps the descriptors open across an `exec` into the waiting mode.
+    pub fn keep_across_exec(&self) -> io::Result<()> {
+        for pipe in self.streams.iter().flatten() {
+            nix::fcntl::fcntl(
+                pipe,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The descriptors' numbers, as `out,err` (a closed stream as `-`), for
+    /// [`ShimOutput::inherit`].
+    pub fn numbers(&self) -> String {
+        let number =
+            |s: &Option<File>| s.as_ref().map_or("-".into(), |p| p.as_raw_fd().to_string());
+        format!("{},{}", number(&self.streams[0]), number(&self.streams[1]))
+    }
+
+    /// Takes over the descriptors [`ShimOutput::keep_across_exec`] named.
+    pub fn inherit(numbers: &str) -> Result<ShimOutput, String> {
+        let mut streams = [None, None];
+        let parts: Vec<&str> = numbers.split(',').collect();
+        if parts.len() != 2 {
+            return Err(format!("bad output={numbers}"));
+        }
+        for (slot, part) in streams.iter_mut().zip(parts) {
+            if part == "-" {
+                continue;
+            }
+            let fd: RawFd = part
+                .parse()
+                .map_err(|_| format!("bad output fd {part:?}"))?;
+            // SAFETY: borrowed for one fstat, which fails harmlessly on a closed number.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let st = nix::sys::stat::fstat(borrowed).map_err(|e| format!("output fd {fd}: {e}"))?;
+            if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                != nix::sys::stat::SFlag::S_IFIFO
+            {
+                return Err(format!("output fd {fd} is not a pipe"));
+            }
+            // SAFETY: open (checked above), handed to this process, owned from here on.
+            let pipe = unsafe { File::from_raw_fd(fd) };
+            let _ = nix::fcntl::fcntl(
+                &pipe,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+            *slot = Some(pipe);
+        }
+        Ok(ShimOutput { streams })
+    }
+}
+
+/// What the init's fixed numbers hold before its pipes are there: nothing, or /dev/null.
+fn not_yet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidData
+    )
+}
+
+/// Opens the init's read ends: only pipes, never blocking. The executor may have replaced what
+/// the init holds there (it runs as the sibling's user): whatever it is must be a FIFO before it
+/// is opened, and is checked again once open.
+fn open_pipes(pid: u32) -> io::Result<[Option<File>; 2]> {
+    let mut streams = [None, None];
+    for (slot, fd) in streams.iter_mut().zip(OUTPUT_FDS) {
+        let path = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+        let not_a_pipe = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is not a pipe", path.display()),
+            )
+        };
+        if !std::fs::metadata(&path)?.file_type().is_fifo() {
+            return Err(not_a_pipe());
+        }
+        let pipe = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(&path)?;
+        if !pipe.metadata()?.file_type().is_fifo() {
+            return Err(not_a_pipe());
+        }
+        *slot = Some(pipe);
+    }
+    Ok(streams)
+}
+
+/// Copies the output from another thread while the relay runs (before the waiting mode, or
+/// instead of it): open the pipes, then poll and pump, until told to stop.
+pub struct PumpThread {
+    stop: OwnedFd,
+    thread: std::thread::JoinHandle<Option<ShimOutput>>,
+}
+
+impl PumpThread {
+    /// `pid`: the sibling's init, held as `init`.
+    pub fn start(pid: u32, init: ProcessHandle) -> io::Result<PumpThread> {
+        let (stop_read, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let thread = std::thread::Builder::new()
+            .name("output".into())
+            .spawn(move || {
+                let mut output = match ShimOutput::open(pid, &init) {
+                    Ok(Some(output)) => output,
+                    Ok(None) => {
+                        // An init that predates the pipes ignores the signal.
+                        tracing::info!(pid, "the sibling's init made no output pipes: it writes the sandbox files itself");
+                        let _ = init.signal(RETURN_SIGNAL);
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(pid, error = %e, "cannot read the executor's output from the sibling's init: it writes the sandbox files instead");
+                        let _ = init.signal(RETURN_SIGNAL);
+                        return None;
+                    }
+                };
+                loop {
+                    let mut fds = vec![PollFd::new(stop_read.as_fd(), PollFlags::POLLIN)];
+                    fds.extend(
+                        output
+                            .fds()
+                            .into_iter()
+                            .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                    );
+                    let stopping = match poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) => fds[0].any().unwrap_or(false),
+                        Err(Errno::EINTR) => false,
+                        Err(_) => true,
+                    };
+                    drop(fds);
+                    output.pump(&init, stopping);
+                    if stopping || output.closed() {
+                        return Some(output);
+                    }
+                }
+            })?;
+        Ok(PumpThread { stop, thread })
+    }
+
+    /// Copies what the pipes hold now, stops, and gives the pipes back (for the waiting mode).
+    pub fn stop(self) -> Option<ShimOutput> {
+        let _ = nix::unistd::write(&self.stop, b"x");
+        self.thread.join().ok().flatten()
+    }
+}
+
+/// The init's side, once the output is its own: a sandbox file, appended to and rotated to
+/// `<name>.1` before it passes `max_bytes`.
+pub struct RotatingFile {
+    path: PathBuf,
+    file: File,
+    written: u64,
+    max_bytes: u64,
+    /// A descriptor of this process that appends to the same file (the init's own log on
+    /// stderr), moved to each new file, so that it too stays within the bound.
+    shared_with: Option<RawFd>,
+}
+
+impl RotatingFile {
+    pub fn open(path: &Path, max_bytes: u64) -> io::Result<RotatingFile> {
+        let file = crate::no_follow::open_append(path, 0o644)?;
+        let written = file.metadata()?.len();
+        Ok(RotatingFile {
+            path: path.to_path_buf(),
+            file,
+            written,
+            max_bytes: max_bytes.max(1),
+            shared_with: None,
+        })
+    }
+
+    /// See [`RotatingFile::shared_with`]: `fd` is pointed at the file now, and at each new one.
+    fn share_with(&mut self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: dup2 onto one of this process's standard descriptors, which stays open.
+        if unsafe { nix::libc::dup2(self.file.as_raw_fd(), fd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.shared_with = Some(fd);
+        Ok(())
+    }
+
+    /// Renames the file to `<name>.1` (replacing it: a rename never follows a link) and starts
+    /// a new one.
+    fn rotate(&mut self) -> io::Result<()> {
+        let mut rotated = self.path.clone().into_os_string();
+        rotated.push(".1");
+        std::fs::rename(&self.path, &rotated)?;
+        self.file = crate::no_follow::open_append(&self.path, 0o644)?;
+        self.written = self.file.metadata()?.len();
+        if let Some(fd) = self.shared_with {
+            self.share_with(fd)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.shared_with.is_some() {
+            // The other writer's lines count too.
+            self.written = self.file.metadata()?.len();
+        }
+        if self.written >= self.max_bytes {
+            self.rotate()?;
+        }
+        let room = (self.max_bytes - self.written.min(self.max_bytes)) as usize;
+        let n = self.file.write(&buf[..buf.len().min(room.max(1))])?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The init's side: the pipes it made for the executor, and who reads them.
+pub struct InitOutput {
+    /// Read ends, at [`OUTPUT_FDS`], until closed.
+    streams: [Option<File>; 2],
+    /// The files the init writes once the output is its own (opened then).
+    files: [PathBuf; 2],
+    sinks: [Option<RotatingFile>; 2],
+    max_bytes: u64,
+    /// Whether the init reads the pipes (the shim is gone, or handed them back).
+    pub own: bool,
+}
+
+impl InitOutput {
+    /// Makes the two pipes; returns the write ends for the executor's stdout and stderr. The read
+    /// ends go to [`OUTPUT_FDS`], so this is called before anything else opens a descriptor.
+    pub fn make(files: [PathBuf; 2], max_bytes: u64) -> io::Result<(InitOutput, [OwnedFd; 2])> {
+        // The fixed numbers hold /dev/null until the pipes take them, so that what the shim finds
+        // there is either not a pipe yet (it waits) or the right pipe, never another end.
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        for target in OUTPUT_FDS {
+            // SAFETY: dup3 onto the fixed numbers this process reserves; nothing else of the
+            // init's is there (a new container passes it 0, 1 and 2 only).
+            if target != null.as_raw_fd()
+                && unsafe { nix::libc::dup3(null.as_raw_fd(), target, nix::libc::O_CLOEXEC) } < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if OUTPUT_FDS.contains(&null.as_raw_fd()) {
+            // It holds its number until a pipe replaces it there.
+            let _ = null.into_raw_fd();
+        }
+        let flags = nix::fcntl::OFlag::O_CLOEXEC;
+        let (out_r, out_w) = nix::unistd::pipe2(flags)?;
+        let (err_r, err_w) = nix::unistd::pipe2(flags)?;
+        let mut streams = [None, None];
+        for (slot, (read, target)) in streams
+            .iter_mut()
+            .zip([out_r, err_r].into_iter().zip(OUTPUT_FDS))
+        {
+            // SAFETY: dup3 replaces the reserved /dev/null at `target` with the pipe, at once.
+            let placed = unsafe { nix::libc::dup3(read.as_raw_fd(), target, nix::libc::O_CLOEXEC) };
+            if placed < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            drop(read);
+            // SAFETY: `target` now holds the pipe, owned here only.
+            let file = unsafe { File::from_raw_fd(target) };
+            let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+            nix::fcntl::fcntl(
+                &file,
+                nix::fcntl::FcntlArg::F_SETFL(
+                    nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK,
+                ),
+            )?;
+            *slot = Some(file);
+        }
+        Ok((
+            InitOutput {
+                streams,
+                files,
+                sinks: [None, None],
+                max_bytes,
+                own: false,
+            },
+            [out_w, err_w],
+        ))
+    }
+
+    /// The descriptors to poll: the pipes, once the init reads them.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        if !self.own {
+            return Vec::new();
+        }
+        self.streams.iter().flatten().map(AsFd::as_fd).collect()
+    }
+
+    /// Copies what the pipes hold into the sandbox files, if the output is the init's; with
+    /// `drain`, until they are empty (the executor has exited).
+    pub fn pump(&mut self, drain: bool) {
+        while self.pump_once() && drain {}
+    }
+
+    /// True when more may be waiting.
+    fn pump_once(&mut self) -> bool {
+        let mut more = false;
+        if !self.own {
+            return more;
+        }
+        for i in 0..2 {
+            let Some(pipe) = &mut self.streams[i] else {
+                continue;
+            };
+            if self.sinks[i].is_none() {
+                // The init's own log goes to the sandbox's stderr (see `sibling_init::log_to`).
+                let opened =
+                    RotatingFile::open(&self.files[i], self.max_bytes).and_then(|mut f| {
+                        if i == 1 {
+                            f.share_with(2)?;
+                        }
+                        Ok(f)
+                    });
+                match opened {
+                    Ok(file) => self.sinks[i] = Some(file),
+                    Err(e) => {
+                        tracing::error!(file = %self.files[i].display(), error = %e, "cannot open the sandbox file for the executor's output; it is dropped");
+                        self.streams[i] = None;
+                        continue;
+                    }
+                }
+            }
+            let sink = self.sinks[i].as_mut().expect("opened above");
+            match pump(pipe, sink) {
+                Ok(Flow::Empty) => {}
+                Ok(Flow::More) => more = true,
+                Ok(Flow::Closed) => self.streams[i] = None,
+                Err(e) => {
+                    tracing::error!(file = %self.files[i].display(), error = ?e, "cannot copy the executor's output to the sandbox");
+                    self.streams[i] = None;
+                }
+            }
+        }
+        more
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotating_file_never_passes_its_bound() {
+        let dir = tempdir();
+        let path = dir.join("stdout");
+        let mut file = RotatingFile::open(&path, 100).unwrap();
+        for i in 0..50 {
+            file.write_all(format!("line {i:04}\n").as_bytes()).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        let previous = std::fs::read_to_string(dir.join("stdout.1")).unwrap();
+        assert!(
+            current.len() <= 100 && previous.len() == 100,
+            "{current:?} {previous:?}"
+        );
+        // The newest output is whole and in order across the two files.
+        let joined = previous + &current;
+        assert!(joined.ends_with("line 0049\n"), "{joined}");
+        let tail: Vec<&str> = joined.lines().collect();
+        for pair in tail.windows(2).skip(1) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn a_rotating_file_continues_what_is_there() {
+        let dir = tempdir();
+        let path = dir.join("stderr");
+        std::fs::write(&path, "x".repeat(90)).unwrap();
+        let mut file = RotatingFile::open(&path, 100).unwrap();
+        file.write_all(&[b'y'; 20]).unwrap();
+        let rotated = std::fs::read_to_string(dir.join("stderr.1")).unwrap();
+        assert_eq!(rotated, "x".repeat(90) + &"y".repeat(10));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "y".repeat(10));
+    }
+
+    #[test]
+    fn a_planted_link_is_never_written_through() {
+        let dir = tempdir();
+        let target = dir.join("elsewhere");
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("stdout")).unwrap();
+        assert!(RotatingFile::open(&dir.join("stdout"), 100).is_err());
+        // A link planted where the rotation goes is replaced, not followed.
+        std::fs::remove_file(dir.join("stdout")).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("stdout.1")).unwrap();
+        let mut file = RotatingFile::open(&dir.join("stdout"), 4).unwrap();
+        file.write_all(b"abcdefgh").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("stdout.1")).unwrap(),
+            "abcd"
+        );
+    }
+
+    #[test]
+    fn the_pump_copies_in_order_and_sees_the_end() {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+        let mut from = File::from(r);
+        let mut writer = File::from(w);
+        writer.write_all(b"one\ntwo\n").unwrap();
+        let mut to = Vec::new();
+        assert_eq!(pump(&mut from, &mut to).unwrap(), Flow::Empty, "still open");
+        drop(writer);
+        assert_eq!(pump(&mut from, &mut to).unwrap(), Flow::Closed);
+        assert_eq!(to, b"one\ntwo\n");
+    }
+
+    fn tempdir() -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "shim-output-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
