@@ -155,6 +155,9 @@ pub fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
         &forwarded_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
     )?;
+    // Everything from here on is this loop: the code that started the process and launched the
+    // sibling is not needed again.
+    crate::proc::release_read_only_image_pages();
     loop {
         // Signals first: one that came with the exit still reaches the executor's init, which
         // refuses it harmlessly if it is gone.
