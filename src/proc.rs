@@ -480,6 +480,57 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Lets go of this process's mapping of the pages of its own binary that are never written (code
+/// and read-only data), which starting up and launching touched: they stay in the page cache,
+/// shared by every shim, and the few that waiting runs are mapped again as it runs them. For a
+/// process that will wait for hours, this is most of its resident size. Pages a segment shares
+/// with a writable one are kept (its edges are rounded inwards), so nothing written is lost.
+pub fn release_read_only_image_pages() {
+    unsafe extern "C" fn each(
+        info: *mut nix::libc::dl_phdr_info,
+        _size: usize,
+        _data: *mut nix::libc::c_void,
+    ) -> nix::libc::c_int {
+        // SAFETY: the loader passes a valid description of a loaded object, whose program
+        // headers it keeps for the object's life.
+        let info = unsafe { &*info };
+        let page = page_size();
+        let headers = (0..info.dlpi_phnum as usize)
+            // SAFETY: `dlpi_phnum` headers follow `dlpi_phdr`.
+            .map(|i| unsafe { &*info.dlpi_phdr.add(i) });
+        for header in headers {
+            if header.p_type != nix::libc::PT_LOAD || header.p_flags & nix::libc::PF_W != 0 {
+                continue;
+            }
+            let start = info.dlpi_addr as usize + header.p_vaddr as usize;
+            let end = start + header.p_memsz as usize;
+            let (start, end) = (start.div_ceil(page) * page, end / page * page);
+            if end > start {
+                // SAFETY: a range of this process's own read-only image, page-aligned; dropping
+                // it loses nothing, as it is reread from the file when touched.
+                unsafe {
+                    nix::libc::madvise(
+                        start as *mut nix::libc::c_void,
+                        end - start,
+                        nix::libc::MADV_DONTNEED,
+                    )
+                };
+            }
+        }
+        // The first object is the binary itself: stop there.
+        1
+    }
+    // SAFETY: the callback only reads what the loader gives it.
+    unsafe { nix::libc::dl_iterate_phdr(Some(each), std::ptr::null_mut()) };
+}
+
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,55 +714,4 @@ mod tests {
         assert!(path.is_absolute());
         assert!(same_file(&path, Path::new("/proc/self/exe")));
     }
-}
-
-/// Lets go of this process's mapping of the pages of its own binary that are never written (code
-/// and read-only data), which starting up and launching touched: they stay in the page cache,
-/// shared by every shim, and the few that waiting runs are mapped again as it runs them. For a
-/// process that will wait for hours, this is most of its resident size. Pages a segment shares
-/// with a writable one are kept (its edges are rounded inwards), so nothing written is lost.
-pub fn release_read_only_image_pages() {
-    unsafe extern "C" fn each(
-        info: *mut nix::libc::dl_phdr_info,
-        _size: usize,
-        _data: *mut nix::libc::c_void,
-    ) -> nix::libc::c_int {
-        // SAFETY: the loader passes a valid description of a loaded object, whose program
-        // headers it keeps for the object's life.
-        let info = unsafe { &*info };
-        let page = page_size();
-        let headers = (0..info.dlpi_phnum as usize)
-            // SAFETY: `dlpi_phnum` headers follow `dlpi_phdr`.
-            .map(|i| unsafe { &*info.dlpi_phdr.add(i) });
-        for header in headers {
-            if header.p_type != nix::libc::PT_LOAD || header.p_flags & nix::libc::PF_W != 0 {
-                continue;
-            }
-            let start = info.dlpi_addr as usize + header.p_vaddr as usize;
-            let end = start + header.p_memsz as usize;
-            let (start, end) = (start.div_ceil(page) * page, end / page * page);
-            if end > start {
-                // SAFETY: a range of this process's own read-only image, page-aligned; dropping
-                // it loses nothing, as it is reread from the file when touched.
-                unsafe {
-                    nix::libc::madvise(
-                        start as *mut nix::libc::c_void,
-                        end - start,
-                        nix::libc::MADV_DONTNEED,
-                    )
-                };
-            }
-        }
-        // The first object is the binary itself: stop there.
-        1
-    }
-    // SAFETY: the callback only reads what the loader gives it.
-    unsafe { nix::libc::dl_iterate_phdr(Some(each), std::ptr::null_mut()) };
-}
-
-fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as usize)
 }
