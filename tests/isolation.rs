@@ -127,6 +127,70 @@ fn a_launch_as_another_user_is_refused_at_once_or_handed_back() {
     );
 }
 
+/// A launch in a network namespace of its own (what `network/cni` gives an executor; the
+/// stand-in's launch helper unshares one) cannot be carried by a host-network sibling: refused at
+/// once with the bind-mounted shim, handed back to the stock executor, still in that namespace,
+/// with the baked one.
+#[test]
+fn a_launch_in_its_own_network_namespace_is_refused_at_once_or_handed_back() {
+    // Unsharing a network namespace takes CAP_SYS_ADMIN in the agent container, as the real
+    // isolator's does.
+    let own_network = |agent: Agent| {
+        agent
+            .env("EXECUTOR_NETWORK", "own")
+            .run_args(&["--cap-add", "SYS_ADMIN"])
+    };
+    let refused = Run::new("ownnet");
+    let started = Instant::now();
+    let agent = refused.start_agent(&own_network(Agent::with_shim()));
+    assert_eq!(
+        refused.wait_agent_status(&agent),
+        78,
+        "{}",
+        refused.stderr()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "at once, never after a retry: {:?}",
+        started.elapsed()
+    );
+    let stderr = refused.stderr();
+    assert!(
+        stderr.contains("network namespace of its own") && stderr.contains("network/cni"),
+        "{stderr}"
+    );
+    assert!(refused.containers_named_sibling().is_empty());
+
+    let handed_back = Run::new("ownnetbaked");
+    let agent = handed_back.start_agent(&own_network(Agent::baked()));
+    let executor: u32 = handed_back
+        .executor_file("executor.pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let netns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_ne!(
+        netns(executor),
+        netns(handed_back.agent_pid().unwrap()),
+        "the stock executor keeps the namespace the isolator gave it"
+    );
+    assert!(
+        handed_back
+            .stderr()
+            .contains("this run will not survive that container"),
+        "{}",
+        handed_back.stderr()
+    );
+    handed_back.assert_output_grows();
+    assert!(handed_back.containers_named_sibling().is_empty());
+    assert_eq!(
+        handed_back.agent_status(),
+        None,
+        "the stock executor runs on: {}",
+        handed_back.diagnostics(&agent)
+    );
+}
+
 /// A command task with a container image (`--rootfs`, the filesystem/linux isolator): its root
 /// filesystem exists only in the agent's mount namespace, so the launch is refused at once.
 #[test]

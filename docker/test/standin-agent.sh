@@ -21,6 +21,8 @@
 #         TASK_ENVIRONMENT, and forked.pid is written CHECKPOINT_DELAY seconds (default 1) after
 #         the launch.
 #       CHECKPOINT=0 launches without checkpointing: as Mesos, no meta run directory at all.
+#       EXECUTOR_NETWORK=own runs the executor in a network namespace of its own, as the
+#         network/cni isolator does (the launch helper unshares it; CAP_SYS_ADMIN needed).
 #       EXECUTOR_USER=NAME runs the executor as that user, as the agent's --switch_user does: the
 #         sandbox is chowned to it, and the launch helper switches to it before the exec.
 #       CONTAINER_LOGGER=pipe (default sandbox): as a container logger other than the sandbox's
@@ -116,6 +118,7 @@ launch)
   helper=
   if [ "$generation" = "1.x" ] && [ "${CONTAINERIZER:-mesos}" = mesos ]; then
     helper="$launcher_dir/mesos-containerizer launch $records"
+    [ "${EXECUTOR_NETWORK:-}" = own ] && helper="$helper --network=own"
     if [ -n "${EXECUTOR_USER:-}" ]; then
       chown -R "$EXECUTOR_USER" "$sandbox"
       helper="$helper --user=$EXECUTOR_USER"
