@@ -18,12 +18,39 @@ use nix::sys::signal::Signal;
 /// decides things from these files and never falls back to a silent default.
 pub fn read_self(name: &str) -> io::Result<String> {
     let path = format!("/proc/self/{name}");
-    std::fs::read_to_string(&path).map_err(|e| {
+    read(&path).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot read {path}: {e}; the shim needs the proc filesystem mounted"),
         )
     })
+}
+
+/// Reads a `/proc` file whole. A proc file reports no size, so a plain read starts with a few
+/// bytes and doubles; one page-sized buffer takes most in one call (the shim reads several per
+/// launch).
+pub fn read(path: &str) -> io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.capacity());
+        }
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        buf.resize(len + spare, 0);
+        match file.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                break;
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The fields of `/proc/<pid>/stat` the shim uses.
@@ -38,7 +65,7 @@ pub struct ProcStat {
 
 impl ProcStat {
     pub fn of(pid: u32) -> Option<ProcStat> {
-        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+        ProcStat::parse(&read(&format!("/proc/{pid}/stat")).ok()?)
     }
 
     /// Parses a `stat` line. The command name in parentheses may hold spaces and parentheses
@@ -146,7 +173,7 @@ pub fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
     if ProcessIdentity::of(pid).is_none() {
         return PidCheck::NotVisible;
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+    match read(&format!("/proc/{pid}/cgroup")) {
         Err(_) => PidCheck::NotVisible,
         Ok(cgroup) if cgroup.contains(container_id) => PidCheck::Confirmed,
         Ok(cgroup) => PidCheck::Foreign(cgroup.lines().next().unwrap_or_default().to_string()),

@@ -239,7 +239,7 @@ pub fn forking_agent() -> Option<AgentProcess> {
             continue;
         }
         let identity = ProcessIdentity::of(pid)?;
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        let name = crate::proc::read(&format!("/proc/{pid}/comm"))
             .map(|c| c.trim().to_string())
             .unwrap_or_default();
         return Some(AgentProcess {
@@ -254,7 +254,7 @@ pub fn forking_agent() -> Option<AgentProcess> {
 /// Whether process `pid` is a launch helper: its command name (the kernel keeps 15 bytes of it)
 /// or the name it was run under says so.
 fn is_launch_helper(pid: u32) -> bool {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = crate::proc::read(&format!("/proc/{pid}/comm")).unwrap_or_default();
     let argv0 = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = argv0.split(|b| *b == 0).next().unwrap_or_default();
     let argv0 = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();

@@ -97,7 +97,7 @@ pub async fn run(
         forked_pid_timeout: settings.forked_pid_timeout,
         forked_pid_guard: settings.forked_pid_guard,
         exit_record: run.exit_record_path(),
-        sweep: Some(Sweep {
+        sweep: inventory::sweep_is_due(&prepared.work_dir_host).then(|| Sweep {
             work_dir_host: prepared.work_dir_host.clone(),
             seen_from: prepared.agent.clone(),
         }),

@@ -338,6 +338,74 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
 /// remove them. One list of the stopped and created siblings, then one removal each. Returns how
 /// many it removed. `seen_from`: the agent container the launch already described (`None`: the
 /// host), so that the sweep asks the daemon nothing more about it.
+/// How often the launches of one agent container sweep a work_dir's leftovers: a burst of
+/// launches sweeps once, not once each (each sweep lists the host's stopped siblings, a cost that
+/// grows with them), and what a gone shim left is removed within this time of the next launch.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether this launch sweeps the siblings left behind under `work_dir_host`: the first launch
+/// of the agent container, and then the first one at least [`SWEEP_EVERY`] after the last sweep.
+/// Told by a file in the agent container's `/run` (root's alone), touched under a lock by the
+/// launch that sweeps. Where the file cannot be used, every launch sweeps, as before.
+pub fn sweep_is_due(work_dir_host: &Path) -> bool {
+    sweep_is_due_in(
+        Path::new(crate::sibling::host_facts::CACHE_DIR),
+        work_dir_host,
+    )
+}
+
+fn sweep_is_due_in(dir: &Path, work_dir_host: &Path) -> bool {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    if std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .is_err()
+    {
+        return true;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    work_dir_host.hash(&mut hasher);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(dir.join(format!("sweep-{:016x}", hasher.finish())))
+    else {
+        return true;
+    };
+    let Ok(meta) = file.metadata() else {
+        return true;
+    };
+    if !meta.is_file() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return true;
+    }
+    let Ok(held) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
+        // Another launch is deciding right now, and sweeps if it is time.
+        return false;
+    };
+    let swept_lately = meta.len() > 0
+        && meta
+            .modified()
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age < SWEEP_EVERY);
+    if swept_lately {
+        return false;
+    }
+    // Touched for the launches after this one; should that fail, they sweep too.
+    use std::io::Write;
+    let now = format!("{:?}\n", std::time::SystemTime::now());
+    let _ = held
+        .set_len(0)
+        .and_then(|()| (&*held).write_all(now.as_bytes()));
+    true
+}
+
 pub async fn sweep(
     engine: &Engine,
     work_dir_host: &Path,
@@ -375,6 +443,31 @@ pub async fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_sweeps_once_and_each_work_dir_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        assert!(
+            sweep_is_due_in(&cache, Path::new("/srv/mesos")),
+            "the first launch sweeps"
+        );
+        assert!(
+            !sweep_is_due_in(&cache, Path::new("/srv/mesos")),
+            "the next ones do not"
+        );
+        assert!(sweep_is_due_in(&cache, Path::new("/srv/other")));
+        // A planted link is never written through: that launch sweeps, as before.
+        let other = dir.path().join("elsewhere");
+        std::fs::write(&other, "").unwrap();
+        for entry in std::fs::read_dir(&cache).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(&other, &path).unwrap();
+        }
+        assert!(sweep_is_due_in(&cache, Path::new("/srv/mesos")));
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "");
+    }
 
     fn entry(state: &str, completed: Option<bool>, run_gone: Option<bool>) -> SiblingEntry {
         SiblingEntry {
