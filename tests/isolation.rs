@@ -25,6 +25,43 @@ fn has_capability(context: &str, bit: u32) -> bool {
     u64::from_str_radix(&field(context, "CapEff"), 16).unwrap() & (1 << bit) != 0
 }
 
+/// Starts `agent` for a new run and asserts the launch is refused at once (78, within seconds,
+/// never after a retry), its message naming each of `named`, with no sibling made.
+fn assert_refused_at_once(tag: &str, agent: &Agent, named: &[&str]) -> Run {
+    let refused = Run::new(tag);
+    let started = Instant::now();
+    let name = refused.start_agent(agent);
+    assert_eq!(refused.wait_agent_status(&name), 78, "{}", refused.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "at once, never after a retry: {:?}",
+        started.elapsed()
+    );
+    let stderr = refused.stderr();
+    assert!(named.iter().all(|n| stderr.contains(n)), "{stderr}");
+    assert!(refused.containers_named_sibling().is_empty());
+    refused
+}
+
+/// Asserts that the launch of `run` (agent container `agent`) was handed back: the stock
+/// executor runs on in the agent container, said once, and no sibling was made.
+fn assert_handed_back(run: &Run, agent: &str) {
+    assert!(
+        run.stderr()
+            .contains("this run will not survive that container"),
+        "{}",
+        run.stderr()
+    );
+    run.assert_output_grows();
+    assert!(run.containers_named_sibling().is_empty());
+    assert_eq!(
+        run.agent_status(),
+        None,
+        "the stock executor runs on: {}",
+        run.diagnostics(agent)
+    );
+}
+
 const NET_RAW: u32 = 13;
 const CHOWN: u32 = 0;
 
@@ -85,46 +122,17 @@ fn cap_add_never_exceeds_what_the_launch_could_have() {
 /// survive that container.
 #[test]
 fn a_launch_as_another_user_is_refused_at_once_or_handed_back() {
-    let refused = Run::new("asnobody");
-    let started = Instant::now();
-    let agent = refused.start_agent(&Agent::with_shim().env("EXECUTOR_USER", "nobody"));
-    assert_eq!(
-        refused.wait_agent_status(&agent),
-        78,
-        "{}",
-        refused.stderr()
+    assert_refused_at_once(
+        "asnobody",
+        &Agent::with_shim().env("EXECUTOR_USER", "nobody"),
+        &["runs as uid 65534", "--switch_user"],
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "at once, never after a retry: {:?}",
-        started.elapsed()
-    );
-    let stderr = refused.stderr();
-    assert!(
-        stderr.contains("runs as uid 65534") && stderr.contains("--switch_user"),
-        "{stderr}"
-    );
-    assert!(refused.containers_named_sibling().is_empty());
 
     let handed_back = Run::new("asnobodybaked");
     let agent = handed_back.start_agent(&Agent::baked().env("EXECUTOR_USER", "nobody"));
     let context = handed_back.executor_file("executor.context");
     assert!(field(&context, "Uid").starts_with("65534"), "{context}");
-    assert!(
-        handed_back
-            .stderr()
-            .contains("this run will not survive that container"),
-        "{}",
-        handed_back.stderr()
-    );
-    handed_back.assert_output_grows();
-    assert!(handed_back.containers_named_sibling().is_empty());
-    assert_eq!(
-        handed_back.agent_status(),
-        None,
-        "the stock executor runs on: {}",
-        handed_back.diagnostics(&agent)
-    );
+    assert_handed_back(&handed_back, &agent);
 }
 
 /// A launch in a network namespace of its own (what `network/cni` gives an executor; the
@@ -140,26 +148,11 @@ fn a_launch_in_its_own_network_namespace_is_refused_at_once_or_handed_back() {
             .env("EXECUTOR_NETWORK", "own")
             .run_args(&["--cap-add", "SYS_ADMIN"])
     };
-    let refused = Run::new("ownnet");
-    let started = Instant::now();
-    let agent = refused.start_agent(&own_network(Agent::with_shim()));
-    assert_eq!(
-        refused.wait_agent_status(&agent),
-        78,
-        "{}",
-        refused.stderr()
+    assert_refused_at_once(
+        "ownnet",
+        &own_network(Agent::with_shim()),
+        &["network namespace of its own", "network/cni"],
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "at once, never after a retry: {:?}",
-        started.elapsed()
-    );
-    let stderr = refused.stderr();
-    assert!(
-        stderr.contains("network namespace of its own") && stderr.contains("network/cni"),
-        "{stderr}"
-    );
-    assert!(refused.containers_named_sibling().is_empty());
 
     let handed_back = Run::new("ownnetbaked");
     let agent = handed_back.start_agent(&own_network(Agent::baked()));
@@ -174,21 +167,7 @@ fn a_launch_in_its_own_network_namespace_is_refused_at_once_or_handed_back() {
         netns(handed_back.agent_pid().unwrap()),
         "the stock executor keeps the namespace the isolator gave it"
     );
-    assert!(
-        handed_back
-            .stderr()
-            .contains("this run will not survive that container"),
-        "{}",
-        handed_back.stderr()
-    );
-    handed_back.assert_output_grows();
-    assert!(handed_back.containers_named_sibling().is_empty());
-    assert_eq!(
-        handed_back.agent_status(),
-        None,
-        "the stock executor runs on: {}",
-        handed_back.diagnostics(&agent)
-    );
+    assert_handed_back(&handed_back, &agent);
 }
 
 /// A command task with a container image (`--rootfs`, the filesystem/linux isolator): its root
