@@ -995,6 +995,9 @@ impl Drop for Run {
         let mut args = vec!["rm", "-f"];
         args.extend(names.iter().map(String::as_str));
         let _ = self.docker(&args);
+        // A docker executor killed in the middle of `docker run` leaves its create request to the
+        // daemon, which may land after the first removal: once its sibling is gone, once more.
+        let _ = self.docker(&["rm", "-f", &self.task_container()]);
         let _ = std::fs::remove_dir_all(&self.work_dir);
         for file in self.configs.borrow().iter() {
             let _ = std::fs::remove_dir_all(file.parent().unwrap());
