@@ -169,7 +169,7 @@ impl ShimOutput {
 
     /// The descriptors to poll for output.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.streams.iter().flatten().map(AsFd::as_fd).collect()
+        self.pipes().into_iter().flatten().collect()
     }
 
     /// Copies what the pipes hold to stdout and stderr; with `drain`, until they are empty (the
@@ -208,54 +208,24 @@ impl ShimOutput {
         self.streams.iter().all(Option::is_none)
     }
 
-    /// Keeps the descriptors open across an `exec` into the waiting mode.
-    pub fn keep_across_exec(&self) -> io::Result<()> {
-        for pipe in self.streams.iter().flatten() {
-            nix::fcntl::fcntl(
-                pipe,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            )?;
-        }
-        Ok(())
+    /// The pipes, per stream (stdout, stderr), `None` where a stream is done: what the waiting
+    /// mode inherits (see [`crate::relay::waiting::Handover`]).
+    pub fn pipes(&self) -> [Option<BorrowedFd<'_>>; 2] {
+        [0, 1].map(|i| self.streams[i].as_ref().map(AsFd::as_fd))
     }
 
-    /// The descriptors' numbers, as `out,err` (a closed stream as `-`), for
-    /// [`ShimOutput::inherit`].
-    pub fn numbers(&self) -> String {
-        let number =
-            |s: &Option<File>| s.as_ref().map_or("-".into(), |p| p.as_raw_fd().to_string());
-        format!("{},{}", number(&self.streams[0]), number(&self.streams[1]))
-    }
-
-    /// Takes over the descriptors [`ShimOutput::keep_across_exec`] named.
-    pub fn inherit(numbers: &str) -> Result<ShimOutput, String> {
+    /// Takes over the pipes [`ShimOutput::pipes`] gave, once handed across an `exec`: each must
+    /// be a pipe.
+    pub fn from_pipes(pipes: [Option<OwnedFd>; 2]) -> Result<ShimOutput, String> {
         let mut streams = [None, None];
-        let parts: Vec<&str> = numbers.split(',').collect();
-        if parts.len() != 2 {
-            return Err(format!("bad output={numbers}"));
-        }
-        for (slot, part) in streams.iter_mut().zip(parts) {
-            if part == "-" {
-                continue;
+        for (slot, pipe) in streams.iter_mut().zip(pipes) {
+            let Some(pipe) = pipe else { continue };
+            let pipe = File::from(pipe);
+            match pipe.metadata() {
+                Ok(meta) if meta.file_type().is_fifo() => *slot = Some(pipe),
+                Ok(_) => return Err(format!("output fd {} is not a pipe", pipe.as_raw_fd())),
+                Err(e) => return Err(format!("output fd {}: {e}", pipe.as_raw_fd())),
             }
-            let fd: RawFd = part
-                .parse()
-                .map_err(|_| format!("bad output fd {part:?}"))?;
-            // SAFETY: borrowed for one fstat, which fails harmlessly on a closed number.
-            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-            let st = nix::sys::stat::fstat(borrowed).map_err(|e| format!("output fd {fd}: {e}"))?;
-            if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
-                != nix::sys::stat::SFlag::S_IFIFO
-            {
-                return Err(format!("output fd {fd} is not a pipe"));
-            }
-            // SAFETY: open (checked above), handed to this process, owned from here on.
-            let pipe = unsafe { File::from_raw_fd(fd) };
-            let _ = nix::fcntl::fcntl(
-                &pipe,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            );
-            *slot = Some(pipe);
         }
         Ok(ShimOutput { streams })
     }

@@ -53,12 +53,7 @@ impl Handover {
         };
         vec![
             format!("process={process}"),
-            format!(
-                "output={}",
-                self.output
-                    .as_ref()
-                    .map_or("none".into(), ShimOutput::numbers)
-            ),
+            format!("output={}", self.output_arg()),
             format!("sibling-id={}", self.sibling_id),
             format!("sibling-name={}", self.sibling_name),
             format!("auto-removed={}", self.auto_removed),
@@ -75,15 +70,28 @@ impl Handover {
         ]
     }
 
+    /// The output pipes' numbers, `<out>,<err>` (a stream that is done as `-`), or `none`.
+    fn output_arg(&self) -> String {
+        let Some(output) = &self.output else {
+            return "none".into();
+        };
+        output
+            .pipes()
+            .map(|p| p.map_or("-".into(), |fd| fd.as_raw_fd().to_string()))
+            .join(",")
+    }
+
     /// Clears close-on-exec on the pidfd and the output pipes, so that the waiting mode inherits
     /// them.
     pub fn keep_across_exec(&self) -> std::io::Result<()> {
-        if let Some(output) = &self.output {
-            output.keep_across_exec()?;
-        }
-        if let ProcessHandle::Pidfd(pidfd) = &self.process {
+        let pipes = self
+            .output
+            .iter()
+            .flat_map(|o| o.pipes().into_iter().flatten());
+        let pidfd = self.process.pidfd().map(AsFd::as_fd);
+        for fd in pipes.chain(pidfd) {
             nix::fcntl::fcntl(
-                pidfd.as_fd(),
+                fd,
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
             )?;
         }
@@ -99,20 +107,7 @@ impl Handover {
         };
         let process = get("process")?;
         let process = if let Some(fd) = process.strip_prefix("pidfd:") {
-            let fd: RawFd = fd.parse().map_err(|_| format!("bad pidfd {fd:?}"))?;
-            // The descriptor must be an open pidfd this process inherited.
-            // SAFETY: only borrowed for one fcntl, which fails harmlessly on a closed number.
-            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD)
-                .map_err(|e| format!("pidfd {fd} is not open: {e}"))?;
-            // SAFETY: the descriptor is open (checked above) and was handed to this process, which
-            // owns it from here on; nothing else in it refers to it.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            let _ = nix::fcntl::fcntl(
-                owned.as_fd(),
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            );
-            ProcessHandle::Pidfd(Pidfd::from(owned))
+            ProcessHandle::Pidfd(Pidfd::from(take_inherited(fd, "pidfd")?))
         } else if let Some(identity) = process.strip_prefix("poll:") {
             ProcessHandle::Poll(identity.parse::<ProcessIdentity>()?)
         } else {
@@ -120,7 +115,18 @@ impl Handover {
         };
         let output = match get("output") {
             Ok("none") | Err(_) => None,
-            Ok(numbers) => Some(ShimOutput::inherit(numbers)?),
+            Ok(numbers) => {
+                let numbers: Vec<&str> = numbers.split(',').collect();
+                let [out, err] = numbers[..] else {
+                    return Err(format!("bad output={}", numbers.join(",")));
+                };
+                let pipe = |n: &str| {
+                    (n != "-")
+                        .then(|| take_inherited(n, "output pipe"))
+                        .transpose()
+                };
+                Some(ShimOutput::from_pipes([pipe(out)?, pipe(err)?])?)
+            }
         };
         Ok(Handover {
             process,
@@ -137,6 +143,26 @@ impl Handover {
             },
         })
     }
+}
+
+/// Takes over descriptor `number`, handed to this process across the `exec` (`what` names it in
+/// errors): it must be open; it is close-on-exec again from here.
+fn take_inherited(number: &str, what: &str) -> Result<OwnedFd, String> {
+    let fd: RawFd = number
+        .parse()
+        .map_err(|_| format!("bad {what} {number:?}"))?;
+    // SAFETY: only borrowed for one fcntl, which fails harmlessly on a closed number.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD)
+        .map_err(|e| format!("{what} {fd} is not open: {e}"))?;
+    // SAFETY: the descriptor is open (checked above) and was handed to this process, which owns
+    // it from here on; nothing else in it refers to it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        owned.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Ok(owned)
 }
 
 /// The forwarded signals as a set: blocked before the `exec`, read from a signalfd after it.
@@ -274,6 +300,31 @@ mod tests {
         let back = Handover::parse(&args).unwrap();
         assert!(back.process.pidfd().is_some());
         assert!(!back.process.has_exited());
+    }
+
+    #[test]
+    fn the_output_pipes_are_handed_over_in_their_places() {
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let mut sent = handover(ProcessHandle::Poll(ProcessIdentity::current().unwrap()));
+        sent.output = Some(ShimOutput::from_pipes([None, Some(read)]).unwrap());
+        sent.keep_across_exec().unwrap();
+        let args = sent.to_args();
+        let number = sent.output.as_ref().unwrap().pipes()[1]
+            .unwrap()
+            .as_raw_fd();
+        assert!(args.contains(&format!("output=-,{number}")), "{args:?}");
+        std::mem::forget(sent);
+        let back = Handover::parse(&args).unwrap();
+        let pipes = back.output.as_ref().unwrap().pipes();
+        assert!(pipes[0].is_none());
+        assert_eq!(pipes[1].unwrap().as_raw_fd(), number);
+        // Not a pipe: refused.
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let mut args = args.clone();
+        args[1] = format!("output={},-", file.as_raw_fd());
+        let e = Handover::parse(&args).unwrap_err();
+        assert!(e.contains("is not a pipe"), "{e}");
+        std::mem::forget(file);
     }
 
     #[test]
