@@ -531,7 +531,8 @@ mod tests {
 
     #[test]
     fn a_rotating_file_never_passes_its_bound() {
-        let dir = tempdir();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let path = dir.join("stdout");
         let mut file = RotatingFile::open(&path, 100).unwrap();
         for i in 0..50 {
@@ -554,7 +555,8 @@ mod tests {
 
     #[test]
     fn a_rotating_file_continues_what_is_there() {
-        let dir = tempdir();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let path = dir.join("stderr");
         std::fs::write(&path, "x".repeat(90)).unwrap();
         let mut file = RotatingFile::open(&path, 100).unwrap();
@@ -566,7 +568,8 @@ mod tests {
 
     #[test]
     fn a_planted_link_is_never_written_through() {
-        let dir = tempdir();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let target = dir.join("elsewhere");
         std::fs::write(&target, "").unwrap();
         std::os::unix::fs::symlink(&target, dir.join("stdout")).unwrap();
@@ -594,17 +597,5 @@ mod tests {
         drop(writer);
         assert_eq!(pump(&mut from, &mut to).unwrap(), Flow::Closed);
         assert_eq!(to, b"one\ntwo\n");
-    }
-
-    fn tempdir() -> PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "shim-output-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

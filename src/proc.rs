@@ -31,26 +31,9 @@ pub fn read_self(name: &str) -> io::Result<String> {
 /// launch).
 pub fn read(path: &str) -> io::Result<String> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(buf.capacity());
-        }
-        let len = buf.len();
-        let spare = buf.capacity() - len;
-        buf.resize(len + spare, 0);
-        match file.read(&mut buf[len..]) {
-            Ok(0) => {
-                buf.truncate(len);
-                break;
-            }
-            Ok(n) => buf.truncate(len + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
-            Err(e) => return Err(e),
-        }
-    }
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let mut text = String::with_capacity(4096);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The fields of `/proc/<pid>/stat` the shim uses.

@@ -624,12 +624,8 @@ fn output_pump(pid: HostPid, sibling: &Sibling) -> Option<PumpThread> {
         // An adopted sibling's init reads for the shim that made it, which is gone.
         return None;
     }
-    let held = ProcessIdentity::of(pid.get())
-        .map(|identity| ProcessHandle::open(&identity))
-        .transpose()
-        .ok()
-        .flatten()
-        .flatten()?;
+    let identity = ProcessIdentity::of(pid.get())?;
+    let held = ProcessHandle::open(&identity).ok().flatten()?;
     PumpThread::start(pid.get(), held)
         .inspect_err(|e| tracing::warn!(error = %e, "cannot start copying the executor's output"))
         .ok()
