@@ -13,7 +13,7 @@
 //! might have touched: without following a link, capped, and only from root's own file.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -49,26 +49,12 @@ pub async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<H
         return engine.host_facts().await;
     };
     let dir = Path::new(CACHE_DIR);
-    if std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .is_err()
-    {
-        return engine.host_facts().await;
-    }
-    let path = dir.join(cache_name(engine.endpoint()));
+    let name = cache_name(engine.endpoint());
+    let path = dir.join(format!("{name}.json"));
     if let Some(facts) = fresh(&path, &instance, now()) {
         return Ok(facts);
     }
-    let Ok(lock) = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path.with_extension("lock"))
-    else {
+    let Some(lock) = open_cache_file(dir, &format!("{name}.lock")) else {
         return engine.host_facts().await;
     };
     let deadline = tokio::time::Instant::now() + patience;
@@ -118,12 +104,36 @@ fn instance(endpoint: &DockerEndpoint) -> Option<String> {
     Some(format!("{}:{}", meta.dev(), meta.ino()))
 }
 
-/// One cache file per endpoint, named by a digest of it.
-fn cache_name(endpoint: &DockerEndpoint) -> PathBuf {
-    use std::hash::{Hash, Hasher};
+/// The name of an endpoint's cache files (its answer, its lock), from a digest of it.
+fn cache_name(endpoint: &DockerEndpoint) -> String {
+    format!("daemon-{}", digest(&endpoint.to_string()))
+}
+
+/// A digest of `key`, to name its cache files by (one per endpoint, one per work_dir).
+pub fn digest(key: &impl std::hash::Hash) -> String {
+    use std::hash::Hasher;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    endpoint.to_string().hash(&mut hasher);
-    PathBuf::from(format!("daemon-{:016x}.json", hasher.finish()))
+    key.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// Opens the file `name` in the cache directory `dir` (both made if missing, root's alone) for
+/// writing under a lock: never through a link, never blocking. `None` where either cannot be
+/// had: the caller then does without the cache.
+pub fn open_cache_file(dir: &Path, name: &str) -> Option<std::fs::File> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(dir.join(name))
+        .ok()
 }
 
 fn now() -> u64 {

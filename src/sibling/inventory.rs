@@ -11,6 +11,7 @@ use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::SENTINEL_FILE;
 use crate::proc::{pid_liveness, ProcessIdentity};
 use crate::sibling::engine::Engine;
+use crate::sibling::host_facts;
 use crate::sibling::labels::{
     LABEL_AGENT_ID, LABEL_CHECKPOINT, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID,
     LABEL_FORKED_PID, LABEL_FORKED_PID_HOST, LABEL_FRAMEWORK_ID, LABEL_MANAGED, LABEL_SHIM,
@@ -355,26 +356,9 @@ pub fn sweep_is_due(work_dir_host: &Path) -> bool {
 }
 
 fn sweep_is_due_in(dir: &Path, work_dir_host: &Path) -> bool {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-    if std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .is_err()
-    {
-        return true;
-    }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    work_dir_host.hash(&mut hasher);
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(dir.join(format!("sweep-{:016x}", hasher.finish())))
-    else {
+    use std::os::unix::fs::MetadataExt;
+    let name = format!("sweep-{}", host_facts::digest(&work_dir_host));
+    let Some(file) = host_facts::open_cache_file(dir, &name) else {
         return true;
     };
     let Ok(meta) = file.metadata() else {
