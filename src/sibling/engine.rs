@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,6 +21,8 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
 use nix::sys::signal::Signal;
 
 use crate::config::DockerEndpoint;
@@ -71,28 +74,155 @@ pub struct Engine {
     facts: DaemonFacts,
 }
 
-/// Whether something accepts a connection at `endpoint` (the connection is closed at once): the
-/// cheap test that tells a daemon that is away from one that is slow to answer.
-async fn accepts_connections(endpoint: &DockerEndpoint) -> Result<(), String> {
-    const CONNECT: Duration = Duration::from_secs(2);
-    let connected = match endpoint {
-        DockerEndpoint::Unix(path) => {
-            tokio::time::timeout(CONNECT, tokio::net::UnixStream::connect(path))
+/// A connection to the daemon, over its unix socket or TCP.
+enum DaemonStream {
+    Unix(TokioIo<tokio::net::UnixStream>),
+    Tcp(TokioIo<tokio::net::TcpStream>),
+}
+
+impl DaemonStream {
+    /// Connects to `endpoint`. A unix connect never waits (a daemon that is away, or whose
+    /// backlog is full, refuses at once); a TCP one is given 2 s, so that a host that drops the
+    /// packets reads as a daemon that is away, not as one that is busy.
+    async fn connect(endpoint: &DockerEndpoint) -> std::io::Result<DaemonStream> {
+        const TCP_CONNECT: Duration = Duration::from_secs(2);
+        match endpoint {
+            DockerEndpoint::Unix(path) => Ok(DaemonStream::Unix(TokioIo::new(
+                tokio::net::UnixStream::connect(path).await?,
+            ))),
+            DockerEndpoint::Tcp(address) => {
+                let stream = tokio::time::timeout(
+                    TCP_CONNECT,
+                    tokio::net::TcpStream::connect(address.as_str()),
+                )
                 .await
-                .map(|r| r.map(drop))
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "no connection within 2s")
+                })??;
+                Ok(DaemonStream::Tcp(TokioIo::new(stream)))
+            }
         }
-        DockerEndpoint::Tcp(address) => {
-            tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(address.as_str()))
-                .await
-                .map(|r| r.map(drop))
-        }
-    };
-    match connected {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err("no socket there".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no connection within 2s".into()),
     }
+}
+
+impl hyper::rt::Read for DaemonStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            DaemonStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            DaemonStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for DaemonStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            DaemonStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            DaemonStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            DaemonStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            DaemonStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            DaemonStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            DaemonStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Connection for DaemonStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// Opens connections to the daemon for the client's pool, whatever the request's URI says.
+#[derive(Clone)]
+struct DaemonConnector(DockerEndpoint);
+
+impl tower_service::Service<hyper::Uri> for DaemonConnector {
+    type Response = DaemonStream;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<DaemonStream>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: hyper::Uri) -> Self::Future {
+        let endpoint = self.0.clone();
+        Box::pin(async move { DaemonStream::connect(&endpoint).await })
+    }
+}
+
+/// A bollard client whose pool keeps one idle connection to the daemon. bollard's own unix and
+/// HTTP clients keep none: each request of a launch would open a connection of its own, and the
+/// daemon accept it, which costs the shim more CPU than anything else it does in a launch. The
+/// pool and its connection close with the client, which the relay lets go once its executor
+/// runs (a waiting shim holds no connection).
+fn pooled_client(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, DockerError> {
+    let client = std::sync::Arc::new(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(1)
+            .build(DaemonConnector(endpoint.clone())),
+    );
+    // The authority is only the Host header's: the connector knows where the daemon is.
+    let address = match endpoint {
+        DockerEndpoint::Unix(_) => "http://docker".to_string(),
+        DockerEndpoint::Tcp(address) => format!("http://{address}"),
+    };
+    Docker::connect_with_custom_transport(
+        move |request: bollard::BollardRequest| {
+            let client = client.clone();
+            async move { client.request(request).await.map_err(DockerError::from) }
+        },
+        Some(address),
+        timeout.as_secs(),
+        bollard::API_DEFAULT_VERSION,
+    )
+}
+
+/// Why a request got no answer, if the reason is that no connection to the daemon could be made
+/// (no socket, a refused connection): the daemon is away, not busy.
+fn connect_failure(e: &DockerError) -> Option<String> {
+    let DockerError::HyperLegacyError { err } = e else {
+        return None;
+    };
+    if !err.is_connect() {
+        return None;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(match io.kind() {
+                std::io::ErrorKind::NotFound => "no socket there".to_string(),
+                _ => io.to_string(),
+            });
+        }
+        source = cause.source();
+    }
+    Some(err.to_string())
 }
 
 pub fn is_not_found(e: &DockerError) -> bool {
@@ -228,40 +358,19 @@ async fn registered_wait(
     id: &str,
     condition: WaitFor,
 ) -> Result<ExitWait, WaitError> {
-    use futures_util::FutureExt;
     use http_body_util::{BodyExt, Empty};
     use hyper::body::Bytes;
-    use hyper_util::rt::TokioIo;
 
     let lost = |what: &str, e: &dyn std::fmt::Display| {
         WaitError::Lost(format!(
             "waiting on container {id} at {endpoint}: {what}: {e}"
         ))
     };
-    /// An HTTP/1 connection over `stream`, its driver boxed so that both kinds of stream fit.
-    async fn handshake<S>(
-        stream: S,
-    ) -> std::io::Result<(
-        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-        futures_util::future::BoxFuture<'static, hyper::Result<()>>,
-    )>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-    {
-        hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map(|(s, c)| (s, c.boxed()))
-            .map_err(std::io::Error::other)
-    }
     let (mut sender, connection) = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        match endpoint {
-            DockerEndpoint::Unix(path) => {
-                handshake(tokio::net::UnixStream::connect(path).await?).await
-            }
-            DockerEndpoint::Tcp(address) => {
-                handshake(tokio::net::TcpStream::connect(address).await?).await
-            }
-        }
+        let stream = DaemonStream::connect(endpoint).await?;
+        hyper::client::conn::http1::handshake(stream)
+            .await
+            .map_err(std::io::Error::other)
     })
     .await
     .map_err(|e| lost("connecting", &e))?
@@ -317,46 +426,40 @@ struct ContainerWaitBody {
 }
 
 impl Engine {
-    /// Connects and asks the daemon its version. While nothing accepts a connection it retries
-    /// for at most `patience.absent` (the daemon may be restarting), then gives up naming the
+    /// Connects and asks the daemon its version. While no connection can be made it retries for
+    /// at most `patience.absent` (the daemon may be restarting), then gives up naming the
     /// endpoint; a daemon that accepts the connection is given `patience.busy` to answer, and
     /// one that does not is named as busy or hung, not as absent.
     pub async fn connect(
         endpoint: &DockerEndpoint,
         patience: Patience,
     ) -> Result<Engine, ShimError> {
+        let docker = pooled_client(endpoint, REQUEST_TIMEOUT.max(patience.busy)).map_err(|e| {
+            fail(
+                Failure::Config,
+                format!("cannot use Docker endpoint {endpoint}: {e}; name unix:///path or tcp://host:port as \"docker_host\" in the configuration file"),
+            )
+        })?;
         let deadline = tokio::time::Instant::now() + patience.absent;
         let mut delay = Duration::from_millis(100);
         loop {
-            let error = match accepts_connections(endpoint).await {
-                Err(e) => e,
-                Ok(()) => {
-                    // The client is made once a connection is accepted: bollard checks that a unix
-                    // socket exists, and a restarting daemon removes its socket for a moment.
-                    let docker = Docker::connect_with_host(&endpoint.to_string()).map_err(|e| {
-                        fail(
-                            Failure::Config,
-                            format!("cannot use Docker endpoint {endpoint}: {e}; name unix:///path or tcp://host:port as \"docker_host\" in the configuration file"),
-                        )
-                    })?;
-                    let docker = docker.with_timeout(REQUEST_TIMEOUT.max(patience.busy));
-                    match tokio::time::timeout(patience.busy, timed("version", docker.version())).await {
-                        Ok(Ok(version)) => {
-                            let facts = DaemonFacts { version: version.version.unwrap_or_default() };
-                            return Ok(Engine { docker, endpoint: endpoint.clone(), facts });
-                        }
-                        Ok(Err(e)) => e.to_string(),
-                        Err(_) => {
-                            return Err(fail(
-                                Failure::Unavailable,
-                                format!(
-                                    "the Docker daemon at {endpoint} accepted a connection but did not answer within {}s: \
-                                     it is overloaded or hung (it is there: this is not a missing socket); see its log",
-                                    patience.busy.as_secs()
-                                ),
-                            ))
-                        }
-                    }
+            // A failed connect returns at once (see `DaemonStream::connect`): only a daemon that
+            // took the connection can use up the time given to a busy one.
+            let error = match tokio::time::timeout(patience.busy, timed("version", docker.version())).await {
+                Ok(Ok(version)) => {
+                    let facts = DaemonFacts { version: version.version.unwrap_or_default() };
+                    return Ok(Engine { docker, endpoint: endpoint.clone(), facts });
+                }
+                Ok(Err(e)) => connect_failure(&e).unwrap_or_else(|| e.to_string()),
+                Err(_) => {
+                    return Err(fail(
+                        Failure::Unavailable,
+                        format!(
+                            "the Docker daemon at {endpoint} accepted a connection but did not answer within {}s: \
+                             it is overloaded or hung (it is there: this is not a missing socket); see its log",
+                            patience.busy.as_secs()
+                        ),
+                    ))
                 }
             };
             if tokio::time::Instant::now() + delay >= deadline {
