@@ -1,8 +1,11 @@
 //! `forked.pid`: how the agent finds its executor again after a restart.
 //!
 //! Written the way `slave::state::checkpoint` writes it (temp file in the same directory, the bare
-//! decimal pid, fsync, rename), plus an fsync of the directory so the rename itself survives a
-//! crash of the host. A reader therefore sees the old value or the new one, never a partial file.
+//! decimal pid, rename), so a reader sees the old value or the new one, never a partial file.
+//! Like the agent's own write of `forked.pid` (its `sync` is off for it), nothing is synced to
+//! disk: the file matters only to an agent that recovers on the same boot, which reads it from
+//! the page cache, and after a crash of the host the agent finds a new boot and recovers no
+//! executor at all.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -71,31 +74,22 @@ pub fn read_pid_file(path: &Path) -> io::Result<PidFile> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A checkpoint write that failed, and whether the file still holds its previous content.
+/// A checkpoint write that failed: nothing was renamed, the file holds what it held, and no temp
+/// file is left.
 #[derive(Debug)]
-pub enum WriteError {
-    /// Nothing was renamed: the file holds what it held, and no temp file is left.
-    BeforeRename { path: PathBuf, error: io::Error },
-    /// The new content is in place, but syncing the directory failed: a crash of the host could
-    /// still bring the old content back.
-    AfterRename { path: PathBuf, error: io::Error },
+pub struct WriteError {
+    path: PathBuf,
+    error: io::Error,
 }
 
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteError::BeforeRename { path, error } => write!(
-                f,
-                "writing {}: {error}; the previous content is intact",
-                path.display()
-            ),
-            WriteError::AfterRename { path, error } => write!(
-                f,
-                "{} holds the new content, but syncing its directory failed ({error}): a crash of \
-                 the host could undo the write",
-                path.display()
-            ),
-        }
+        write!(
+            f,
+            "writing {}: {}; the previous content is intact",
+            self.path.display(),
+            self.error
+        )
     }
 }
 
@@ -103,16 +97,11 @@ impl std::error::Error for WriteError {}
 
 impl From<WriteError> for io::Error {
     fn from(e: WriteError) -> io::Error {
-        let kind = match &e {
-            WriteError::BeforeRename { error, .. } | WriteError::AfterRename { error, .. } => {
-                error.kind()
-            }
-        };
-        io::Error::new(kind, e.to_string())
+        io::Error::new(e.error.kind(), e.to_string())
     }
 }
 
-/// A complete, synced temp file beside its target, not yet renamed onto it: where a crash leaves
+/// A complete temp file beside its target, not yet renamed onto it: where a crash leaves
 /// the old content intact and a stray temp file behind (the failpoint `during-checkpoint` holds
 /// a launch here). Dropped without [`StagedWrite::commit`], it removes its temp file.
 ///
@@ -131,7 +120,7 @@ impl StagedWrite {
     /// Writes `content` to a new temp file in `path`'s directory, which must exist: the agent
     /// creates the checkpoint directories, and the shim does not invent agent state.
     pub fn stage(path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
-        let before = |error: io::Error| WriteError::BeforeRename {
+        let before = |error: io::Error| WriteError {
             path: path.to_path_buf(),
             error,
         };
@@ -158,14 +147,11 @@ impl StagedWrite {
             committed: false,
         };
         let mut file = File::from(file);
-        file.write_all(content)
-            .and_then(|()| file.sync_all())
-            .map_err(before)?;
+        file.write_all(content).map_err(before)?;
         Ok(staged)
     }
 
-    /// Renames the temp file onto the target, then syncs the directory so the rename survives a
-    /// crash of the host.
+    /// Renames the temp file onto the target.
     pub fn commit(mut self) -> Result<(), WriteError> {
         renameat(
             &self.dir,
@@ -173,15 +159,12 @@ impl StagedWrite {
             &self.dir,
             self.name.as_os_str(),
         )
-        .map_err(|e| WriteError::BeforeRename {
+        .map_err(|e| WriteError {
             path: self.path.clone(),
             error: e.into(),
         })?;
         self.committed = true;
-        nix::unistd::fsync(&self.dir).map_err(|e| WriteError::AfterRename {
-            path: self.path.clone(),
-            error: e.into(),
-        })
+        Ok(())
     }
 }
 
@@ -519,23 +502,15 @@ mod tests {
     }
 
     #[test]
-    fn an_error_says_whether_the_previous_content_is_intact() {
-        let before = WriteError::BeforeRename {
+    fn an_error_names_the_file_and_says_the_previous_content_is_intact() {
+        let error = WriteError {
             path: "/m/forked.pid".into(),
             error: io::Error::from_raw_os_error(nix::libc::ENOSPC),
         };
-        assert!(before
-            .to_string()
-            .contains("the previous content is intact"));
-        let after = WriteError::AfterRename {
-            path: "/m/forked.pid".into(),
-            error: io::Error::from_raw_os_error(nix::libc::EIO),
-        };
-        assert!(!after.to_string().contains("intact"), "{after}");
-        assert!(
-            after.to_string().contains("holds the new content"),
-            "{after}"
-        );
+        let text = error.to_string();
+        assert!(text.contains("/m/forked.pid"), "{text}");
+        assert!(text.contains("the previous content is intact"), "{text}");
+        assert_eq!(io::Error::from(error).kind(), io::ErrorKind::StorageFull);
     }
 
     #[test]
