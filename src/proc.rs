@@ -26,14 +26,27 @@ pub fn read_self(name: &str) -> io::Result<String> {
     })
 }
 
-/// Reads a `/proc` file whole. A proc file reports no size, so a plain read starts with a few
-/// bytes and doubles; one page-sized buffer takes most in one call (the shim reads several per
-/// launch).
+/// Reads a `/proc` file whole. A proc file reports no size: the standard readers ask for one
+/// (a stat and a seek) and then start small; here one page-sized buffer takes most in one call,
+/// doubled while the file goes on (the shim reads several per launch).
 pub fn read(path: &str) -> io::Result<String> {
     use std::io::Read;
-    let mut text = String::with_capacity(4096);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            bytes.resize(len * 2, 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(len);
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The fields of `/proc/<pid>/stat` the shim uses.

@@ -45,11 +45,12 @@ impl Origin {
                 (id, path)
             });
         let own_pid = std::process::id();
+        let parent_pid = ProcStat::of(own_pid).map(|s| s.ppid).filter(|p| *p > 1);
         Origin {
             working_dir,
             own_pid,
-            parent_pid: ProcStat::of(own_pid).map(|s| s.ppid).filter(|p| *p > 1),
-            agent: forking_agent(),
+            parent_pid,
+            agent: parent_pid.and_then(forking_agent_from),
             // The working directory is the sandbox once verified; until then, a sandbox file
             // there is only compared, never opened.
             output: Route::of_this_process(Path::new(".")),
@@ -227,38 +228,44 @@ pub struct AgentProcess {
 /// container); a shim already orphaned, adopted by a reaper outside the agent container or by
 /// the host's init, names none, and then its death never ends the executor.
 pub fn forking_agent() -> Option<AgentProcess> {
-    let mut pid = ProcStat::of(std::process::id())?.ppid;
+    forking_agent_from(ProcStat::of(std::process::id())?.ppid)
+}
+
+/// [`forking_agent`], looking from the shim's parent `pid` up.
+fn forking_agent_from(mut pid: u32) -> Option<AgentProcess> {
     let mut past_helpers = Vec::new();
     for _ in 0..MAX_ANCESTORS {
         if pid <= 1 || crate::proc::shares_mount_namespace(pid) != Some(true) {
             return None;
         }
-        if is_launch_helper(pid) {
+        let comm = crate::proc::read(&format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+        if is_launch_helper(pid, &comm) {
             past_helpers.push(pid);
             pid = ProcStat::of(pid)?.ppid;
             continue;
         }
         let identity = ProcessIdentity::of(pid)?;
-        let name = crate::proc::read(&format!("/proc/{pid}/comm"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default();
         return Some(AgentProcess {
             identity,
-            name,
+            name: comm,
             past_helpers,
         });
     }
     None
 }
 
-/// Whether process `pid` is a launch helper: its command name (the kernel keeps 15 bytes of it)
-/// or the name it was run under says so.
-fn is_launch_helper(pid: u32) -> bool {
-    let comm = crate::proc::read(&format!("/proc/{pid}/comm")).unwrap_or_default();
+/// Whether process `pid`, whose command name is `comm`, is a launch helper: that name (the kernel
+/// keeps 15 bytes of it) or the name it was run under says so.
+fn is_launch_helper(pid: u32, comm: &str) -> bool {
+    if names_launch_helper(comm, b"") {
+        return true;
+    }
     let argv0 = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = argv0.split(|b| *b == 0).next().unwrap_or_default();
     let argv0 = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
-    names_launch_helper(comm.trim(), argv0)
+    names_launch_helper(comm, argv0)
 }
 
 /// The rule of [`is_launch_helper`], on what `/proc` says.
