@@ -120,12 +120,20 @@ impl StagedWrite {
     /// Writes `content` to a new temp file in `path`'s directory, which must exist: the agent
     /// creates the checkpoint directories, and the shim does not invent agent state.
     pub fn stage(path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
+        let dir = crate::no_follow::open_dir(parent_dir(path)).map_err(|e| WriteError {
+            path: path.to_path_buf(),
+            error: io::Error::other(e.to_string()),
+        })?;
+        StagedWrite::stage_in(dir, path, content)
+    }
+
+    /// [`StagedWrite::stage`] in `dir`, `path`'s directory, which the caller opened without
+    /// following a link.
+    pub fn stage_in(dir: OwnedFd, path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
         let before = |error: io::Error| WriteError {
             path: path.to_path_buf(),
             error,
         };
-        let dir = crate::no_follow::open_dir(parent_dir(path))
-            .map_err(|e| before(io::Error::other(e.to_string())))?;
         let temp = format!(
             "{}{}-{}",
             temp_prefix(file_name(path)),

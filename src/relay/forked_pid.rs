@@ -34,9 +34,10 @@ pub async fn take_over<H: HostProcesses>(
         tracing::warn!(path = %path.display(), ?timeout, "the agent has not checkpointed forked.pid; writing it for the sibling");
     }
     let dir = path.parent().expect("forked.pid has a directory");
-    match crate::no_follow::dir_exists(dir) {
-        Ok(true) => {}
-        Ok(false) => {
+    // Opened once, without a link, for the write below.
+    let dir_fd = match crate::no_follow::open_dir(dir) {
+        Ok(fd) => fd,
+        Err(crate::no_follow::PathError::Missing(_)) => {
             return Err(fail(
                 Failure::Software,
                 format!(
@@ -53,7 +54,7 @@ pub async fn take_over<H: HostProcesses>(
                 format!("refusing to checkpoint in {}: {e}", dir.display()),
             ))
         }
-    }
+    };
     // The agent's checkpoint names the process it forked: the shim, or the launch helper that
     // forked the shim. A pid that is neither is not this launch's to replace.
     if let PidFile::Pid(named) = checkpoint::read_pid_file(path).classify(Failure::Software)? {
@@ -79,8 +80,8 @@ pub async fn take_over<H: HostProcesses>(
     failpoint!(plan.pause_at, BeforeCheckpoint);
     if host.confirm(pid, sibling_id) == PidCheck::Confirmed {
         remove_stale_temp_files(path);
-        let staged =
-            StagedWrite::stage(path, pid.to_string().as_bytes()).classify(Failure::Software)?;
+        let staged = StagedWrite::stage_in(dir_fd, path, pid.to_string().as_bytes())
+            .classify(Failure::Software)?;
         failpoint!(plan.pause_at, DuringCheckpoint);
         staged.commit().classify(Failure::Software)?;
         // The end of the launch's timeline, for the benchmark harness (see `docker request`).
