@@ -5,7 +5,7 @@
 
 use std::io;
 
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerState};
 use nix::sys::signal::Signal;
 
 use crate::error::ShimError;
@@ -19,6 +19,10 @@ use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 #[allow(async_fn_in_trait)]
 pub trait SiblingEngine {
     async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
+    /// Only the container's state, which is all the launch reads of the sibling it started.
+    async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
+        Ok(self.inspect(name).await?.and_then(|c| c.state))
+    }
     async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError>;
     /// Pulls a missing image once; the error says what to do.
     async fn pull(&self, image: &str) -> Result<(), ShimError>;
@@ -36,6 +40,9 @@ pub trait SiblingEngine {
 impl<T: SiblingEngine> SiblingEngine for &T {
     async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
         (**self).inspect(name).await
+    }
+    async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
+        (**self).inspect_state(name).await
     }
     async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
         (**self).create(name, body).await

@@ -25,7 +25,7 @@ pub mod waiting;
 
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerState};
 use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
 
@@ -124,6 +124,10 @@ pub async fn run(
 impl SiblingEngine for Engine {
     async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
         self.inspect_container(name).await
+    }
+
+    async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
+        Engine::inspect_state(self, name).await
     }
 
     async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {

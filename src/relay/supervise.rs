@@ -546,14 +546,13 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
     plan: &LaunchPlan,
     signals: &mut (impl Stream<Item = Signal> + Unpin),
 ) -> Result<Started<H::Process>, ShimError> {
-    let inspected = loop {
+    let state = loop {
         tokio::select! {
             biased;
             Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
-            inspected = engine.inspect(&sibling.id) => break inspected.classify(Failure::Software)?,
+            state = engine.inspect_state(&sibling.id) => break state.classify(Failure::Software)?,
         }
     };
-    let state = inspected.and_then(|c| c.state);
     let pid = match &state {
         Some(s) if s.running == Some(true) => {
             Some(s.pid.and_then(HostPid::new).ok_or_else(|| {

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerSummary,
+};
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -70,6 +72,9 @@ pub struct Patience {
 
 pub struct Engine {
     docker: Docker,
+    /// The client under `docker`, for the one request the relay makes often enough to parse
+    /// itself (see [`Engine::inspect_state`]), on the same pooled connection.
+    client: PooledClient,
     endpoint: DockerEndpoint,
     facts: DaemonFacts,
 }
@@ -176,31 +181,60 @@ impl tower_service::Service<hyper::Uri> for DaemonConnector {
     }
 }
 
-/// A bollard client whose pool keeps one idle connection to the daemon. bollard's own unix and
-/// HTTP clients keep none: each request of a launch would open a connection of its own, and the
-/// daemon accept it, which costs the shim more CPU than anything else it does in a launch. The
-/// pool and its connection close with the client, which the relay lets go once its executor
-/// runs (a waiting shim holds no connection).
-fn pooled_client(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, DockerError> {
-    let client = std::sync::Arc::new(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_max_idle_per_host(1)
-            .build(DaemonConnector(endpoint.clone())),
-    );
-    // The authority is only the Host header's: the connector knows where the daemon is.
-    let address = match endpoint {
-        DockerEndpoint::Unix(_) => "http://docker".to_string(),
-        DockerEndpoint::Tcp(address) => format!("http://{address}"),
-    };
-    Docker::connect_with_custom_transport(
-        move |request: bollard::BollardRequest| {
-            let client = client.clone();
-            async move { client.request(request).await.map_err(DockerError::from) }
-        },
-        Some(address),
-        timeout.as_secs(),
-        bollard::API_DEFAULT_VERSION,
-    )
+/// The body of bollard's requests (its `BodyType`, spelled out: bollard does not export it).
+type RequestBody = http_body_util::Either<
+    http_body_util::Full<hyper::body::Bytes>,
+    http_body_util::StreamBody<
+        Pin<
+            Box<
+                dyn futures_util::Stream<
+                        Item = Result<hyper::body::Frame<hyper::body::Bytes>, std::io::Error>,
+                    > + Send,
+            >,
+        >,
+    >,
+>;
+
+/// Requests to the daemon over a pool that keeps one idle connection, and the authority its
+/// URIs carry (only the Host header's: the connector knows where the daemon is).
+#[derive(Clone)]
+struct PooledClient {
+    client: std::sync::Arc<hyper_util::client::legacy::Client<DaemonConnector, RequestBody>>,
+    authority: String,
+}
+
+impl PooledClient {
+    fn new(endpoint: &DockerEndpoint) -> PooledClient {
+        PooledClient {
+            client: std::sync::Arc::new(
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_max_idle_per_host(1)
+                    .build(DaemonConnector(endpoint.clone())),
+            ),
+            authority: match endpoint {
+                DockerEndpoint::Unix(_) => "http://docker".to_string(),
+                DockerEndpoint::Tcp(address) => format!("http://{address}"),
+            },
+        }
+    }
+
+    /// A bollard client on this pool. bollard's own unix and HTTP clients keep no idle
+    /// connection: each request of a launch would open a connection of its own, and the daemon
+    /// accept it, which cost the shim more CPU than anything else it did in a launch. The pool
+    /// and its connection close with the engine, which the relay lets go once its executor runs
+    /// (a waiting shim holds no connection).
+    fn bollard(&self, timeout: Duration) -> Result<Docker, DockerError> {
+        let client = self.client.clone();
+        Docker::connect_with_custom_transport(
+            move |request: bollard::BollardRequest| {
+                let client = client.clone();
+                async move { client.request(request).await.map_err(DockerError::from) }
+            },
+            Some(self.authority.clone()),
+            timeout.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+    }
 }
 
 /// Why a request got no answer, if the reason is that no connection to the daemon could be made
@@ -434,7 +468,8 @@ impl Engine {
         endpoint: &DockerEndpoint,
         patience: Patience,
     ) -> Result<Engine, ShimError> {
-        let docker = pooled_client(endpoint, REQUEST_TIMEOUT.max(patience.busy)).map_err(|e| {
+        let client = PooledClient::new(endpoint);
+        let docker = client.bollard(REQUEST_TIMEOUT.max(patience.busy)).map_err(|e| {
             fail(
                 Failure::Config,
                 format!("cannot use Docker endpoint {endpoint}: {e}; name unix:///path or tcp://host:port as \"docker_host\" in the configuration file"),
@@ -448,7 +483,7 @@ impl Engine {
             let error = match tokio::time::timeout(patience.busy, timed("version", docker.version())).await {
                 Ok(Ok(version)) => {
                     let facts = DaemonFacts { version: version.version.unwrap_or_default() };
-                    return Ok(Engine { docker, endpoint: endpoint.clone(), facts });
+                    return Ok(Engine { docker, client, endpoint: endpoint.clone(), facts });
                 }
                 Ok(Err(e)) => connect_failure(&e).unwrap_or_else(|| e.to_string()),
                 Err(_) => {
@@ -524,6 +559,45 @@ impl Engine {
                 Err(e).with_context(|| format!("inspecting container {name} on {}", self.endpoint))
             }
         }
+    }
+
+    /// The state of container `name` (`None`: no such container): what a launch asks of the
+    /// sibling it started. The same request as [`Engine::inspect_container`], but only `State` is
+    /// read out of the answer; bollard would build the whole model, which costs more than the
+    /// request itself.
+    pub async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
+        use http_body_util::BodyExt;
+        #[derive(serde::Deserialize)]
+        struct StateOnly {
+            #[serde(rename = "State")]
+            state: Option<ContainerState>,
+        }
+        // Unversioned, as bollard's own requests go out (the daemon answers in its own API).
+        let uri = format!("{}/containers/{name}/json", self.client.authority);
+        let asked = async {
+            let request = hyper::Request::get(uri)
+                .body(bollard::body_full(hyper::body::Bytes::new()))
+                .map_err(anyhow::Error::new)?;
+            let response = self.client.client.request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            if status == hyper::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                anyhow::bail!("status {status}: {}", String::from_utf8_lossy(&body).trim());
+            }
+            Ok(serde_json::from_slice::<StateOnly>(&body)?.state)
+        };
+        timed("inspect", tokio::time::timeout(REQUEST_TIMEOUT, asked))
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "no answer within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+            })
+            .with_context(|| format!("inspecting container {name} on {}", self.endpoint))
     }
 
     /// Pulls `image` once; then a clear error naming it and what to do.
