@@ -762,8 +762,8 @@ fn main() {
          out (the union of the round trips its debug log records): median {} ms, max {} ms. Of it, the process start \
          (spawn to its first line, configuration read and runtime started): median {} ms. Its CPU time per launch \
          (user + system, /proc/<pid>/schedstat at the rename): median {cpu_median_ms:.2} ms. Besides the floor's \
-         requests the shim asks the daemon its version once (`GET /version`, answered from memory, which is also its \
-         check that the daemon answers), `GET /info` only where a decision needs it and no other launch of the last \
+         requests the shim pings the daemon once (`GET /_ping`, answered from memory, which is also its check that the \
+         daemon answers and names its version in a header), `GET /info` only where a decision needs it and no other launch of the last \
          minute asked it (the `info` row counts the launches that did), and, in an agent container, about that \
          container.\n",
         ms(own_median),

@@ -41,12 +41,25 @@ const REMOVAL_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a pull of a missing image may take before the launch is failed.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// What the daemon says of itself when it is connected to (`GET /version`, answered from
-/// memory whatever the daemon's load): the request that also tells that it answers.
+/// What the daemon says of itself when it is connected to: the answer to `GET /_ping`, the
+/// request that also tells that it answers. The daemon answers it from memory whatever its load;
+/// `GET /version` would be no fit, as it asks containerd and runs `runc` and `docker-init` for
+/// their versions on every call, which a burst of launches turns into a queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DaemonFacts {
-    /// `Version`, such as `20.10.24+dfsg1`.
+    /// The engine's version, such as `20.10.24+dfsg1`, from the `Server` header the daemon puts
+    /// on every answer (`Docker/20.10.24+dfsg1 (linux)`); empty when it says none, which the
+    /// decisions that need it take for an old engine.
     pub version: String,
+}
+
+/// The engine version in a `Server` header: `Docker/20.10.24+dfsg1 (linux)` → `20.10.24+dfsg1`.
+fn version_in_server_header(server: &str) -> Option<&str> {
+    server
+        .strip_prefix("Docker/")?
+        .split_whitespace()
+        .next()
+        .filter(|v| !v.is_empty())
 }
 
 /// What only `GET /info` tells, one of the daemon's costliest requests (it counts containers and
@@ -237,12 +250,46 @@ impl PooledClient {
     }
 }
 
+impl PooledClient {
+    /// Pings the daemon (see [`DaemonFacts`]); the error says why there was no answer.
+    async fn ping(&self) -> Result<DaemonFacts, String> {
+        use http_body_util::BodyExt;
+        let request = hyper::Request::get(format!("{}/_ping", self.authority))
+            .body(bollard::body_full(hyper::body::Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| connect_failure(&e).unwrap_or_else(|| e.to_string()))?;
+        let status = response.status();
+        let version = response
+            .headers()
+            .get(hyper::header::SERVER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(version_in_server_header)
+            .unwrap_or_default()
+            .to_string();
+        // Read to its end (`OK`), so that the connection goes back to the pool.
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ));
+        }
+        Ok(DaemonFacts { version })
+    }
+}
+
 /// Why a request got no answer, if the reason is that no connection to the daemon could be made
 /// (no socket, a refused connection): the daemon is away, not busy.
-fn connect_failure(e: &DockerError) -> Option<String> {
-    let DockerError::HyperLegacyError { err } = e else {
-        return None;
-    };
+fn connect_failure(err: &hyper_util::client::legacy::Error) -> Option<String> {
     if !err.is_connect() {
         return None;
     }
@@ -460,7 +507,7 @@ struct ContainerWaitBody {
 }
 
 impl Engine {
-    /// Connects and asks the daemon its version. While no connection can be made it retries for
+    /// Connects and pings the daemon. While no connection can be made it retries for
     /// at most `patience.absent` (the daemon may be restarting), then gives up naming the
     /// endpoint; a daemon that accepts the connection is given `patience.busy` to answer, and
     /// one that does not is named as busy or hung, not as absent.
@@ -480,12 +527,11 @@ impl Engine {
         loop {
             // A failed connect returns at once (see `DaemonStream::connect`): only a daemon that
             // took the connection can use up the time given to a busy one.
-            let error = match tokio::time::timeout(patience.busy, timed("version", docker.version())).await {
-                Ok(Ok(version)) => {
-                    let facts = DaemonFacts { version: version.version.unwrap_or_default() };
+            let error = match tokio::time::timeout(patience.busy, timed("ping", client.ping())).await {
+                Ok(Ok(facts)) => {
                     return Ok(Engine { docker, client, endpoint: endpoint.clone(), facts });
                 }
-                Ok(Err(e)) => connect_failure(&e).unwrap_or_else(|| e.to_string()),
+                Ok(Err(why)) => why,
                 Err(_) => {
                     return Err(fail(
                         Failure::Unavailable,
@@ -735,5 +781,21 @@ impl Engine {
         timed("list", self.docker.list_containers(Some(options)))
             .await
             .with_context(|| format!("listing containers on {}", self.endpoint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_version_is_read_off_the_server_header() {
+        assert_eq!(
+            version_in_server_header("Docker/20.10.24+dfsg1 (linux)"),
+            Some("20.10.24+dfsg1")
+        );
+        assert_eq!(version_in_server_header("Docker/27.3.1"), Some("27.3.1"));
+        assert_eq!(version_in_server_header("Libpod/5.0 (linux)"), None);
+        assert_eq!(version_in_server_header("Docker/ (linux)"), None);
     }
 }
