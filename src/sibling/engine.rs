@@ -57,7 +57,7 @@ pub struct DaemonFacts {
 fn version_in_server_header(server: &str) -> Option<&str> {
     server
         .strip_prefix("Docker/")?
-        .split_whitespace()
+        .split(char::is_whitespace)
         .next()
         .filter(|v| !v.is_empty())
 }
