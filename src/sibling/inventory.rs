@@ -334,11 +334,6 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
     }
 }
 
-/// What a launch removes on its way, off its critical path: siblings of the same work_dir that
-/// have stopped (or were never started) after their shim was gone, so that nobody else would
-/// remove them. One list of the stopped and created siblings, then one removal each. Returns how
-/// many it removed. `seen_from`: the agent container the launch already described (`None`: the
-/// host), so that the sweep asks the daemon nothing more about it.
 /// How often the launches of one agent container sweep a work_dir's leftovers: a burst of
 /// launches sweeps once, not once each (each sweep lists the host's stopped siblings, a cost that
 /// grows with them), and what a gone shim left is removed within this time of the next launch.
@@ -349,10 +344,7 @@ pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Told by a file in the agent container's `/run` (root's alone), touched under a lock by the
 /// launch that sweeps. Where the file cannot be used, every launch sweeps, as before.
 pub fn sweep_is_due(work_dir_host: &Path) -> bool {
-    sweep_is_due_in(
-        Path::new(crate::sibling::host_facts::CACHE_DIR),
-        work_dir_host,
-    )
+    sweep_is_due_in(Path::new(host_facts::CACHE_DIR), work_dir_host)
 }
 
 fn sweep_is_due_in(dir: &Path, work_dir_host: &Path) -> bool {
@@ -390,6 +382,11 @@ fn sweep_is_due_in(dir: &Path, work_dir_host: &Path) -> bool {
     true
 }
 
+/// What a launch removes on its way, off its critical path: siblings of the same work_dir that
+/// have stopped (or were never started) after their shim was gone, so that nobody else would
+/// remove them. One list of the stopped and created siblings, then one removal each. Returns how
+/// many it removed. `seen_from`: the agent container the launch already described (`None`: the
+/// host), so that the sweep asks the daemon nothing more about it.
 pub async fn sweep(
     engine: &Engine,
     work_dir_host: &Path,
