@@ -251,10 +251,14 @@ impl PooledClient {
 }
 
 impl PooledClient {
-    /// Pings the daemon (see [`DaemonFacts`]); the error says why there was no answer.
-    async fn ping(&self) -> Result<DaemonFacts, String> {
+    /// `GET path` over the pool, its answer read to the end (so that the connection goes back to
+    /// the pool); the error says why there was no answer.
+    async fn get(
+        &self,
+        path: &str,
+    ) -> Result<(hyper::http::response::Parts, hyper::body::Bytes), String> {
         use http_body_util::BodyExt;
-        let request = hyper::Request::get(format!("{}/_ping", self.authority))
+        let request = hyper::Request::get(format!("{}{path}", self.authority))
             .body(bollard::body_full(hyper::body::Bytes::new()))
             .map_err(|e| e.to_string())?;
         let response = self
@@ -262,29 +266,31 @@ impl PooledClient {
             .request(request)
             .await
             .map_err(|e| connect_failure(&e).unwrap_or_else(|| e.to_string()))?;
-        let status = response.status();
-        let version = response
-            .headers()
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((parts, body))
+    }
+
+    /// Pings the daemon (see [`DaemonFacts`]); the error says why there was no answer.
+    async fn ping(&self) -> Result<DaemonFacts, String> {
+        let (answer, body) = self.get("/_ping").await?;
+        if !answer.status.is_success() {
+            return Err(unexpected(answer.status, &body));
+        }
+        let version = answer
+            .headers
             .get(hyper::header::SERVER)
             .and_then(|v| v.to_str().ok())
             .and_then(version_in_server_header)
             .unwrap_or_default()
             .to_string();
-        // Read to its end (`OK`), so that the connection goes back to the pool.
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!(
-                "status {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            ));
-        }
         Ok(DaemonFacts { version })
     }
+}
+
+/// An answer that is not the one asked for, in an error: its status and what it said.
+fn unexpected(status: hyper::StatusCode, body: &[u8]) -> String {
+    format!("status {status}: {}", String::from_utf8_lossy(body).trim())
 }
 
 /// Why a request got no answer, if the reason is that no connection to the daemon could be made
@@ -612,26 +618,23 @@ impl Engine {
     /// read out of the answer; bollard would build the whole model, which costs more than the
     /// request itself.
     pub async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
-        use http_body_util::BodyExt;
         #[derive(serde::Deserialize)]
         struct StateOnly {
             #[serde(rename = "State")]
             state: Option<ContainerState>,
         }
         // Unversioned, as bollard's own requests go out (the daemon answers in its own API).
-        let uri = format!("{}/containers/{name}/json", self.client.authority);
         let asked = async {
-            let request = hyper::Request::get(uri)
-                .body(bollard::body_full(hyper::body::Bytes::new()))
-                .map_err(anyhow::Error::new)?;
-            let response = self.client.client.request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            if status == hyper::StatusCode::NOT_FOUND {
+            let (answer, body) = self
+                .client
+                .get(&format!("/containers/{name}/json"))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if answer.status == hyper::StatusCode::NOT_FOUND {
                 return Ok(None);
             }
-            if !status.is_success() {
-                anyhow::bail!("status {status}: {}", String::from_utf8_lossy(&body).trim());
+            if !answer.status.is_success() {
+                anyhow::bail!(unexpected(answer.status, &body));
             }
             Ok(serde_json::from_slice::<StateOnly>(&body)?.state)
         };
