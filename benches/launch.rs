@@ -365,6 +365,18 @@ fn own_time(stderr: &str, spawned_ns: u64) -> Option<(Duration, Duration)> {
     ))
 }
 
+/// Forks as the agent does: the agent closes every descriptor but stdio in what it forks; so does
+/// the harness (cargo's jobserver pipe would be counted as the shim's otherwise).
+fn close_inherited_fds(cmd: &mut Command) {
+    // SAFETY: between fork and exec the child makes one system call, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+}
+
 /// Forks the shim as the agent does, and checkpoints its pid right after the fork, as a 1.x agent
 /// does (the shim waits for that write before it replaces it).
 fn spawn_shim(run: &BenchRun) -> (Child, u64) {
@@ -381,15 +393,7 @@ fn spawn_shim(run: &BenchRun) -> (Child, u64) {
         .current_dir(&run.layout.sandbox)
         .stdout(stdout)
         .stderr(stderr);
-    // SAFETY: between fork and exec the child makes one system call, which is
-    // async-signal-safe. The agent closes every descriptor but stdio in what it forks; so does
-    // the harness (cargo's jobserver pipe would be counted as the shim's otherwise).
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-            Ok(())
-        });
-    }
+    close_inherited_fds(&mut cmd);
     let spawned = monotonic_ns();
     let child = cmd.spawn().unwrap();
     let temp = forked_pid.with_file_name("agent-tmp");
@@ -604,6 +608,36 @@ fn launcher_cost(busybox: &str) -> Duration {
     percentile(&times, 50.0)
 }
 
+/// The CPU time (user + system) of starting any process and its exit: a static no-op forked as
+/// the shim is, from the growth of the harness's reaped children's rusage over its run (the
+/// harness reaps nothing else meanwhile). Median of 20, in nanoseconds.
+fn start_cpu_ns(busybox: &str) -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let children_cpu = || {
+        let usage = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
+        let (user, system) = (usage.user_time(), usage.system_time());
+        (user.tv_sec() + system.tv_sec()) as u64 * 1_000_000_000
+            + (user.tv_usec() + system.tv_usec()) as u64 * 1000
+    };
+    let cpu: Vec<u64> = (0..20)
+        .map(|_| {
+            let mut cmd = Command::new(busybox);
+            cmd.arg("true");
+            close_inherited_fds(&mut cmd);
+            let before = children_cpu();
+            assert!(cmd.status().unwrap().success(), "{busybox} true");
+            children_cpu() - before
+        })
+        .collect();
+    percentile(&cpu, 50.0)
+}
+
+/// CPU time the calling thread has used so far, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
 fn main() {
     enter_config_namespace();
     // `cargo bench` passes --bench; anything else (a filter) is not supported and is ignored.
@@ -647,15 +681,19 @@ fn main() {
     let mut own_times = Vec::new();
     let mut starts = Vec::new();
     let mut shim_cpu = Vec::new();
+    let mut floor_cpu = Vec::new();
+    let start_cpu = start_cpu_ns(busybox);
     let mut requests: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for i in 0..launches {
         let run = BenchRun::new(&root, "floor", i);
         let body = run.spec().create_body();
         let name = run.layout.sibling_name();
+        let cpu_before = thread_cpu_ns();
         let floor = local.block_on(
             &runtime,
             floor::launch(&body, &name, &run.layout.forked_pid_path()),
         );
+        floor_cpu.push(thread_cpu_ns() - cpu_before);
         assert_eq!(
             running_pid(&name),
             checkpoint_pid(&run),
@@ -769,6 +807,20 @@ fn main() {
         ms(own_median),
         ms(*own_times.iter().max().unwrap()),
         ms(start_median),
+    )
+    .unwrap();
+    let floor_cpu_ms = percentile(&floor_cpu, 50.0) as f64 / 1e6;
+    let start_cpu_ms = start_cpu as f64 / 1e6;
+    writeln!(
+        report,
+        "**The shim's CPU time against the floor's**, both measured in this run, so that the ratio says what the \
+         milliseconds alone cannot across machines: the floor's client spends a median {floor_cpu_ms:.2} ms of CPU per \
+         launch (the harness thread's CPU time over the floor's launch, its two connects included), and starting and \
+         ending any process, forked as the shim is, costs {start_cpu_ms:.2} ms (a static no-op's rusage). The shim's \
+         {cpu_median_ms:.2} ms is {:.2}x their sum of {:.2} ms: the rest is its own work, reading and checking what the \
+         agent set up and the task could have touched, building the sibling's body, and its runtime.\n",
+        cpu_median_ms / (floor_cpu_ms + start_cpu_ms),
+        floor_cpu_ms + start_cpu_ms,
     )
     .unwrap();
     writeln!(
@@ -1075,7 +1127,8 @@ fn main() {
     )
     .unwrap();
     writeln!(head, "## Machine\n").unwrap();
-    for (k, v) in machine() {
+    let machine = machine();
+    for (k, v) in &machine {
         writeln!(head, "- {k}: {v}").unwrap();
     }
     writeln!(
@@ -1085,13 +1138,24 @@ fn main() {
          image configured; inside an agent container it also inspects its own container (one more request).\n"
     )
     .unwrap();
+    // Times and CPU depend on the machine: a `before` from another one is no comparison.
+    let previous = repo.join("BENCHMARKS.md");
+    let before_cpu = previous_machine_cpu(&previous);
+    let this_cpu = machine.iter().find(|(k, _)| k == "CPU").map(|(_, v)| v);
+    let other_machine = match before_cpu {
+        Some(cpu) if Some(&cpu) != this_cpu => format!(
+            " It ran on another machine ({cpu}), so its times and CPU figures compare with this run's only roughly; \
+             the ratios to the floor measured in the same run (below) carry across machines."
+        ),
+        _ => String::new(),
+    };
     writeln!(
         head,
-        "## Targets\n\n`before`: what the BENCHMARKS.md this run replaced measured, where it had the target.\n\n\
+        "## Targets\n\n`before`: what the BENCHMARKS.md this run replaced measured, where it had the target.{other_machine}\n\n\
          | target | before | measured | met |\n|---|---:|---:|:---:|"
     )
     .unwrap();
-    let before = previous_targets(&repo.join("BENCHMARKS.md"));
+    let before = previous_targets(&previous);
     let mut missed = Vec::new();
     for (what, value, met) in &targets {
         // A target whose wording changed is found under its earlier wording.
@@ -1148,6 +1212,13 @@ fn previous_targets(path: &Path) -> BTreeMap<String, String> {
             Some((cells.first()?.to_string(), measured.to_string()))
         })
         .collect()
+}
+
+/// The CPU line of the machine section of an earlier BENCHMARKS.md.
+fn previous_machine_cpu(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with("- CPU: "))?;
+    Some(line.trim_start_matches("- CPU: ").to_string())
 }
 
 /// The pid forked.pid of `run` holds now.
