@@ -270,12 +270,15 @@ fn is_container_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Finds `/containers/<64 hex>/{hostname,hosts,resolv.conf}` as the root of a mount: the bind
-/// mounts Docker makes for every container, there even with host networking, where `HOSTNAME`
-/// is the host's name.
+/// The files Docker bind-mounts into every container from its own `containers/<id>/` directory,
+/// there even with host networking, where `HOSTNAME` is the host's name.
+const DOCKER_CONTAINER_FILES: [&str; 3] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+
+/// Finds `/containers/<64 hex>/{hostname,hosts,resolv.conf}` as the root of a mount at one of
+/// [`DOCKER_CONTAINER_FILES`].
 pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
     mounts(mountinfo).find_map(|(root, target)| {
-        if !matches!(target, "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf") {
+        if !DOCKER_CONTAINER_FILES.contains(&target) {
             return None;
         }
         let mut parts = root.rsplit('/');
@@ -283,6 +286,40 @@ pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
         let id = parts.next()?;
         (parts.next()? == "containers" && is_container_id(id)).then(|| id.to_string())
     })
+}
+
+/// Whether something is mounted at `path` itself (not through a link at it), told by its mount
+/// ID against its directory's: `Some(false)` where nothing is there, `None` where the kernel
+/// cannot tell (before Linux 5.8, or the path unreadable).
+pub fn is_mount_root(path: &Path) -> Option<bool> {
+    let mount_id = |path: &Path| -> Result<u64, Errno> {
+        let c_path =
+            std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: an all-zero statx is a valid value for the kernel to fill.
+        let mut stx: nix::libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: the path is NUL-terminated and outlives the call; stx is ours to write.
+        let r = unsafe {
+            nix::libc::statx(
+                nix::libc::AT_FDCWD,
+                c_path.as_ptr(),
+                nix::libc::AT_SYMLINK_NOFOLLOW | nix::libc::AT_NO_AUTOMOUNT,
+                nix::libc::STATX_MNT_ID,
+                &mut stx,
+            )
+        };
+        Errno::result(r)?;
+        match stx.stx_mask & nix::libc::STATX_MNT_ID {
+            0 => Err(Errno::ENOSYS),
+            _ => Ok(stx.stx_mnt_id),
+        }
+    };
+    let here = match mount_id(path) {
+        Ok(id) => id,
+        Err(Errno::ENOENT) => return Some(false),
+        Err(_) => return None,
+    };
+    let parent = mount_id(path.parent()?).ok()?;
+    Some(here != parent)
 }
 
 /// Finds the container ID in a `/proc/<pid>/cgroup` (`/docker/<id>`, `docker-<id>.scope`, ...).
@@ -299,10 +336,18 @@ pub fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
 
 /// The ID of the Docker container this process runs in (`None`: on the host), from its
 /// mountinfo, else its cgroup path.
+///
+/// The mount table is read only where one of Docker's files is a mount point: everywhere else it
+/// cannot name a container, and on a host (or in a namespace copied from one, as a Mesos
+/// container's is) it holds a mount or two per running container, which the kernel writes out
+/// one by one on every read: milliseconds per launch on a host of hundreds of executors.
 pub fn own_container_id() -> io::Result<Option<String>> {
-    let mountinfo = read_self("mountinfo")?;
-    if let Some(id) = container_id_in_mountinfo(&mountinfo) {
-        return Ok(Some(id));
+    let may_be_docker_mount = |file: &&str| is_mount_root(Path::new(file)) != Some(false);
+    if DOCKER_CONTAINER_FILES.iter().any(may_be_docker_mount) {
+        let mountinfo = read_self("mountinfo")?;
+        if let Some(id) = container_id_in_mountinfo(&mountinfo) {
+            return Ok(Some(id));
+        }
     }
     Ok(container_id_in_cgroup(&read_self("cgroup")?))
 }
@@ -603,6 +648,15 @@ mod tests {
         assert!(!process_gone(4194305, false));
         assert!(!process_gone(std::process::id(), true));
         assert!(!process_gone(u32::MAX, true), "not a pid at all");
+    }
+
+    #[test]
+    fn tells_a_mount_point_from_what_is_under_one() {
+        assert_eq!(is_mount_root(Path::new("/proc")), Some(true));
+        assert_eq!(is_mount_root(Path::new("/proc/1")), Some(false));
+        // The link itself, on /proc's mount, not the directory it names.
+        assert_eq!(is_mount_root(Path::new("/proc/self")), Some(false));
+        assert_eq!(is_mount_root(Path::new("/no/such/path")), Some(false));
     }
 
     #[test]
