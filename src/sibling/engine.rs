@@ -248,9 +248,7 @@ impl PooledClient {
             bollard::API_DEFAULT_VERSION,
         )
     }
-}
 
-impl PooledClient {
     /// `GET path` over the pool, its answer read to the end (so that the connection goes back to
     /// the pool); the error says why there was no answer.
     async fn get(
