@@ -270,15 +270,17 @@ fn is_container_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The files Docker bind-mounts into every container from its own `containers/<id>/` directory,
-/// there even with host networking, where `HOSTNAME` is the host's name.
-const DOCKER_CONTAINER_FILES: [&str; 3] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+/// Where Docker bind-mounts a file of every container's own `containers/<id>/` directory, and
+/// those files' names: there even with host networking, where `HOSTNAME` is the host's name.
+const DOCKER_FILES_DIR: &str = "/etc";
+const DOCKER_CONTAINER_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
 /// Finds `/containers/<64 hex>/{hostname,hosts,resolv.conf}` as the root of a mount at one of
-/// [`DOCKER_CONTAINER_FILES`].
+/// [`DOCKER_CONTAINER_FILES`] in [`DOCKER_FILES_DIR`].
 pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
     mounts(mountinfo).find_map(|(root, target)| {
-        if !DOCKER_CONTAINER_FILES.contains(&target) {
+        let name = target.strip_prefix(DOCKER_FILES_DIR)?.strip_prefix('/')?;
+        if !DOCKER_CONTAINER_FILES.contains(&name) {
             return None;
         }
         let mut parts = root.rsplit('/');
@@ -288,38 +290,41 @@ pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
     })
 }
 
-/// Whether something is mounted at `path` itself (not through a link at it), told by its mount
-/// ID against its directory's: `Some(false)` where nothing is there, `None` where the kernel
-/// cannot tell (before Linux 5.8, or the path unreadable).
-pub fn is_mount_root(path: &Path) -> Option<bool> {
-    let mount_id = |path: &Path| -> Result<u64, Errno> {
-        let c_path =
-            std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: an all-zero statx is a valid value for the kernel to fill.
-        let mut stx: nix::libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: the path is NUL-terminated and outlives the call; stx is ours to write.
-        let r = unsafe {
-            nix::libc::statx(
-                nix::libc::AT_FDCWD,
-                c_path.as_ptr(),
-                nix::libc::AT_SYMLINK_NOFOLLOW | nix::libc::AT_NO_AUTOMOUNT,
-                nix::libc::STATX_MNT_ID,
-                &mut stx,
-            )
-        };
-        Errno::result(r)?;
-        match stx.stx_mask & nix::libc::STATX_MNT_ID {
-            0 => Err(Errno::ENOSYS),
-            _ => Ok(stx.stx_mnt_id),
+/// Whether something is mounted right at one of `names` in `dir` (not through a link there),
+/// told by each one's mount ID against `dir`'s: `Some(false)` where none is (or none exists),
+/// `None` where the kernel cannot tell (before Linux 5.8, or a path unreadable).
+pub fn mount_point_among(dir: &Path, names: &[&str]) -> Option<bool> {
+    let dir_id = mount_id(dir).ok()?;
+    for name in names {
+        match mount_id(&dir.join(name)) {
+            Ok(id) if id != dir_id => return Some(true),
+            Ok(_) | Err(Errno::ENOENT) => {}
+            Err(_) => return None,
         }
+    }
+    Some(false)
+}
+
+/// The ID of the mount `path` is on, the path's last component not followed.
+fn mount_id(path: &Path) -> Result<u64, Errno> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: an all-zero statx is a valid value for the kernel to fill.
+    let mut stx: nix::libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and outlives the call; stx is ours to write.
+    let r = unsafe {
+        nix::libc::statx(
+            nix::libc::AT_FDCWD,
+            c_path.as_ptr(),
+            nix::libc::AT_SYMLINK_NOFOLLOW | nix::libc::AT_NO_AUTOMOUNT,
+            nix::libc::STATX_MNT_ID,
+            &mut stx,
+        )
     };
-    let here = match mount_id(path) {
-        Ok(id) => id,
-        Err(Errno::ENOENT) => return Some(false),
-        Err(_) => return None,
-    };
-    let parent = mount_id(path.parent()?).ok()?;
-    Some(here != parent)
+    Errno::result(r)?;
+    match stx.stx_mask & nix::libc::STATX_MNT_ID {
+        0 => Err(Errno::ENOSYS),
+        _ => Ok(stx.stx_mnt_id),
+    }
 }
 
 /// Finds the container ID in a `/proc/<pid>/cgroup` (`/docker/<id>`, `docker-<id>.scope`, ...).
@@ -342,8 +347,7 @@ pub fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
 /// container's is) it holds a mount or two per running container, which the kernel writes out
 /// one by one on every read: milliseconds per launch on a host of hundreds of executors.
 pub fn own_container_id() -> io::Result<Option<String>> {
-    let may_be_docker_mount = |file: &&str| is_mount_root(Path::new(file)) != Some(false);
-    if DOCKER_CONTAINER_FILES.iter().any(may_be_docker_mount) {
+    if mount_point_among(Path::new(DOCKER_FILES_DIR), &DOCKER_CONTAINER_FILES) != Some(false) {
         let mountinfo = read_self("mountinfo")?;
         if let Some(id) = container_id_in_mountinfo(&mountinfo) {
             return Ok(Some(id));
@@ -652,11 +656,16 @@ mod tests {
 
     #[test]
     fn tells_a_mount_point_from_what_is_under_one() {
-        assert_eq!(is_mount_root(Path::new("/proc")), Some(true));
-        assert_eq!(is_mount_root(Path::new("/proc/1")), Some(false));
+        let root = Path::new("/");
+        assert_eq!(
+            mount_point_among(root, &["no-such-path", "proc"]),
+            Some(true)
+        );
         // The link itself, on /proc's mount, not the directory it names.
-        assert_eq!(is_mount_root(Path::new("/proc/self")), Some(false));
-        assert_eq!(is_mount_root(Path::new("/no/such/path")), Some(false));
+        let proc = Path::new("/proc");
+        assert_eq!(mount_point_among(proc, &["1", "self"]), Some(false));
+        assert_eq!(mount_point_among(proc, &["no-such-path"]), Some(false));
+        assert_eq!(mount_point_among(Path::new("/no/such/path"), &["x"]), None);
     }
 
     #[test]
