@@ -596,22 +596,11 @@ fn machine() -> Vec<(String, String)> {
     ]
 }
 
-/// What it costs the agent to start any process: spawn to exit of a static no-op.
-fn launcher_cost(busybox: &str) -> Duration {
-    let times: Vec<Duration> = (0..20)
-        .map(|_| {
-            let start = Instant::now();
-            Command::new(busybox).arg("true").status().unwrap();
-            start.elapsed()
-        })
-        .collect();
-    percentile(&times, 50.0)
-}
-
-/// The CPU time (user + system) of starting any process and its exit: a static no-op forked as
-/// the shim is, from the growth of the harness's reaped children's rusage over its run (the
-/// harness reaps nothing else meanwhile). Median of 20, in nanoseconds.
-fn start_cpu_ns(busybox: &str) -> u64 {
+/// What it costs the agent to start any process: a static no-op forked as the shim is, from
+/// spawn to exit (median of 20) and its CPU time, user + system (median of 20, in nanoseconds),
+/// from the growth of the harness's reaped children's rusage over its run (the harness reaps
+/// nothing else meanwhile).
+fn process_start_cost(busybox: &str) -> (Duration, u64) {
     use nix::sys::resource::{getrusage, UsageWho};
     let children_cpu = || {
         let usage = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
@@ -619,17 +608,17 @@ fn start_cpu_ns(busybox: &str) -> u64 {
         (user.tv_sec() + system.tv_sec()) as u64 * 1_000_000_000
             + (user.tv_usec() + system.tv_usec()) as u64 * 1000
     };
-    let cpu: Vec<u64> = (0..20)
+    let (times, cpu): (Vec<Duration>, Vec<u64>) = (0..20)
         .map(|_| {
             let mut cmd = Command::new(busybox);
             cmd.arg("true");
             close_inherited_fds(&mut cmd);
-            let before = children_cpu();
+            let (start, before) = (Instant::now(), children_cpu());
             assert!(cmd.status().unwrap().success(), "{busybox} true");
-            children_cpu() - before
+            (start.elapsed(), children_cpu() - before)
         })
-        .collect();
-    percentile(&cpu, 50.0)
+        .unzip();
+    (percentile(&times, 50.0), percentile(&cpu, 50.0))
 }
 
 /// CPU time the calling thread has used so far, in nanoseconds.
@@ -673,7 +662,7 @@ fn main() {
     // Launch latency, the paths interleaved so that drift in the daemon hits all alike, and the
     // shim paired with the floor launched just before it.
     eprintln!("latency: {launches} launches per path");
-    let launcher = launcher_cost(busybox);
+    let (launcher, start_cpu) = process_start_cost(busybox);
     let mut floor_times = Vec::new();
     let mut shim_times = Vec::new();
     let mut cli_times = Vec::new();
@@ -682,7 +671,6 @@ fn main() {
     let mut starts = Vec::new();
     let mut shim_cpu = Vec::new();
     let mut floor_cpu = Vec::new();
-    let start_cpu = start_cpu_ns(busybox);
     let mut requests: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for i in 0..launches {
         let run = BenchRun::new(&root, "floor", i);
@@ -1139,7 +1127,7 @@ fn main() {
     )
     .unwrap();
     // Times and CPU depend on the machine: a `before` from another one is no comparison.
-    let previous = repo.join("BENCHMARKS.md");
+    let previous = std::fs::read_to_string(repo.join("BENCHMARKS.md")).unwrap_or_default();
     let before_cpu = previous_machine_cpu(&previous);
     let this_cpu = machine.iter().find(|(k, _)| k == "CPU").map(|(_, v)| v);
     let other_machine = match before_cpu {
@@ -1200,8 +1188,7 @@ fn main() {
 }
 
 /// The measured value of each target in an earlier BENCHMARKS.md (either table layout).
-fn previous_targets(path: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+fn previous_targets(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .skip_while(|l| !l.starts_with("| target |"))
         .skip(2)
@@ -1215,8 +1202,7 @@ fn previous_targets(path: &Path) -> BTreeMap<String, String> {
 }
 
 /// The CPU line of the machine section of an earlier BENCHMARKS.md.
-fn previous_machine_cpu(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+fn previous_machine_cpu(text: &str) -> Option<String> {
     let line = text.lines().find(|l| l.starts_with("- CPU: "))?;
     Some(line.trim_start_matches("- CPU: ").to_string())
 }
