@@ -154,6 +154,13 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
         _ => Watched(None),
     };
     loop {
+        // Judged before each sleep, the first one included: a process already gone when the
+        // watch started (the agent killed, or the shim destroyed, while this init was still
+        // starting the executor) has no pidfd to wake the poll, and would not be judged until
+        // some other event came.
+        if watch.step() {
+            let _ = nix::sys::signal::kill(executor_pid, Signal::SIGKILL);
+        }
         if let Some(output) = output.as_mut().filter(|o| !o.own) {
             if reader.gone() {
                 tracing::info!("the shim no longer reads the executor's output: the init writes it to the sandbox files");
@@ -208,9 +215,6 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
                 output.pump(true);
             }
             return Ok(record);
-        }
-        if watch.step() {
-            let _ = nix::sys::signal::kill(executor_pid, Signal::SIGKILL);
         }
     }
 }

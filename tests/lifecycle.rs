@@ -454,6 +454,44 @@ fn the_agent_process_dying_alone_never_ends_its_executor() {
     assert!(pid_alive(pid));
 }
 
+/// The agent process dies while the launch is still on its way: after the shim has taken it as
+/// the agent to watch, before the sibling's init has started watching. The init finds it gone
+/// when it starts, which no pidfd event will ever tell it again, and must judge it then: it says
+/// the agent is gone, and the executor runs on.
+#[test]
+fn an_agent_gone_before_the_init_watches_is_judged_at_once() {
+    const WATCHING: &str = "the sibling's init watches this agent process";
+    const INIT_STARTED: &str = "sibling init started the executor";
+    let run = Run::new("agentearly");
+    let agent = run.start_agent(&Agent {
+        supervised: true,
+        ..Agent::with_shim()
+    });
+    wait_until(
+        &format!(
+            "the shim took the agent to watch\n{}",
+            run.diagnostics(&agent)
+        ),
+        Duration::from_secs(30),
+        || run.stderr().contains(WATCHING),
+    );
+    signal(run.agent_pid().unwrap(), Signal::SIGKILL);
+    assert!(
+        !run.stderr().contains(INIT_STARTED),
+        "the agent was killed only after the init had started, so this run does not test the \
+         init's start; the sibling's create took less than this test's polling interval:\n{}",
+        run.stderr()
+    );
+    let pid = run.wait_for_checkpointed_sibling(&agent);
+    wait_until(
+        "the init judged the agent gone at its start",
+        Duration::from_secs(30),
+        || run.stderr().contains(AGENT_GONE[0]),
+    );
+    assert!(pid_alive(pid), "{}", run.stderr());
+    run.assert_output_grows();
+}
+
 /// An executor killed by a signal makes its shim die of the same signal (the init records the
 /// signal, the shim re-raises it), so the agent reports what the stock executor's death would
 /// have given; an exit with a status stays an exit (the stand-in exits 143 on SIGTERM).
