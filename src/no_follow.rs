@@ -1,18 +1,21 @@
 //! Paths and files a task may have had a hand in, opened the one safe way: no symbolic link is
 //! followed, no FIFO or device is opened blocking, nothing is read without a bound.
 //!
-//! The shim and the sibling's init run with more power than the task (root, the Docker socket),
-//! and the task writes its sandbox. So every directory the shim takes from a run (the sandbox,
-//! the meta run directory, `pids/`, a persistent volume) is opened component by component from
-//! `/` with `O_NOFOLLOW`, and every file in the sandbox is opened with `O_NOFOLLOW | O_NONBLOCK`,
-//! checked to be a regular file with `fstat`, and read up to a cap.
+//! The shim, the sibling's init and the operator's commands run with more power than the task
+//! (root, the Docker socket, often a `--privileged` agent container), and the task writes its
+//! sandbox. So every directory the shim takes from a run (the sandbox, the meta run directory,
+//! `pids/`, a persistent volume) is reached from `/` without following a link, and every file a
+//! task or tenant can touch goes through [`open_file`]: taken first with `O_PATH` (which opens
+//! nothing), its type read from that descriptor, and opened for I/O only when it is a regular
+//! file, through that same descriptor. Opening a device node or a FIFO is itself an action (a
+//! watchdog reboots its host when its device is closed), so none is ever opened for I/O.
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -141,40 +144,163 @@ pub fn dir_exists(path: &Path) -> Result<bool, PathError> {
     }
 }
 
-/// Opens a file in a directory a task can write, for appending, creating it if missing: never
-/// through a link, never blocking (a FIFO), and only a regular file. Its descriptor is left
-/// blocking, as a program that inherits it expects.
-pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(mode)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| with_link_named(e, path))?;
-    regular(&file, path)?;
-    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
-    nix::fcntl::fcntl(
-        &file,
-        nix::fcntl::FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK),
-    )?;
-    Ok(file)
+/// How a file a task can touch is opened, once it is known to be a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFor {
+    /// For reading; a missing file is `Ok(None)`.
+    Read,
+    /// For appending, made with `mode` where missing.
+    Append { mode: u32 },
+    /// For writing in place (no truncation), made with `mode` where missing.
+    Write { mode: u32 },
 }
 
-/// Reads a file a task can write, if it exists: never through a link, never blocking, only a
-/// regular file of at most `cap` bytes. With its metadata (owner, size), read from the
-/// descriptor that was read.
-pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(with_link_named(e, path)),
+impl OpenFor {
+    fn creates(self) -> Option<u32> {
+        match self {
+            OpenFor::Read => None,
+            OpenFor::Append { mode } | OpenFor::Write { mode } => Some(mode),
+        }
+    }
+
+    fn access(self) -> OFlag {
+        match self {
+            OpenFor::Read => OFlag::O_RDONLY,
+            OpenFor::Append { .. } => OFlag::O_WRONLY | OFlag::O_APPEND,
+            OpenFor::Write { .. } => OFlag::O_WRONLY,
+        }
+    }
+}
+
+/// How often a file that is missing, then there, then missing again is looked for before the
+/// open gives up: a name that keeps changing under the open is a task playing with it.
+const OPEN_TRIES: usize = 8;
+
+/// The one way to open a file a task or tenant can touch: in its directory, reached from `/`
+/// without a link ([`open_dir`]), the name is first taken with `O_PATH | O_NOFOLLOW`, which
+/// opens nothing (a device's or FIFO's open is never run: opening one can itself be the action,
+/// a watchdog's or a tape's), its type is read from that descriptor, and only a regular file is
+/// then opened for I/O, through that very descriptor (`/proc/self/fd/N`: the same inode, checked
+/// again). A missing file is made new with `O_CREAT | O_EXCL`, which opens no existing entry.
+///
+/// `Ok(None)`: the file is missing and `how` makes none.
+pub fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
+    let (dir, name) = parent_and_name(path)?;
+    for _ in 0..OPEN_TRIES {
+        match openat(
+            &dir,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(handle) => return reopen_regular(handle, path, how).map(Some),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(named(path, e.into())),
+        }
+        let Some(mode) = how.creates() else {
+            return Ok(None);
+        };
+        let flags =
+            how.access() | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match openat(&dir, name, flags, Mode::from_bits_truncate(mode)) {
+            Ok(made) => return Ok(Some(File::from(made))),
+            // Made by someone else since the look: look again.
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(named(path, e.into())),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} kept appearing and disappearing as it was opened",
+        path.display()
+    )))
+}
+
+/// `path`'s directory, opened without following a link, and its last component.
+fn parent_and_name(path: &Path) -> io::Result<(OwnedFd, &OsStr)> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file in a directory", path.display()),
+        ));
     };
-    let meta = regular(&file, path)?;
+    let dir = open_dir(parent).map_err(|e| {
+        let kind = match e {
+            PathError::Missing(_) => io::ErrorKind::NotFound,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, format!("{}: {e}", path.display()))
+    })?;
+    Ok((dir, name))
+}
+
+/// Opens the file `handle` (an `O_PATH` descriptor) holds for `how`, if it is a regular file.
+fn reopen_regular(handle: OwnedFd, path: &Path, how: OpenFor) -> io::Result<File> {
+    let held = fstat(&handle)?;
+    require_regular(held.st_mode, path)?;
+    // Through the descriptor, not the name: whatever took the name meanwhile is not opened.
+    let flags = how.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let file = nix::fcntl::open(
+        format!("/proc/self/fd/{}", handle.as_raw_fd()).as_str(),
+        flags,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        io::Error::other(format!(
+            "cannot open {} through its descriptor (is /proc mounted?): {e}",
+            path.display()
+        ))
+    })?;
+    let opened = fstat(&file)?;
+    if (opened.st_dev, opened.st_ino) != (held.st_dev, held.st_ino) {
+        return Err(io::Error::other(format!(
+            "{} is not the file that was checked",
+            path.display()
+        )));
+    }
+    Ok(File::from(file))
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn require_regular(mode: u32, path: &Path) -> io::Result<()> {
+    let what = match SFlag::from_bits_truncate(mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => return Ok(()),
+        SFlag::S_IFLNK => "a symbolic link, which is never followed",
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFIFO => "a FIFO",
+        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device node",
+        SFlag::S_IFSOCK => "a socket",
+        _ => "of an unknown type",
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{} is {what}, not a regular file: it is never opened",
+            path.display()
+        ),
+    ))
+}
+
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Opens a file in a directory a task can write, for appending, creating it if missing (see
+/// [`open_file`]).
+pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
+    open_file(path, OpenFor::Append { mode })?
+        .ok_or_else(|| io::Error::other(format!("{} was not made", path.display())))
+}
+
+/// Reads a file a task can write, if it exists (see [`open_file`]): only a regular file of at
+/// most `cap` bytes. With its metadata (owner, size), read from the descriptor that was read.
+pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
+    let file = match open_file(path, OpenFor::Read) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
     if meta.size() > cap {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -196,39 +322,10 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<(Vec<u8>, std::fs
     Ok(Some((content, meta)))
 }
 
-fn regular(file: &File, path: &Path) -> io::Result<std::fs::Metadata> {
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{} is not a regular file (a FIFO, a device or a directory put there)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(meta)
-}
-
-/// `O_NOFOLLOW` on a link fails with `ELOOP`: say so in words.
-fn with_link_named(e: io::Error, path: &Path) -> io::Error {
-    if e.raw_os_error() == Some(nix::libc::ELOOP) {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "{} is a symbolic link, which is never followed",
-                path.display()
-            ),
-        )
-    } else {
-        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, PermissionsExt};
 
     /// The component walk alone: what `open_dir` does where the kernel has no `openat2`.
     fn walk(path: &Path) -> Result<OwnedFd, PathError> {
@@ -318,5 +415,83 @@ mod tests {
         let mut file = open_append(&out, 0o644).unwrap();
         std::io::Write::write_all(&mut file, b"line\n").unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "line\n");
+    }
+
+    /// What an inotify watch on `dir` saw opened since the last call: the names.
+    fn opened(watch: &nix::sys::inotify::Inotify) -> Vec<String> {
+        let events = match watch.read_events() {
+            Ok(events) => events,
+            Err(Errno::EAGAIN) => return Vec::new(),
+            Err(e) => panic!("inotify: {e}"),
+        };
+        events
+            .into_iter()
+            .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_planted_device_or_fifo_is_refused_without_being_opened() {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        use nix::sys::stat::{makedev, mknod};
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("device");
+        // The null device: harmless, yet an open of it is an open the watch would see.
+        mknod(
+            &device,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 3),
+        )
+        .expect("mknod needs root (CAP_MKNOD): run the unit tests as root");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o666)).unwrap();
+        let regular = dir.path().join("regular");
+        std::fs::write(&regular, "x").unwrap();
+        let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        watch.add_watch(dir.path(), AddWatchFlags::IN_OPEN).unwrap();
+
+        // The control: a real open is seen, an O_PATH one is not (Linux 6.5 and later).
+        drop(File::open(&regular).unwrap());
+        drop(openat(nix::fcntl::AT_FDCWD, &regular, OFlag::O_PATH, Mode::empty()).unwrap());
+        assert_eq!(
+            opened(&watch),
+            ["regular"],
+            "the watch must tell an open from an O_PATH look"
+        );
+
+        for planted in [&device, &fifo] {
+            let e = read_capped(planted, 100).unwrap_err();
+            assert!(e.to_string().contains("never opened"), "{e}");
+            let e = open_append(planted, 0o644).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+            let e = open_file(planted, OpenFor::Write { mode: 0o600 }).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        assert_eq!(
+            opened(&watch),
+            Vec::<String>::new(),
+            "a planted node was opened"
+        );
+        // A regular file is still read, through the descriptor that was checked.
+        assert_eq!(read_capped(&regular, 100).unwrap().unwrap().0, b"x");
+        assert_eq!(opened(&watch), ["regular"]);
+    }
+
+    #[test]
+    fn a_missing_file_is_made_new_and_never_through_a_link_on_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = open_file(&dir.path().join("new"), OpenFor::Write { mode: 0o600 })
+            .unwrap()
+            .expect("made");
+        assert_eq!(made.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(open_file(&dir.path().join("none"), OpenFor::Read)
+            .unwrap()
+            .is_none());
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        let e = open_append(&dir.path().join("link/out"), 0o644).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(!dir.path().join("real/out").exists());
     }
 }
