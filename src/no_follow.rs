@@ -193,7 +193,10 @@ pub fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            Ok(handle) => return reopen_regular(handle, path, how).map(Some),
+            Ok(handle) => {
+                let flags = how.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+                return reopen_as(handle, path, SFlag::S_IFREG, flags).map(Some);
+            }
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(named(path, e.into())),
         }
@@ -233,12 +236,22 @@ fn parent_and_name(path: &Path) -> io::Result<(OwnedFd, &OsStr)> {
     Ok((dir, name))
 }
 
-/// Opens the file `handle` (an `O_PATH` descriptor) holds for `how`, if it is a regular file.
-fn reopen_regular(handle: OwnedFd, path: &Path, how: OpenFor) -> io::Result<File> {
+/// Opens the FIFO at `path` for reading, without blocking, only if it is one: `path` is a
+/// magic link such as `/proc/<pid>/fd/<n>`, whose owner (a process of the task's) may have put
+/// anything there. It is taken with `O_PATH`, which opens nothing, and opened only once its type
+/// is known.
+pub fn open_fifo_for_reading(path: &Path) -> io::Result<File> {
+    let handle = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| named(path, e.into()))?;
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    reopen_as(handle, path, SFlag::S_IFIFO, flags)
+}
+
+/// Opens the file `handle` (an `O_PATH` descriptor) holds with `flags`, if it is of type `want`.
+fn reopen_as(handle: OwnedFd, path: &Path, want: SFlag, flags: OFlag) -> io::Result<File> {
     let held = fstat(&handle)?;
-    require_regular(held.st_mode, path)?;
+    require_type(held.st_mode, want, path)?;
     // Through the descriptor, not the name: whatever took the name meanwhile is not opened.
-    let flags = how.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
     let file = nix::fcntl::open(
         format!("/proc/self/fd/{}", handle.as_raw_fd()).as_str(),
         flags,
@@ -260,10 +273,10 @@ fn reopen_regular(handle: OwnedFd, path: &Path, how: OpenFor) -> io::Result<File
     Ok(File::from(file))
 }
 
-/// Refuses anything but a regular file, naming what it is.
-fn require_regular(mode: u32, path: &Path) -> io::Result<()> {
-    let what = match SFlag::from_bits_truncate(mode) & SFlag::S_IFMT {
-        SFlag::S_IFREG => return Ok(()),
+/// Refuses anything but a file of type `want`, naming what it is.
+fn require_type(mode: u32, want: SFlag, path: &Path) -> io::Result<()> {
+    let kind = |t: SFlag| match t {
+        SFlag::S_IFREG => "a regular file",
         SFlag::S_IFLNK => "a symbolic link, which is never followed",
         SFlag::S_IFDIR => "a directory",
         SFlag::S_IFIFO => "a FIFO",
@@ -271,11 +284,17 @@ fn require_regular(mode: u32, path: &Path) -> io::Result<()> {
         SFlag::S_IFSOCK => "a socket",
         _ => "of an unknown type",
     };
+    let found = SFlag::from_bits_truncate(mode) & SFlag::S_IFMT;
+    if found == want {
+        return Ok(());
+    }
     Err(io::Error::new(
         io::ErrorKind::InvalidData,
         format!(
-            "{} is {what}, not a regular file: it is never opened",
-            path.display()
+            "{} is {}, not {}: it is never opened",
+            path.display(),
+            kind(found),
+            kind(want)
         ),
     ))
 }

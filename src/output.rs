@@ -26,7 +26,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -241,28 +241,12 @@ fn not_yet(e: &io::Error) -> bool {
 
 /// Opens the init's read ends: only pipes, never blocking. The executor may have replaced what
 /// the init holds there (it runs as the sibling's user): whatever it is must be a FIFO before it
-/// is opened, and is checked again once open.
+/// is opened (see [`crate::no_follow::open_fifo_for_reading`]).
 fn open_pipes(pid: u32) -> io::Result<[Option<File>; 2]> {
     let mut streams = [None, None];
     for (slot, fd) in streams.iter_mut().zip(OUTPUT_FDS) {
         let path = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
-        let not_a_pipe = || {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is not a pipe", path.display()),
-            )
-        };
-        if !std::fs::metadata(&path)?.file_type().is_fifo() {
-            return Err(not_a_pipe());
-        }
-        let pipe = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-            .open(&path)?;
-        if !pipe.metadata()?.file_type().is_fifo() {
-            return Err(not_a_pipe());
-        }
-        *slot = Some(pipe);
+        *slot = Some(crate::no_follow::open_fifo_for_reading(&path)?);
     }
     Ok(streams)
 }
