@@ -134,19 +134,7 @@ impl StagedWrite {
             path: path.to_path_buf(),
             error,
         };
-        let temp = format!(
-            "{}{}-{}",
-            temp_prefix(file_name(path)),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let file = openat(
-            &dir,
-            temp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .map_err(|e| before(e.into()))?;
+        let (temp, file) = create_temp(&dir, file_name(path)).map_err(before)?;
         let staged = StagedWrite {
             dir,
             temp,
@@ -186,6 +174,36 @@ impl Drop for StagedWrite {
             );
         }
     }
+}
+
+/// How many temp names a write tries before it gives up: each is new and unguessable, so only a
+/// directory that refuses every new file runs out.
+const TEMP_TRIES: usize = 8;
+
+/// Creates a new temp file for `name` in `dir`: `.<name>.shim-<pid>-<n><random>`. The pid says
+/// whose it is (see [`remove_stale_temp_files`]); the random part keeps a name from being
+/// guessed, so that a task writing the same directory (the sandbox, where the init records the
+/// exit) cannot take the name first and keep the write from ever happening.
+fn create_temp(dir: &OwnedFd, name: &str) -> io::Result<(String, OwnedFd)> {
+    use std::hash::BuildHasher;
+    let mut last = io::Error::other("no temp name tried");
+    for _ in 0..TEMP_TRIES {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        // std's hasher keys are random per process: the hash of a counter is unguessable.
+        let random = std::collections::hash_map::RandomState::new().hash_one(n);
+        let temp = format!(
+            "{}{}-{n}{random:016x}",
+            temp_prefix(name),
+            std::process::id()
+        );
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match openat(dir, temp.as_str(), flags, Mode::from_bits_truncate(0o644)) {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) => last = e.into(),
+        }
+    }
+    Err(last)
 }
 
 /// Replaces `path` with `content` atomically, as Mesos checkpoints: a reader sees the old

@@ -205,6 +205,22 @@ pub struct ExitRecord {
     pub signal: Option<i32>,
 }
 
+/// Whether signal number `n`'s default action ends a process: every signal but those that stop,
+/// continue or are ignored by default (and the real-time ones, which end it too).
+pub fn ends_a_process(n: i32) -> bool {
+    use Signal::*;
+    let sigrtmin = nix::libc::SIGRTMIN();
+    let sigrtmax = nix::libc::SIGRTMAX();
+    if (sigrtmin..=sigrtmax).contains(&n) {
+        return true;
+    }
+    match Signal::try_from(n) {
+        Ok(SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU | SIGCONT | SIGCHLD | SIGURG | SIGWINCH) => false,
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
 /// What any version's record holds that this one reads.
 #[derive(Deserialize)]
 struct AnyVersion {
@@ -236,9 +252,26 @@ impl ExitRecord {
         serde_json::to_string(self).expect("serialisable")
     }
 
+    /// Reads a record of any version. The sandbox is the task's to write, so a record is taken
+    /// only as an init writes one: a `signal` is one that ends a process (a shim that died of
+    /// SIGSTOP would leave the agent waiting for an exit that never comes) and agrees with the
+    /// status.
     pub fn parse(text: &str) -> Result<ExitRecord, String> {
         let any: AnyVersion = serde_json::from_str(text)
             .map_err(|e| format!("unreadable exit record {text:?}: {e}"))?;
+        if let Some(signal) = any.signal {
+            if !ends_a_process(signal) {
+                return Err(format!(
+                    "exit record {text:?} names signal {signal}, which does not end a process: not an init's record"
+                ));
+            }
+            if i32::from(any.status) != 128 + signal {
+                return Err(format!(
+                    "exit record {text:?}: status {} does not go with signal {signal} (128+{signal}): not an init's record",
+                    any.status
+                ));
+            }
+        }
         Ok(ExitRecord {
             protocol: any.protocol.unwrap_or(PROTOCOL),
             status: any.status,
@@ -468,5 +501,50 @@ mod tests {
             .set_len(EXIT_RECORD_CAP + 1)
             .unwrap();
         assert!(ExitRecord::read(&path, me).is_err());
+    }
+
+    /// The task writes the sandbox: a record that would stop the shim, or whose signal and
+    /// status disagree, is not an init's.
+    #[test]
+    fn a_record_that_no_init_writes_is_refused() {
+        for forged in [
+            r#"{"status":0,"signal":19}"#,
+            r#"{"status":147,"signal":19}"#,
+            r#"{"status":146,"signal":18}"#,
+            r#"{"status":0,"signal":15}"#,
+            r#"{"status":143,"signal":0}"#,
+            r#"{"status":143,"signal":-1}"#,
+            r#"{"status":255,"signal":999}"#,
+        ] {
+            let e = ExitRecord::parse(forged).unwrap_err();
+            assert!(e.contains("not an init's record"), "{forged}: {e}");
+        }
+        for signal in [1, 2, 3, 6, 9, 11, 13, 15, 31, nix::libc::SIGRTMIN()] {
+            let record = ExitRecord::killed(signal);
+            assert_eq!(ExitRecord::parse(&record.to_json()), Ok(record));
+        }
+    }
+
+    /// The init writes its record beside the task's files: a task that takes the temp names
+    /// it can guess first (a directory or a node under each) does not keep it from being written.
+    #[test]
+    fn a_task_cannot_block_the_record_by_taking_its_temp_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".mesos-executor-shim.exit");
+        let pid = std::process::id();
+        for n in 0..64 {
+            std::fs::create_dir(
+                dir.path()
+                    .join(format!("..mesos-executor-shim.exit.shim-{pid}-{n}")),
+            )
+            .unwrap();
+        }
+        crate::mesos::checkpoint::write_atomically(
+            &path,
+            ExitRecord::exited(3).to_json().as_bytes(),
+        )
+        .unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        assert_eq!(ExitRecord::read(&path, me).unwrap().unwrap().status, 3);
     }
 }
