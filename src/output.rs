@@ -45,6 +45,10 @@ pub const RETURN_SIGNAL: Signal = Signal::SIGURG;
 const CHUNK: usize = 64 * 1024;
 /// How long the shim waits for a new init to set its pipes up.
 const PIPES_PATIENCE: Duration = Duration::from_secs(5);
+/// The longest a last read of the pipes takes, once the executor has exited. Its processes are
+/// ended by then and the pipes close; where something still writes (a process the init could
+/// not end), the reader moves on rather than be held by it.
+pub const FINAL_DRAIN: Duration = Duration::from_secs(5);
 
 /// How the executor's output reaches the agent's container logger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,14 +90,16 @@ enum Flow {
 }
 
 /// Copies what `from` (a non-blocking pipe) holds into `to`. A failed write is returned with
-/// what was read.
+/// the number of bytes read and not written.
 fn pump(from: &mut File, to: &mut impl Write) -> Result<Flow, PumpError> {
     let mut buf = vec![0u8; CHUNK];
     // A bounded number of chunks per call, so that one busy stream cannot starve the other.
     for _ in 0..16 {
         match from.read(&mut buf) {
             Ok(0) => return Ok(Flow::Closed),
-            Ok(n) => to.write_all(&buf[..n]).map_err(PumpError::Write)?,
+            Ok(n) => to
+                .write_all(&buf[..n])
+                .map_err(|e| PumpError::Write(e, n as u64))?,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Empty),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(PumpError::Read(e)),
@@ -105,7 +111,22 @@ fn pump(from: &mut File, to: &mut impl Write) -> Result<Flow, PumpError> {
 #[derive(Debug)]
 enum PumpError {
     Read(io::Error),
-    Write(io::Error),
+    /// The write failed; this many bytes read were not written.
+    Write(io::Error, u64),
+}
+
+/// Reads until `more` says nothing is waiting, or `limit` ([`FINAL_DRAIN`]) has passed.
+fn drain_bounded(limit: Duration, mut more: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while more() {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                ?limit,
+                "something still writes the executor's output after its exit: the rest is left unread"
+            );
+            return;
+        }
+    }
 }
 
 /// One of this process's own descriptors (stdout, stderr) as a blocking writer, even when whoever
@@ -173,10 +194,14 @@ impl ShimOutput {
     }
 
     /// Copies what the pipes hold to stdout and stderr; with `drain`, until they are empty (the
-    /// init has exited). Where a stream cannot be written (the logger is gone) the output goes
-    /// back to the init, which writes the sandbox files.
+    /// init has exited), for [`FINAL_DRAIN`] at most. Where a stream cannot be written (the
+    /// logger is gone) the output goes back to the init, which writes the sandbox files.
     pub fn pump(&mut self, init: &ProcessHandle, drain: bool) {
-        while self.pump_once(init) && drain {}
+        if drain {
+            drain_bounded(FINAL_DRAIN, || self.pump_once(init));
+        } else {
+            self.pump_once(init);
+        }
     }
 
     /// True when more may be waiting.
@@ -192,7 +217,7 @@ impl ShimOutput {
                     tracing::warn!(error = %e, "cannot read the executor's output");
                     *stream = None;
                 }
-                Err(PumpError::Write(e)) => {
+                Err(PumpError::Write(e, _)) => {
                     tracing::warn!(error = %e, "the container logger takes no more output: the sibling's init writes the sandbox files instead");
                     self.streams = [None, None];
                     let _ = init.signal(RETURN_SIGNAL);
@@ -258,54 +283,86 @@ pub struct PumpThread {
     thread: std::thread::JoinHandle<Option<ShimOutput>>,
 }
 
+/// What the relay tells the pump thread when it stops it.
+const HAND_OVER: u8 = b'h';
+const LAST_WORDS: u8 = b'l';
+
 impl PumpThread {
-    /// `pid`: the sibling's init, held as `init`.
+    /// `pid`: the sibling's init, held as `init` (a handle of its own: the relay keeps another).
     pub fn start(pid: u32, init: ProcessHandle) -> io::Result<PumpThread> {
         let (stop_read, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let thread = std::thread::Builder::new()
             .name("output".into())
             .spawn(move || {
-                let mut output = match ShimOutput::open(pid, &init) {
-                    Ok(Some(output)) => output,
-                    Ok(None) => {
-                        // An init that predates the pipes ignores the signal.
-                        tracing::info!(pid, "the sibling's init made no output pipes: it writes the sandbox files itself");
-                        let _ = init.signal(RETURN_SIGNAL);
-                        return None;
-                    }
-                    Err(e) => {
-                        tracing::warn!(pid, error = %e, "cannot read the executor's output from the sibling's init: it writes the sandbox files instead");
-                        let _ = init.signal(RETURN_SIGNAL);
-                        return None;
-                    }
-                };
-                loop {
-                    let mut fds = vec![PollFd::new(stop_read.as_fd(), PollFlags::POLLIN)];
-                    fds.extend(
-                        output
-                            .fds()
-                            .into_iter()
-                            .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
-                    );
-                    let stopping = match poll(&mut fds, PollTimeout::NONE) {
-                        Ok(_) => fds[0].any().unwrap_or(false),
-                        Err(Errno::EINTR) => false,
-                        Err(_) => true,
-                    };
-                    drop(fds);
-                    output.pump(&init, stopping);
-                    if stopping || output.closed() {
-                        return Some(output);
-                    }
-                }
+                let output = open_or_hand_back(pid, &init)?;
+                Some(pump_until_stopped(output, &init, &stop_read))
             })?;
         Ok(PumpThread { stop, thread })
     }
 
-    /// Copies what the pipes hold now, stops, and gives the pipes back (for the waiting mode).
-    pub fn stop(self) -> Option<ShimOutput> {
-        let _ = nix::unistd::write(&self.stop, b"x");
+    /// Stops at once and gives the pipes back, for the waiting mode, which goes on reading them
+    /// where this thread left off: nothing is drained here, so no writer can hold the hand-over.
+    pub fn hand_over(self) -> Option<ShimOutput> {
+        self.stop_with(HAND_OVER)
+    }
+
+    /// Copies what the pipes still hold (the executor has exited; for [`FINAL_DRAIN`] at most),
+    /// then stops.
+    pub fn finish(self) {
+        drop(self.stop_with(LAST_WORDS));
+    }
+
+    fn stop_with(self, how: u8) -> Option<ShimOutput> {
+        let _ = nix::unistd::write(&self.stop, &[how]);
         self.thread.join().ok().flatten()
+    }
+}
+
+/// The init's pipes, opened; where they cannot be, the output is handed back to the init.
+fn open_or_hand_back(pid: u32, init: &ProcessHandle) -> Option<ShimOutput> {
+    match ShimOutput::open(pid, init) {
+        Ok(Some(output)) => return Some(output),
+        // An init that predates the pipes ignores the signal.
+        Ok(None) => tracing::info!(
+            pid,
+            "the sibling's init made no output pipes: it writes the sandbox files itself"
+        ),
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "cannot read the executor's output from the sibling's init: it writes the sandbox files instead")
+        }
+    }
+    let _ = init.signal(RETURN_SIGNAL);
+    None
+}
+
+/// The pump thread's loop: copies as output comes, until `stop` says how to stop.
+fn pump_until_stopped(mut output: ShimOutput, init: &ProcessHandle, stop: &OwnedFd) -> ShimOutput {
+    loop {
+        let mut fds = vec![PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        fds.extend(
+            output
+                .fds()
+                .into_iter()
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+        );
+        let stopping = match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => fds[0].any().unwrap_or(false),
+            Err(Errno::EINTR) => false,
+            Err(_) => true,
+        };
+        drop(fds);
+        if stopping {
+            let mut how = [HAND_OVER];
+            let _ = nix::unistd::read(stop, &mut how);
+            if how[0] == LAST_WORDS {
+                output.pump(init, true);
+            }
+            return output;
+        }
+        output.pump(init, false);
+        if output.closed() {
+            return output;
+        }
     }
 }
 
@@ -387,6 +444,9 @@ pub struct InitOutput {
     files: [PathBuf; 2],
     sinks: [Option<RotatingFile>; 2],
     max_bytes: u64,
+    /// Per stream, while its file takes no writes (a full disk, a file the init cannot open):
+    /// the bytes read and dropped meanwhile, said in the log once it takes them again.
+    dropped: [Option<u64>; 2],
     /// Whether the init reads the pipes (the shim is gone, or handed them back).
     pub own: bool,
 }
@@ -446,6 +506,7 @@ impl InitOutput {
                 files,
                 sinks: [None, None],
                 max_bytes,
+                dropped: [None, None],
                 own: false,
             },
             [out_w, err_w],
@@ -461,51 +522,99 @@ impl InitOutput {
     }
 
     /// Copies what the pipes hold into the sandbox files, if the output is the init's; with
-    /// `drain`, until they are empty (the executor has exited).
+    /// `drain`, until they are empty (the executor has exited), for [`FINAL_DRAIN`] at most.
     pub fn pump(&mut self, drain: bool) {
-        while self.pump_once() && drain {}
+        if drain {
+            drain_bounded(FINAL_DRAIN, || self.pump_once());
+        } else {
+            self.pump_once();
+        }
     }
 
     /// True when more may be waiting.
     fn pump_once(&mut self) -> bool {
-        let mut more = false;
         if !self.own {
-            return more;
+            return false;
         }
+        let mut more = false;
         for i in 0..2 {
-            let Some(pipe) = &mut self.streams[i] else {
-                continue;
-            };
-            if self.sinks[i].is_none() {
-                // The init's own log goes to the sandbox's stderr (see `sibling_init::log_to`).
-                let opened =
-                    RotatingFile::open(&self.files[i], self.max_bytes).and_then(|mut f| {
-                        if i == 1 {
-                            f.share_with(2)?;
-                        }
-                        Ok(f)
-                    });
-                match opened {
-                    Ok(file) => self.sinks[i] = Some(file),
-                    Err(e) => {
-                        tracing::error!(file = %self.files[i].display(), error = %e, "cannot open the sandbox file for the executor's output; it is dropped");
-                        self.streams[i] = None;
-                        continue;
-                    }
-                }
-            }
-            let sink = self.sinks[i].as_mut().expect("opened above");
-            match pump(pipe, sink) {
-                Ok(Flow::Empty) => {}
-                Ok(Flow::More) => more = true,
-                Ok(Flow::Closed) => self.streams[i] = None,
-                Err(e) => {
-                    tracing::error!(file = %self.files[i].display(), error = ?e, "cannot copy the executor's output to the sandbox");
-                    self.streams[i] = None;
-                }
-            }
+            more |= self.pump_stream(i);
         }
         more
+    }
+
+    /// Copies stream `i` into its file. A file that cannot be opened or written (the disk full
+    /// for a moment, another tenant filling it) never closes the pipe, which would give the
+    /// executor `EPIPE` for good: what comes meanwhile is read, dropped and counted, and the
+    /// file is tried again with the next output.
+    fn pump_stream(&mut self, i: usize) -> bool {
+        let Some(pipe) = &mut self.streams[i] else {
+            return false;
+        };
+        let file = &self.files[i];
+        if self.sinks[i].is_none() {
+            let opened = open_sink(file, self.max_bytes, i);
+            match (&opened, self.dropped[i]) {
+                (Err(e), None) => {
+                    tracing::error!(file = %file.display(), error = %e, "cannot open the sandbox file for the executor's output: it is dropped until the file can be opened");
+                    self.dropped[i] = Some(0);
+                }
+                (Ok(_), Some(bytes)) => {
+                    tracing::warn!(file = %file.display(), bytes, "the sandbox file takes the executor's output again; this much of it was dropped meanwhile");
+                    self.dropped[i] = None;
+                }
+                _ => {}
+            }
+            self.sinks[i] = opened.ok();
+        }
+        let flow = match (&mut self.sinks[i], &mut self.dropped[i]) {
+            (Some(sink), _) => pump(pipe, sink),
+            (None, dropped) => pump(pipe, &mut Discard(dropped.get_or_insert(0))),
+        };
+        match flow {
+            Ok(Flow::Empty) => false,
+            Ok(Flow::More) => true,
+            Ok(Flow::Closed) => {
+                self.streams[i] = None;
+                false
+            }
+            Err(PumpError::Write(e, lost)) => {
+                tracing::error!(file = %file.display(), error = %e, "cannot write the executor's output to the sandbox: it is dropped until the file takes writes again");
+                *self.dropped[i].get_or_insert(0) += lost;
+                self.sinks[i] = None;
+                true
+            }
+            Err(PumpError::Read(e)) => {
+                tracing::error!(file = %file.display(), error = %e, "cannot read the executor's output");
+                self.streams[i] = None;
+                false
+            }
+        }
+    }
+}
+
+/// The sandbox file for stream `i` (0: stdout, 1: stderr, which the init's own log shares: see
+/// `sibling_init::log_to`).
+fn open_sink(file: &Path, max_bytes: u64, i: usize) -> io::Result<RotatingFile> {
+    RotatingFile::open(file, max_bytes).and_then(|mut f| {
+        if i == 1 {
+            f.share_with(2)?;
+        }
+        Ok(f)
+    })
+}
+
+/// A writer that drops what it is given and counts it.
+struct Discard<'a>(&'a mut u64);
+
+impl Write for Discard<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        *self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -581,5 +690,66 @@ mod tests {
         drop(writer);
         assert_eq!(pump(&mut from, &mut to).unwrap(), Flow::Closed);
         assert_eq!(to, b"one\ntwo\n");
+    }
+
+    /// A sandbox file that cannot be written for a while never closes the executor's pipe: what
+    /// comes meanwhile is dropped and counted, and the output goes on once the file is there.
+    #[test]
+    fn a_file_that_takes_no_writes_for_a_while_never_closes_the_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = dir.path().join("sandbox");
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let read = File::from(read);
+        nix::fcntl::fcntl(
+            &read,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let mut output = InitOutput {
+            streams: [Some(read), None],
+            files: [sandbox.join("stdout"), sandbox.join("stderr")],
+            sinks: [None, None],
+            max_bytes: 1024,
+            dropped: [None, None],
+            own: true,
+        };
+        let mut executor = File::from(write);
+        executor.write_all(b"lost\n").unwrap();
+        output.pump(false);
+        assert_eq!(output.dropped[0], Some(5));
+        assert!(output.streams[0].is_some(), "the pipe stays open");
+        std::fs::create_dir(&sandbox).unwrap();
+        executor
+            .write_all(b"kept\n")
+            .expect("the executor never gets EPIPE");
+        output.pump(false);
+        assert_eq!(output.dropped[0], None);
+        assert_eq!(
+            std::fs::read_to_string(sandbox.join("stdout")).unwrap(),
+            "kept\n"
+        );
+    }
+
+    /// A writer that never stops (an orphan of the executor's) cannot hold a last read: a
+    /// source that never runs dry (`/dev/zero`) stands in for it.
+    #[test]
+    fn a_writer_that_never_stops_cannot_hold_the_last_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = InitOutput {
+            streams: [Some(File::open("/dev/zero").unwrap()), None],
+            files: [
+                dir.path().join("none/stdout"),
+                dir.path().join("none/stderr"),
+            ],
+            sinks: [None, None],
+            max_bytes: 1 << 20,
+            dropped: [None, None],
+            own: true,
+        };
+        let started = Instant::now();
+        drain_bounded(Duration::from_millis(300), || output.pump_once());
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert!(output.dropped[0].unwrap() > 0);
     }
 }

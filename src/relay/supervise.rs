@@ -209,7 +209,7 @@ where
             }
             match held.hand_over() {
                 Ok(handle) => {
-                    let output = output.take().and_then(PumpThread::stop);
+                    let output = output.take().and_then(PumpThread::hand_over);
                     return Ok(Outcome::HandedOver(Handover {
                         output,
                         process: handle,
@@ -285,7 +285,9 @@ where
     }
     drop(sweep);
     // What the executor wrote last reaches the logger before the shim leaves.
-    drop(output.map(PumpThread::stop));
+    if let Some(output) = output {
+        output.finish();
+    }
 
     // 4. Finish, with the status the init recorded.
     let recorded = match read_exit_record(plan) {
