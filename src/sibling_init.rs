@@ -37,16 +37,24 @@ use crate::proc::{ProcessHandle, ProcessIdentity, WATCH_POLL};
 use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNALS};
 
 /// Runs the executor to its exit and returns the status to leave with.
+///
+/// The exit is recorded once the executor's leftovers are gone (see [`end_leftovers`]), so no
+/// process of the task's can replace the record after the init wrote it, and before the last
+/// read of the output, which no writer can then hold.
 pub fn run(args: &InitArgs) -> u8 {
-    let status = match supervise(args) {
-        Ok(record) => record,
+    let (status, output) = match supervise(args) {
+        Ok(ended) => ended,
         Err(failure) => {
             tracing::error!("{}", failure.message);
-            failure.record
+            (failure.record, None)
         }
     };
     if let Err(e) = checkpoint::write_atomically(&args.exit_record, status.to_json().as_bytes()) {
         tracing::error!(error = %e, "cannot record the executor's exit; the shim asks Docker instead");
+    }
+    // What is left in the pipes: the init's to write, or the shim's to read after it.
+    if let Some(mut output) = output {
+        output.pump(true);
     }
     status.status
 }
@@ -65,7 +73,7 @@ fn failure(status: i32, message: String) -> InitFailure {
     }
 }
 
-fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
+fn supervise(args: &InitArgs) -> Result<(ExitRecord, Option<InitOutput>), InitFailure> {
     let sys = |what: &str, e: Errno| failure(70, format!("{what}: {e}"));
     // First, before any other descriptor is made: the pipes' read ends take fixed numbers.
     let relayed = match &args.output {
@@ -210,11 +218,12 @@ fn supervise(args: &InitArgs) -> Result<ExitRecord, InitFailure> {
             output.pump(false);
         }
         if let Some(record) = reap(executor_pid) {
-            // What is left in the pipes: the init's to write, or the shim's to read after it.
+            let handed_back = end_leftovers(&signals);
             if let Some(output) = output.as_mut() {
-                output.pump(true);
+                // Whoever reads last: the shim, if it still does, else this init.
+                output.own |= handed_back || reader.gone();
             }
-            return Ok(record);
+            return Ok((record, output));
         }
     }
 }
@@ -237,6 +246,52 @@ fn reap(executor: Pid) -> Option<ExitRecord> {
             Ok(_) => {}
         }
     }
+}
+
+/// How long the executor's leftovers are given to die once they are sent SIGKILL.
+const LEFTOVERS_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Ends what the executor left running (its orphans, which this subreaper inherited), as the
+/// agent's destroy of the Mesos container would have ended them, and as Docker would a moment
+/// later, when the init leaves a container without a PID namespace of its own. Before the exit
+/// is recorded: none of them can then replace the record, or keep writing into the pipes.
+/// True when the shim handed the output back meanwhile ([`RETURN_SIGNAL`]).
+fn end_leftovers(signals: &SignalFd) -> bool {
+    let deadline = Instant::now() + LEFTOVERS_PATIENCE;
+    let mut handed_back = false;
+    loop {
+        // Reaps every child that has exited (no child has pid 0).
+        reap(Pid::from_raw(0));
+        let children = own_children();
+        if children.is_empty() {
+            return handed_back;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(left = ?children, "the executor's leftovers did not die in time: recording its exit all the same");
+            return handed_back;
+        }
+        tracing::info!(count = children.len(), "ending what the executor left running");
+        for child in &children {
+            // An unreaped child: its pid cannot have been reused.
+            let _ = nix::sys::signal::kill(*child, Signal::SIGKILL);
+        }
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(50u8));
+        // The executor is gone: a forwarded signal has no one to go to now.
+        while let Ok(Some(info)) = signals.read_signal() {
+            handed_back |= info.ssi_signo == RETURN_SIGNAL as u32;
+        }
+    }
+}
+
+/// This process's children, from `/proc/thread-self/children` (the init has one thread).
+fn own_children() -> Vec<Pid> {
+    std::fs::read_to_string("/proc/thread-self/children")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
 }
 
 /// Opens a sandbox file for appending: the executor's output goes after whatever is there, also
