@@ -270,7 +270,10 @@ fn end_leftovers(signals: &SignalFd) -> bool {
             tracing::warn!(left = ?children, "the executor's leftovers did not die in time: recording its exit all the same");
             return handed_back;
         }
-        tracing::info!(count = children.len(), "ending what the executor left running");
+        tracing::info!(
+            count = children.len(),
+            "ending what the executor left running"
+        );
         for child in &children {
             // An unreaped child: its pid cannot have been reused.
             let _ = nix::sys::signal::kill(*child, Signal::SIGKILL);

@@ -9,6 +9,7 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 
@@ -180,7 +181,7 @@ fn each_sibling_gets_only_the_persistent_volumes_its_sandbox_links_to() {
 
 /// What a task can plant in its sandbox where the shim reads its executor's exit record: a FIFO
 /// (a blocking open would hang the shim), a link to a record elsewhere (one that would say the
-/// executor succeeded), a 1 GiB file. The sibling is then killed before its init records
+/// executor succeeded), a 1 GiB file, a success that names a stopping signal. The sibling is then killed before its init records
 /// anything: the shim refuses each at once, says why, and reports the kill.
 #[test]
 fn a_planted_exit_record_never_hangs_redirects_or_exhausts_the_shim() {
@@ -188,6 +189,7 @@ fn a_planted_exit_record_never_hangs_redirects_or_exhausts_the_shim() {
         ("fiforecord", "not a regular file"),
         ("linkrecord", "symbolic link"),
         ("hugerecord", "more than the 4096"),
+        ("stoprecord", "does not end a process"),
     ] {
         let run = Run::new(tag);
         let agent = run.start_agent(&Agent::with_shim());
@@ -203,6 +205,10 @@ fn a_planted_exit_record_never_hangs_redirects_or_exhausts_the_shim() {
                 let elsewhere = run.work_dir.join("forged");
                 std::fs::write(&elsewhere, r#"{"protocol":1,"status":0}"#).unwrap();
                 symlink(&elsewhere, &record).unwrap();
+            }
+            // A success that would stop the waiting shim: the agent would never see an exit.
+            "stoprecord" => {
+                std::fs::write(&record, r#"{"protocol":1,"status":0,"signal":19}"#).unwrap()
             }
             _ => std::fs::File::create(&record)
                 .unwrap()
@@ -274,4 +280,96 @@ fn the_init_never_opens_a_planted_link_or_fifo_as_the_executors_output() {
         );
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched\n");
     }
+}
+
+/// What `watch` saw opened since the last look, by name.
+fn opened(watch: &nix::sys::inotify::Inotify) -> Vec<String> {
+    match watch.read_events() {
+        Ok(events) => events
+            .into_iter()
+            .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        Err(nix::errno::Errno::EAGAIN) => Vec::new(),
+        Err(e) => panic!("inotify: {e}"),
+    }
+}
+
+/// A task that plants a device node where its executor's exit is recorded, then kills its init
+/// so that nothing replaces the node: the shim never opens it (an inotify watch on the sandbox
+/// sees no open of it; opening a device is itself the action), reports a failure, and leaves no
+/// sibling. The control: a real open of the same name is seen by the same watch.
+#[test]
+fn a_device_node_planted_as_the_exit_record_is_never_opened() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let run = Run::new("devrecord");
+    let agent = run.start_agent(&Agent::with_shim());
+    run.wait_for_checkpointed_sibling(&agent);
+    run.wait_executor_ready();
+    let record = run.sandbox().join(".mesos-executor-shim.exit");
+    // The null device: any open of it is harmless, and seen.
+    mknod(
+        &record,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o644),
+        makedev(1, 3),
+    )
+    .unwrap();
+    let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+    watch
+        .add_watch(&run.sandbox(), AddWatchFlags::IN_OPEN)
+        .unwrap();
+    run.docker_ok(&["kill", "--signal", "KILL", &run.sibling_name()]);
+    let status = run.wait_agent_status(&agent);
+    assert_eq!(status, 137, "{}", run.diagnostics(&agent));
+    assert!(run.stderr().contains("device node"), "{}", run.stderr());
+    let name = ".mesos-executor-shim.exit".to_string();
+    assert!(
+        !opened(&watch).contains(&name),
+        "the shim opened the planted node"
+    );
+    run.wait_sibling_gone();
+    drop(std::fs::File::open(&record).unwrap());
+    assert!(
+        opened(&watch).contains(&name),
+        "the watch must see a real open"
+    );
+}
+
+/// An executor that exits leaving a process that writes to its stdout for ever, after its shim
+/// is gone (the agent container killed; the init writes the output itself): the init ends the
+/// leftover, records the exit and exits. Before, it read the pipe for ever, never recorded the
+/// exit, and never exited.
+#[test]
+fn an_orphan_that_writes_for_ever_does_not_hold_the_exit() {
+    let run = Run::new("orphanwriter");
+    let agent = run.start_agent(&Agent::with_shim().env("CONTAINER_LOGGER", "pipe").args(&[
+        "--exit_on_file=exit-now",
+        "--orphan_writer=1",
+        "--exit_code=3",
+    ]));
+    run.wait_for_checkpointed_sibling(&agent);
+    run.wait_executor_ready();
+    run.kill_agent(&agent);
+    std::fs::write(run.sandbox().join("exit-now"), "").unwrap();
+    let record = run.sandbox().join(".mesos-executor-shim.exit");
+    wait_until(
+        "the init records the executor's exit",
+        Duration::from_secs(30),
+        || {
+            run.read(&record)
+                .is_some_and(|r| r.contains(r#""status":3"#))
+        },
+    );
+    wait_until("the sibling's init exits", Duration::from_secs(30), || {
+        // Gone (removed by the daemon), or there and stopped.
+        let out = run.docker(&["inspect", "-f", "{{.State.Running}}", &run.sibling_name()]);
+        !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() == "false"
+    });
+    assert!(
+        run.stderr()
+            .contains("ending what the executor left running"),
+        "the init ended the leftover before it recorded the exit: {}",
+        run.stderr()
+    );
 }

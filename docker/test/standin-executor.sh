@@ -4,7 +4,9 @@
 # and open-file limits), then prints a line every 0.2 s. Among the agent's flags it reads
 # --exit_after=<lines>, --exit_code=<n>, --tick_interval=<secs>, --tick_stderr=1 (each tick goes
 # to stderr too, as "err tick <i>"), --allocate_mb=<n> (holds n MiB
-# before it starts ticking, as a task that needs memory would) and --probe_docker=<path:path...>
+# before it starts ticking, as a task that needs memory would), --exit_on_file=<name> (exits once
+# <sandbox>/<name> exists), --orphan_writer=1 (leaves a process behind that writes to stdout for
+# ever, as a careless task would), and --probe_docker=<path:path...>
 # (records in executor.docker, for each path, whether a task could reach a Docker daemon there:
 # "absent", "socket" (no answer), or "reachable"); it ignores the rest, as the tests need no
 # real task. It writes executor.pid once its signal handlers are set.
@@ -24,6 +26,8 @@ tick_interval=0.2
 allocate_mb=
 tick_stderr=
 probe=
+exit_on_file=
+orphan_writer=
 for a in "$@"; do
   case "$a" in
     --exit_after=*) exit_after=${a#*=} ;;
@@ -32,6 +36,8 @@ for a in "$@"; do
     --allocate_mb=*) allocate_mb=${a#*=} ;;
     --tick_stderr=*) tick_stderr=${a#*=} ;;
     --probe_docker=*) probe=${a#*=} ;;
+    --exit_on_file=*) exit_on_file=${a#*=} ;;
+    --orphan_writer=*) orphan_writer=${a#*=} ;;
   esac
 done
 if [ -n "$probe" ]; then
@@ -60,6 +66,10 @@ while [ "$exit_after" -lt 0 ] || [ "$i" -lt "$exit_after" ]; do
   echo "tick $i"
   [ -z "$tick_stderr" ] || echo "err tick $i" >&2
   i=$((i + 1))
+  [ -z "$exit_on_file" ] || [ ! -e "$sandbox/$exit_on_file" ] || break
   sleep "$tick_interval"
 done
+if [ -n "$orphan_writer" ]; then
+  ( while :; do echo orphan; done ) &
+fi
 exit "$exit_code"
