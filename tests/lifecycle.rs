@@ -563,3 +563,64 @@ fn a_shim_that_only_waits_holds_nothing_of_its_launch() {
     assert_eq!(child.wait().unwrap().code(), Some(143), "{}", run.stderr());
     run.wait_sibling_gone();
 }
+
+/// The forwarded signals, as bits of a `/proc/<pid>/task/<tid>/status` `SigBlk:` mask.
+fn forwarded_mask() -> u64 {
+    [1, 2, 3, 10, 12, 15].iter().map(|n| 1u64 << (n - 1)).sum()
+}
+
+/// Every thread of the relay blocks the forwarded signals from its start (they are read from a
+/// signalfd): a signal the kernel delivers to any thread is passed on, the output thread's
+/// included, and none is lost at the hand-over to the waiting mode. Before, the output thread
+/// took them with the handler of the async runtime, which stops listening at the hand-over.
+#[test]
+fn every_thread_of_the_relay_blocks_the_forwarded_signals() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let run = Run::new("sigmask");
+    let config = run.host_config(serde_json::json!({ "forked_pid_guard": "60secs" }));
+    let mut child =
+        spawn_shim_with_output(&run, &config, &[], &[], [Stdio::piped(), Stdio::piped()]);
+    let shim = child.id();
+    // The container logger: reads what the shim passes on.
+    let mut out = child.stdout.take().unwrap();
+    let logger = std::thread::spawn(move || {
+        let mut logged = String::new();
+        let _ = out.read_to_string(&mut logged);
+        logged
+    });
+    let _err = child.stderr.take();
+    run.wait_for_checkpointed_sibling("(on the host)");
+    let threads = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{shim}/task"))
+            .map(|d| {
+                d.flatten()
+                    .map(|t| t.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(
+        "the relay's output thread runs",
+        Duration::from_secs(30),
+        || threads().len() >= 2,
+    );
+    for tid in threads() {
+        let status = std::fs::read_to_string(format!("/proc/{shim}/task/{tid}/status")).unwrap();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(
+            blocked & forwarded_mask(),
+            forwarded_mask(),
+            "thread {tid}:\n{status}"
+        );
+    }
+    run.wait_executor_ready();
+    signal(shim, Signal::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{}", run.stderr());
+    assert!(logger.join().unwrap().contains("tick 0"));
+    run.wait_sibling_gone();
+}

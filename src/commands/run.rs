@@ -3,15 +3,10 @@
 
 use std::ffi::OsString;
 
-use futures_util::stream::{self, Stream, StreamExt};
-use nix::sys::signal::Signal;
-use tokio::signal::unix::{signal, SignalKind};
-
 use crate::config;
 use crate::error::{fail, Failure, ShimError};
 use crate::mesos::executor::{executor_to_run, ExecutorKind};
 use crate::relay::{self, launch};
-use crate::sibling::protocol::FORWARDED_SIGNALS;
 
 /// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns how to
 /// leave: with the executor's status, or of the signal that killed it.
@@ -26,6 +21,13 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> super::Leave {
 /// The relay; `Err` carries the status of a failure already reported.
 fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::Outcome, u8> {
     let report = |e: ShimError| Err(super::report(Err(e)));
+    // Before any thread exists, so that every thread inherits the mask (see relay::signals).
+    if let Err(e) = relay::signals::block_forwarded() {
+        return report(fail(
+            Failure::Software,
+            format!("cannot block the forwarded signals: {e}"),
+        ));
+    }
     // First of all, while the agent that ran this binary is certainly its parent.
     let origin = launch::Origin::read();
     match super::in_sibling() {
@@ -112,7 +114,12 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::Outcome, u8> 
         Err(e) => return report(e),
     };
     let outcome = runtime.block_on(async {
-        let signals = forwarded_signals()?;
+        let signals = relay::signals::forwarded_stream().map_err(|e| {
+            fail(
+                Failure::Software,
+                format!("cannot read the forwarded signals: {e}"),
+            )
+        })?;
         relay::run(launch, &settings, signals).await
     });
     outcome.or_else(report)
@@ -147,25 +154,4 @@ fn hand_over_to_stock_executor(args: Vec<OsString>) -> Result<u8, ShimError> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     Err(relay::handback::exec(&stock, &args))
-}
-
-/// The forwarded signals as one stream. Registered before the launch starts, so that a signal
-/// that arrives at any moment of the launch is acted on.
-fn forwarded_signals() -> Result<impl Stream<Item = Signal> + Unpin, ShimError> {
-    let mut streams = Vec::new();
-    for sig in FORWARDED_SIGNALS {
-        let listener = signal(SignalKind::from_raw(sig as i32)).map_err(|e| {
-            fail(
-                Failure::Software,
-                format!("cannot handle {}: {e}", sig.as_str()),
-            )
-        })?;
-        streams.push(
-            stream::unfold(listener, move |mut l| async move {
-                l.recv().await.map(|()| (sig, l))
-            })
-            .boxed(),
-        );
-    }
-    Ok(stream::select_all(streams))
 }

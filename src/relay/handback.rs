@@ -72,6 +72,7 @@ fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
 /// Replaces this process with `stock`, with the executor's arguments and this environment and
 /// working directory, as the agent would have run it. Returns only with the failure.
 pub fn exec(stock: &Path, args: &[String]) -> ShimError {
+    crate::relay::signals::unblock_forwarded();
     let error = std::process::Command::new(stock)
         .arg0(stock)
         .args(args)

@@ -10,6 +10,8 @@
 //!   the stock executor, or refused, before anything is made.
 //! - [`waiting`]: the small mode the shim re-executes into once only waiting is left.
 //! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
+//! - [`signals`]: the signals passed on to the executor, blocked from the first instant and read
+//!   from a signalfd.
 //!
 //! A signal from the agent is acted on at once in every phase: before the sibling exists the
 //! launch is called off and nothing is left behind.
@@ -20,6 +22,7 @@ pub mod handback;
 pub mod launch;
 pub mod plan;
 pub mod prepare;
+pub mod signals;
 pub mod supervise;
 pub mod waiting;
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
 use futures_util::{FutureExt, Stream, StreamExt};
-use nix::sys::signal::{SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
@@ -33,7 +33,7 @@ use crate::relay::effects::{HostProcesses, SiblingEngine, SiblingProcess};
 use crate::relay::forked_pid;
 use crate::relay::plan::LaunchPlan;
 use crate::relay::prepare::PID_HOST_NEEDED;
-use crate::relay::waiting::{self, Handover};
+use crate::relay::waiting::Handover;
 use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::sibling::labels;
 use crate::sibling::protocol::ExitRecord;
@@ -194,10 +194,9 @@ where
         let only_waiting = checkpoint.is_none() && guard.is_none() && sweep.is_none();
         if let (true, true, Some(mode)) = (only_waiting, may_hand_over, &plan.waiting_mode) {
             may_hand_over = false;
-            // Blocked from here, the forwarded signals wait (across the exec) in the waiting
-            // mode's signalfd; those already caught are passed on now.
-            let blocked = waiting::forwarded_set();
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
+            // The forwarded signals are blocked (see crate::relay::signals): those the relay has
+            // not read wait, across the exec, in the waiting mode's signalfd; those read are
+            // passed on now.
             let held = process.take().expect("held until handed over");
             while let Some(Some(signal)) = signals.next().now_or_never() {
                 tracing::info!(
@@ -224,11 +223,6 @@ where
                 }
                 Err(kept) => {
                     // Nothing to hand over: the relay waits itself, with signals as before.
-                    let _ = nix::sys::signal::sigprocmask(
-                        SigmaskHow::SIG_UNBLOCK,
-                        Some(&blocked),
-                        None,
-                    );
                     process = Some(kept);
                 }
             }

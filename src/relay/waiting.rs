@@ -15,14 +15,13 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::{DockerEndpoint, LogFormat};
 use crate::output::ShimOutput;
 use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity, WATCH_POLL};
 use crate::relay::supervise::ExecutorExit;
-use crate::sibling::protocol::FORWARDED_SIGNALS;
 
 /// The first argument that runs the binary in this mode.
 pub const WAIT_ARG: &str = "mesos-executor-shim-wait";
@@ -165,20 +164,11 @@ fn take_inherited(number: &str, what: &str) -> Result<OwnedFd, String> {
     Ok(owned)
 }
 
-/// The forwarded signals as a set: blocked before the `exec`, read from a signalfd after it.
-pub fn forwarded_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for signal in FORWARDED_SIGNALS {
-        set.add(signal);
-    }
-    set
-}
-
 /// Waits for the sibling's process to exit, passing the forwarded signals on to it and copying
 /// the executor's output, if it comes through the shim. Returns once it has exited.
 pub fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
     let signals = SignalFd::with_flags(
-        &forwarded_set(),
+        &crate::relay::signals::forwarded_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
     )?;
     // Everything from here on is this loop: the code that started the process and launched the

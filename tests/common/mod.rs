@@ -92,12 +92,31 @@ pub fn setup() {
 /// its working directory; the test plays the agent that checkpoints forked.pid (the shim's own
 /// pid) right after the fork, as a 1.x agent does.
 pub fn spawn_shim(run: &Run, config: &Path, env: &[(&str, &str)], executor_args: &[&str]) -> Child {
-    use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(run.sandbox()).unwrap();
-    std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
     // The sandbox logger's files, as the agent opens them for an executor by default.
     let stdout = std::fs::File::create(run.sandbox().join("stdout")).unwrap();
     let stderr = std::fs::File::create(run.sandbox().join("stderr")).unwrap();
+    spawn_shim_with_output(
+        run,
+        config,
+        env,
+        executor_args,
+        [stdout.into(), stderr.into()],
+    )
+}
+
+/// [`spawn_shim`] with the shim's stdout and stderr given: pipes stand for a container logger
+/// other than the sandbox's (the output then goes through the shim).
+pub fn spawn_shim_with_output(
+    run: &Run,
+    config: &Path,
+    env: &[(&str, &str)],
+    executor_args: &[&str],
+    [stdout, stderr]: [std::process::Stdio; 2],
+) -> Child {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    std::fs::create_dir_all(run.forked_pid_path().parent().unwrap()).unwrap();
     let mut command = Command::new(shim_bin());
     let mount_config = config_mount(config);
     // SAFETY: between fork and exec the child makes only system calls, which are
