@@ -373,3 +373,210 @@ fn an_orphan_that_writes_for_ever_does_not_hold_the_exit() {
         run.stderr()
     );
 }
+
+/// A framework can put any label on its docker task's container (`DockerInfo.parameters`), a
+/// copy of every sibling label included. Three such containers, none made by a shim, each
+/// labelled with the run's IDs and its paths: one named as the run's sibling and mounting its
+/// sandbox but running `sleep`; one whose command looks like the init's but whose name is not
+/// the sibling's, exited (gc's first pick, were it a sibling); one with an escape sequence in
+/// its executor-id. Their `forked-pid-host` names a FIFO (a blocking open would hang for ever)
+/// and their `forked-pid` a character device, both in the agent's layout, beside files named
+/// as a dead shim's temp files. `ps`, `gc --dry-run` and `gc` open nothing there (an inotify
+/// watch sees no open), remove nothing, and `ps` prints the labels escaped.
+#[test]
+fn a_tenants_container_with_every_sibling_label_is_never_read_from_or_removed() {
+    let run = Run::new("tenant");
+    let pids = run.forked_pid_path().parent().unwrap().to_path_buf();
+    let decoys = plant_decoys(&run, &pids);
+    let named_as_sibling = tenant_container(&run, &run.sibling_name(), &run.executor_id, true);
+    let exited_name = format!("tenant-{}-exited", run.container_id);
+    tenant_container(&run, &exited_name, &run.executor_id, false);
+    let escape_name = format!("tenant-{}-escape", run.container_id);
+    tenant_container(&run, &escape_name, "app\u{1b}[31mred", true);
+    let watch = OpenWatch::on(&pids);
+
+    let (stdout, _) = shim_within(&["ps", "--label", &run.scope_filter()]);
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "a raw escape reached the terminal: {stdout:?}"
+    );
+    assert!(stdout.contains("app\\u{1b}[31mred"), "{stdout}");
+    assert!(stdout.contains("NOT SIBLINGS"), "{stdout}");
+    for name in [&run.sibling_name(), &exited_name, &escape_name] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name.as_str())),
+            "{name}: {stdout}"
+        );
+    }
+    let (json, _) = shim_within(&["ps", "--json", "--label", &run.scope_filter()]);
+    assert_eq!(json.trim(), "[]", "none of them is listed as a sibling");
+    for dry_run in [true, false] {
+        let actions = run.gc(dry_run);
+        assert_eq!(actions, serde_json::json!([]), "gc (dry run: {dry_run})");
+    }
+    let (text, _) = shim_within(&["gc", "--label", &run.scope_filter()]);
+    assert!(
+        text.contains("3 labelled as siblings but not ones left alone"),
+        "{text}"
+    );
+
+    assert_eq!(
+        watch.events(),
+        Vec::<String>::new(),
+        "ps or gc opened or removed something"
+    );
+    for name in [&named_as_sibling, &exited_name, &escape_name] {
+        run.docker_ok(&["inspect", "-f", "{{.Id}}", name]);
+    }
+    let running = run.docker_ok(&["inspect", "-f", "{{.State.Running}}", &named_as_sibling]);
+    assert_eq!(running, "true");
+    for decoy in decoys {
+        assert!(
+            decoy.symlink_metadata().is_ok(),
+            "{} is gone",
+            decoy.display()
+        );
+    }
+}
+
+/// In `pids`, in the agent's layout of `run`: forked.pid a FIFO, `null` a character device
+/// (`/dev/null`'s numbers: opening it is harmless, but is an open), and regular files named as the
+/// temp files of a dead shim (pid 4194305 is above every pid_max) beside each. Returns them all.
+fn plant_decoys(run: &Run, pids: &Path) -> Vec<std::path::PathBuf> {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    std::fs::create_dir_all(pids).unwrap();
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    let fifo = pids.join("forked.pid");
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+    let device = pids.join("null");
+    mknod(
+        &device,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o600),
+        makedev(1, 3),
+    )
+    .expect("mknod of a character device (the tests run as root)");
+    let mut decoys = vec![fifo, device];
+    for name in [".forked.pid.shim-4194305-0", ".null.shim-4194305-0"] {
+        std::fs::write(pids.join(name), "1").unwrap();
+        decoys.push(pids.join(name));
+    }
+    decoys
+}
+
+/// A plain container named `name` (not made by a shim) carrying a tenant's copy of every label a
+/// shim puts on `run`'s sibling, with `executor_id` as its executor-id and the run's sandbox
+/// bound at its path; `running`: `sleep`, else an init-like command that has exited.
+fn tenant_container(run: &Run, name: &str, executor_id: &str, running: bool) -> String {
+    let forked_pid = run.forked_pid_path().display().to_string();
+    let device = run.forked_pid_path().with_file_name("null");
+    let sandbox = run.sandbox().display().to_string();
+    let mut labels = run.sibling_labels(&[
+        format!("io.mesos-executor-shim.sandbox={sandbox}"),
+        format!("io.mesos-executor-shim.forked-pid={}", device.display()),
+        format!(
+            "io.mesos-executor-shim.work-dir-host={}",
+            run.work_dir.display()
+        ),
+        format!("io.mesos-executor-shim.forked-pid-host={forked_pid}"),
+        "io.mesos-executor-shim.shim=4194305:1".into(),
+        "io.mesos-executor-shim.executor=mesos-executor".into(),
+        "io.mesos-executor-shim.init-protocol=1".into(),
+        "io.mesos-executor-shim.checkpoint=true".into(),
+    ]);
+    let executor_label = format!("io.mesos-executor-shim.executor-id={}", run.executor_id);
+    let at = labels.iter().position(|l| *l == executor_label).unwrap();
+    labels[at] = format!("io.mesos-executor-shim.executor-id={executor_id}");
+    let mut args: Vec<String> = vec!["run".into(), "--name".into(), name.into()];
+    run.remove_on_drop(name);
+    if running {
+        args.extend(["-d".into(), "--entrypoint".into(), "/bin/sleep".into()]);
+    } else {
+        args.extend(["--entrypoint".into(), "/bin/true".into()]);
+    }
+    args.extend([
+        "--mount".into(),
+        format!("type=bind,source={sandbox},target={sandbox}"),
+    ]);
+    args.extend(labels);
+    args.push(AGENT_IMAGE.into());
+    args.push(
+        if running {
+            "3600"
+        } else {
+            "mesos-executor-shim-init"
+        }
+        .into(),
+    );
+    run.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    name.to_string()
+}
+
+/// Runs the shim's CLI with `args`; fails the test if it has not finished within 60 s (a blocking
+/// open of the FIFO would never return). Its stdout and stderr.
+fn shim_within(args: &[&str]) -> (String, String) {
+    let mut child = std::process::Command::new(shim_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    let deadline = std::time::Duration::from_secs(60);
+    let finished = wait_until_or_not(deadline, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        finished,
+        "{args:?} blocked (on the FIFO?): {stdout}{stderr}"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// Polls `done` until it holds (true) or `timeout` passes (false).
+fn wait_until_or_not(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
+/// An inotify watch on a directory for any open of it or of what it holds, a read, a write, a
+/// removal or a rename.
+struct OpenWatch(nix::sys::inotify::Inotify);
+
+impl OpenWatch {
+    fn on(dir: &Path) -> OpenWatch {
+        use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        let what = F::IN_OPEN | F::IN_ACCESS | F::IN_MODIFY | F::IN_DELETE | F::IN_MOVED_FROM;
+        inotify.add_watch(dir, what).unwrap();
+        OpenWatch(inotify)
+    }
+
+    /// What happened since the watch began, one line each (`<mask> <name>`).
+    fn events(&self) -> Vec<String> {
+        match self.0.read_events() {
+            Ok(events) => events
+                .iter()
+                .map(|e| format!("{:?} {:?}", e.mask, e.name))
+                .collect(),
+            Err(nix::errno::Errno::EAGAIN) => Vec::new(),
+            Err(e) => panic!("reading the inotify watch: {e}"),
+        }
+    }
+}

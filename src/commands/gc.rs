@@ -2,7 +2,9 @@
 //! meta directory is gone, and those left by a launch that died half-way (see
 //! [`inventory::collect_reason`]). A running executor of a live run, or of a run that cannot be
 //! judged from where `gc` runs, is never touched, and every sibling is judged again right
-//! before it is removed.
+//! before it is removed. A container is a sibling only as [`crate::sibling::identity::judge`]
+//! decides, however it is labelled: anything else is never removed, and no path its labels name
+//! is opened.
 
 use std::path::Path;
 use std::time::Duration;
@@ -120,20 +122,21 @@ async fn pass(
     } else {
         for a in &actions {
             let reason = a.reason.describe();
+            let name = super::printable(&a.name);
             super::print(match (&a.action, &a.error) {
-                (Done::Removed, _) => format!("removed {} ({reason})", a.name),
-                (Done::WouldRemove, _) => format!("would remove {} ({reason})", a.name),
+                (Done::Removed, _) => format!("removed {name} ({reason})"),
+                (Done::WouldRemove, _) => format!("would remove {name} ({reason})"),
                 (Done::Failed, e) => format!(
-                    "failed to remove {} ({reason}): {}",
-                    a.name,
-                    e.as_deref().unwrap_or_default()
+                    "failed to remove {name} ({reason}): {}",
+                    super::printable(e.as_deref().unwrap_or_default())
                 ),
             })?;
         }
         let kept = inventory.entries.len() - actions.len();
         super::print(format!(
-            "{} sibling(s) collected, {kept} kept",
-            actions.len()
+            "{} sibling(s) collected, {kept} kept, {} labelled as siblings but not ones left alone",
+            actions.len(),
+            inventory.foreign.len()
         ))?;
     }
     Ok(if actions.iter().any(|a| a.action == Done::Failed) {

@@ -116,7 +116,58 @@ pub fn print(line: impl Display) -> Result<(), ShimError> {
         })
 }
 
+/// `text` safe to print on a terminal: every control character (an escape sequence's `ESC`, a
+/// carriage return that would overwrite the line) and every bidirectional-text control is
+/// written as Rust writes it escaped (`\u{1b}`), and a backslash as `\\`, so that no value
+/// reads as another. What a report prints from a label or a run goes through here: labels are
+/// anyone's to set, a tenant's included.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return text.into();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            c if needs_escape(c) => escaped.extend(c.escape_unicode()),
+            c => escaped.push(c),
+        }
+    }
+    escaped.into()
+}
+
+/// Control characters, the bidirectional-text controls (they reorder what follows on the line)
+/// and the backslash that starts an escape.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || c == '\\'
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Prints a value as one line of JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ShimError> {
     print(serde_json::to_string(value).expect("serialisable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printed_values_carry_no_control_character() {
+        assert_eq!(printable("app.1"), "app.1");
+        assert_eq!(printable("ü-ok"), "ü-ok");
+        assert_eq!(printable("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(
+            printable("x\ry\n\t\u{7f}\u{9b}"),
+            "x\\u{d}y\\u{a}\\u{9}\\u{7f}\\u{9b}"
+        );
+        assert_eq!(printable("\u{202e}txt"), "\\u{202e}txt");
+        // A backslash is doubled: a value that spells an escape is not taken for one.
+        assert_eq!(printable("a\\u{1b}"), "a\\\\u{1b}");
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let out = printable(&c.to_string()).into_owned();
+            assert!(!out.chars().any(char::is_control), "{c:?} -> {out:?}");
+        }
+    }
 }

@@ -237,23 +237,57 @@ fn file_name(path: &Path) -> &str {
 /// Removes the temp files that shims left beside `path` when they died mid-write. `writer_gone`
 /// judges a writer's pid: only the caller knows whether it can see host pids at all, and a temp
 /// file whose writer may be alive (a rewrite under way) is never touched.
+///
+/// Everything goes through the directory, opened once without following a link: its entries are
+/// listed from that descriptor, and each is removed relative to it (`unlinkat`), only when
+/// `fstatat` without following shows a regular file. No path is resolved again, so a directory
+/// or link swapped in meanwhile redirects nothing, and no entry is ever opened.
 pub fn remove_stale_temp_files(path: &Path, writer_gone: impl Fn(u32) -> bool) -> Vec<PathBuf> {
-    let prefix = temp_prefix(file_name(path));
-    let mut removed = Vec::new();
-    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
-        return removed;
+    let Ok(dir) = crate::no_follow::open_dir(parent_dir(path)) else {
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let owner = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if owner.is_some_and(|p| p > 0 && writer_gone(p)) && fs::remove_file(entry.path()).is_ok() {
-            removed.push(entry.path());
+    let prefix = temp_prefix(file_name(path));
+    let stale = |name: &str| {
+        let rest = name.strip_prefix(&prefix)?;
+        let owner = rest.split('-').next()?.parse::<u32>().ok()?;
+        (owner > 0 && writer_gone(owner)).then_some(())
+    };
+    let mut removed = Vec::new();
+    for name in entry_names(&dir) {
+        if stale(&name).is_some() && is_regular_file_in(&dir, &name) {
+            let unlinked =
+                nix::unistd::unlinkat(&dir, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            if unlinked.is_ok() {
+                removed.push(parent_dir(path).join(name));
+            }
         }
     }
     removed
+}
+
+/// The UTF-8 names in the directory `dir`, listed from its descriptor (a temp file's name is
+/// always UTF-8, so no other name matters here).
+fn entry_names(dir: &OwnedFd) -> Vec<String> {
+    // A duplicate descriptor: the listing closes its own, and `dir` stays open for the `*at` calls.
+    let listing = dir
+        .try_clone()
+        .ok()
+        .and_then(|fd| nix::dir::Dir::from_fd(fd).ok());
+    let Some(mut listing) = listing else {
+        return Vec::new();
+    };
+    listing
+        .iter()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().ok().map(str::to_string))
+        .collect()
+}
+
+/// `name` in `dir` is a regular file, not followed if it is a link.
+fn is_regular_file_in(dir: &OwnedFd, name: &str) -> bool {
+    use nix::sys::stat::{fstatat, SFlag};
+    fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
 }
 
 /// Waits until the agent has checkpointed a non-empty `path`, checking every `interval`, for at
@@ -503,6 +537,36 @@ mod tests {
         let removed = remove_stale_temp_files(&path, |pid| pid != std::process::id());
         assert_eq!(removed, vec![dir.join(".forked.pid.shim-4194305-0")]);
         assert_eq!(entries(&dir), vec![mine, "unrelated".to_string()]);
+    }
+
+    /// A FIFO, a directory or a link that carries a temp file's name is never opened, followed
+    /// or removed: only regular files are, and only in the directory reached without a link.
+    #[test]
+    fn only_regular_temp_files_are_removed_and_nothing_is_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pids");
+        fs::create_dir(&dir).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join(".forked.pid.shim-4194305-7"), "1").unwrap();
+        nix::unistd::mkfifo(
+            &dir.join(".forked.pid.shim-4194305-1"),
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        fs::create_dir(dir.join(".forked.pid.shim-4194305-2")).unwrap();
+        std::os::unix::fs::symlink(
+            elsewhere.join(".forked.pid.shim-4194305-7"),
+            dir.join(".forked.pid.shim-4194305-3"),
+        )
+        .unwrap();
+        assert!(remove_stale_temp_files(&dir.join("forked.pid"), |_| true).is_empty());
+        assert_eq!(entries(&dir).len(), 3);
+        // A link in place of the directory: nothing behind it is touched.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        assert!(remove_stale_temp_files(&link.join("forked.pid"), |_| true).is_empty());
+        assert_eq!(entries(&elsewhere).len(), 1);
     }
 
     #[test]

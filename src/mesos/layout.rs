@@ -174,6 +174,38 @@ impl RunLayout {
         })
     }
 
+    /// The run that these IDs name under `work_dir`, checked as strictly as a sandbox path the
+    /// agent passes: the work_dir absolute and normalised, every ID valid by Mesos's rules and
+    /// the container ID a Docker name. What `ps` and `gc` accept of a container's labels.
+    pub fn from_ids(
+        work_dir: &str,
+        agent_id: &str,
+        framework_id: &str,
+        executor_id: &str,
+        container_id: &str,
+    ) -> Result<Self, LayoutError> {
+        // Joined as text, then parsed as the agent's sandbox path: an ID holding a `/` shifts the
+        // shape or disagrees with the ID it was given, and both are refused.
+        if !work_dir.starts_with('/') {
+            return Err(LayoutError::NotAbsolute(work_dir.to_string()));
+        }
+        let base = if work_dir == "/" { "" } else { work_dir };
+        let sandbox = format!(
+            "{base}/slaves/{agent_id}/frameworks/{framework_id}/executors/{executor_id}/runs/{container_id}"
+        );
+        let ids = IdVariables {
+            agent_id: Some(agent_id.to_string()),
+            agent_id_new: None,
+            framework_id: Some(framework_id.to_string()),
+            executor_id: Some(executor_id.to_string()),
+        };
+        let run = RunLayout::from_sandbox(OsStr::new(&sandbox), &ids)?;
+        if run.container_id != container_id || run.sandbox.as_os_str() != sandbox.as_str() {
+            return Err(LayoutError::WrongShape(sandbox));
+        }
+        Ok(run)
+    }
+
     /// `<work_dir>/meta/slaves/<SID>/frameworks/<FID>/executors/<EID>/runs/<CID>`.
     pub fn meta_run_dir(&self) -> PathBuf {
         self.work_dir
@@ -402,6 +434,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_run_is_made_from_ids_only_when_the_agent_could_have_laid_it_out() {
+        let run = RunLayout::from_ids("/var/lib/mesos", "S0", "F-1", "app.1", "C-1").unwrap();
+        assert_eq!(
+            run.forked_pid_path(),
+            PathBuf::from(
+                "/var/lib/mesos/meta/slaves/S0/frameworks/F-1/executors/app.1/runs/C-1/pids/forked.pid"
+            )
+        );
+        let root = RunLayout::from_ids("/", "S", "F", "E", "C").unwrap();
+        assert_eq!(root.work_dir, PathBuf::from("/"));
+        assert_eq!(
+            root.sandbox,
+            PathBuf::from("/slaves/S/frameworks/F/executors/E/runs/C")
+        );
+        for (work_dir, ids) in [
+            ("relative", ["S", "F", "E", "C"]),
+            ("/w/../etc", ["S", "F", "E", "C"]),
+            ("/w//x", ["S", "F", "E", "C"]),
+            ("/w/", ["S", "F", "E", "C"]),
+            ("", ["S", "F", "E", "C"]),
+            ("/w", ["S/x", "F", "E", "C"]),
+            ("/w", ["S", "F", "E/runs/C2", "C"]),
+            ("/w", ["S", "F", "E", "C/x"]),
+            ("/w", ["S", "F", "E", "latest"]),
+            ("/w", ["S", "F", "a\u{1b}[31m", "C"]),
+            ("/w", ["S", "..", "E", "C"]),
+            ("/w", ["", "F", "E", "C"]),
+            ("/w", ["S", "F", "E", "c d"]),
+        ] {
+            let [a, f, e, c] = ids;
+            assert!(
+                RunLayout::from_ids(work_dir, a, f, e, c).is_err(),
+                "{work_dir:?} {ids:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,20 +2,23 @@
 //! about their runs: what `ps` shows, what `gc` and a launch's sweep decide on, and the re-check
 //! made right before anything is removed.
 
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::agent_container::{host_pids_visible, local_path_for, AgentContainer};
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
-use crate::mesos::layout::SENTINEL_FILE;
+use crate::mesos::layout::{RunLayout, SENTINEL_FILE};
+use crate::no_follow::{self, PathError};
 use crate::proc::{pid_liveness, ProcessIdentity};
 use crate::sibling::engine::Engine;
 use crate::sibling::host_facts;
+use crate::sibling::identity::{self, Command, NotSibling, Observed};
 use crate::sibling::labels::{
-    LABEL_AGENT_ID, LABEL_CHECKPOINT, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID,
-    LABEL_FORKED_PID, LABEL_FORKED_PID_HOST, LABEL_FRAMEWORK_ID, LABEL_MANAGED, LABEL_SHIM,
-    LABEL_WORK_DIR, LABEL_WORK_DIR_HOST,
+    LABEL_CHECKPOINT, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID, LABEL_FRAMEWORK_ID,
+    LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR_HOST,
 };
 use crate::sibling::spec::SiblingState;
 
@@ -76,7 +79,9 @@ impl SiblingEntry {
 }
 
 /// What the agent's directory says about a run, read from `forked.pid`'s path and the work_dir
-/// (both as seen from here).
+/// (both as seen from here, both in the agent's layout: see [`identity::run_paths`]). Every
+/// directory is opened without following a link, `forked.pid` is read the one safe way
+/// ([`crate::no_follow`]), and the sentinel is only looked at, never opened.
 pub fn run_state(
     forked_pid_path: &Path,
     work_dir: Option<&Path>,
@@ -84,46 +89,79 @@ pub fn run_state(
     running: bool,
     host_pids_visible: bool,
 ) -> (ForkedPid, Option<bool>, Option<bool>) {
-    let run_dir = forked_pid_path.parent().and_then(Path::parent);
-    let meta_visible = work_dir.map(|w| w.join("meta").is_dir()).unwrap_or(false);
-    let run_exists = run_dir.map(Path::is_dir).unwrap_or(false);
-    let forked = if !running {
-        ForkedPid::NotRunning
-    } else if !run_exists && !meta_visible {
-        ForkedPid::Unknown
-    } else {
-        match read_pid_file(forked_pid_path) {
-            Ok(PidFile::Pid(p)) if Some(i64::from(p)) == host_pid => ForkedPid::Matches,
-            Ok(PidFile::Pid(p)) => ForkedPid::Differs {
-                pid: p,
-                alive: pid_liveness(p, host_pids_visible),
-            },
-            Ok(PidFile::Absent) => ForkedPid::Absent,
-            Ok(PidFile::Unparsable(content)) => ForkedPid::Unparsable { content },
-            Err(_) => ForkedPid::Unknown,
+    let not_running_or = |forked| {
+        if running {
+            forked
+        } else {
+            ForkedPid::NotRunning
         }
     };
-    let completed = if run_exists {
-        run_dir.map(|d| d.join(SENTINEL_FILE).exists())
-    } else {
-        None
+    let meta_visible =
+        work_dir.is_some_and(|w| matches!(no_follow::dir_exists(&w.join("meta")), Ok(true)));
+    let run_dir = match forked_pid_path.parent().and_then(Path::parent) {
+        Some(dir) => no_follow::open_dir(dir),
+        None => return (not_running_or(ForkedPid::Unknown), None, None),
     };
-    let run_gone = if meta_visible {
-        Some(!run_exists)
-    } else {
-        None
+    let run_dir = match run_dir {
+        Ok(fd) => Some(fd),
+        Err(PathError::Missing(_)) => None,
+        // A link or a file where the agent makes directories: nothing here can be judged.
+        Err(_) => return (not_running_or(ForkedPid::Unknown), None, None),
     };
+    let forked = if !running {
+        ForkedPid::NotRunning
+    } else if run_dir.is_none() && !meta_visible {
+        ForkedPid::Unknown
+    } else {
+        read_forked_pid(forked_pid_path, host_pid, host_pids_visible)
+    };
+    let completed = run_dir.as_ref().map(has_sentinel);
+    let run_gone = meta_visible.then_some(run_dir.is_none());
     (forked, completed, run_gone)
+}
+
+fn read_forked_pid(path: &Path, host_pid: Option<i64>, host_pids_visible: bool) -> ForkedPid {
+    match read_pid_file(path) {
+        Ok(PidFile::Pid(p)) if Some(i64::from(p)) == host_pid => ForkedPid::Matches,
+        Ok(PidFile::Pid(p)) => ForkedPid::Differs {
+            pid: p,
+            alive: pid_liveness(p, host_pids_visible),
+        },
+        Ok(PidFile::Absent) => ForkedPid::Absent,
+        Ok(PidFile::Unparsable(content)) => ForkedPid::Unparsable { content },
+        Err(_) => ForkedPid::Unknown,
+    }
+}
+
+/// The agent's `executor.sentinel` is in the run directory `dir` (whatever it is: it is not opened).
+fn has_sentinel(dir: &OwnedFd) -> bool {
+    nix::sys::stat::fstatat(dir, SENTINEL_FILE, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
 }
 
 /// The siblings on a Docker host, and whether this place can judge a process dead.
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub entries: Vec<SiblingEntry>,
+    /// Containers labelled as siblings that are not (see [`identity::judge`]): never judged,
+    /// read from or removed; `ps` shows them for what they are.
+    pub foreign: Vec<ForeignContainer>,
     /// Host pids are visible from here (on the host, or in a container with `--pid=host`): only
     /// then can a missing pid mean a dead process ([`crate::proc::process_gone`]).
     pub host_pids_visible: bool,
     agent: Option<AgentContainer>,
+}
+
+/// A container that carries the shim's `managed` label but is not a sibling: what its labels
+/// claim (raw, as anyone may have set them) and why it is not one.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeignContainer {
+    pub name: String,
+    pub docker_id: String,
+    pub state: String,
+    pub container_id: String,
+    pub executor_id: String,
+    pub framework_id: String,
+    pub why: NotSibling,
 }
 
 /// Every sibling the shim made on this Docker host that carries all of `label_filters` (Docker's
@@ -138,7 +176,8 @@ pub async fn list(
     list_seen_from(engine, agent, label_filters, states).await
 }
 
-/// [`list`], seen from `agent` (`None`: the host), which the caller has already described.
+/// [`list`], seen from `agent` (`None`: the host), which the caller has already described. Each
+/// container labelled `managed` is judged by [`identity::judge`] on what the listing says of it.
 async fn list_seen_from(
     engine: &Engine,
     agent: Option<AgentContainer>,
@@ -148,16 +187,33 @@ async fn list_seen_from(
     let visible = host_pids_visible(agent.as_ref()) == Some(true);
     let mut filters = vec![format!("{LABEL_MANAGED}=true")];
     filters.extend(label_filters.iter().cloned());
-    let mut entries = Vec::new();
+    let mut inventory = Inventory {
+        entries: Vec::new(),
+        foreign: Vec::new(),
+        host_pids_visible: visible,
+        agent,
+    };
     for summary in engine.list_labelled(&filters, states).await? {
-        let labels = summary.labels.unwrap_or_default();
-        let docker_id = summary.id.unwrap_or_default();
+        let labels = summary.labels.clone().unwrap_or_default();
+        let names = summary.names.clone().unwrap_or_default();
         let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
-        let name = summary
-            .names
-            .and_then(|n| n.into_iter().next())
-            .unwrap_or_default();
-        let mut entry = describe(&labels, &name, docker_id, state, agent.as_ref());
+        let docker_id = summary.id.clone().unwrap_or_default();
+        let observed = Observed {
+            names: &names,
+            command: Command::Joined(summary.command.as_deref().unwrap_or_default()),
+            mounts: summary.mounts.as_deref(),
+            labels: &labels,
+        };
+        let run = match identity::judge(&observed) {
+            Ok(run) => run,
+            Err(why) => {
+                inventory
+                    .foreign
+                    .push(foreign(&labels, &names, docker_id, state, why));
+                continue;
+            }
+        };
+        let mut entry = describe(&labels, &run, docker_id, state, inventory.agent.as_ref());
         if entry.sibling_state() == SiblingState::Running {
             entry.host_pid = engine
                 .inspect_container(&entry.docker_id)
@@ -166,39 +222,56 @@ async fn list_seen_from(
                 .and_then(|s| s.pid)
                 .filter(|p| *p > 0);
         }
-        judge(&mut entry, &labels, visible);
-        entries.push(entry);
+        judge_run(&mut entry, &labels, visible);
+        inventory.entries.push(entry);
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Inventory {
-        entries,
-        host_pids_visible: visible,
-        agent,
-    })
+    inventory.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    inventory.foreign.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(inventory)
 }
 
-/// An entry from a sibling's labels, its paths as seen from here: the host paths it records
-/// mapped through this process's own mounts, else (siblings of older releases) the paths the
-/// shim saw.
+fn foreign(
+    labels: &HashMap<String, String>,
+    names: &[String],
+    docker_id: String,
+    state: String,
+    why: NotSibling,
+) -> ForeignContainer {
+    let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    ForeignContainer {
+        name: names
+            .first()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        docker_id,
+        state,
+        container_id: label(LABEL_CONTAINER_ID),
+        executor_id: label(LABEL_EXECUTOR_ID),
+        framework_id: label(LABEL_FRAMEWORK_ID),
+        why,
+    }
+}
+
+/// An entry for the sibling of `run` (what [`identity::judge`] accepted), its paths as seen from
+/// here: the host paths its labels record, only in the agent's layout for `run`
+/// ([`identity::run_paths`]), mapped through this process's own mounts.
 fn describe(
-    labels: &std::collections::HashMap<String, String>,
-    name: &str,
+    labels: &HashMap<String, String>,
+    run: &RunLayout,
     docker_id: String,
     state: String,
     agent: Option<&AgentContainer>,
 ) -> SiblingEntry {
     let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
-    let here = |host: &str, shim_saw: &str| match labels.get(host) {
-        Some(h) => local_path_for(agent, Path::new(h)),
-        None => labels.get(shim_saw).map(PathBuf::from),
-    };
+    let paths = identity::run_paths(labels, run);
+    let here = |host: &Path| local_path_for(agent, host);
     SiblingEntry {
-        name: name.trim_start_matches('/').to_string(),
+        name: run.sibling_name(),
         docker_id,
-        container_id: label(LABEL_CONTAINER_ID),
-        executor_id: label(LABEL_EXECUTOR_ID),
-        framework_id: label(LABEL_FRAMEWORK_ID),
-        agent_id: label(LABEL_AGENT_ID),
+        container_id: run.container_id.clone(),
+        executor_id: run.executor_id.clone(),
+        framework_id: run.framework_id.clone(),
+        agent_id: run.agent_id.clone(),
         executor: label(LABEL_EXECUTOR),
         state,
         host_pid: None,
@@ -207,17 +280,13 @@ fn describe(
         run_gone: None,
         shim_alive: None,
         checkpointing: labels.get(LABEL_CHECKPOINT).and_then(|v| v.parse().ok()),
-        forked_pid_path: here(LABEL_FORKED_PID_HOST, LABEL_FORKED_PID),
-        work_dir: here(LABEL_WORK_DIR_HOST, LABEL_WORK_DIR),
+        forked_pid_path: paths.as_ref().and_then(|p| here(&p.forked_pid)),
+        work_dir: paths.as_ref().and_then(|p| here(&p.work_dir)),
     }
 }
 
 /// Reads the run's state and the shim's liveness into `entry`.
-fn judge(
-    entry: &mut SiblingEntry,
-    labels: &std::collections::HashMap<String, String>,
-    visible: bool,
-) {
+fn judge_run(entry: &mut SiblingEntry, labels: &HashMap<String, String>, visible: bool) {
     let running = entry.sibling_state() == SiblingState::Running;
     (entry.forked_pid, entry.completed, entry.run_gone) = match &entry.forked_pid_path {
         Some(path) => run_state(
@@ -238,7 +307,8 @@ fn judge(
 impl Inventory {
     /// The entry as it is now, read again from the daemon and the run's files: what `gc` decides
     /// on right before it removes, so that a sibling that changed since the listing (a relaunch
-    /// adopted it, its shim checkpointed it) is judged on what holds now. `None`: it is gone.
+    /// adopted it, its shim checkpointed it) is judged on what holds now. `None`: it is gone, or
+    /// what the daemon now says of it makes it no sibling ([`identity::judge`], on its inspection).
     pub async fn recheck(
         &self,
         engine: &Engine,
@@ -247,16 +317,27 @@ impl Inventory {
         let Some(info) = engine.inspect_container(&entry.docker_id).await? else {
             return Ok(None);
         };
-        let labels = info
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.clone())
-            .unwrap_or_default();
+        let config = info.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        let names = [info.name.unwrap_or_default()];
+        let args = info.args.unwrap_or_default();
+        let observed = Observed {
+            names: &names,
+            command: Command::Argv {
+                path: info.path.as_deref().unwrap_or_default(),
+                args: &args,
+            },
+            mounts: info.mounts.as_deref(),
+            labels: &labels,
+        };
+        let Ok(run) = identity::judge(&observed) else {
+            return Ok(None);
+        };
         let state = info.state.unwrap_or_default();
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();
         let mut fresh = describe(
             &labels,
-            &entry.name,
+            &run,
             entry.docker_id.clone(),
             status,
             self.agent.as_ref(),
@@ -264,7 +345,7 @@ impl Inventory {
         if fresh.sibling_state() == SiblingState::Running {
             fresh.host_pid = state.pid.filter(|p| *p > 0);
         }
-        judge(&mut fresh, &labels, self.host_pids_visible);
+        judge_run(&mut fresh, &labels, self.host_pids_visible);
         Ok(Some(fresh))
     }
 }
@@ -632,18 +713,20 @@ mod tests {
     #[test]
     fn the_host_paths_a_sibling_records_are_read_where_this_runs() {
         use crate::agent_container::HostMount;
-        let labels: std::collections::HashMap<String, String> = [
-            (LABEL_FORKED_PID, "/var/lib/mesos/meta/x/pids/forked.pid"),
-            (LABEL_FORKED_PID_HOST, "/srv/mesos/meta/x/pids/forked.pid"),
-            (LABEL_WORK_DIR_HOST, "/srv/mesos"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let on_host = describe(&labels, "/n", "d".into(), "running".into(), None);
+        use crate::sibling::labels::{run_labels, LABEL_FORKED_PID_HOST};
+        let run = crate::test_support::sample_run();
+        let mut labels: HashMap<String, String> = run_labels(&run)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let forked_host =
+            "/srv/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid";
+        labels.insert(LABEL_FORKED_PID_HOST.into(), forked_host.into());
+        labels.insert(LABEL_WORK_DIR_HOST.into(), "/srv/mesos".into());
+        let on_host = describe(&labels, &run, "d".into(), "running".into(), None);
         assert_eq!(
             on_host.forked_pid_path.as_deref(),
-            Some(Path::new("/srv/mesos/meta/x/pids/forked.pid"))
+            Some(Path::new(forked_host))
         );
         let agent = AgentContainer {
             id: String::new(),
@@ -655,12 +738,41 @@ mod tests {
             }],
             pid_mode: Some("host".into()),
         };
-        let in_container = describe(&labels, "/n", "d".into(), "running".into(), Some(&agent));
+        let in_container = describe(&labels, &run, "d".into(), "running".into(), Some(&agent));
         assert_eq!(
             in_container.forked_pid_path.as_deref(),
-            Some(Path::new("/mesos/meta/x/pids/forked.pid"))
+            Some(Path::new(
+                "/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"
+            ))
         );
         assert_eq!(in_container.work_dir.as_deref(), Some(Path::new("/mesos")));
-        assert_eq!(in_container.name, "n");
+        assert_eq!(in_container.name, "executor-mesos-C-1");
+        // A forked.pid label that names anything but the run's own is never read.
+        labels.insert(LABEL_FORKED_PID_HOST.into(), "/dev/tty1".into());
+        let decoy = describe(&labels, &run, "d".into(), "running".into(), None);
+        assert_eq!((decoy.forked_pid_path, decoy.work_dir), (None, None));
+    }
+
+    /// A link where the agent makes the run directory, or a FIFO as forked.pid: nothing is
+    /// judged, and the FIFO is not read.
+    #[test]
+    fn a_run_directory_that_is_a_link_is_not_judged() {
+        let work = tempfile::tempdir().unwrap();
+        let work = work.path();
+        let runs = work.join("meta/slaves/S/frameworks/F/executors/E/runs");
+        std::fs::create_dir_all(runs.join("real/pids")).unwrap();
+        std::fs::write(runs.join("real/executor.sentinel"), "").unwrap();
+        std::os::unix::fs::symlink(runs.join("real"), runs.join("C")).unwrap();
+        let forked = runs.join("C/pids/forked.pid");
+        assert_eq!(
+            run_state(&forked, Some(work), Some(1), true, true),
+            (ForkedPid::Unknown, None, None)
+        );
+        let fifo = runs.join("real/pids/forked.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            run_state(&fifo, Some(work), Some(1), true, true),
+            (ForkedPid::Unknown, Some(true), Some(false))
+        );
     }
 }

@@ -6,11 +6,14 @@
 //!   once for the relay and `doctor`.
 //! - [`engine`]: the Docker Engine API calls; [`host_facts`]: what only the daemon's costly
 //!   `GET /info` tells, asked once per daemon instance on a host.
+//! - [`identity`]: whether a container is a sibling, on facts a task's labels cannot set, and the
+//!   paths its labels may name.
 //! - [`inventory`]: the siblings on a host and the state of their runs (`ps`, `gc`, a launch's
 //!   sweep).
 
 pub mod engine;
 pub mod host_facts;
+pub mod identity;
 pub mod inventory;
 pub mod labels;
 pub mod placement;

@@ -894,6 +894,10 @@ impl Run {
             format!("io.mesos-executor-shim.framework-id={}", self.framework_id),
             format!("io.mesos-executor-shim.executor-id={}", self.executor_id),
             format!("io.mesos-executor-shim.container-id={}", self.container_id),
+            format!(
+                "io.mesos-executor-shim.work-dir={}",
+                self.work_dir.display()
+            ),
             self.scope_filter(),
         ];
         labels.extend(extra.iter().cloned());
@@ -904,12 +908,25 @@ impl Run {
     }
 
     /// A container under the sibling's name with this run's labels, as a launch that died
-    /// half-way leaves it: `verb` `create` (never started) or `run` (ran `true` and exited, no
-    /// auto-remove). `shim` is the label naming the (dead) shim that made it. Returns its ID.
+    /// half-way leaves it: `verb` `create` (never started) or `run` (ran and exited, no
+    /// auto-remove). Made as a shim makes a sibling, which `ps` and `gc` check (its command the
+    /// init's, `<path> mesos-executor-shim-init`, and the run's sandbox bound at its path), though
+    /// its init is `true`. `shim` is the label naming the (dead) shim that made it. Returns its ID.
     pub fn leftover_sibling(&self, verb: &str, shim: &str) -> String {
-        let mut args = vec![verb.to_string(), "--name".into(), self.sibling_name()];
+        let sandbox = self.sandbox();
+        std::fs::create_dir_all(&sandbox).unwrap();
+        let sandbox = sandbox.display().to_string();
+        let mut args = vec![
+            verb.to_string(),
+            "--name".into(),
+            self.sibling_name(),
+            "--mount".into(),
+            format!("type=bind,source={sandbox},target={sandbox}"),
+            "--entrypoint".into(),
+            "/bin/true".into(),
+        ];
         args.extend(self.sibling_labels(&[format!("io.mesos-executor-shim.shim={shim}")]));
-        args.extend([AGENT_IMAGE.to_string(), "true".into()]);
+        args.extend([AGENT_IMAGE.to_string(), "mesos-executor-shim-init".into()]);
         self.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.sibling_id().expect("the leftover exists")
     }
