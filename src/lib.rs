@@ -7,6 +7,8 @@
 //!   `forked.pid` checkpoint ([`mesos::checkpoint`]), and the linux launcher's container cgroups,
 //!   which the sibling joins ([`mesos::cgroups`]).
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
+//! - [`launch_env`]: the launch environment, taken as data by the relay and its waiting mode, whose
+//!   own process environment is then empty.
 //! - [`no_follow`]: paths and files a task may have had a hand in, opened without following a
 //!   link, blocking on a FIFO, or reading without bound.
 //! - [`output`]: the executor's output when the agent's container logger holds the shim's
@@ -33,6 +35,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod failpoint;
+pub mod launch_env;
 pub mod logging;
 pub mod mesos;
 pub mod no_follow;

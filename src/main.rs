@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mesos_executor_shim::cli::{Cli, Command};
 use mesos_executor_shim::commands;
+use mesos_executor_shim::launch_env;
 use mesos_executor_shim::mesos::executor::ExecutorKind;
 use mesos_executor_shim::sibling::protocol::INIT_ARG;
 
@@ -13,23 +14,35 @@ fn main() -> ExitCode {
     } else {
         argv.remove(0)
     };
-    // A sibling's first process, under whatever name its image or mount gives the binary.
+    // A sibling's first process, under whatever name its image or mount gives the binary. Its
+    // environment is the sibling's, the task's: the executor's, passed on as data.
     if argv.first().is_some_and(|a| a == INIT_ARG) && commands::in_sibling().unwrap_or(false) {
-        return ExitCode::from(commands::init::main(&argv[1..]));
+        let env = launch_env::take();
+        return ExitCode::from(commands::init::main(&argv[1..], env));
     }
-    // The relay once only waiting is left, re-executed under this name.
+    // The relay once only waiting is left, re-executed under this name. It was started with an
+    // empty environment (its arguments carry all it needs); cleared all the same, before anything
+    // could read it.
     if argv0 == mesos_executor_shim::relay::waiting::WAIT_ARG {
+        launch_env::take();
         return leave(commands::wait::main(&argv));
     }
     // Under the name of an executor the agent forks, the binary is the relay and parses nothing.
+    // Its environment is the task's: taken as data, before any thread or library could obey it.
     if let Some(kind) = ExecutorKind::from_argv0(&argv0) {
-        return leave(commands::run::relay_main(kind, argv));
+        let env = launch_env::take();
+        return leave(commands::run::relay_main(kind, argv, env));
     }
     let cli = Cli::parse();
     let config = cli.config.as_deref();
+    // The operator's commands keep their environment: it is the operator's shell's, and they read
+    // `DOCKER_HOST` (and `doctor` its defaults) from it on purpose.
     let status = match cli.command {
+        // The relay, run by name: parsing `run` read no variable (it has none) and started no
+        // thread, so the environment is taken as early as it can be told to be a launch's.
         Command::Run { args } => {
-            return leave(commands::run::relay_main(ExecutorKind::Command, args))
+            let env = launch_env::take();
+            return leave(commands::run::relay_main(ExecutorKind::Command, args, env));
         }
         Command::Doctor {
             work_dir,

@@ -30,6 +30,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::launch_env::LaunchEnv;
 use crate::mesos::checkpoint;
 use crate::mesos::executor::executor_to_run;
 use crate::output::{InitOutput, RETURN_SIGNAL};
@@ -41,8 +42,11 @@ use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNAL
 /// The exit is recorded once the executor's leftovers are gone (see [`end_leftovers`]), so no
 /// process of the task's can replace the record after the init wrote it, and before the last
 /// read of the output, which no writer can then hold.
-pub fn run(args: &InitArgs) -> u8 {
-    let (status, output) = match supervise(args) {
+///
+/// `env` is the executor's environment (the sibling's, the task's): this process, root in the
+/// sibling, has none of its own (see [`crate::launch_env`]).
+pub fn run(args: &InitArgs, env: &LaunchEnv) -> u8 {
+    let (status, output) = match supervise(args, env) {
         Ok(ended) => ended,
         Err(failure) => {
             tracing::error!("{}", failure.message);
@@ -73,7 +77,10 @@ fn failure(status: i32, message: String) -> InitFailure {
     }
 }
 
-fn supervise(args: &InitArgs) -> Result<(ExitRecord, Option<InitOutput>), InitFailure> {
+fn supervise(
+    args: &InitArgs,
+    env: &LaunchEnv,
+) -> Result<(ExitRecord, Option<InitOutput>), InitFailure> {
     let sys = |what: &str, e: Errno| failure(70, format!("{what}: {e}"));
     // First, before any other descriptor is made: the pipes' read ends take fixed numbers.
     let relayed = match &args.output {
@@ -114,6 +121,8 @@ fn supervise(args: &InitArgs) -> Result<(ExitRecord, Option<InitOutput>), InitFa
     command
         .arg0(&executor)
         .args(&args.executor[1..])
+        .env_clear()
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdout(stdout)
         .stderr(stderr);
     // SAFETY: between fork and exec the child only calls sigprocmask, which is

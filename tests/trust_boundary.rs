@@ -580,3 +580,86 @@ impl OpenWatch {
         }
     }
 }
+
+/// The task's environment is the executor's, never the shim's own. A framework sets the
+/// variables its libraries would obey with root's power: the resolver's (`HOSTALIASES` naming a
+/// file the task planted in its sandbox, the shim's working directory, that maps a name to
+/// another host), and std's `RUST_MIN_STACK` (so large that no thread could start, the output
+/// thread a container logger needs among them). The launch works, the output reaches the logger
+/// through the shim, the relay's own environment is empty from its start, the waiting mode's is
+/// empty too (the kernel's copy of it, `/proc/<pid>/environ`, included), and the executor in
+/// the sibling still sees every one of the task's variables.
+#[test]
+fn the_tasks_environment_never_steers_the_shims_own_process() {
+    let run = Run::new("ownenv");
+    std::fs::create_dir_all(run.sandbox()).unwrap();
+    std::fs::write(run.sandbox().join("aliases"), "docker forged.invalid\n").unwrap();
+    let task = [
+        "HOSTALIASES=/proc/self/cwd/aliases",
+        "LOCALDOMAIN=forged.invalid",
+        "RES_OPTIONS=ndots:15",
+        "RUST_MIN_STACK=1000000000000000",
+        "RUST_BACKTRACE=full",
+    ];
+    let agent = run.start_agent(
+        &Agent::with_shim()
+            .env("TASK_ENVIRONMENT", &task.join(" "))
+            .env("CONTAINER_LOGGER", "pipe")
+            .set("forked_pid_guard", "1secs".into())
+            .set("log_level", "debug".into()),
+    );
+    run.wait_for_checkpointed_sibling(&agent);
+    let logger = |name: &str| {
+        run.read(run.standin_records().join(name))
+            .unwrap_or_default()
+    };
+    wait_until(
+        &format!(
+            "the executor's ticks reach the logger through the shim's output thread\n{}\n{}",
+            logger("logger.stderr"),
+            run.diagnostics(&agent)
+        ),
+        Duration::from_secs(30),
+        || logger("logger.stdout").lines().any(|l| l == "tick 3"),
+    );
+    let shim_log = logger("logger.stderr");
+    assert!(
+        shim_log.contains("own_variables=0"),
+        "the relay's own environment is empty: {shim_log}"
+    );
+    let shim = run.shim_pid().unwrap();
+    wait_until(
+        "the shim enters its waiting mode",
+        Duration::from_secs(30),
+        || {
+            std::fs::read(format!("/proc/{shim}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"mesos-executor-shim-wait\0"))
+        },
+    );
+    let environ = std::fs::read(format!("/proc/{shim}/environ")).unwrap();
+    assert!(
+        environ.is_empty(),
+        "the waiting mode starts with an empty environment: {}",
+        String::from_utf8_lossy(&environ)
+    );
+    let before = logger("logger.stdout").lines().count();
+    wait_until(
+        "the waiting shim still copies the executor's output",
+        Duration::from_secs(10),
+        || logger("logger.stdout").lines().count() >= before + 3,
+    );
+    let env = run.executor_file("executor.env");
+    for variable in task {
+        assert!(
+            env.lines().any(|l| l == variable),
+            "the executor sees the task's {variable}: {env}"
+        );
+    }
+    run.wait_executor_ready();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(run.wait_agent_status(&agent), 143, "{}", run.stderr());
+}

@@ -7,7 +7,9 @@ use crate::logging::LogFormat;
 use crate::sibling::protocol::{InitArgs, PROTOCOL};
 
 /// `args`: what follows the init argument. Returns the status to leave with: the executor's.
-pub fn main(args: &[OsString]) -> u8 {
+/// `env`: the sibling's environment, taken from this process (see [`crate::launch_env`]): the
+/// executor's.
+pub fn main(args: &[OsString], env: crate::launch_env::LaunchEnv) -> u8 {
     let args: Option<Vec<String>> = args.iter().map(|a| a.clone().into_string().ok()).collect();
     let parsed = match args
         .ok_or_else(|| "an argument is not UTF-8".to_string())
@@ -36,5 +38,5 @@ pub fn main(args: &[OsString]) -> u8 {
             "the shim speaks a newer protocol: running the executor with what this init knows"
         );
     }
-    crate::sibling_init::run(&parsed.args)
+    crate::sibling_init::run(&parsed.args, &env)
 }

@@ -5,13 +5,16 @@ use std::ffi::OsString;
 
 use crate::config;
 use crate::error::{fail, Failure, ShimError};
+use crate::launch_env::LaunchEnv;
 use crate::mesos::executor::{executor_to_run, ExecutorKind};
 use crate::relay::{self, launch};
 
 /// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns how to
 /// leave: with the executor's status, or of the signal that killed it.
-pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> super::Leave {
-    match relay(kind, args) {
+/// `env` is the launch environment, taken as data (see [`crate::launch_env`]): this process's
+/// own is empty.
+pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> super::Leave {
+    match relay(kind, args, env) {
         Ok(relay::Outcome::Exited(exit)) => super::Leave::exit(exit),
         Ok(relay::Outcome::HandedOver(handover)) => super::Leave::Wait(handover),
         Err(status) => super::Leave::Status(status),
@@ -19,7 +22,7 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>) -> super::Leave {
 }
 
 /// The relay; `Err` carries the status of a failure already reported.
-fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::Outcome, u8> {
+fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<relay::Outcome, u8> {
     let report = |e: ShimError| Err(super::report(Err(e)));
     // Before any thread exists, so that every thread inherits the mask (see relay::signals).
     if let Err(e) = relay::signals::block_forwarded() {
@@ -34,18 +37,17 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::Outcome, u8> 
         // This binary is the executor image's executor (a baked image), run inside a sibling:
         // a relay never starts a relay, so hand over to the stock executor.
         Ok(true) => {
-            return Err(super::report(hand_over_to_stock_executor(args)));
+            return Err(super::report(hand_over_to_stock_executor(args, &env)));
         }
         Ok(false) => {}
         Err(e) => return report(e),
     }
     append_to_sandbox_files();
     let exec_path = crate::proc::exec_path();
-    let launch =
-        match relay::Launch::read(kind, exec_path, args, std::env::vars_os().collect(), origin) {
-            Ok(launch) => launch,
-            Err(e) => return report(e),
-        };
+    let launch = match relay::Launch::read(kind, exec_path, args, env, origin) {
+        Ok(launch) => launch,
+        Err(e) => return report(e),
+    };
     let loaded = match config::load_for_relay(&launch.run.work_dir) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -57,7 +59,12 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>) -> Result<relay::Outcome, u8> 
     };
     let settings = loaded.settings;
     crate::logging::init(&settings.log_level, settings.log_format);
-    tracing::debug!(start_ns = crate::proc::monotonic_ns(), "shim started");
+    // What this process's own environment holds: nothing (see `crate::launch_env`).
+    tracing::debug!(
+        start_ns = crate::proc::monotonic_ns(),
+        own_variables = std::env::vars_os().count(),
+        "shim started"
+    );
     if let Some(path) = loaded.file {
         tracing::debug!(path = %path.display(), "configuration file read");
     }
@@ -143,8 +150,9 @@ fn append_to_sandbox_files() {
 }
 
 /// In a sibling, the executor path the agent ran is this binary (a baked image): exec the stock
-/// executor kept beside it, by the rule the sibling's init applies too.
-fn hand_over_to_stock_executor(args: Vec<OsString>) -> Result<u8, ShimError> {
+/// executor kept beside it, by the rule the sibling's init applies too, with the launch
+/// environment `env`.
+fn hand_over_to_stock_executor(args: Vec<OsString>, env: &LaunchEnv) -> Result<u8, ShimError> {
     let own = crate::proc::exec_path()
         .ok_or_else(|| fail(Failure::Software, "cannot tell which file this program is"))?;
     let stock =
@@ -153,5 +161,5 @@ fn hand_over_to_stock_executor(args: Vec<OsString>) -> Result<u8, ShimError> {
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    Err(relay::handback::exec(&stock, &args))
+    Err(relay::handback::exec(&stock, &args, env))
 }

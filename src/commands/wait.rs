@@ -7,12 +7,14 @@ use std::os::unix::process::CommandExt;
 use crate::relay::waiting::{self, Handover, WAIT_ARG};
 
 /// Re-executes this binary into the waiting mode; returns only if that fails, having waited in
-/// place instead.
+/// place instead. The waiting mode starts with an empty environment: its arguments carry all it
+/// needs, and the launch environment is the task's (see [`crate::launch_env`]).
 pub fn become_waiting(handover: Handover) -> super::Leave {
     let exec = handover.keep_across_exec().map(|()| {
         std::process::Command::new("/proc/self/exe")
             .arg0(WAIT_ARG)
             .args(handover.to_args())
+            .env_clear()
             .exec()
     });
     let error = match exec {

@@ -17,8 +17,9 @@ use crate::no_follow;
 /// directories for a nested container path, rarely more than a few levels.
 const MAX_DEPTH: usize = 4;
 /// How many entries the look may read before it stops: a sandbox full of files is not walked
-/// whole at every launch.
-const MAX_ENTRIES: usize = 10_000;
+/// whole at every launch. A volume linked from an entry past this is not found, and the
+/// launch's log says so (see [`LinkedVolumes::incomplete`]).
+pub const MAX_ENTRIES: usize = 10_000;
 
 /// What the look found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -27,25 +28,65 @@ pub struct LinkedVolumes {
     pub volumes: Vec<PathBuf>,
     /// Links into `<work_dir>/volumes` that were refused, with why.
     pub refused: Vec<(PathBuf, String)>,
-    /// The look stopped at [`MAX_ENTRIES`].
-    pub truncated: bool,
+    /// The look stopped after reading this many entries, before it had read them all.
+    pub stopped_after: Option<usize>,
 }
 
-/// The volumes the sandbox links to (see the module's rules).
+impl LinkedVolumes {
+    /// Where the look stopped early: what may be missing from the sibling, and how to fix it.
+    pub fn incomplete(&self) -> Option<String> {
+        let cap = self.stopped_after?;
+        Some(format!(
+            "stopped looking for links to persistent volumes after {cap} entries of the sandbox (its top \
+             directory first, then up to {} levels below it): a persistent volume linked from an entry past \
+             those is not mounted in the sibling, and its task will not find it there. Name such a volume in \
+             \"mounts\" of the configuration file (\"<host path>:<path>\"), or keep fewer files at the top of \
+             the sandbox",
+            MAX_DEPTH - 1
+        ))
+    }
+
+    /// Notes the link at `link`: a volume, refused, or none of the shim's business.
+    fn note_link(&mut self, link: &Path, work_dir: &Path) {
+        let Ok(target) = std::fs::read_link(link) else {
+            return;
+        };
+        if !target.starts_with(work_dir.join("volumes")) {
+            return;
+        }
+        match volume_target(&target, &work_dir.join("volumes/roles")) {
+            Ok(()) => {
+                if !self.volumes.contains(&target) {
+                    self.volumes.push(target);
+                }
+            }
+            Err(why) => self.refused.push((link.to_path_buf(), why)),
+        }
+    }
+}
+
+/// The volumes the sandbox links to (see the module's rules), looking at [`MAX_ENTRIES`]
+/// entries at most.
 pub fn linked_volumes(sandbox: &Path, work_dir: &Path) -> LinkedVolumes {
-    let roles = work_dir.join("volumes/roles");
+    linked_volumes_within(sandbox, work_dir, MAX_ENTRIES)
+}
+
+/// [`linked_volumes`], looking at `max_entries` entries at most. Each directory is read whole
+/// before those below it, so the top of the sandbox, where the isolator links volumes, comes
+/// first.
+fn linked_volumes_within(sandbox: &Path, work_dir: &Path, max_entries: usize) -> LinkedVolumes {
     let mut found = LinkedVolumes::default();
     let mut seen = 0usize;
     let mut pending = vec![(sandbox.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = pending.pop() {
+    'walk: while let Some((dir, depth)) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
             seen += 1;
-            if seen > MAX_ENTRIES {
-                found.truncated = true;
-                return found;
+            if seen > max_entries {
+                found.stopped_after = Some(max_entries);
+                break 'walk;
             }
             // The entry's own type, never its target's.
             let Ok(kind) = entry.file_type() else {
@@ -54,20 +95,7 @@ pub fn linked_volumes(sandbox: &Path, work_dir: &Path) -> LinkedVolumes {
             if kind.is_dir() && depth + 1 < MAX_DEPTH {
                 pending.push((entry.path(), depth + 1));
             } else if kind.is_symlink() {
-                let Ok(target) = std::fs::read_link(entry.path()) else {
-                    continue;
-                };
-                if !target.starts_with(work_dir.join("volumes")) {
-                    continue;
-                }
-                match volume_target(&target, &roles) {
-                    Ok(()) => {
-                        if !found.volumes.contains(&target) {
-                            found.volumes.push(target);
-                        }
-                    }
-                    Err(why) => found.refused.push((entry.path(), why)),
-                }
+                found.note_link(&entry.path(), work_dir);
             }
         }
     }
@@ -147,6 +175,45 @@ mod tests {
         for name in ["all", "dots", "linked"] {
             assert!(refused.contains(&name.to_string()), "{refused:?}");
         }
-        assert!(!found.truncated);
+        assert_eq!(found.stopped_after, None);
+        assert_eq!(found.incomplete(), None);
+    }
+
+    /// The look reads at most its cap of entries, the top directory first: a volume linked
+    /// past the cap is not found, and the look says so, naming the cap and the fixes.
+    #[test]
+    fn the_look_stops_at_its_cap_and_says_what_may_be_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let work_dir = dir.path();
+        let sandbox = work_dir.join("slaves/S/frameworks/F/executors/E/runs/C");
+        std::fs::create_dir_all(sandbox.join("nested")).unwrap();
+        let volume = work_dir.join("volumes/roles/web/p-1");
+        std::fs::create_dir_all(&volume).unwrap();
+        symlink(&volume, sandbox.join("nested/data")).unwrap();
+        for i in 0..3 {
+            std::fs::write(sandbox.join(format!("file-{i}")), "").unwrap();
+        }
+        // Four entries at the top, one below: all five are read within a cap of five.
+        let found = linked_volumes_within(&sandbox, work_dir, 5);
+        assert_eq!(found.volumes, vec![volume.clone()]);
+        assert_eq!(found.stopped_after, None);
+        // One file more at the top, and the link below is past the cap.
+        std::fs::write(sandbox.join("file-3"), "").unwrap();
+        let found = linked_volumes_within(&sandbox, work_dir, 5);
+        assert!(found.volumes.is_empty(), "{found:?}");
+        assert_eq!(found.stopped_after, Some(5));
+        let said = found.incomplete().unwrap();
+        for what in [
+            "after 5 entries",
+            "not mounted in the sibling",
+            "\"mounts\"",
+            "fewer files at the top",
+        ] {
+            assert!(said.contains(what), "{what}: {said}");
+        }
+        // The cap a launch looks within.
+        let found = linked_volumes(&sandbox, work_dir);
+        assert_eq!(found.volumes, vec![volume]);
+        assert_eq!(MAX_ENTRIES, 10_000);
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
 use crate::error::{fail, Failure, ShimError};
+use crate::launch_env::LaunchEnv;
 use crate::mesos::container::{self, Obstacle};
 use crate::mesos::executor::executor_to_run;
 use crate::relay::launch::Launch;
@@ -47,7 +48,7 @@ pub fn hand_back_or_refuse(
                 "not relaying this launch, which a sibling cannot carry: the stock executor runs it in the agent \
                  container, and this run will not survive that container"
             );
-            exec(&stock, &launch.executor_args)
+            exec(&stock, &launch.executor_args, &launch.env)
         }
         None => fail(
             Failure::Config,
@@ -69,13 +70,19 @@ fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
     (stock.is_file() && !crate::proc::is_own_binary(&stock)).then_some(stock)
 }
 
-/// Replaces this process with `stock`, with the executor's arguments and this environment and
-/// working directory, as the agent would have run it. Returns only with the failure.
-pub fn exec(stock: &Path, args: &[String]) -> ShimError {
+/// Replaces this process with `stock`, with the executor's arguments, the launch environment
+/// `env` and this working directory, as the agent would have run it. Returns only with the
+/// failure.
+///
+/// The environment is passed explicitly: this process's own was cleared as it started (see
+/// [`crate::launch_env`]), and the stock executor gets exactly the agent's.
+pub fn exec(stock: &Path, args: &[String], env: &LaunchEnv) -> ShimError {
     crate::relay::signals::unblock_forwarded();
     let error = std::process::Command::new(stock)
         .arg0(stock)
         .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .exec();
     fail(
         Failure::Config,

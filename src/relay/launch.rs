@@ -10,6 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::error::{fail, Classify, Failure, ShimError};
+use crate::launch_env::LaunchEnv;
 use crate::mesos::container::LaunchContext;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::{IdVariables, RunLayout};
@@ -74,7 +75,9 @@ pub struct Launch {
     pub exec_path: Option<PathBuf>,
     pub run: RunLayout,
     pub executor_args: Vec<String>,
-    pub env: Vec<(OsString, OsString)>,
+    /// The launch environment, as data: the executor's, never this process's own (see
+    /// [`crate::launch_env`]).
+    pub env: LaunchEnv,
     /// The agent made the run's meta directory: it checkpoints forked.pid and will look for the
     /// executor there (`MESOS_CHECKPOINT` is the task's to set and only logged).
     pub checkpointing: bool,
@@ -91,7 +94,7 @@ impl Launch {
         kind: ExecutorKind,
         exec_path: Option<PathBuf>,
         args: Vec<OsString>,
-        env: Vec<(OsString, OsString)>,
+        env: LaunchEnv,
         origin: Origin,
     ) -> Result<Launch, ShimError> {
         let var = |name: &str| {

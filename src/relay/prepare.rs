@@ -82,10 +82,8 @@ pub async fn prepare(
     for (link, why) in &linked.refused {
         tracing::warn!(link = %link.display(), reason = why, "not mounting what this link in the sandbox names");
     }
-    if linked.truncated {
-        tracing::warn!(
-            "stopped looking for persistent volume links: the sandbox holds too many entries"
-        );
+    if let Some(missing) = linked.incomplete() {
+        tracing::warn!(sandbox = %run.sandbox.display(), "{missing}");
     }
     let volumes = linked
         .volumes

@@ -10,15 +10,24 @@
 //! reached over TCP cannot be told apart from its successor: there every launch asks.
 //!
 //! The cache lives in the agent container's `/run`, root's alone, and is read as anything a task
-//! might have touched: without following a link, capped, and only from root's own file.
+//! might have touched: the directory reached without following a link and used only while it
+//! is root's with mode 0700 ([`CacheDir`]), each file in it opened from the directory's
+//! descriptor without following a link, capped, and read only from root's own file.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DockerEndpoint;
+use crate::mesos::checkpoint::StagedWrite;
+use crate::no_follow::{self, PathError};
 use crate::sibling::engine::{Engine, HostFacts};
 
 /// Where the answers are kept, in the agent container.
@@ -48,13 +57,15 @@ pub async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<H
     let Some(instance) = instance(engine.endpoint()) else {
         return engine.host_facts().await;
     };
-    let dir = Path::new(CACHE_DIR);
+    let Some(cache) = CacheDir::open(Path::new(CACHE_DIR)) else {
+        return engine.host_facts().await;
+    };
     let name = cache_name(engine.endpoint());
-    let path = dir.join(format!("{name}.json"));
-    if let Some(facts) = fresh(&path, &instance, now()) {
+    let answer = format!("{name}.json");
+    if let Some(facts) = fresh(&cache, &answer, &instance, now()) {
         return Ok(facts);
     }
-    let Some(lock) = open_cache_file(dir, &format!("{name}.lock")) else {
+    let Some(lock) = cache.open_file(&format!("{name}.lock")) else {
         return engine.host_facts().await;
     };
     let deadline = tokio::time::Instant::now() + patience;
@@ -67,7 +78,7 @@ pub async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<H
             // Another launch is asking: its answer is on its way.
             Err((_, nix::errno::Errno::EWOULDBLOCK)) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(LOCK_POLL).await;
-                if let Some(facts) = fresh(&path, &instance, now()) {
+                if let Some(facts) = fresh(&cache, &answer, &instance, now()) {
                     return Ok(facts);
                 }
             }
@@ -75,10 +86,16 @@ pub async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<H
             Err(_) => break None,
         }
     };
-    if let Some(facts) = fresh(&path, &instance, now()) {
+    if let Some(facts) = fresh(&cache, &answer, &instance, now()) {
         return Ok(facts);
     }
     let facts = engine.host_facts().await?;
+    keep(&cache, &answer, instance, &facts);
+    Ok(facts)
+}
+
+/// Keeps `facts`, the answer of daemon `instance`, as the file `name` for the launches after.
+fn keep(cache: &CacheDir, name: &str, instance: String, facts: &HostFacts) {
     let answer = Answer {
         instance,
         at: now(),
@@ -88,13 +105,10 @@ pub async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<H
     };
     let written = serde_json::to_vec(&answer)
         .map_err(std::io::Error::other)
-        .and_then(|json| {
-            crate::mesos::checkpoint::write_atomically(&path, &json).map_err(std::io::Error::from)
-        });
+        .and_then(|json| cache.replace(name, &json));
     if let Err(e) = written {
-        tracing::debug!(path = %path.display(), error = %e, "could not keep the daemon's host facts for other launches");
+        tracing::debug!(path = %cache.path.join(name).display(), error = %e, "could not keep the daemon's host facts for other launches");
     }
-    Ok(facts)
 }
 
 /// The daemon instance behind `endpoint`: its socket's device and inode; `None` over TCP.
@@ -117,23 +131,131 @@ pub fn digest(key: &impl std::hash::Hash) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// Opens the file `name` in the cache directory `dir` (both made if missing, root's alone) for
-/// writing under a lock: never through a link, never blocking. `None` where either cannot be
-/// had: the caller then does without the cache.
+/// Opens the file `name` in the cache directory `dir` (see [`CacheDir`]) for writing under a
+/// lock. `None` where either cannot be had or trusted: the caller then does without the cache.
 pub fn open_cache_file(dir: &Path, name: &str) -> Option<std::fs::File> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .ok()?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(dir.join(name))
-        .ok()
+    CacheDir::open(dir)?.open_file(name)
+}
+
+/// The owner the cache directory must have: root, whose launches alone write it.
+const ROOT: u32 = 0;
+
+/// A cache directory that can be trusted: reached without following a link, owned by root, and
+/// closed to group and others (nobody else may plant, swap or read an answer). Its files are
+/// opened relative to its descriptor, never through a link, never blocking.
+pub struct CacheDir {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+impl CacheDir {
+    /// Opens the cache directory `path`, made (0700, as its missing parents) if missing. `None`
+    /// where it cannot be had, or cannot be trusted: then the log says once why and what to fix.
+    pub fn open(path: &Path) -> Option<CacheDir> {
+        CacheDir::open_owned_by(path, ROOT)
+    }
+
+    /// [`CacheDir::open`], trusting a directory of `owner`'s.
+    fn open_owned_by(path: &Path, owner: u32) -> Option<CacheDir> {
+        let dir = match open_or_make(path) {
+            Ok(dir) => dir,
+            Err(PathError::Symlink(at)) => {
+                refuse(path, &format!("{} is a symbolic link", at.display()));
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no cache directory: every launch asks the daemon");
+                return None;
+            }
+        };
+        if let Err(why) = trusted(&dir, owner) {
+            refuse(path, &why);
+            return None;
+        }
+        Some(CacheDir {
+            dir,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens (creates, 0600) the file `name` for writing under a lock.
+    pub fn open_file(&self, name: &str) -> Option<std::fs::File> {
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        openat(&self.dir, name, flags, Mode::from_bits_truncate(0o600))
+            .ok()
+            .map(std::fs::File::from)
+    }
+
+    /// The content of the regular file `name`, if there is one of at most [`CAP`] bytes, with
+    /// its metadata.
+    fn read(&self, name: &str) -> Option<(Vec<u8>, std::fs::Metadata)> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let file = std::fs::File::from(openat(&self.dir, name, flags, Mode::empty()).ok()?);
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > CAP {
+            return None;
+        }
+        let mut content = Vec::new();
+        file.take(CAP + 1).read_to_end(&mut content).ok()?;
+        (content.len() as u64 <= CAP).then_some((content, meta))
+    }
+
+    /// Replaces the file `name` with `content` atomically (temp file and rename, in the directory).
+    fn replace(&self, name: &str, content: &[u8]) -> std::io::Result<()> {
+        let path = self.path.join(name);
+        StagedWrite::stage_in(self.dir.try_clone()?, &path, content)?.commit()?;
+        Ok(())
+    }
+}
+
+/// Opens the directory `path` without following a link, making it (0700) first where it is
+/// missing: each missing directory is made in its parent, itself opened without following a link.
+fn open_or_make(path: &Path) -> Result<OwnedFd, PathError> {
+    match no_follow::open_dir(path) {
+        Err(PathError::Missing(_)) => {}
+        opened => return opened,
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return no_follow::open_dir(path);
+    };
+    let parent_dir = open_or_make(parent)?;
+    match nix::sys::stat::mkdirat(&parent_dir, name, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => no_follow::open_dir(path),
+        Err(e) => Err(PathError::Io(path.to_path_buf(), e.into())),
+    }
+}
+
+/// Whether the open directory `dir` is `owner`'s alone; else why not.
+fn trusted(dir: &OwnedFd, owner: u32) -> Result<(), String> {
+    let st = nix::sys::stat::fstat(dir).map_err(|e| format!("cannot stat it: {e}"))?;
+    if st.st_uid != owner {
+        return Err(format!("it is owned by uid {}, not root", st.st_uid));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "its mode {mode:04o} lets group or others read or write it"
+        ));
+    }
+    Ok(())
+}
+
+/// Says, once in this process, why the cache directory `path` is not used, and what to fix.
+fn refuse(path: &Path, why: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            path = %path.display(),
+            reason = why,
+            "not using the cache directory shared by launches, which must be root's alone: every launch asks the \
+             daemon itself and sweeps; remove the directory (the next launch makes it anew, root's, mode 0700), or \
+             make it a real directory with chown root:root and chmod 0700"
+        )
+    });
 }
 
 fn now() -> u64 {
@@ -143,10 +265,10 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The answer at `path`, if it is root's own regular file, of `instance`, and given within
-/// [`FRESH_FOR`] before `now`.
-fn fresh(path: &Path, instance: &str, now: u64) -> Option<HostFacts> {
-    let (bytes, meta) = crate::no_follow::read_capped(path, CAP).ok()??;
+/// The answer in the file `name` of `cache`, if it is root's own regular file, of `instance`,
+/// and given within [`FRESH_FOR`] before `now`.
+fn fresh(cache: &CacheDir, name: &str, instance: &str, now: u64) -> Option<HostFacts> {
+    let (bytes, meta) = cache.read(name)?;
     if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
         return None;
     }
@@ -163,10 +285,15 @@ fn fresh(path: &Path, instance: &str, now: u64) -> Option<HostFacts> {
 mod tests {
     use super::*;
 
+    /// A cache directory made here, of this test's user (root's in production).
+    fn own_cache(dir: &Path) -> CacheDir {
+        CacheDir::open_owned_by(&dir.join("cache"), nix::unistd::geteuid().as_raw()).unwrap()
+    }
+
     #[test]
     fn an_answer_stands_for_its_daemon_instance_and_a_minute() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("daemon.json");
+        let cache = own_cache(dir.path());
         let answer = Answer {
             instance: "5:42".into(),
             at: 1000,
@@ -174,23 +301,112 @@ mod tests {
             cgroup_driver: "cgroupfs".into(),
             cgroup_version: "1".into(),
         };
-        std::fs::write(&path, serde_json::to_vec(&answer).unwrap()).unwrap();
-        let facts = fresh(&path, "5:42", 1030).unwrap();
+        let json = serde_json::to_vec(&answer).unwrap();
+        cache.replace("daemon.json", &json).unwrap();
+        let facts = fresh(&cache, "daemon.json", "5:42", 1030).unwrap();
         assert!(facts.live_restore);
         assert_eq!(facts.cgroup_driver, "cgroupfs");
-        assert_eq!(fresh(&path, "5:43", 1030), None, "a restarted daemon");
-        assert_eq!(fresh(&path, "5:42", 1060), None, "stale");
-        assert_eq!(fresh(&path, "5:42", 999), None, "from the future");
-        assert_eq!(fresh(&dir.path().join("none"), "5:42", 1030), None);
-        std::fs::write(&path, "{").unwrap();
-        assert_eq!(fresh(&path, "5:42", 1030), None, "unreadable");
-        let link = dir.path().join("link.json");
-        std::fs::write(&path, serde_json::to_vec(&answer).unwrap()).unwrap();
-        std::os::unix::fs::symlink(&path, &link).unwrap();
-        assert_eq!(fresh(&link, "5:42", 1030), None, "never through a link");
+        assert_eq!(
+            fresh(&cache, "daemon.json", "5:43", 1030),
+            None,
+            "a restarted daemon"
+        );
+        assert_eq!(fresh(&cache, "daemon.json", "5:42", 1060), None, "stale");
+        assert_eq!(
+            fresh(&cache, "daemon.json", "5:42", 999),
+            None,
+            "from the future"
+        );
+        assert_eq!(fresh(&cache, "none", "5:42", 1030), None);
+        cache.replace("daemon.json", b"{").unwrap();
+        assert_eq!(
+            fresh(&cache, "daemon.json", "5:42", 1030),
+            None,
+            "unreadable"
+        );
+        let path = cache.path.join("daemon.json");
+        std::fs::write(&path, &json).unwrap();
+        std::os::unix::fs::symlink(&path, cache.path.join("link.json")).unwrap();
+        assert_eq!(
+            fresh(&cache, "link.json", "5:42", 1030),
+            None,
+            "never through a link"
+        );
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert_eq!(fresh(&path, "5:42", 1030), None, "writable by others");
+        assert_eq!(
+            fresh(&cache, "daemon.json", "5:42", 1030),
+            None,
+            "writable by others"
+        );
+    }
+
+    #[test]
+    fn a_missing_cache_directory_is_made_roots_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = own_cache(dir.path());
+        let mode = std::fs::metadata(&cache.path).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(cache.open_file("x.lock").is_some());
+        let lock = std::fs::symlink_metadata(cache.path.join("x.lock")).unwrap();
+        assert!(lock.is_file());
+        assert_eq!(lock.mode() & 0o777, 0o600);
+    }
+
+    /// A cache directory of another user, open to others, or a link (to a directory that would
+    /// pass) is not used: nothing is read or written there.
+    #[test]
+    fn an_untrusted_cache_directory_is_not_used_and_nothing_is_written_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = nix::unistd::geteuid().as_raw();
+        let dir = tempfile::tempdir().unwrap();
+        let others = dir.path().join("others");
+        std::fs::create_dir(&others).unwrap();
+        std::fs::set_permissions(&others, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Another user's: given away where this test may (as root), else this test's own, which
+        // is another user's than the one trusted below.
+        let trusted_owner = match me {
+            ROOT => {
+                nix::unistd::chown(&others, Some(nix::unistd::Uid::from_raw(12345)), None).unwrap();
+                ROOT
+            }
+            _ => me + 1,
+        };
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let readable = dir.path().join("readable");
+        std::fs::create_dir(&readable).unwrap();
+        std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        for (cache, target) in [
+            (&others, &others),
+            (&open, &open),
+            (&readable, &readable),
+            (&link, &real),
+        ] {
+            let owner = if cache == &others { trusted_owner } else { me };
+            assert!(
+                CacheDir::open_owned_by(cache, owner).is_none(),
+                "{}",
+                cache.display()
+            );
+            assert!(open_cache_file(cache, "x.lock").is_none());
+            assert_eq!(
+                std::fs::read_dir(target).unwrap().count(),
+                0,
+                "{}",
+                cache.display()
+            );
+        }
+        assert!(
+            CacheDir::open(&real).is_some() == (me == ROOT),
+            "only root's directory is trusted"
+        );
     }
 
     #[test]
