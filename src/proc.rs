@@ -456,6 +456,15 @@ impl ProcessHandle {
         }
     }
 
+    /// A second handle on the same process: the pidfd duplicated (the same process by
+    /// construction), or the same identity.
+    pub fn try_clone(&self) -> io::Result<ProcessHandle> {
+        Ok(match self {
+            ProcessHandle::Pidfd(pidfd) => ProcessHandle::Pidfd(Pidfd(pidfd.0.try_clone()?)),
+            ProcessHandle::Poll(identity) => ProcessHandle::Poll(*identity),
+        })
+    }
+
     /// Whether the process has exited, without waiting.
     pub fn has_exited(&self) -> bool {
         match self {
@@ -534,6 +543,11 @@ impl ExitWatch {
     /// Sends `signal` to the process, never to another that took its pid over.
     pub fn signal(&self, signal: Signal) -> io::Result<()> {
         self.handle.signal(signal)
+    }
+
+    /// The handle this watch holds.
+    pub fn handle(&self) -> &ProcessHandle {
+        &self.handle
     }
 
     /// The handle, out of the async runtime (for a process that waits without one).

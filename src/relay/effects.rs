@@ -84,6 +84,9 @@ pub trait SiblingProcess {
     /// Resolves once the process has exited.
     async fn exited(&mut self);
     fn signal(&self, signal: Signal) -> io::Result<()>;
+    /// A second handle on the same process (a duplicate of its pidfd), for the thread that
+    /// copies its output: never a new look-up by pid, which a reused pid could answer.
+    fn duplicate_handle(&self) -> io::Result<crate::proc::ProcessHandle>;
     /// The handle itself, for a waiting mode without the async runtime; `None` where there is
     /// none to hand over (then the relay goes on waiting itself).
     fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self>
@@ -120,6 +123,10 @@ impl SiblingProcess for crate::proc::ExitWatch {
 
     fn signal(&self, signal: Signal) -> io::Result<()> {
         crate::proc::ExitWatch::signal(self, signal)
+    }
+
+    fn duplicate_handle(&self) -> io::Result<crate::proc::ProcessHandle> {
+        self.handle().try_clone()
     }
 
     fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self> {

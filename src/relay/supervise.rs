@@ -28,7 +28,6 @@ use crate::failpoint;
 use crate::mesos::checkpoint::{ForkedPidGuard, HostPid};
 use crate::output::PumpThread;
 use crate::proc::PidCheck;
-use crate::proc::{ProcessHandle, ProcessIdentity};
 use crate::relay::effects::{HostProcesses, SiblingEngine, SiblingProcess};
 use crate::relay::forked_pid;
 use crate::relay::plan::LaunchPlan;
@@ -161,7 +160,7 @@ where
     // The executor's output, through the shim while it lives (see crate::output).
     let mut output = plan
         .relays_output
-        .then(|| output_pump(pid, &sibling))
+        .then(|| output_pump(pid, &process, &sibling))
         .flatten();
     // The pidfd and the exit record tell the rest: the daemon's wait, and its connection, go;
     // a sibling whose first process records no exit keeps the wait for its status.
@@ -614,13 +613,19 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
 /// Starts copying the executor's output from the sibling's init (host pid `pid`) to the shim's
 /// stdout and stderr; `None` where it cannot (the init then writes the sandbox files itself,
 /// once it sees the shim gone).
-fn output_pump(pid: HostPid, sibling: &Sibling) -> Option<PumpThread> {
+fn output_pump(
+    pid: HostPid,
+    process: &impl SiblingProcess,
+    sibling: &Sibling,
+) -> Option<PumpThread> {
     if !sibling.created_here {
         // An adopted sibling's init reads for the shim that made it, which is gone.
         return None;
     }
-    let identity = ProcessIdentity::of(pid.get())?;
-    let held = ProcessHandle::open(&identity).ok().flatten()?;
+    let held = process
+        .duplicate_handle()
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot hold the sibling's init twice"))
+        .ok()?;
     PumpThread::start(pid.get(), held)
         .inspect_err(|e| tracing::warn!(error = %e, "cannot start copying the executor's output"))
         .ok()

@@ -298,6 +298,10 @@ impl SiblingProcess for FakeProcess {
         let _ = self.exited.wait_for(|gone| gone.contains(&pid)).await;
     }
 
+    fn duplicate_handle(&self) -> io::Result<crate::proc::ProcessHandle> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     /// A fake process has no handle: the relay goes on waiting itself.
     fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self> {
         Err(self)
