@@ -687,19 +687,20 @@ async fn finish<E: SiblingEngine>(
     }
     let finished = tokio::time::timeout(FINISH_PATIENCE, async {
         let engine = connect().await?;
-        let status = match recorded {
-            Some(status) => status,
-            // The daemon's word once the container has stopped (an inspect made while a removal
-            // is under way still reads 0); gone already: a kill, as for SIGKILL.
-            None => match engine.wait(&sibling.id, WaitFor::NotRunning).await {
-                Ok(exit) => exit.await.map(exit_status_from_docker).ok(),
-                Err(_) => None,
-            }
-            .map(ExecutorExit::status)
-            .unwrap_or_else(|| {
+        // The daemon's word once the container has stopped (an inspect made while a removal is
+        // under way still reads 0).
+        let said = match engine.wait(&sibling.id, WaitFor::NotRunning).await {
+            Ok(exit) => exit.await.map(exit_status_from_docker).ok(),
+            Err(_) => None,
+        };
+        let status = match (recorded, said) {
+            (Some(recorded), said) => checked_against_daemon(sibling, recorded, said),
+            (None, Some(said)) => ExecutorExit::status(said),
+            // Gone already: a kill, as for SIGKILL.
+            (None, None) => {
                 tracing::warn!(container = sibling.name, "the executor's status is unknown (its init left no record and the container is gone): reporting 137, as for a kill");
                 ExecutorExit::status(status_of_signal(Signal::SIGKILL))
-            }),
+            }
         };
         if let Err(e) = engine.remove(&sibling.id).await {
             tracing::warn!(container = sibling.name, error = %format!("{e:#}"), "could not remove the sibling; the next launch on this host or gc will");
@@ -724,6 +725,29 @@ async fn finish<E: SiblingEngine>(
                 ExecutorExit::status(status_of_signal(Signal::SIGKILL))
             })
         }
+    }
+}
+
+/// The record in the sandbox, which the task writes, against the daemon's word: the init leaves
+/// with the status it records, so the two agree unless the record is not the init's (a task that
+/// killed its init and left a record of its own). Then the daemon's is taken.
+fn checked_against_daemon(
+    sibling: &Sibling,
+    recorded: ExecutorExit,
+    said: Option<u8>,
+) -> ExecutorExit {
+    match said {
+        Some(said) if said != recorded.status => {
+            tracing::warn!(
+                container = sibling.name,
+                recorded = recorded.status,
+                daemon = said,
+                "the exit record disagrees with the status the daemon saw the sibling's init leave with: \
+                 not the init's record; going by the daemon"
+            );
+            ExecutorExit::status(said)
+        }
+        _ => recorded,
     }
 }
 

@@ -242,6 +242,17 @@ async fn without_an_exit_record_the_daemons_status_is_taken() {
     assert_eq!(launch(&s, &engine, no_signals()).await.unwrap(), 9);
 }
 
+/// A record the init did not write (a task killed its init and left one of its own, claiming
+/// success): where the daemon is asked (the sibling is not auto-removed), its word wins.
+#[tokio::test(flavor = "current_thread")]
+async fn a_record_that_disagrees_with_the_daemon_is_not_the_inits() {
+    let s = setup(true);
+    let mut engine = fake(&s, Executor::ExitsAtOnce { code: 137 });
+    engine.records_exit = false;
+    std::fs::write(&s.plan.exit_record, ExitRecord::exited(0).to_json()).unwrap();
+    assert_eq!(launch(&s, &engine, no_signals()).await.unwrap(), 137);
+}
+
 /// Paused time: the bounded wait for an exit that never comes passes at once.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_running_pid_that_stays_invisible_needs_pid_host_and_the_sibling_is_removed() {
