@@ -72,6 +72,33 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, PathError> {
     }
 }
 
+/// Opens the directory `below` (relative, normalised: no `.`, `..` or empty component) under the
+/// directory `base`, refusing any component that is a symbolic link: the layout a task could
+/// plant a link in, under a directory the operator chose (which may itself be reached through a
+/// link of the operator's). `PathError`s name the path from `base`'s own name, `shown`.
+pub fn open_dir_beneath(base: &OwnedFd, below: &Path, shown: &Path) -> Result<OwnedFd, PathError> {
+    let names = relative_components(below, shown)?;
+    let how = nix::fcntl::OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS | nix::fcntl::ResolveFlag::RESOLVE_BENEATH,
+        );
+    match nix::fcntl::openat2(base, below, how) {
+        Ok(dir) => Ok(dir),
+        Err(_) => walk_from(base, shown, &names),
+    }
+}
+
+/// The names of a relative path with no `.`, `..` or empty component.
+fn relative_components<'a>(path: &'a Path, shown: &Path) -> Result<Vec<&'a OsStr>, PathError> {
+    path.components()
+        .map(|c| match c {
+            Component::Normal(name) => Ok(name),
+            _ => Err(PathError::NotNormal(shown.join(path))),
+        })
+        .collect()
+}
+
 /// The names under `/` of an absolute path with no `.`, `..` or empty component.
 fn normal_components(path: &Path) -> Result<Vec<&OsStr>, PathError> {
     let not_normal = || PathError::NotNormal(path.to_path_buf());
@@ -92,13 +119,20 @@ fn normal_components(path: &Path) -> Result<Vec<&OsStr>, PathError> {
 /// missing or is not a directory.
 fn walk_from_root(names: &[&OsStr]) -> Result<OwnedFd, PathError> {
     let root = Path::new("/");
-    let mut dir = nix::fcntl::open(
+    let dir = nix::fcntl::open(
         root,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| PathError::Io(root.to_path_buf(), e.into()))?;
-    let mut walked = root.to_path_buf();
+    walk_from(&dir, root, names)
+}
+
+/// Opens `names` one component at a time under `start` (shown as `shown` in errors) with
+/// `O_NOFOLLOW`.
+fn walk_from(start: &OwnedFd, shown: &Path, names: &[&OsStr]) -> Result<OwnedFd, PathError> {
+    let mut dir: Option<OwnedFd> = None;
+    let mut walked = shown.to_path_buf();
     for (i, name) in names.iter().enumerate() {
         walked.push(name);
         // Intermediate directories need only be searched; the last one is opened readable.
@@ -108,11 +142,12 @@ fn walk_from_root(names: &[&OsStr]) -> Result<OwnedFd, PathError> {
             OFlag::O_PATH
         };
         let flags = access | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        match openat(&dir, *name, flags, Mode::empty()) {
-            Ok(next) => dir = next,
+        let parent = dir.as_ref().unwrap_or(start);
+        match openat(parent, *name, flags, Mode::empty()) {
+            Ok(next) => dir = Some(next),
             Err(Errno::ENOENT) => return Err(PathError::Missing(walked)),
             Err(Errno::ENOTDIR | Errno::ELOOP) => {
-                return Err(match is_symlink(&dir, name) {
+                return Err(match is_symlink(parent, name) {
                     true => PathError::Symlink(walked),
                     false => PathError::NotADirectory(walked),
                 })
@@ -120,7 +155,10 @@ fn walk_from_root(names: &[&OsStr]) -> Result<OwnedFd, PathError> {
             Err(e) => return Err(PathError::Io(walked, e.into())),
         }
     }
-    Ok(dir)
+    match dir {
+        Some(dir) => Ok(dir),
+        None => start.try_clone().map_err(|e| PathError::Io(walked, e)),
+    }
 }
 
 fn is_symlink(dir: &impl AsFd, name: &OsStr) -> bool {

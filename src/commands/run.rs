@@ -69,7 +69,10 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         tracing::debug!(path = %path.display(), "configuration file read");
     }
     if let Some(work_dir) = &settings.work_dir {
-        if *work_dir != launch.run.work_dir {
+        // The operator's path may lead through a link of the operator's, as the agent's may: the
+        // run goes by its real path.
+        let real = std::fs::canonicalize(work_dir).unwrap_or_else(|_| work_dir.clone());
+        if real != launch.run.work_dir {
             return report(crate::error::fail(
                 Failure::Usage,
                 format!(

@@ -73,7 +73,11 @@ pub struct Launch {
     /// The path the agent ran (`AT_EXECFN`, see [`crate::proc::exec_path`]): where the real
     /// executor is in an image laid out like the agent's.
     pub exec_path: Option<PathBuf>,
+    /// The run, by the real path of the working directory the agent set.
     pub run: RunLayout,
+    /// `MESOS_DIRECTORY`, where a link at or above the work_dir (the operator's) makes it differ
+    /// from the sandbox's real path: the executor in the sibling finds its sandbox there too.
+    pub sandbox_as_named: Option<PathBuf>,
     pub executor_args: Vec<String>,
     /// The launch environment, as data: the executor's, never this process's own (see
     /// [`crate::launch_env`]).
@@ -115,8 +119,8 @@ impl Launch {
             framework_id: var("MESOS_FRAMEWORK_ID"),
             executor_id: var("MESOS_EXECUTOR_ID"),
         };
-        let run = RunLayout::from_sandbox(sandbox, &ids).classify(Failure::Usage)?;
-        verify_sandbox(&run.sandbox, &origin)?;
+        let named = RunLayout::from_sandbox(sandbox, &ids).classify(Failure::Usage)?;
+        let (run, sandbox_as_named) = the_run(named, &ids, &origin)?;
         let checkpointing = no_follow::dir_exists(&run.meta_run_dir()).map_err(|e| {
             fail(
                 Failure::Usage,
@@ -146,6 +150,7 @@ impl Launch {
             kind,
             exec_path,
             run,
+            sandbox_as_named,
             executor_args,
             env,
             checkpointing,
@@ -159,45 +164,144 @@ impl Launch {
     }
 }
 
-/// `MESOS_DIRECTORY` must be the directory the agent started the shim in, reached from `/`
-/// without a link: a task can set the variable, never the working directory.
-fn verify_sandbox(sandbox: &Path, origin: &Origin) -> Result<(), ShimError> {
-    let shown = sandbox.display();
-    let dir = no_follow::open_dir(sandbox).map_err(|e| {
+/// The run the agent started the shim in, and the sandbox's path as `MESOS_DIRECTORY` names it
+/// where that differs from its real path.
+///
+/// `MESOS_DIRECTORY` (which a task can set) must name the working directory the agent set (which
+/// it cannot): reached from `/` without a link, as the agent's layout makes it, or through a link
+/// at or above the agent's work_dir. That link is the operator's (`--work_dir=/var/lib/mesos`
+/// linked to a data disk), and the agent does not resolve it: it names the sandbox through the
+/// link and sets the working directory to the real path. Then the run is taken from the real path
+/// (`meta/`, `forked.pid` and the sibling's mounts all go by it), and the named path is kept: the
+/// executor in the sibling finds its sandbox there too. A link below the work_dir, in the run's
+/// layout, is only ever a task's: refused.
+fn the_run(
+    named: RunLayout,
+    ids: &IdVariables,
+    origin: &Origin,
+) -> Result<(RunLayout, Option<PathBuf>), ShimError> {
+    let (cwd_id, cwd) = origin.working_dir.as_ref().ok_or_else(|| {
         fail(
-            Failure::Usage,
-            match e {
-                PathError::Missing(_) => format!(
-                    "the sandbox {shown} does not exist: the agent makes it before it launches an executor; \
-                     check that the shim sees the agent's work_dir at the same path"
-                ),
-                PathError::Symlink(at) => format!(
-                    "MESOS_DIRECTORY={shown} leads through a symbolic link at {}: the agent's sandbox path has \
-                     none, and the shim never follows one (give the agent the real path as --work_dir)",
-                    at.display()
-                ),
-                e => format!("MESOS_DIRECTORY={shown} cannot be opened as the sandbox: {e}"),
-            },
-        )
-    })?;
-    let id = no_follow::file_id(&dir).classify(Failure::Software)?;
-    match &origin.working_dir {
-        Some((cwd, _)) if *cwd == id => Ok(()),
-        Some((_, cwd)) => Err(fail(
-            Failure::Usage,
-            format!(
-                "MESOS_DIRECTORY={shown} is not the directory the agent started the shim in ({}): the agent \
-                 sets both to the run's sandbox, and a task's environment can change only the variable; \
-                 refusing to act for another run",
-                cwd.display()
-            ),
-        )),
-        None => Err(fail(
             Failure::Usage,
             "the shim cannot read its working directory, which the agent sets to the run's sandbox; \
              refusing to take the run from MESOS_DIRECTORY alone",
-        )),
+        )
+    })?;
+    let shown = named.sandbox.display().to_string();
+    match no_follow::open_dir(&named.sandbox) {
+        Ok(dir) => {
+            require_working_dir(&dir, *cwd_id, cwd, &shown)?;
+            Ok((named, None))
+        }
+        Err(PathError::Symlink(at)) if named.work_dir.starts_with(&at) => {
+            let real = through_operators_link(&named, ids, (*cwd_id, cwd))?;
+            if at.starts_with(&real.work_dir) {
+                // Under the work_dir, where tasks write: not the operator's link.
+                return Err(sandbox_refused(&shown, PathError::Symlink(at)));
+            }
+            tracing::debug!(named = shown, real = %real.sandbox.display(), link = %at.display(), "the work_dir is reached through a link: the run goes by its real path");
+            Ok((real, Some(named.sandbox)))
+        }
+        Err(e) => Err(sandbox_refused(&shown, e)),
     }
+}
+
+/// The run at the working directory's real path, once `named` (whose work_dir is reached
+/// through a link) is shown to lead to it with no link in the run's layout.
+fn through_operators_link(
+    named: &RunLayout,
+    ids: &IdVariables,
+    (cwd_id, cwd): ((u64, u64), &PathBuf),
+) -> Result<RunLayout, ShimError> {
+    let shown = named.sandbox.display().to_string();
+    // The operator's path, links and all: a directory, so no device or FIFO is ever opened.
+    let work_dir = nix::fcntl::open(
+        &named.work_dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| {
+        fail(
+            Failure::Usage,
+            format!(
+                "MESOS_DIRECTORY={shown}: its work_dir {} cannot be opened: {e}",
+                named.work_dir.display()
+            ),
+        )
+    })?;
+    let layout = named
+        .sandbox
+        .strip_prefix(&named.work_dir)
+        .classify(Failure::Software)?;
+    let dir = no_follow::open_dir_beneath(&work_dir, layout, &named.work_dir)
+        .map_err(|e| sandbox_refused(&shown, e))?;
+    require_working_dir(&dir, cwd_id, cwd, &shown)?;
+    let real = RunLayout::from_sandbox(cwd.as_os_str(), ids).classify(Failure::Usage)?;
+    let same_run = (
+        &real.agent_id,
+        &real.framework_id,
+        &real.executor_id,
+        &real.container_id,
+    ) == (
+        &named.agent_id,
+        &named.framework_id,
+        &named.executor_id,
+        &named.container_id,
+    );
+    if !same_run {
+        return Err(fail(
+            Failure::Usage,
+            format!(
+                "MESOS_DIRECTORY={shown} and the working directory {} name different runs",
+                cwd.display()
+            ),
+        ));
+    }
+    // The kernel's name for the working directory holds no link; checked all the same.
+    let dir = no_follow::open_dir(&real.sandbox).map_err(|e| sandbox_refused(&shown, e))?;
+    require_working_dir(&dir, cwd_id, cwd, &shown)?;
+    Ok(real)
+}
+
+/// The directory opened as the sandbox must be the working directory the agent set.
+fn require_working_dir(
+    dir: &std::os::fd::OwnedFd,
+    cwd_id: (u64, u64),
+    cwd: &Path,
+    shown: &str,
+) -> Result<(), ShimError> {
+    if no_follow::file_id(dir).classify(Failure::Software)? == cwd_id {
+        return Ok(());
+    }
+    Err(fail(
+        Failure::Usage,
+        format!(
+            "MESOS_DIRECTORY={shown} is not the directory the agent started the shim in ({}): the agent \
+             sets both to the run's sandbox, and a task's environment can change only the variable; \
+             refusing to act for another run",
+            cwd.display()
+        ),
+    ))
+}
+
+/// Why `MESOS_DIRECTORY` cannot be opened as the sandbox, in the operator's words.
+fn sandbox_refused(shown: &str, e: PathError) -> ShimError {
+    fail(
+        Failure::Usage,
+        match e {
+            PathError::Missing(_) => format!(
+                "the sandbox {shown} does not exist: the agent makes it before it launches an executor; \
+                 check that the shim sees the agent's work_dir at the same path"
+            ),
+            PathError::Symlink(at) => format!(
+                "MESOS_DIRECTORY={shown} leads through a symbolic link at {}, below the agent's work_dir, in \
+                 the run's layout, which the agent makes without links: only a task could have put it there, \
+                 and the shim never follows one",
+                at.display()
+            ),
+            e => format!("MESOS_DIRECTORY={shown} cannot be opened as the sandbox: {e}"),
+        },
+    )
 }
 
 /// A variable of the launch environment, as the agent set it.

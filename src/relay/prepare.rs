@@ -112,13 +112,16 @@ pub async fn prepare(
     } else {
         None
     };
-    let sandbox_aliases = match (
+    let mut sandbox_aliases: Vec<PathBuf> = launch.sandbox_as_named.iter().cloned().collect();
+    if let (ExecutorKind::Docker, Some(dir)) = (
         launch.kind,
         flag(&launch.executor_args, "sandbox_directory"),
     ) {
-        (ExecutorKind::Docker, Some(dir)) => vec![absolute_flag("sandbox_directory", dir)?],
-        _ => Vec::new(),
-    };
+        let dir = absolute_flag("sandbox_directory", dir)?;
+        if !sandbox_aliases.contains(&dir) {
+            sandbox_aliases.push(dir);
+        }
+    }
 
     let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
     if !security.refused_cap_add.is_empty() {

@@ -270,6 +270,9 @@ pub struct Agent {
     pub executor_args: Vec<String>,
     /// Where the agent container sees the work_dir, when not at the host's path.
     pub work_dir_in_container: Option<String>,
+    /// The work_dir as the agent is given it, when that is a link to where the agent container
+    /// sees it (the agent does not resolve its `--work_dir`).
+    pub work_dir_named: Option<String>,
     /// `--pid=<mode>` instead of `--pid=host` (with `pid_host`).
     pub pid_mode: Option<String>,
     /// Where the agent container has the Docker socket (configure `docker_host` to match).
@@ -303,6 +306,7 @@ impl Agent {
             config: serde_json::Map::new(),
             executor_args: vec!["--launcher_dir=/usr/libexec/mesos".into()],
             work_dir_in_container: None,
+            work_dir_named: None,
             pid_mode: None,
             socket_at: "/var/run/docker.sock".into(),
             linux_launcher: None,
@@ -673,7 +677,7 @@ impl Run {
         } else {
             args.push("/standin-agent.sh".into());
         }
-        args.extend(["launch".into(), wd]);
+        args.extend(["launch".into(), agent.work_dir_named.clone().unwrap_or(wd)]);
         args.extend([
             self.agent_id.clone(),
             self.framework_id.clone(),

@@ -1,0 +1,46 @@
+//! The agent shapes operators run beyond the plain one: a drop-in works wherever the stock
+//! executor works (contract page, *Directory layout*: the agent does not resolve `--work_dir`).
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+
+use common::*;
+
+/// A work_dir given to the agent through a link (`--work_dir=/var/lib/mesos`, a link to a data
+/// disk): the agent names the sandbox through the link in `MESOS_DIRECTORY` and sets the working
+/// directory to its real path. The shim relays the launch: the executor finds its sandbox where
+/// its environment names it, `forked.pid` (written by the agent through the link) names the
+/// sibling, and the executor outlives its agent container, found again by a restarted agent.
+#[test]
+fn a_work_dir_reached_through_a_link_works_as_with_the_stock_executor() {
+    let run = Run::new("linkedwd");
+    // Beside the work_dir, never under it: a link under it is what a task could plant.
+    let links = PathBuf::from(format!("{}.links", run.work_dir.display()));
+    std::fs::create_dir_all(&links).unwrap();
+    let named = links.join("work");
+    symlink(&run.work_dir, &named).unwrap();
+    let mut agent = Agent::with_shim().volume(&format!("{0}:{0}:ro", links.display()));
+    agent.work_dir_named = Some(named.display().to_string());
+    let name = run.start_agent(&agent);
+    let pid = run.wait_for_checkpointed_sibling(&name);
+    run.wait_executor_ready();
+    let below = run
+        .sandbox()
+        .strip_prefix(&run.work_dir)
+        .unwrap()
+        .to_path_buf();
+    let named_sandbox = named.join(below);
+    assert!(
+        run.executor_file("executor.env")
+            .contains(&format!("MESOS_DIRECTORY={}", named_sandbox.display())),
+        "{}",
+        run.executor_file("executor.env")
+    );
+    run.kill_agent(&name);
+    assert!(pid_alive(pid), "the executor outlived its agent container");
+    run.assert_output_grows();
+    assert_eq!(run.recover().0, 0, "{}", run.stderr());
+    let _ = std::fs::remove_dir_all(&links);
+}
