@@ -69,20 +69,9 @@ fn main() -> ExitCode {
 /// executor, so that the agent sees the stock executor's end (its handler reset first: the relay
 /// caught the forwarded signals).
 fn leave(how: commands::Leave) -> ExitCode {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
     match how {
         commands::Leave::Status(status) => ExitCode::from(status),
         commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(handover)),
-        commands::Leave::Signal(signal, status) => {
-            let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-            // SAFETY: restoring the default disposition installs no handler of ours.
-            let _ = unsafe { sigaction(signal, &default) };
-            let mut set = SigSet::empty();
-            set.add(signal);
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-            let _ = nix::sys::signal::raise(signal);
-            // A signal whose default is to go on (none of those an executor dies of): the status.
-            ExitCode::from(status)
-        }
+        commands::Leave::Signal(signal, status) => ExitCode::from(commands::die_of(signal, status)),
     }
 }

@@ -232,8 +232,17 @@ pub fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
             Mode::empty(),
         ) {
             Ok(handle) => {
-                let flags = how.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-                return reopen_as(handle, path, SFlag::S_IFREG, flags).map(Some);
+                // Without blocking: the task owns its sandbox's files and may hold a lease on
+                // one, which would hold this open for the host's lease-break-time (45 s by
+                // default) each time. A leased file is refused at once (EWOULDBLOCK).
+                let flags = how.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+                let file = reopen_as(handle, path, SFlag::S_IFREG, flags)?;
+                // Reads and writes of a regular file do not block anyway: the flag is cleared so
+                // that the caller gets the file it asked for.
+                let open = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+                let open = OFlag::from_bits_truncate(open) - OFlag::O_NONBLOCK;
+                nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(open))?;
+                return Ok(Some(file));
             }
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(named(path, e.into())),
@@ -533,6 +542,47 @@ mod tests {
         // A regular file is still read, through the descriptor that was checked.
         assert_eq!(read_capped(&regular, 100).unwrap().unwrap().0, b"x");
         assert_eq!(opened(&watch), ["regular"]);
+    }
+
+    /// A task owns the files of its sandbox, so it may hold a lease on one (`F_SETLEASE`): an
+    /// open that conflicts with it waits for the holder to give it up, up to the host's
+    /// `lease-break-time` (45 s by default), and the task can take the lease again at once. The
+    /// open is made without blocking, so a leased file is refused at once instead.
+    #[test]
+    fn a_leased_file_does_not_hold_the_open() {
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let leased = dir.path().join("leased");
+        std::fs::write(&leased, "x").unwrap();
+        // A write lease: any other open of the file (even for reading) breaks it.
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&leased)
+            .unwrap();
+        // SAFETY: fcntl on a descriptor this test owns; F_SETOWN with 0 only clears the owner of
+        // this open file, so that no SIGIO is sent to the test process when the lease is broken.
+        unsafe {
+            let fd = holder.as_raw_fd();
+            assert_eq!(
+                nix::libc::fcntl(fd, nix::libc::F_SETLEASE, nix::libc::F_WRLCK),
+                0
+            );
+            nix::libc::fcntl(fd, nix::libc::F_SETOWN, 0);
+        }
+        for how in [OpenFor::Read, OpenFor::Append { mode: 0o644 }] {
+            let (tx, rx) = mpsc::channel();
+            let path = leased.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(open_file(&path, how).map(drop));
+            });
+            let got = rx.recv_timeout(std::time::Duration::from_secs(3));
+            let e = got
+                .unwrap_or_else(|_| panic!("{how:?}: the open waited on the task's lease"))
+                .unwrap_err();
+            assert!(e.to_string().contains("EAGAIN"), "{how:?}: {e}");
+        }
+        drop(holder);
     }
 
     #[test]

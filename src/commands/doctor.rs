@@ -83,14 +83,23 @@ pub fn main(
         super::print_json(&checks)?;
     } else {
         for c in &checks {
-            super::print(match (&c.fix, &c.warning) {
-                (Some(fix), _) => format!("FAIL  {:<16} {} -> {fix}", c.check, c.detail),
-                (None, Some(w)) => format!("warn  {:<16} {}; {w}", c.check, c.detail),
-                (None, None) => format!("ok    {:<16} {}", c.check, c.detail),
-            })?;
+            super::print(check_line(c))?;
         }
     }
     Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
+}
+
+/// One check as a line of the report. Its values go through [`super::printable`]: some are read
+/// from processes anyone on the host can start (a task's process named `mesos-agent`, whose
+/// arguments are its own: see [`mesos_agent_cmdline`]).
+fn check_line(c: &Check) -> String {
+    use super::printable;
+    let detail = printable(&c.detail);
+    match (&c.fix, &c.warning) {
+        (Some(fix), _) => format!("FAIL  {:<16} {detail} -> {}", c.check, printable(fix)),
+        (None, Some(w)) => format!("warn  {:<16} {detail}; {}", c.check, printable(w)),
+        (None, None) => format!("ok    {:<16} {detail}", c.check),
+    }
 }
 
 /// The file is valid; the relay also reads it only where [`trusted_file`] accepts it.
@@ -553,5 +562,27 @@ fn short(id: &str) -> String {
         bare[..12].to_string()
     } else {
         id.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task sees host pids and can name a process of its own `mesos-agent`, with any
+    /// arguments: what doctor reads from it reaches the operator's terminal escaped.
+    #[test]
+    fn a_check_line_carries_no_control_character() {
+        let evil = "posix/cpu\u{1b}]0;owned\u{7}\u{1b}[2J";
+        let checks = [
+            pass("isolators", format!("carried: {evil}")),
+            warn("isolators", evil, format!("not carried: {evil}")),
+            failed("isolators", evil, evil),
+        ];
+        for c in &checks {
+            let line = check_line(c);
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(line.contains("\\u{1b}]0;owned"), "{line:?}");
+        }
     }
 }

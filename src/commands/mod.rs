@@ -91,6 +91,30 @@ impl Leave {
     }
 }
 
+/// Dies of `signal`, as the executor did (its handler reset first: the relay caught the
+/// forwarded signals), so that the agent sees the stock executor's end; returns `status` only
+/// for a signal whose default is to go on (none of those an executor dies of).
+///
+/// Without a core dump: the signal is the executor's (a task can send its executor `SIGQUIT` or
+/// `SIGABRT`), the memory would be this process's, root's, which held the agent container's
+/// inspect and the launch; and with a plain `core_pattern` the dump lands in the working
+/// directory, the sandbox, which the task and its framework read.
+pub fn die_of(signal: nix::sys::signal::Signal, status: u8) -> u8 {
+    use nix::sys::resource::{setrlimit, Resource};
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
+    // Both: the limit stops a dump to a file, the flag one to a `|handler` as well.
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: restoring the default disposition installs no handler of ours.
+    let _ = unsafe { sigaction(signal, &default) };
+    let mut set = SigSet::empty();
+    set.add(signal);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(signal);
+    status
+}
+
 /// Prints a failure the way an operator reads it in the sandbox's stderr, and picks the status.
 pub fn report(outcome: Result<u8, ShimError>) -> u8 {
     match outcome {
@@ -155,6 +179,39 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ShimError> {
 #[cfg(test)]
 mod tests {
     use super::printable;
+
+    /// A task can kill its executor with a signal that dumps core: the shim dies of it, and
+    /// must not dump its own memory into the sandbox (or to the host's handler) doing so.
+    #[test]
+    fn dying_of_the_executors_signal_dumps_no_core() {
+        use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+        use nix::sys::signal::Signal;
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, ForkResult};
+        let dir = tempfile::tempdir().unwrap();
+        for signal in [Signal::SIGQUIT, Signal::SIGABRT, Signal::SIGSEGV] {
+            // SAFETY: the child makes system calls only (chdir, setrlimit and what `die_of`
+            // makes), no allocation and no lock, and never returns.
+            match unsafe { fork() }.unwrap() {
+                ForkResult::Child => {
+                    let _ = nix::unistd::chdir(dir.path());
+                    // As a host where dumps are on (docker.service's LimitCORE=infinity).
+                    let _ = setrlimit(Resource::RLIMIT_CORE, RLIM_INFINITY, RLIM_INFINITY);
+                    super::die_of(signal, 1);
+                    // SAFETY: leaves the forked child at once.
+                    unsafe { nix::libc::_exit(99) }
+                }
+                ForkResult::Parent { child } => match waitpid(child, None).unwrap() {
+                    WaitStatus::Signaled(_, got, dumped) => {
+                        assert_eq!(got, signal);
+                        assert!(!dumped, "{signal}: the shim dumped core");
+                    }
+                    other => panic!("{signal}: {other:?}"),
+                },
+            }
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn printed_values_carry_no_control_character() {
