@@ -133,6 +133,8 @@ struct Cluster {
     frameworks: Vec<Child>,
     /// Bind-mount the shim over the executors (false: the stock arrangement, the control).
     shim: bool,
+    /// The agent's `--work_dir` is a link (see [`Cluster::with_linked_work_dir`]).
+    linked_work_dir: bool,
 }
 
 impl Cluster {
@@ -179,6 +181,7 @@ impl Cluster {
             agents: Vec::new(),
             frameworks: Vec::new(),
             shim: true,
+            linked_work_dir: false,
         };
         wait_until("the master answers", Duration::from_secs(30), || {
             cluster.get("/health").is_some()
@@ -188,6 +191,18 @@ impl Cluster {
 
     fn work_dir(&self) -> PathBuf {
         self.dir.join("work")
+    }
+
+    /// Makes the agent's `--work_dir` (`work`) a link to a directory elsewhere (`disk/work`), as
+    /// operators link `/var/lib/mesos` to a data disk: the agent does not resolve it. The agent
+    /// container then gets the cluster's whole directory, so that it sees the link as a link.
+    fn with_linked_work_dir(mut self) -> Cluster {
+        let real = self.dir.join("disk/work");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::remove_dir(self.work_dir()).unwrap();
+        std::os::unix::fs::symlink(&real, self.work_dir()).unwrap();
+        self.linked_work_dir = true;
+        self
     }
 
     /// GET on the master; `None` while it does not answer.
@@ -241,7 +256,10 @@ impl Cluster {
             "-v",
             "/var/run/docker.sock:/var/run/docker.sock",
             "-v",
-            &format!("{wd}:{wd}"),
+            &match self.linked_work_dir {
+                true => format!("{0}:{0}", self.dir.display()),
+                false => format!("{wd}:{wd}"),
+            },
             "-v",
             &format!(
                 "{}:/etc/mesos-executor-shim:ro",
@@ -532,7 +550,24 @@ fn a_docker_task_survives_its_agent_containers_death() {
 /// agent container, and checks that the executor runs on, its output growing, and that the
 /// restarted agent reconnects to it while the master still has the task running.
 fn survives_its_agent_containers_death(tag: &str, name: &str, args: &[&str]) {
-    let mut cluster = Cluster::new(tag, serde_json::json!({}), &[]);
+    survives_in(Cluster::new(tag, serde_json::json!({}), &[]), name, args);
+}
+
+/// The agent's `--work_dir` is a link (a data disk's, say), which the agent does not resolve: a
+/// command task and a docker task run on through their agent container's death as they do with
+/// the work_dir's real path, the restarted agent finds them again.
+#[test]
+#[ignore = "real Mesos: see the module's documentation"]
+fn tasks_survive_their_agent_containers_death_with_a_linked_work_dir() {
+    let cluster = Cluster::new("linkedwd", serde_json::json!({}), &[]).with_linked_work_dir();
+    survives_in(cluster, "ltick", &[]);
+    let cluster = Cluster::new("linkedwdd", serde_json::json!({}), &[]).with_linked_work_dir();
+    let image = format!("--docker_image={AGENT_IMAGE}");
+    survives_in(cluster, "ldtick", &["--containerizer=docker", &image]);
+}
+
+/// [`survives_its_agent_containers_death`] on `cluster`.
+fn survives_in(mut cluster: Cluster, name: &str, args: &[&str]) {
     cluster.start_agent();
     let command = format!("--command={TICKING}");
     let mut all = vec!["--checkpoint", command.as_str()];
