@@ -129,37 +129,44 @@ fn drain_bounded(limit: Duration, mut more: impl FnMut() -> bool) {
     }
 }
 
-/// One of this process's own descriptors (stdout, stderr) as a blocking writer, even when whoever
-/// shares it made it non-blocking.
-struct OwnFd(RawFd);
-
-impl Write for OwnFd {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: fds 1 and 2 stay open for the process's life.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
-        loop {
-            match nix::unistd::write(fd, buf) {
-                Ok(n) => return Ok(n),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                    let _ = poll(&mut fds, PollTimeout::NONE);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+/// Writes to one of this process's own descriptors (stdout, stderr: the container logger's) only
+/// what it can take now: the descriptor is shared (its flags are not the shim's to change), so it
+/// is asked first whether it can take `PIPE_BUF` bytes, and given at most that many, which a pipe
+/// then takes without blocking. `Ok(0)`: not now. A logger that stops reading never holds the shim.
+fn write_what_fits(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: the logger's descriptors stay open for the process's life.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut ready = [PollFd::new(fd, PollFlags::POLLOUT)];
+    match poll(&mut ready, PollTimeout::ZERO) {
+        Ok(0) | Err(Errno::EINTR) => return Ok(0),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    let broken = PollFlags::POLLERR | PollFlags::POLLHUP;
+    if ready[0].revents().is_some_and(|r| r.intersects(broken)) {
+        return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+    }
+    let n = data.len().min(nix::libc::PIPE_BUF);
+    match nix::unistd::write(fd, &data[..n]) {
+        Ok(n) => Ok(n),
+        Err(Errno::EINTR | Errno::EAGAIN) => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }
+
+/// How long the relay waits, at the hand-over, for the logger to take what the output thread
+/// read and has not written yet: only the pipes cross the `exec`, so that much is written first.
+const HAND_OVER_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The shim's side: the read ends of the init's pipes, copied to the shim's stdout and stderr.
 #[derive(Debug)]
 pub struct ShimOutput {
     /// Per stream (stdout, stderr): the pipe, until it is closed or handed back.
     streams: [Option<File>; 2],
+    /// Per stream: read from the pipe, not yet taken by the logger.
+    pending: [Vec<u8>; 2],
+    /// Per stream: where it goes, this process's stdout and stderr (the logger's).
+    to: [RawFd; 2],
 }
 
 impl ShimOutput {
@@ -175,7 +182,7 @@ impl ShimOutput {
                 return Ok(None);
             }
             match open_pipes(pid) {
-                Ok(streams) if !init.has_exited() => return Ok(Some(ShimOutput { streams })),
+                Ok(streams) if !init.has_exited() => return Ok(Some(ShimOutput::new(streams))),
                 Ok(_) => return Ok(None),
                 Err(e) if not_yet(&e) && Instant::now() < deadline => {
                     // The init is starting: its pipes come first thing.
@@ -188,39 +195,95 @@ impl ShimOutput {
         }
     }
 
-    /// The descriptors to poll for output.
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.pipes().into_iter().flatten().collect()
+    fn new(streams: [Option<File>; 2]) -> ShimOutput {
+        ShimOutput {
+            streams,
+            pending: [Vec::new(), Vec::new()],
+            to: [1, 2],
+        }
     }
 
-    /// Copies what the pipes hold to stdout and stderr; with `drain`, until they are empty (the
-    /// init has exited), for [`FINAL_DRAIN`] at most. Where a stream cannot be written (the
-    /// logger is gone) the output goes back to the init, which writes the sandbox files.
+    /// What to poll for, per stream: the logger's descriptor until it has taken what is
+    /// pending, else the pipe.
+    pub fn interest(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        (0..2)
+            .filter_map(|i| match (&self.streams[i], self.pending[i].is_empty()) {
+                // SAFETY: the logger's descriptors stay open for the process's life.
+                (_, false) => Some((
+                    unsafe { BorrowedFd::borrow_raw(self.to[i]) },
+                    PollFlags::POLLOUT,
+                )),
+                (Some(pipe), true) => Some((pipe.as_fd(), PollFlags::POLLIN)),
+                (None, true) => None,
+            })
+            .collect()
+    }
+
+    /// Copies what the pipes hold to stdout and stderr, as fast as the logger takes it; with
+    /// `drain`, until they are empty (the init has exited), for [`FINAL_DRAIN`] at most. Where a
+    /// stream cannot be written (the logger is gone) the output goes back to the init, which
+    /// writes the sandbox files.
     pub fn pump(&mut self, init: &ProcessHandle, drain: bool) {
         if drain {
-            drain_bounded(FINAL_DRAIN, || self.pump_once(init));
+            self.pump_until(init, Instant::now() + FINAL_DRAIN);
         } else {
             self.pump_once(init);
         }
     }
 
+    /// Pumps until nothing is left or `deadline`, sleeping only until the logger can take more.
+    fn pump_until(&mut self, init: &ProcessHandle, deadline: Instant) {
+        loop {
+            let more = self.pump_once(init);
+            if !more && self.nothing_pending() {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let dropped = self.drop_pending();
+                tracing::warn!(limit = ?FINAL_DRAIN, dropped, "the executor's output is still coming, or the logger takes no more: the rest is left");
+                return;
+            }
+            if !more {
+                self.wait_for_logger(left);
+            }
+        }
+    }
+
+    fn nothing_pending(&self) -> bool {
+        self.pending.iter().all(Vec::is_empty)
+    }
+
+    /// Drops what is pending; returns how many bytes that was.
+    fn drop_pending(&mut self) -> usize {
+        let dropped = self.pending.iter().map(Vec::len).sum();
+        self.pending = [Vec::new(), Vec::new()];
+        dropped
+    }
+
+    /// Sleeps until the logger can take more of what is pending, or `left` has passed.
+    fn wait_for_logger(&self, left: Duration) {
+        let mut fds: Vec<PollFd> = self
+            .interest()
+            .into_iter()
+            .filter(|(_, events)| *events == PollFlags::POLLOUT)
+            .map(|(fd, events)| PollFd::new(fd, events))
+            .collect();
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        );
+    }
+
     /// True when more may be waiting.
     fn pump_once(&mut self, init: &ProcessHandle) -> bool {
         let mut more = false;
-        for (i, stream) in self.streams.iter_mut().enumerate() {
-            let Some(pipe) = stream else { continue };
-            match pump(pipe, &mut OwnFd(1 + i as RawFd)) {
-                Ok(Flow::Empty) => {}
-                Ok(Flow::More) => more = true,
-                Ok(Flow::Closed) => *stream = None,
-                Err(PumpError::Read(e)) => {
-                    tracing::warn!(error = %e, "cannot read the executor's output");
-                    *stream = None;
-                }
-                Err(PumpError::Write(e, _)) => {
-                    tracing::warn!(error = %e, "the container logger takes no more output: the sibling's init writes the sandbox files instead");
-                    self.streams = [None, None];
-                    let _ = init.signal(RETURN_SIGNAL);
+        for i in 0..2 {
+            match self.pump_stream(i) {
+                Ok(m) => more |= m,
+                Err(e) => {
+                    self.hand_back(init, &e);
                     return false;
                 }
             }
@@ -228,9 +291,75 @@ impl ShimOutput {
         more
     }
 
+    /// The logger is gone: the output goes back to the init, which writes the sandbox files.
+    fn hand_back(&mut self, init: &ProcessHandle, e: &io::Error) {
+        tracing::warn!(error = %e, "the container logger takes no more output: the sibling's init writes the sandbox files instead");
+        self.streams = [None, None];
+        self.drop_pending();
+        let _ = init.signal(RETURN_SIGNAL);
+    }
+
+    /// Moves stream `i` on: what is pending to the logger, as far as it takes it, then more from
+    /// the pipe. `Ok(true)` when more may be waiting; `Err`: the logger is gone.
+    fn pump_stream(&mut self, i: usize) -> io::Result<bool> {
+        let mut buf = vec![0u8; CHUNK];
+        // A bounded number of steps per call, so that one busy stream cannot starve the other.
+        for _ in 0..64 {
+            if !self.pending[i].is_empty() {
+                match write_what_fits(self.to[i], &self.pending[i])? {
+                    0 => return Ok(false),
+                    n => drop(self.pending[i].drain(..n)),
+                }
+                continue;
+            }
+            let Some(pipe) = &mut self.streams[i] else {
+                return Ok(false);
+            };
+            match pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.streams[i] = None;
+                    return Ok(false);
+                }
+                Ok(n) => self.pending[i].extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the executor's output");
+                    self.streams[i] = None;
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Before the hand-over: what was read and not yet written goes to the logger, for
+    /// [`HAND_OVER_PATIENCE`] at most (only the pipes cross the `exec`).
+    fn write_pending(&mut self, init: &ProcessHandle) {
+        let deadline = Instant::now() + HAND_OVER_PATIENCE;
+        while !self.nothing_pending() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let dropped = self.drop_pending();
+                tracing::warn!(dropped, "the container logger took nothing for a while: what the shim had read of the output is dropped at the hand-over");
+                return;
+            }
+            self.wait_for_logger(left);
+            for i in 0..2 {
+                if self.pending[i].is_empty() {
+                    continue;
+                }
+                match write_what_fits(self.to[i], &self.pending[i]) {
+                    Ok(n) => drop(self.pending[i].drain(..n)),
+                    Err(e) => return self.hand_back(init, &e),
+                }
+            }
+        }
+    }
+
     /// Whether both streams are done.
     pub fn closed(&self) -> bool {
-        self.streams.iter().all(Option::is_none)
+        self.streams.iter().all(Option::is_none) && self.pending.iter().all(Vec::is_empty)
     }
 
     /// The pipes, per stream (stdout, stderr), `None` where a stream is done: what the waiting
@@ -252,7 +381,7 @@ impl ShimOutput {
                 Err(e) => return Err(format!("output fd {}: {e}", pipe.as_raw_fd())),
             }
         }
-        Ok(ShimOutput { streams })
+        Ok(ShimOutput::new(streams))
     }
 }
 
@@ -339,11 +468,11 @@ fn open_or_hand_back(pid: u32, init: &ProcessHandle) -> Option<ShimOutput> {
 fn pump_until_stopped(mut output: ShimOutput, init: &ProcessHandle, stop: &OwnedFd) -> ShimOutput {
     loop {
         let mut fds = vec![PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        let interest = output.interest();
         fds.extend(
-            output
-                .fds()
-                .into_iter()
-                .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            interest
+                .iter()
+                .map(|(fd, events)| PollFd::new(*fd, *events)),
         );
         let stopping = match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => fds[0].any().unwrap_or(false),
@@ -354,8 +483,9 @@ fn pump_until_stopped(mut output: ShimOutput, init: &ProcessHandle, stop: &Owned
         if stopping {
             let mut how = [HAND_OVER];
             let _ = nix::unistd::read(stop, &mut how);
-            if how[0] == LAST_WORDS {
-                output.pump(init, true);
+            match how[0] {
+                LAST_WORDS => output.pump(init, true),
+                _ => output.write_pending(init),
             }
             return output;
         }
@@ -751,5 +881,46 @@ mod tests {
         let took = started.elapsed();
         assert!(took < Duration::from_secs(3), "{took:?}");
         assert!(output.dropped[0].unwrap() > 0);
+    }
+
+    /// A logger that stops reading cannot hold the shim: the last read gives up at its bound,
+    /// and a pump never blocks on it.
+    #[test]
+    fn a_logger_that_stops_reading_never_holds_the_shim() {
+        let (logger_end, full) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        // Filled to the brim: the logger reads nothing from here on.
+        nix::fcntl::fcntl(
+            &full,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        while nix::unistd::write(&full, &[b'x'; 4096]).is_ok() {}
+        nix::fcntl::fcntl(
+            &full,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .unwrap();
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .unwrap();
+        let mut output = ShimOutput::new([Some(File::from(read)), None]);
+        output.to = [full.as_raw_fd(), full.as_raw_fd()];
+        let mut executor = File::from(write);
+        executor.write_all(b"last words\n").unwrap();
+        let init = ProcessHandle::Poll(crate::proc::ProcessIdentity::current().unwrap());
+        output.pump(&init, false);
+        assert!(
+            !output.pending[0].is_empty(),
+            "read, waiting for the logger"
+        );
+        let started = Instant::now();
+        output.pump_until(&init, Instant::now() + Duration::from_millis(300));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(output.nothing_pending(), "given up at the bound");
+        drop(logger_end);
     }
 }

@@ -78,7 +78,7 @@ pub enum Leave {
     /// process).
     Signal(nix::sys::signal::Signal, u8),
     /// Become the waiting mode (see [`crate::relay::waiting`]).
-    Wait(crate::relay::waiting::Handover),
+    Wait(Box<crate::relay::waiting::Handover>),
 }
 
 impl Leave {

@@ -102,7 +102,7 @@ impl PartialEq<u8> for ExecutorExit {
 #[derive(Debug)]
 pub enum Outcome {
     Exited(ExecutorExit),
-    HandedOver(Handover),
+    HandedOver(Box<Handover>),
 }
 
 impl PartialEq<u8> for Outcome {
@@ -208,7 +208,7 @@ where
             match held.hand_over() {
                 Ok(handle) => {
                     let output = output.take().and_then(PumpThread::hand_over);
-                    return Ok(Outcome::HandedOver(Handover {
+                    return Ok(Outcome::HandedOver(Box::new(Handover {
                         output,
                         process: handle,
                         sibling_id: sibling.id.clone(),
@@ -218,7 +218,7 @@ where
                         endpoint: mode.endpoint.clone(),
                         log_level: mode.log_level.clone(),
                         log_format: mode.log_format,
-                    }));
+                    })));
                 }
                 Err(kept) => {
                     // Nothing to hand over: the relay waits itself, with signals as before.

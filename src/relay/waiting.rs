@@ -205,11 +205,11 @@ pub fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
             fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
         }
         if let Some(output) = &handover.output {
+            let interest = output.interest();
             fds.extend(
-                output
-                    .fds()
-                    .into_iter()
-                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                interest
+                    .iter()
+                    .map(|(fd, events)| PollFd::new(*fd, *events)),
             );
         }
         let timeout = match handover.process.pidfd() {
