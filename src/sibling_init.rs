@@ -296,13 +296,32 @@ fn end_leftovers(signals: &SignalFd) -> bool {
     }
 }
 
-/// This process's children, from `/proc/thread-self/children` (the init has one thread).
+/// This process's children, from `/proc/thread-self/children` (the init has one thread), or,
+/// where that cannot be read (a kernel without `CONFIG_PROC_CHILDREN`, descriptors run out),
+/// from every process's parent in `/proc`.
 fn own_children() -> Vec<Pid> {
-    std::fs::read_to_string("/proc/thread-self/children")
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|pid| pid.parse().ok())
-        .map(Pid::from_raw)
+    let listed = std::fs::read_to_string("/proc/thread-self/children").map(|list| {
+        list.split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .map(Pid::from_raw)
+            .collect()
+    });
+    listed.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "cannot list this process's children: looking through /proc");
+        children_by_parent(std::process::id())
+    })
+}
+
+/// The processes whose parent is `parent`, by their `/proc/<pid>/stat`.
+fn children_by_parent(parent: u32) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| crate::proc::ProcStat::of(*pid).is_some_and(|s| s.ppid == parent))
+        .map(|pid| Pid::from_raw(pid as i32))
         .collect()
 }
 

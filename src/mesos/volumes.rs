@@ -9,7 +9,12 @@
 //! is taken only when it lies below `<work_dir>/volumes/roles/` as written (no `.` or `..`) and is
 //! a real directory reached from `/` without a link.
 
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use nix::sys::stat::SFlag;
 
 use crate::no_follow;
 
@@ -46,9 +51,12 @@ impl LinkedVolumes {
         ))
     }
 
-    /// Notes the link at `link`: a volume, refused, or none of the shim's business.
-    fn note_link(&mut self, link: &Path, work_dir: &Path) {
-        let Ok(target) = std::fs::read_link(link) else {
+    /// Notes the link `name` in the directory `dir` (shown as `link`): a volume, refused, or none
+    /// of the shim's business. Read through the directory's descriptor: a directory on the way
+    /// swapped for a link meanwhile (the sandbox is the task's) cannot make another run's link
+    /// look like this one's.
+    fn note_link(&mut self, dir: &OwnedFd, name: &OsStr, link: &Path, work_dir: &Path) {
+        let Ok(target) = nix::fcntl::readlinkat(dir, name).map(PathBuf::from) else {
             return;
         };
         if !target.starts_with(work_dir.join("volumes")) {
@@ -79,28 +87,62 @@ fn linked_volumes_within(sandbox: &Path, work_dir: &Path, max_entries: usize) ->
     let mut seen = 0usize;
     let mut pending = vec![(sandbox.to_path_buf(), 0usize)];
     'walk: while let Some((dir, depth)) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        // Reached from `/` without a link: a directory swapped for one since it was listed is
+        // not followed into another run's sandbox.
+        let Ok(fd) = no_follow::open_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
+        for (name, kind) in entries_of(&fd) {
             seen += 1;
             if seen > max_entries {
                 found.stopped_after = Some(max_entries);
                 break 'walk;
             }
-            // The entry's own type, never its target's.
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() && depth + 1 < MAX_DEPTH {
-                pending.push((entry.path(), depth + 1));
-            } else if kind.is_symlink() {
-                found.note_link(&entry.path(), work_dir);
+            match kind {
+                SFlag::S_IFDIR if depth + 1 < MAX_DEPTH => {
+                    pending.push((dir.join(&name), depth + 1))
+                }
+                SFlag::S_IFLNK => found.note_link(&fd, &name, &dir.join(&name), work_dir),
+                _ => {}
             }
         }
     }
     found.volumes.sort();
     found
+}
+
+/// The entries of the directory `dir` (`.` and `..` aside), each with its own type (never its
+/// target's), read through the descriptor.
+fn entries_of(dir: &OwnedFd) -> Vec<(OsString, SFlag)> {
+    let Ok(listing) = dir
+        .try_clone()
+        .and_then(|fd| nix::dir::Dir::from_fd(fd).map_err(Into::into))
+    else {
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    for entry in listing.into_iter().flatten() {
+        let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+        if name == "." || name == ".." {
+            continue;
+        }
+        // The type the listing gives, where the filesystem gives one (no call per entry).
+        let kind = match entry.file_type() {
+            Some(nix::dir::Type::Directory) => Ok(SFlag::S_IFDIR),
+            Some(nix::dir::Type::Symlink) => Ok(SFlag::S_IFLNK),
+            Some(_) => Ok(SFlag::S_IFREG),
+            None => nix::sys::stat::fstatat(
+                dir,
+                name.as_os_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT),
+        };
+        if let Ok(kind) = kind {
+            entries.push((name, kind));
+        }
+    }
+    entries
 }
 
 /// Whether `target` may be mounted as a persistent volume: below `roles` by at least a role and
@@ -215,5 +257,27 @@ mod tests {
         let found = linked_volumes(&sandbox, work_dir);
         assert_eq!(found.volumes, vec![volume]);
         assert_eq!(MAX_ENTRIES, 10_000);
+    }
+
+    /// A directory of the walk that is a link when it is read (a task swapped it for one after it
+    /// was listed) is not followed into another run's sandbox, whose volume links are not this
+    /// run's.
+    #[test]
+    fn a_directory_swapped_for_a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let work_dir = dir.path();
+        let theirs = work_dir.join("slaves/S/frameworks/F/executors/E/runs/THEIRS");
+        std::fs::create_dir_all(&theirs).unwrap();
+        let volume = work_dir.join("volumes/roles/db/p-2");
+        std::fs::create_dir_all(&volume).unwrap();
+        symlink(&volume, theirs.join("data")).unwrap();
+        assert_eq!(linked_volumes(&theirs, work_dir).volumes, vec![volume]);
+        let mine = work_dir.join("slaves/S/frameworks/F/executors/E/runs/MINE");
+        std::fs::create_dir_all(&mine).unwrap();
+        symlink(&theirs, mine.join("swapped")).unwrap();
+        // What the walk would read next, had `swapped` been a directory when it was listed.
+        assert!(linked_volumes(&mine.join("swapped"), work_dir)
+            .volumes
+            .is_empty());
     }
 }
