@@ -44,3 +44,54 @@ fn a_work_dir_reached_through_a_link_works_as_with_the_stock_executor() {
     assert_eq!(run.recover().0, 0, "{}", run.stderr());
     let _ = std::fs::remove_dir_all(&links);
 }
+
+/// Several agents on one Docker daemon, each with its own work_dir (a test cluster on one host,
+/// an agent per disk). With agent B down, what agent A does (a launch and the sweep of the
+/// siblings gone shims left, `gc` in its container) and a `gc` on the host leave B's executor
+/// running, and B's restarted agent finds it alive.
+#[test]
+fn an_agent_that_is_down_keeps_its_executors_while_another_on_its_daemon_works() {
+    let a = Run::new("twoagentsA");
+    let mut b = Run::in_scope("twoagentsB", &a.scope);
+    b.agent_id = "S-test-1".into();
+    let b_agent = b.start_agent(&Agent::with_shim());
+    let b_pid = b.wait_for_checkpointed_sibling(&b_agent);
+    b.wait_executor_ready();
+    b.kill_agent(&b_agent);
+
+    // A's first launch sweeps, while B is down.
+    let bin = format!(
+        "{}:/usr/local/bin/mesos-executor-shim:ro",
+        shim_bin().display()
+    );
+    let a_agent = a.start_agent(&Agent::with_shim().volume(&bin));
+    a.wait_for_checkpointed_sibling(&a_agent);
+    let in_a = a.docker(&[
+        "exec",
+        &a_agent,
+        "/usr/local/bin/mesos-executor-shim",
+        "gc",
+        "--json",
+        "--label",
+        &a.scope_filter(),
+    ]);
+    assert_eq!(
+        in_a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&in_a.stderr)
+    );
+    let on_host = a.gc(false);
+    for actions in [serde_json::from_slice(&in_a.stdout).unwrap(), on_host] {
+        let touched_b = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|action| action["container_id"] == b.container_id.as_str());
+        assert!(!touched_b, "{actions}");
+    }
+    assert!(pid_alive(b_pid), "B's executor outlives what A does");
+    assert_eq!(b.sibling_pid(), Some(b_pid));
+    b.assert_output_grows();
+    assert_eq!(b.recover().0, 0, "{}", b.stderr());
+}
