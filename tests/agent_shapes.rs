@@ -95,3 +95,18 @@ fn an_agent_that_is_down_keeps_its_executors_while_another_on_its_daemon_works()
     b.assert_output_grows();
     assert_eq!(b.recover().0, 0, "{}", b.stderr());
 }
+
+/// An agent container whose root filesystem is read-only (`docker run --read-only`, with the
+/// work_dir and the socket mounted as ever): the shim relays the launch all the same (its cache
+/// of the daemon's answers is not needed), and the executor outlives the agent container.
+#[test]
+fn an_agent_container_with_a_read_only_root_works() {
+    let run = Run::new("readonlyroot");
+    let agent = run.start_agent(&Agent::with_shim().run_args(&["--read-only", "--tmpfs", "/tmp"]));
+    let pid = run.wait_for_checkpointed_sibling(&agent);
+    run.wait_executor_ready();
+    run.kill_agent(&agent);
+    assert!(pid_alive(pid), "the executor outlived its agent container");
+    run.assert_output_grows();
+    assert_eq!(run.recover().0, 0, "{}", run.stderr());
+}
