@@ -282,25 +282,12 @@ fn the_init_never_opens_a_planted_link_or_fifo_as_the_executors_output() {
     }
 }
 
-/// What `watch` saw opened since the last look, by name.
-fn opened(watch: &nix::sys::inotify::Inotify) -> Vec<String> {
-    match watch.read_events() {
-        Ok(events) => events
-            .into_iter()
-            .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
-            .collect(),
-        Err(nix::errno::Errno::EAGAIN) => Vec::new(),
-        Err(e) => panic!("inotify: {e}"),
-    }
-}
-
 /// A task that plants a device node where its executor's exit is recorded, then kills its init
 /// so that nothing replaces the node: the shim never opens it (an inotify watch on the sandbox
 /// sees no open of it; opening a device is itself the action), reports a failure, and leaves no
 /// sibling. The control: a real open of the same name is seen by the same watch.
 #[test]
 fn a_device_node_planted_as_the_exit_record_is_never_opened() {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     use nix::sys::stat::{makedev, mknod, Mode, SFlag};
     let run = Run::new("devrecord");
     let agent = run.start_agent(&Agent::with_shim());
@@ -315,25 +302,20 @@ fn a_device_node_planted_as_the_exit_record_is_never_opened() {
         makedev(1, 3),
     )
     .unwrap();
-    let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
-    watch
-        .add_watch(&run.sandbox(), AddWatchFlags::IN_OPEN)
-        .unwrap();
+    let watch = OpenWatch::on(&run.sandbox());
     run.docker_ok(&["kill", "--signal", "KILL", &run.sibling_name()]);
     let status = run.wait_agent_status(&agent);
     assert_eq!(status, 137, "{}", run.diagnostics(&agent));
     assert!(run.stderr().contains("device node"), "{}", run.stderr());
-    let name = ".mesos-executor-shim.exit".to_string();
-    assert!(
-        !opened(&watch).contains(&name),
-        "the shim opened the planted node"
-    );
+    let opened = |events: Vec<String>| {
+        events
+            .iter()
+            .any(|e| e.contains("IN_OPEN") && e.contains(".mesos-executor-shim.exit"))
+    };
+    assert!(!opened(watch.events()), "the shim opened the planted node");
     run.wait_sibling_gone();
     drop(std::fs::File::open(&record).unwrap());
-    assert!(
-        opened(&watch).contains(&name),
-        "the watch must see a real open"
-    );
+    assert!(opened(watch.events()), "the watch must see a real open");
 }
 
 /// An executor that exits leaving a process that writes to its stdout for ever, after its shim
