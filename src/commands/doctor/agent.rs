@@ -52,13 +52,15 @@ fn launcher_dir(flags: Option<&AgentFlags>, given: &Path) -> (PathBuf, String) {
     }
 }
 
+/// The check that names the agent judged.
+const AGENT_CHECK: &str = "mesos-agent";
+
 fn agent_check(found: &io::Result<Found>, work_dir: &Path) -> Check {
-    const CHECK: &str = "mesos-agent";
     let found = match found {
         Ok(found) => found,
         Err(e) => {
             return failed(
-                CHECK,
+                AGENT_CHECK,
                 format!("cannot list /proc: {e}"),
                 "mount the proc filesystem",
             )
@@ -72,13 +74,13 @@ fn agent_check(found: &io::Result<Found>, work_dir: &Path) -> Check {
     match &found.choice {
         Choice::One { agent, how } => judged(agent, &format!("{how}{passed_over}"), work_dir),
         Choice::Several { pids, how } => warn(
-            CHECK,
+            AGENT_CHECK,
             format!("mesos-agent pids {pids:?} are each {how}, and none started another{passed_over}"),
             "doctor cannot tell which is the agent and judges no agent's flags; find the process that is not \
              the agent and end it",
         ),
         Choice::NoneHere => warn(
-            CHECK,
+            AGENT_CHECK,
             format!("no mesos-agent process here shares doctor's mount namespace or has --work_dir {}{passed_over}", work_dir.display()),
             "the agent's flags are not judged: run doctor in the agent container (docker exec), or on the host \
              with the agent's work_dir as --work-dir",
@@ -88,18 +90,17 @@ fn agent_check(found: &io::Result<Found>, work_dir: &Path) -> Check {
 
 /// The chosen agent, and whether its work_dir is the one the other checks are about.
 fn judged(agent: &Seen, how: &str, work_dir: &Path) -> Check {
-    const CHECK: &str = "mesos-agent";
     let detail = format!("judging pid {}, {how}", agent.pid);
     match agent.flags.get("work_dir") {
         Some(theirs) if !agent.asked_work_dir => warn(
-            CHECK,
+            AGENT_CHECK,
             detail,
             format!(
                 "its work_dir is {theirs}, not {}: pass --work-dir {theirs} so the other checks are about its runs",
                 work_dir.display()
             ),
         ),
-        _ => pass(CHECK, detail),
+        _ => pass(AGENT_CHECK, detail),
     }
 }
 
