@@ -38,7 +38,8 @@ pub enum Command {
         /// The agent's --work_dir.
         #[arg(long, env = "MESOS_WORK_DIR", default_value = "/var/lib/mesos")]
         work_dir: PathBuf,
-        /// The agent's --launcher_dir, where the executors are in its image.
+        /// The agent's --launcher_dir, where the executors are in its image; where doctor finds
+        /// the agent process, that agent's own --launcher_dir (or MESOS_LAUNCHER_DIR) wins.
         #[arg(long, env = "MESOS_LAUNCHER_DIR", default_value = crate::mesos::executor::DEFAULT_LAUNCHER_DIR)]
         launcher_dir: PathBuf,
         /// One JSON array of checks instead of lines.

@@ -2,7 +2,8 @@
 //! Mesos agent into a sibling container, so the executor survives the agent container.
 //!
 //! Read top-down:
-//! - [`mesos`]: what the shim shares with the agent: the executors it forks and answers to
+//! - [`mesos`]: what the shim shares with the agent: the agent process `doctor` judges and its
+//!   flags ([`mesos::agent`]), the executors it forks and answers to
 //!   ([`mesos::executor`]), the layout of a run under the work_dir ([`mesos::layout`]), the
 //!   `forked.pid` checkpoint ([`mesos::checkpoint`]), and the linux launcher's container cgroups,
 //!   which the sibling joins ([`mesos::cgroups`]).

@@ -217,6 +217,64 @@ pub fn is_own_binary(path: &Path) -> bool {
     own_binary().is_ok_and(|own| same_file(path, &own))
 }
 
+/// How a file is like the binary this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Likeness {
+    /// The same file (device and inode): a bind mount of it, or a link to it.
+    SameFile,
+    /// Another file with the same bytes: a copy, as a baked image holds under its second name.
+    SameContent,
+    Other,
+}
+
+/// How `path` is like the binary this process runs, compared with `/proc/self/exe` itself, which
+/// holds the running file even where its path was since given another.
+pub fn likeness_to_own_binary(path: &Path) -> io::Result<Likeness> {
+    use std::os::unix::fs::MetadataExt;
+    const OWN: &str = "/proc/self/exe";
+    let (theirs, ours) = (std::fs::metadata(path)?, std::fs::metadata(OWN)?);
+    if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+        return Ok(Likeness::SameFile);
+    }
+    if theirs.len() != ours.len() || !theirs.is_file() {
+        return Ok(Likeness::Other);
+    }
+    Ok(if same_bytes(path, Path::new(OWN))? {
+        Likeness::SameContent
+    } else {
+        Likeness::Other
+    })
+}
+
+/// Whether two files hold the same bytes, read side by side (a hash would read both whole too).
+fn same_bytes(a: &Path, b: &Path) -> io::Result<bool> {
+    let (mut a, mut b) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut x, mut y) = (vec![0; 1 << 16], vec![0; 1 << 16]);
+    loop {
+        let n = read_full(&mut a, &mut x)?;
+        if n != read_full(&mut b, &mut y)? || x[..n] != y[..n] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Fills `buf` unless the file ends first: how much it holds.
+fn read_full(file: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
+}
+
 /// Whether two paths are the same file: (device, inode).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -813,5 +871,25 @@ mod tests {
         let path = exec_path().unwrap();
         assert!(path.is_absolute());
         assert!(same_file(&path, Path::new("/proc/self/exe")));
+    }
+
+    #[test]
+    fn this_binary_is_known_by_its_file_or_its_bytes() {
+        let own = exec_path().unwrap();
+        assert_eq!(likeness_to_own_binary(&own).unwrap(), Likeness::SameFile);
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("mesos-docker-executor");
+        std::fs::copy(&own, &copy).unwrap();
+        assert_eq!(
+            likeness_to_own_binary(&copy).unwrap(),
+            Likeness::SameContent
+        );
+        let mut bytes = std::fs::read(&copy).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&copy, bytes).unwrap();
+        assert_eq!(likeness_to_own_binary(&copy).unwrap(), Likeness::Other);
+        std::fs::write(&copy, "#!/bin/sh\n").unwrap();
+        assert_eq!(likeness_to_own_binary(&copy).unwrap(), Likeness::Other);
+        assert!(likeness_to_own_binary(&dir.path().join("absent")).is_err());
     }
 }

@@ -29,13 +29,12 @@ fn doctor_in_agent_container(run: &Run, pid_host: bool) -> (i32, Vec<Value>) {
 
 fn doctor_in(run: &Run, pid_host: bool, image: &str) -> (i32, Vec<Value>) {
     let wd = run.work_dir.display().to_string();
-    let bin = format!(
-        "{}:/usr/local/bin/mesos-executor-shim:ro",
-        shim_bin().display()
-    );
+    let scope = format!("{SCOPE_LABEL}={}", run.scope);
     let mut args = vec![
         "run",
         "--rm",
+        "--label",
+        &scope,
         "--net=host",
         "-v",
         "/var/run/docker.sock:/var/run/docker.sock",
@@ -44,11 +43,11 @@ fn doctor_in(run: &Run, pid_host: bool, image: &str) -> (i32, Vec<Value>) {
         args.push("--pid=host");
     }
     let wd_bind = format!("{wd}:{wd}");
+    let installed = shim_installed();
+    args.extend(installed.iter().map(String::as_str));
     args.extend([
         "-v",
         &wd_bind,
-        "-v",
-        &bin,
         image,
         "/usr/local/bin/mesos-executor-shim",
         "doctor",
@@ -64,6 +63,24 @@ fn doctor_in(run: &Run, pid_host: bool, image: &str) -> (i32, Vec<Value>) {
         )
     });
     (out.status.code().unwrap_or(-1), checks)
+}
+
+/// `-v` options that install the shim as the README says: over both executors of the default
+/// launcher_dir, and as `/usr/local/bin/mesos-executor-shim` for the operator's commands.
+fn shim_installed() -> Vec<String> {
+    [
+        "/usr/libexec/mesos/mesos-executor",
+        "/usr/libexec/mesos/mesos-docker-executor",
+        "/usr/local/bin/mesos-executor-shim",
+    ]
+    .iter()
+    .flat_map(|at| {
+        [
+            "-v".to_string(),
+            format!("{}:{at}:ro", shim_bin().display()),
+        ]
+    })
+    .collect()
 }
 
 /// The detail line of a check.
@@ -95,6 +112,9 @@ fn doctor_is_green_in_a_well_started_agent_container() {
         "init",
         "docker-socket",
         "cgroups",
+        "mesos-agent",
+        "executor-path",
+        "isolators",
     ] {
         check(&checks, name);
     }
@@ -154,6 +174,151 @@ fn doctor_fails_in_an_agent_container_without_host_pids() {
         check(&checks, "work-dir")["ok"],
         true,
         "only what is wrong fails: {checks:#?}"
+    );
+}
+
+/// Starts a container (`docker run` options `options`, the run's scope label) whose main process
+/// is named `mesos-agent` with `flags`: a script of that name, which stays while its child
+/// sleeps. Its name and host pid, once it runs under that name.
+fn start_named_agent(run: &Run, tag: &str, options: &[&str], flags: &[&str]) -> (String, u32) {
+    let name = format!("{tag}-{}", run.container_id);
+    let scope = format!("{SCOPE_LABEL}={}", run.scope);
+    let script =
+        "printf '#!/bin/sh\nsleep 2147483647\n' >/tmp/mesos-agent && chmod +x /tmp/mesos-agent \
+                  && exec /tmp/mesos-agent \"$@\"";
+    let mut args = vec!["run", "-d", "--name", &name, "--label", &scope];
+    args.extend(options);
+    args.extend([AGENT_IMAGE, "sh", "-c", script, "sh"]);
+    args.extend(flags);
+    run.docker_ok(&args);
+    run.remove_on_drop(&name);
+    let mut pid = 0;
+    wait_until(
+        &format!("{name} runs mesos-agent"),
+        Duration::from_secs(30),
+        || {
+            pid = run
+                .docker_ok(&["inspect", "-f", "{{.State.Pid}}", &name])
+                .parse()
+                .unwrap_or(0);
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "mesos-agent")
+        },
+    );
+    (name, pid)
+}
+
+/// `doctor --json` run in container `name`, as an operator runs it with `docker exec`.
+fn doctor_exec(run: &Run, name: &str) -> (i32, Vec<Value>) {
+    let wd = run.work_dir.display().to_string();
+    let out = run.docker(&[
+        "exec",
+        name,
+        "/usr/local/bin/mesos-executor-shim",
+        "doctor",
+        "--json",
+        "--work-dir",
+        &wd,
+    ]);
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), checks)
+}
+
+/// `docker run` options of an agent container as the README starts one, less the shim's mounts.
+fn agent_container_options(run: &Run) -> Vec<String> {
+    let wd = run.work_dir.display().to_string();
+    [
+        "--pid=host",
+        "--net=host",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([format!("{wd}:{wd}")])
+    .collect()
+}
+
+#[test]
+fn doctor_judges_its_own_containers_agent_not_an_earlier_fake_with_host_pids() {
+    let run = Run::new("doctorfake");
+    let wd = format!("--work_dir={}", run.work_dir.display());
+    // A task's container with host pids, started first: its mesos-agent has the lower pid and
+    // claims the same work_dir (which it cannot reach).
+    let (_, fake) = start_named_agent(
+        &run,
+        "fake",
+        &["--pid=host"],
+        &["--isolation=cgroups/cpu,cgroups/mem", &wd],
+    );
+    let mut options = agent_container_options(&run);
+    options.extend(shim_installed());
+    options.extend(["-e", "MESOS_ISOLATION=filesystem/linux,docker/runtime"].map(String::from));
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let (agent, real) = start_named_agent(&run, "agent", &options, &[&wd]);
+    let (_, checks) = doctor_exec(&run, &agent);
+    let judged = detail(&checks, "mesos-agent");
+    assert!(
+        judged.contains(&format!(
+            "judging pid {real}, the one in doctor's own mount namespace"
+        )),
+        "fake {fake}, agent {real}: {checks:#?}"
+    );
+    let isolators = detail(&checks, "isolators");
+    assert!(
+        isolators.contains("isolation filesystem/linux,docker/runtime (from MESOS_ISOLATION)"),
+        "{checks:#?}"
+    );
+    assert!(!isolators.contains("cgroups/cpu"), "{checks:#?}");
+    assert_eq!(check(&checks, "executor-path")["ok"], true, "{checks:#?}");
+    assert!(
+        detail(&checks, "executor-path")
+            .contains("/usr/libexec/mesos/mesos-executor is this binary"),
+        "{checks:#?}"
+    );
+}
+
+#[test]
+fn doctor_fails_when_the_shim_is_not_at_the_executor_path() {
+    let run = Run::new("doctornoshim");
+    let wd = format!("--work_dir={}", run.work_dir.display());
+    let mut options = agent_container_options(&run);
+    let only_bin = format!(
+        "{}:/usr/local/bin/mesos-executor-shim:ro",
+        shim_bin().display()
+    );
+    options.extend(["-v".to_string(), only_bin]);
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let (agent, _) = start_named_agent(
+        &run,
+        "agent",
+        &options,
+        &[&wd, "--launcher_dir=/usr/libexec/mesos"],
+    );
+    let (code, checks) = doctor_exec(&run, &agent);
+    assert_eq!(code, 1, "{checks:#?}");
+    let path = check(&checks, "executor-path");
+    assert_eq!(path["ok"], false, "{path}");
+    let detail = path["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("(from the agent's --launcher_dir)")
+            && detail.contains(
+                "/usr/libexec/mesos/mesos-executor is not this binary: the agent will run it"
+            ),
+        "{path}"
+    );
+    assert!(
+        path["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bind-mount the shim over /usr/libexec/mesos/mesos-executor"),
+        "{path}"
     );
 }
 

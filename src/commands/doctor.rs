@@ -2,6 +2,8 @@
 //! recovery depends on, one line per check with what to change when it fails. Every judgement is
 //! the relay's own: the same placement, PID-namespace, cgroup and auto-remove rules.
 
+mod agent;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -10,7 +12,6 @@ use crate::agent_container::{AgentContainer, PidNamespace};
 use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
-use crate::mesos::container::{self, Verdict};
 use crate::mesos::executor::{stock_beside, ExecutorKind};
 use crate::sibling::engine::{DaemonFacts, Engine, HostFacts};
 use crate::sibling::placement::{
@@ -78,7 +79,9 @@ pub fn main(
             Settings::default()
         }
     };
-    super::runtime()?.block_on(run_checks(&settings, work_dir, launcher_dir, &mut checks));
+    let (agent_checks, judged) = agent::checks(work_dir, launcher_dir);
+    checks.extend(agent_checks);
+    super::runtime()?.block_on(run_checks(&settings, work_dir, &judged, &mut checks));
     if json {
         super::print_json(&checks)?;
     } else {
@@ -123,7 +126,7 @@ fn config_check(file: Option<&Path>, work_dir: &Path) -> Check {
 async fn run_checks(
     settings: &Settings,
     work_dir: &Path,
-    launcher_dir: &Path,
+    judged: &agent::Judged,
     checks: &mut Vec<Check>,
 ) {
     let endpoint = &settings.docker_host;
@@ -203,10 +206,10 @@ async fn run_checks(
     let own_binary = crate::proc::own_binary().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let placement = Placement::resolve(settings, agent.as_ref(), work_dir, &own_binary);
     checks.push(work_dir_check(work_dir, &placement.work_dir_host));
-    checks.extend(image_checks(settings, &engine, &placement, launcher_dir).await);
+    checks.extend(image_checks(settings, &engine, &placement, &judged.launcher_dir).await);
     checks.push(docker_socket_check(settings, agent.as_ref(), &placement));
     checks.push(cgroups_check(settings, &host.cgroup_driver));
-    checks.push(isolators_check());
+    checks.push(agent::isolators_check(judged.flags.as_ref()));
 }
 
 /// What a restart of the daemon does to the executors here (see the README's *Docker daemon
@@ -289,90 +292,6 @@ fn docker_socket_check(
 
 /// Which cgroup placement applies on this host, and what it means (the relay's own rule, read
 /// from the same `/proc/self/cgroup` and the same Docker facts).
-/// The isolators of the Mesos agent process visible from here, each with what the shim does with
-/// it (the relay's own table, [`container::isolator_verdict`]); and `--switch_user`, which runs
-/// executors as the framework's user.
-fn isolators_check() -> Check {
-    const CHECK: &str = "isolators";
-    let Some(cmdline) = mesos_agent_cmdline() else {
-        return pass(
-            CHECK,
-            "no mesos-agent process is visible here; run doctor where the agent runs to judge its isolators",
-        );
-    };
-    let flag = |name: &str| {
-        let prefix = format!("--{name}=");
-        cmdline
-            .iter()
-            .rev()
-            .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
-    };
-    let isolation = flag("isolation").unwrap_or_else(|| "posix/cpu,posix/mem".into());
-    let (mut carried, mut handed_back, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
-    for isolator in isolation.split(',').filter(|i| !i.is_empty()) {
-        match container::isolator_verdict(isolator) {
-            (Verdict::Carried, _) => carried.push(isolator.to_string()),
-            (Verdict::HandedBack, why) => handed_back.push(format!("{isolator} ({why})")),
-            (Verdict::NotCarried, why) => unknown.push(format!("{isolator} ({why})")),
-        }
-    }
-    let switch_user = !cmdline
-        .iter()
-        .any(|a| a == "--no-switch_user" || a == "--switch_user=false");
-    if switch_user {
-        handed_back.push(
-            "--switch_user (the default: a framework's executor runs as its user; one that is not root is handed \
-             back or refused)"
-                .into(),
-        );
-    }
-    if let Some(logger) = flag("container_logger").filter(|l| !l.is_empty()) {
-        carried.push(format!(
-            "--container_logger={logger} (through the shim while it lives; after, sandbox files rotated at sandbox_output_max_bytes)"
-        ));
-    }
-    let detail = format!(
-        "carried: {}",
-        if carried.is_empty() {
-            "none".into()
-        } else {
-            carried.join(", ")
-        }
-    );
-    if handed_back.is_empty() && unknown.is_empty() {
-        return pass(CHECK, detail);
-    }
-    let mut warning = Vec::new();
-    if !handed_back.is_empty() {
-        warning.push(format!(
-            "handed back or refused: {}",
-            handed_back.join("; ")
-        ));
-    }
-    if !unknown.is_empty() {
-        warning.push(format!("not carried: {}", unknown.join("; ")));
-    }
-    warn(CHECK, detail, warning.join("; "))
-}
-
-/// The arguments of a `mesos-agent` (or `mesos-slave`) process visible here.
-fn mesos_agent_cmdline() -> Option<Vec<String>> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let path = entry.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if matches!(comm.trim(), "mesos-agent" | "mesos-slave") {
-            let raw = std::fs::read(path.join("cmdline")).ok()?;
-            return Some(
-                raw.split(|b| *b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect(),
-            );
-        }
-    }
-    None
-}
-
 fn cgroups_check(settings: &Settings, driver: &str) -> Check {
     let own = match crate::proc::read_self("cgroup") {
         Ok(text) => text,
