@@ -28,7 +28,8 @@
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
-//! - [`error`]: the shim's failure classes and their exit statuses; [`logging`]: its log.
+//! - [`error`]: the shim's failure classes and their exit statuses; [`logging`]: its log;
+//!   [`runtime`]: the one-thread async runtime its async parts run on.
 
 pub mod agent_container;
 pub mod cli;
@@ -43,6 +44,7 @@ pub mod no_follow;
 pub mod output;
 pub mod proc;
 pub mod relay;
+pub mod runtime;
 pub mod sibling;
 pub mod sibling_init;
 #[cfg(test)]

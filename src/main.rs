@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     // The relay once only waiting is left, re-executed under this name. It was started with an
     // empty environment (its arguments carry all it needs); cleared all the same, before anything
     // could read it.
-    if argv0 == mesos_executor_shim::relay::waiting::WAIT_ARG {
+    if argv0 == mesos_executor_shim::relay::handover::WAIT_ARG {
         launch_env::take();
         return leave(commands::wait::main(&argv));
     }

@@ -363,7 +363,7 @@ impl ShimOutput {
     }
 
     /// The pipes, per stream (stdout, stderr), `None` where a stream is done: what the waiting
-    /// mode inherits (see [`crate::relay::waiting::Handover`]).
+    /// mode inherits (see [`crate::relay::handover::Handover`]).
     pub fn pipes(&self) -> [Option<BorrowedFd<'_>>; 2] {
         [0, 1].map(|i| self.streams[i].as_ref().map(AsFd::as_fd))
     }

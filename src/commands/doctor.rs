@@ -81,7 +81,12 @@ pub fn main(
     };
     let (agent_checks, judged) = agent::checks(work_dir, launcher_dir);
     checks.extend(agent_checks);
-    super::runtime()?.block_on(run_checks(&settings, work_dir, &judged, &mut checks));
+    crate::runtime::current_thread()?.block_on(run_checks(
+        &settings,
+        work_dir,
+        &judged,
+        &mut checks,
+    ));
     if json {
         super::print_json(&checks)?;
     } else {

@@ -45,7 +45,7 @@ pub fn main(
     json: bool,
 ) -> Result<u8, ShimError> {
     let settings = super::operator_settings(config)?.settings;
-    super::runtime()?.block_on(async {
+    crate::runtime::current_thread()?.block_on(async {
         let engine = super::connect(&settings).await?;
         let one_pass = || pass(&engine, dry_run, labels, json);
         let Some(period) = every else {

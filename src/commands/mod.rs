@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::config::{self, Loaded};
-use crate::error::{fail, Classify, Failure, ShimError};
+use crate::error::{Classify, Failure, ShimError};
 use crate::sibling::engine::{Engine, Patience};
 use crate::sibling::spec::SIBLING_MARKER_MOUNT;
 
@@ -34,18 +34,6 @@ pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
         config::load_for_operator(config, docker_host.as_deref()).classify(Failure::Config)?;
     crate::logging::init("warn", loaded.settings.log_format);
     Ok(loaded)
-}
-
-pub fn runtime() -> Result<tokio::runtime::Runtime, ShimError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            fail(
-                Failure::Software,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })
 }
 
 pub async fn connect(settings: &config::Settings) -> Result<Engine, ShimError> {
@@ -78,7 +66,7 @@ pub enum Leave {
     /// process).
     Signal(nix::sys::signal::Signal, u8),
     /// Become the waiting mode (see [`crate::relay::waiting`]).
-    Wait(Box<crate::relay::waiting::Handover>),
+    Wait(Box<crate::relay::handover::Handover>),
 }
 
 impl Leave {

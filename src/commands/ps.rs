@@ -12,7 +12,7 @@ use crate::sibling::inventory::{self, ForeignContainer, ForkedPid, SiblingEntry}
 
 pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, ShimError> {
     let settings = super::operator_settings(config)?.settings;
-    let inventory = super::runtime()?.block_on(async {
+    let inventory = crate::runtime::current_thread()?.block_on(async {
         let engine = super::connect(&settings).await?;
         inventory::list(&engine, labels, &[])
             .await

@@ -119,7 +119,7 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
             &launch, &settings, &obstacles,
         ));
     }
-    let runtime = match super::runtime() {
+    let runtime = match crate::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => return report(e),
     };

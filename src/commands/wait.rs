@@ -4,7 +4,8 @@
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 
-use crate::relay::waiting::{self, Handover, WAIT_ARG};
+use crate::relay::handover::{Handover, WAIT_ARG};
+use crate::relay::waiting;
 
 /// Re-executes this binary into the waiting mode; returns only if that fails, having waited in
 /// place instead. The waiting mode starts with an empty environment: its arguments carry all it

@@ -8,7 +8,8 @@
 //!   drive it with fakes; [`plan`]: what the launch does besides running the sibling.
 //! - [`handback`]: what a sibling cannot carry of the launch's Mesos container: handed back to
 //!   the stock executor, or refused, before anything is made.
-//! - [`waiting`]: the small mode the shim re-executes into once only waiting is left.
+//! - [`waiting`]: the small mode the shim re-executes into once only waiting is left, and
+//!   [`handover`]: what the relay hands it across the `exec`.
 //! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
 //! - [`signals`]: the signals passed on to the executor, blocked from the first instant and read
 //!   from a signalfd.
@@ -19,6 +20,7 @@
 pub mod effects;
 pub mod forked_pid;
 pub mod handback;
+pub mod handover;
 pub mod launch;
 pub mod plan;
 pub mod prepare;

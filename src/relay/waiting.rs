@@ -11,158 +11,15 @@
 //! The forwarded signals stay blocked across the `exec`, so none is lost: they wait in the new
 //! signalfd.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::config::{DockerEndpoint, LogFormat};
-use crate::output::ShimOutput;
-use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity, WATCH_POLL};
+use crate::proc::WATCH_POLL;
+use crate::relay::handover::Handover;
 use crate::relay::supervise::ExecutorExit;
-
-/// The first argument that runs the binary in this mode.
-pub const WAIT_ARG: &str = "mesos-executor-shim-wait";
-
-/// What the waiting shim needs of its launch, and nothing more.
-#[derive(Debug)]
-pub struct Handover {
-    pub process: ProcessHandle,
-    /// The executor's output pipes, when it comes through the shim (see [`crate::output`]).
-    pub output: Option<ShimOutput>,
-    pub sibling_id: String,
-    pub sibling_name: String,
-    /// The daemon removes the sibling once it exits.
-    pub auto_removed: bool,
-    pub exit_record: PathBuf,
-    pub endpoint: DockerEndpoint,
-    pub log_level: String,
-    pub log_format: LogFormat,
-}
-
-impl Handover {
-    /// The arguments that follow [`WAIT_ARG`]; the pidfd, if any, must stay open across the
-    /// `exec` (see [`Handover::keep_across_exec`]).
-    pub fn to_args(&self) -> Vec<String> {
-        let process = match &self.process {
-            ProcessHandle::Pidfd(pidfd) => format!("pidfd:{}", pidfd.as_raw_fd()),
-            ProcessHandle::Poll(identity) => format!("poll:{identity}"),
-        };
-        vec![
-            format!("process={process}"),
-            format!("output={}", self.output_arg()),
-            format!("sibling-id={}", self.sibling_id),
-            format!("sibling-name={}", self.sibling_name),
-            format!("auto-removed={}", self.auto_removed),
-            format!("exit-record={}", self.exit_record.display()),
-            format!("endpoint={}", self.endpoint),
-            format!("log-level={}", self.log_level),
-            format!(
-                "log-format={}",
-                match self.log_format {
-                    LogFormat::Text => "text",
-                    LogFormat::Json => "json",
-                }
-            ),
-        ]
-    }
-
-    /// The output pipes' numbers, `<out>,<err>` (a stream that is done as `-`), or `none`.
-    fn output_arg(&self) -> String {
-        let Some(output) = &self.output else {
-            return "none".into();
-        };
-        output
-            .pipes()
-            .map(|p| p.map_or("-".into(), |fd| fd.as_raw_fd().to_string()))
-            .join(",")
-    }
-
-    /// Clears close-on-exec on the pidfd and the output pipes, so that the waiting mode inherits
-    /// them.
-    pub fn keep_across_exec(&self) -> std::io::Result<()> {
-        let pipes = self
-            .output
-            .iter()
-            .flat_map(|o| o.pipes().into_iter().flatten());
-        let pidfd = self.process.pidfd().map(AsFd::as_fd);
-        for fd in pipes.chain(pidfd) {
-            nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Reads the arguments that follow [`WAIT_ARG`]. Takes ownership of the inherited pidfd.
-    pub fn parse(args: &[String]) -> Result<Handover, String> {
-        let get = |key: &str| {
-            args.iter()
-                .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))
-                .ok_or_else(|| format!("no {key}="))
-        };
-        let process = get("process")?;
-        let process = if let Some(fd) = process.strip_prefix("pidfd:") {
-            ProcessHandle::Pidfd(Pidfd::from(take_inherited(fd, "pidfd")?))
-        } else if let Some(identity) = process.strip_prefix("poll:") {
-            ProcessHandle::Poll(identity.parse::<ProcessIdentity>()?)
-        } else {
-            return Err(format!("bad process={process}"));
-        };
-        let output = match get("output") {
-            Ok("none") | Err(_) => None,
-            Ok(numbers) => {
-                let numbers: Vec<&str> = numbers.split(',').collect();
-                let [out, err] = numbers[..] else {
-                    return Err(format!("bad output={}", numbers.join(",")));
-                };
-                let pipe = |n: &str| {
-                    (n != "-")
-                        .then(|| take_inherited(n, "output pipe"))
-                        .transpose()
-                };
-                Some(ShimOutput::from_pipes([pipe(out)?, pipe(err)?])?)
-            }
-        };
-        Ok(Handover {
-            process,
-            output,
-            sibling_id: get("sibling-id")?.to_string(),
-            sibling_name: get("sibling-name")?.to_string(),
-            auto_removed: get("auto-removed")? == "true",
-            exit_record: PathBuf::from(get("exit-record")?),
-            endpoint: DockerEndpoint::parse(get("endpoint")?)?,
-            log_level: get("log-level")?.to_string(),
-            log_format: match get("log-format")? {
-                "json" => LogFormat::Json,
-                _ => LogFormat::Text,
-            },
-        })
-    }
-}
-
-/// Takes over descriptor `number`, handed to this process across the `exec` (`what` names it in
-/// errors): it must be open; it is close-on-exec again from here.
-fn take_inherited(number: &str, what: &str) -> Result<OwnedFd, String> {
-    let fd: RawFd = number
-        .parse()
-        .map_err(|_| format!("bad {what} {number:?}"))?;
-    // SAFETY: only borrowed for one fcntl, which fails harmlessly on a closed number.
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD)
-        .map_err(|e| format!("{what} {fd} is not open: {e}"))?;
-    // SAFETY: the descriptor is open (checked above) and was handed to this process, which owns
-    // it from here on; nothing else in it refers to it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let _ = nix::fcntl::fcntl(
-        owned.as_fd(),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
-    Ok(owned)
-}
 
 /// Waits for the sibling's process to exit, passing the forwarded signals on to it and copying
 /// the executor's output, if it comes through the shim. Returns once it has exited.
@@ -232,7 +89,7 @@ pub fn finish(handover: &Handover) -> ExecutorExit {
     if let (Some(exit), true) = (recorded, handover.auto_removed) {
         return exit;
     }
-    let runtime = match crate::commands::runtime() {
+    let runtime = match crate::runtime::current_thread() {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!(error = %e, "cannot finish with the daemon");
@@ -246,82 +103,4 @@ pub fn finish(handover: &Handover) -> ExecutorExit {
         handover.auto_removed,
         recorded,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn handover(process: ProcessHandle) -> Handover {
-        Handover {
-            process,
-            output: None,
-            sibling_id: "abc".into(),
-            sibling_name: "executor-mesos-C".into(),
-            auto_removed: true,
-            exit_record: "/w/s/.mesos-executor-shim.exit".into(),
-            endpoint: DockerEndpoint::parse("unix:///var/run/docker.sock").unwrap(),
-            log_level: "debug".into(),
-            log_format: LogFormat::Json,
-        }
-    }
-
-    #[test]
-    fn what_is_handed_over_comes_back_whole() {
-        let me = ProcessIdentity::current().unwrap();
-        let sent = handover(ProcessHandle::Poll(me));
-        let back = Handover::parse(&sent.to_args()).unwrap();
-        assert!(matches!(back.process, ProcessHandle::Poll(id) if id == me));
-        assert_eq!(
-            (back.sibling_id.as_str(), back.sibling_name.as_str()),
-            ("abc", "executor-mesos-C")
-        );
-        assert!(back.auto_removed);
-        assert_eq!(back.exit_record, sent.exit_record);
-        assert_eq!(back.endpoint, sent.endpoint);
-        assert_eq!(back.log_level, "debug");
-        assert_eq!(back.log_format, LogFormat::Json);
-        let pidfd = Pidfd::open(std::process::id()).unwrap();
-        let sent = handover(ProcessHandle::Pidfd(pidfd));
-        sent.keep_across_exec().unwrap();
-        let args = sent.to_args();
-        // The same descriptor, taken over: the sender lets go of it first.
-        std::mem::forget(sent);
-        let back = Handover::parse(&args).unwrap();
-        assert!(back.process.pidfd().is_some());
-        assert!(!back.process.has_exited());
-    }
-
-    #[test]
-    fn the_output_pipes_are_handed_over_in_their_places() {
-        let (read, _write) = nix::unistd::pipe().unwrap();
-        let mut sent = handover(ProcessHandle::Poll(ProcessIdentity::current().unwrap()));
-        sent.output = Some(ShimOutput::from_pipes([None, Some(read)]).unwrap());
-        sent.keep_across_exec().unwrap();
-        let args = sent.to_args();
-        let number = sent.output.as_ref().unwrap().pipes()[1]
-            .unwrap()
-            .as_raw_fd();
-        assert!(args.contains(&format!("output=-,{number}")), "{args:?}");
-        std::mem::forget(sent);
-        let back = Handover::parse(&args).unwrap();
-        let pipes = back.output.as_ref().unwrap().pipes();
-        assert!(pipes[0].is_none());
-        assert_eq!(pipes[1].unwrap().as_raw_fd(), number);
-        // Not a pipe: refused.
-        let file = std::fs::File::open("/proc/self/status").unwrap();
-        let mut args = args.clone();
-        args[1] = format!("output={},-", file.as_raw_fd());
-        let e = Handover::parse(&args).unwrap_err();
-        assert!(e.contains("is not a pipe"), "{e}");
-        std::mem::forget(file);
-    }
-
-    #[test]
-    fn a_closed_descriptor_is_refused() {
-        let mut args = handover(ProcessHandle::Poll(ProcessIdentity::current().unwrap())).to_args();
-        args[0] = "process=pidfd:987654".into();
-        let e = Handover::parse(&args).unwrap_err();
-        assert!(e.contains("not open"), "{e}");
-    }
 }
