@@ -46,7 +46,7 @@ use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNAL
 /// `env` is the executor's environment (the sibling's, the task's): this process, root in the
 /// sibling, has none of its own (see [`crate::launch_env`]).
 pub fn run(args: &InitArgs, env: &LaunchEnv) -> u8 {
-    let (status, output) = match supervise(args, env) {
+    let (status, output) = match run_executor(args, env) {
         Ok(ended) => ended,
         Err(failure) => {
             tracing::error!("{}", failure.message);
@@ -77,11 +77,11 @@ fn failure(status: i32, message: String) -> InitFailure {
     }
 }
 
-fn supervise(
+/// Starts the executor and runs it to its exit: what the init is for, step by step.
+fn run_executor(
     args: &InitArgs,
     env: &LaunchEnv,
 ) -> Result<(ExitRecord, Option<InitOutput>), InitFailure> {
-    let sys = |what: &str, e: Errno| failure(70, format!("{what}: {e}"));
     // First, before any other descriptor is made: the pipes' read ends take fixed numbers.
     let relayed = match &args.output {
         Some(relay) => Some(
@@ -90,26 +90,63 @@ fn supervise(
         ),
         None => None,
     };
-    nix::sys::prctl::set_child_subreaper(true).map_err(|e| sys("becoming a child subreaper", e))?;
-    // Blocked before the executor exists, so that none of its signals (nor its SIGCHLD) is lost:
-    // they wait in the signalfd.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| sys_failure("becoming a child subreaper", e))?;
+    let (signals, mask) = block_signals(relayed.is_some())?;
+    let (executor, output) = start_executor(args, env, relayed, mask)?;
+    // Whoever reads the output while it lives (the shim); the init reads it once it is gone.
+    let reader = match (&args.output, &output) {
+        (Some(relay), Some(_)) => Watched::start(&relay.reader).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot tell whether the shim lives: the init writes the executor's output to the sandbox");
+            Watched(None)
+        }),
+        _ => Watched(None),
+    };
+    let running = Running {
+        executor,
+        output,
+        watch: args.watch.as_ref().map_or(Watch::Done, Watch::start),
+        reader,
+        signals,
+    };
+    running.until_exit()
+}
+
+fn sys_failure(what: &str, e: Errno) -> InitFailure {
+    failure(70, format!("{what}: {e}"))
+}
+
+/// Blocks SIGCHLD and the forwarded signals (and [`RETURN_SIGNAL`] where the output goes
+/// through the shim) before the executor exists, so that none is lost: they wait in the
+/// returned signalfd.
+fn block_signals(output_relayed: bool) -> Result<(SignalFd, SigSet), InitFailure> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for signal in FORWARDED_SIGNALS {
         mask.add(signal);
     }
-    if relayed.is_some() {
+    if output_relayed {
         mask.add(RETURN_SIGNAL);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
-        .map_err(|e| sys("blocking signals", e))?;
+        .map_err(|e| sys_failure("blocking signals", e))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| sys("opening a signalfd", e))?;
+        .map_err(|e| sys_failure("opening a signalfd", e))?;
+    Ok((signals, mask))
+}
 
+/// Starts the executor with `env` as its whole environment and its output in the pipes
+/// (`relayed`) or appended to the sandbox files; `mask` is unblocked in it.
+fn start_executor(
+    args: &InitArgs,
+    env: &LaunchEnv,
+    relayed: Option<(InitOutput, [std::os::fd::OwnedFd; 2])>,
+    mask: SigSet,
+) -> Result<(Pid, Option<InitOutput>), InitFailure> {
     let configured = Path::new(&args.executor[0]);
     let executor =
         executor_to_run(configured, crate::proc::is_own_binary).map_err(|e| failure(127, e))?;
-    let (mut output, stdout, stderr) = match relayed {
+    let (output, stdout, stderr) = match relayed {
         Some((output, [out, err])) => (Some(output), Stdio::from(out), Stdio::from(err)),
         None => (
             None,
@@ -134,65 +171,101 @@ fn supervise(
                 .map_err(std::io::Error::from)
         });
     }
-    let child = command.spawn().map_err(|e| {
-        let status = match e.kind() {
-            std::io::ErrorKind::NotFound => 127,
-            std::io::ErrorKind::PermissionDenied => 126,
-            _ => 70,
-        };
-        failure(
-            status,
-            format!(
-                "cannot run the executor {}: {e}; set \"executor\" (\"docker_executor\") in the \
-                 configuration file to its path in the executor image",
-                executor.display()
-            ),
-        )
-    })?;
+    let child = command.spawn().map_err(|e| cannot_run(&executor, e))?;
     // The sandbox files are the executor's now: the init keeps no copy of them open.
     drop(command);
-    let executor_pid = Pid::from_raw(child.id() as i32);
     tracing::info!(
         executor = %executor.display(),
         pid = child.id(),
         protocol = args.protocol,
         "sibling init started the executor"
     );
-    let mut watch = match &args.watch {
-        Some(watch) => Watch::start(watch),
-        None => Watch::Done,
+    Ok((Pid::from_raw(child.id() as i32), output))
+}
+
+/// The executor could not be started: the status a shell would give (127 not found, 126 not
+/// executable, else 70), and what to do.
+fn cannot_run(executor: &Path, e: std::io::Error) -> InitFailure {
+    let status = match e.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        std::io::ErrorKind::PermissionDenied => 126,
+        _ => 70,
     };
-    // Whoever reads the output while it lives (the shim); the init reads it once it is gone.
-    let reader = match (&args.output, &output) {
-        (Some(relay), Some(_)) => Watched::start(&relay.reader).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot tell whether the shim lives: the init writes the executor's output to the sandbox");
-            Watched(None)
-        }),
-        _ => Watched(None),
-    };
-    loop {
-        // Judged before each sleep, the first one included: a process already gone when the
-        // watch started (the agent killed, or the shim destroyed, while this init was still
-        // starting the executor) has no pidfd to wake the poll, and would not be judged until
-        // some other event came.
-        if watch.step() {
-            let _ = nix::sys::signal::kill(executor_pid, Signal::SIGKILL);
+    failure(
+        status,
+        format!(
+            "cannot run the executor {}: {e}; set \"executor\" (\"docker_executor\") in the \
+             configuration file to its path in the executor image",
+            executor.display()
+        ),
+    )
+}
+
+/// The executor running: what the init holds while it waits for its exit.
+struct Running {
+    executor: Pid,
+    output: Option<InitOutput>,
+    watch: Watch,
+    /// The shim, while it reads the output.
+    reader: Watched,
+    signals: SignalFd,
+}
+
+impl Running {
+    /// One `poll(2)` per turn: judge the watch, sleep until something happens, pass signals on,
+    /// copy output, reap. Returns the executor's exit once its leftovers are ended.
+    fn until_exit(mut self) -> Result<(ExitRecord, Option<InitOutput>), InitFailure> {
+        loop {
+            // Judged before each sleep, the first one included: a process already gone when the
+            // watch started (the agent killed, or the shim destroyed, while this init was still
+            // starting the executor) has no pidfd to wake the poll, and would not be judged
+            // until some other event came.
+            self.judge();
+            self.sleep()?;
+            self.pass_signals_on();
+            if let Some(output) = self.output.as_mut() {
+                output.pump(false);
+            }
+            if let Some(record) = reap(self.executor) {
+                let handed_back = end_leftovers(&self.signals);
+                if let Some(output) = self.output.as_mut() {
+                    // Whoever reads last: the shim, if it still does, else this init.
+                    output.own |= handed_back || self.reader.gone();
+                }
+                return Ok((record, self.output));
+            }
         }
-        if let Some(output) = output.as_mut().filter(|o| !o.own) {
-            if reader.gone() {
+    }
+
+    /// Ends the executor where the watch says so; takes the output over from a shim gone.
+    fn judge(&mut self) {
+        if self.watch.executor_is_to_end() {
+            let _ = nix::sys::signal::kill(self.executor, Signal::SIGKILL);
+        }
+        if let Some(output) = self.output.as_mut().filter(|o| !o.own) {
+            if self.reader.gone() {
                 tracing::info!("the shim no longer reads the executor's output: the init writes it to the sandbox files");
                 output.own = true;
             }
         }
-        let reader_polls = output.as_ref().is_some_and(|o| !o.own) && reader.polls();
-        let timeout = watch.timeout(reader_polls);
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        let watched = watch.fds();
+    }
+
+    /// Sleeps in one `poll(2)` until a signal, a watched process's exit or output comes (or a
+    /// settle time, or a watch without pidfds, is due).
+    fn sleep(&self) -> Result<(), InitFailure> {
+        let relaying = self.output.as_ref().is_some_and(|o| !o.own);
+        let timeout = self.watch.timeout(relaying && self.reader.polls());
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let watched = self.watch.fds();
         fds.extend(watched.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
-        if let Some(output) = &output {
-            if !output.own {
-                fds.extend(reader.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-            }
+        if relaying {
+            fds.extend(
+                self.reader
+                    .fd()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
+        }
+        if let Some(output) = &self.output {
             fds.extend(
                 output
                     .fds()
@@ -201,18 +274,22 @@ fn supervise(
             );
         }
         match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(sys("waiting", e)),
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(sys_failure("waiting", e)),
         }
-        drop(fds);
-        while let Ok(Some(info)) = signals.read_signal() {
+    }
+
+    /// Passes the signals that came on to the executor; [`RETURN_SIGNAL`] gives the init the
+    /// output.
+    fn pass_signals_on(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
             let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
                 continue;
             };
             if signal == Signal::SIGCHLD {
                 continue;
             }
-            if let (Some(output), RETURN_SIGNAL) = (output.as_mut(), signal) {
+            if let (Some(output), RETURN_SIGNAL) = (self.output.as_mut(), signal) {
                 tracing::info!("the shim handed the executor's output back: the init writes it to the sandbox files");
                 output.own = true;
                 continue;
@@ -221,18 +298,7 @@ fn supervise(
                 signal = signal.as_str(),
                 "passing signal on to the executor"
             );
-            let _ = nix::sys::signal::kill(executor_pid, signal);
-        }
-        if let Some(output) = output.as_mut() {
-            output.pump(false);
-        }
-        if let Some(record) = reap(executor_pid) {
-            let handed_back = end_leftovers(&signals);
-            if let Some(output) = output.as_mut() {
-                // Whoever reads last: the shim, if it still does, else this init.
-                output.own |= handed_back || reader.gone();
-            }
-            return Ok((record, output));
+            let _ = nix::sys::signal::kill(self.executor, signal);
         }
     }
 }
@@ -438,7 +504,7 @@ impl Watch {
     }
 
     /// Moves on with what has happened; true when the executor is to be ended.
-    fn step(&mut self) -> bool {
+    fn executor_is_to_end(&mut self) -> bool {
         match std::mem::replace(self, Watch::Done) {
             Watch::Watching {
                 shim,
