@@ -1,8 +1,10 @@
 //! `gc`: removes siblings that have exited, whose run the agent marked completed or whose run's
 //! meta directory is gone, and those left by a launch that died half-way (see
-//! [`inventory::collect_reason`]). A running executor of a live run, or of a run that cannot be
-//! judged from where `gc` runs, is never touched, and every sibling is judged again right
-//! before it is removed. A container is a sibling only as [`crate::sibling::identity::judge`]
+//! [`inventory::verdict`]): only what it can prove dead, whatever release made it. A running
+//! executor of a live run, or of a run that cannot be judged from where `gc` runs, is never
+//! touched; nor is a sibling whose labels it cannot read (newer than it, see
+//! [`crate::sibling::label_sets`]), which it names with the reason; where host pids are not
+//! seen, no pid is judged dead. Every sibling is judged again right before it is removed. A container is a sibling only as [`crate::sibling::identity::judge`]
 //! decides, however it is labelled: anything else is never removed, and no path its labels name
 //! is opened.
 
@@ -15,7 +17,7 @@ use crate::error::{Classify, Failure, ShimError};
 use crate::mesos::checkpoint;
 use crate::proc::process_gone;
 use crate::sibling::engine::Engine;
-use crate::sibling::inventory::{self, Collect};
+use crate::sibling::inventory::{self, CannotJudge, Collect, Inventory, SiblingEntry, Verdict};
 
 /// What `gc` did with a sibling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,6 +27,13 @@ enum Done {
     /// `--dry-run`.
     WouldRemove,
     Failed,
+}
+
+/// A sibling `gc` kept because it could not judge it.
+#[derive(Debug)]
+struct Kept {
+    name: String,
+    cannot_judge: CannotJudge,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,36 +87,32 @@ async fn pass(
     let inventory = inventory::list(engine, labels, &[])
         .await
         .classify(Failure::Unavailable)?;
-    let visible = inventory.host_pids_visible;
+    super::say_if_pids_unseen(&inventory.host_pids, json)?;
+    let visible = inventory.host_pids.seen();
     let mut actions = Vec::new();
+    let mut kept = Vec::new();
     for entry in &inventory.entries {
         if !dry_run {
             // A shim that died mid-rewrite leaves its complete temp file beside forked.pid. Its
             // writer is judged by the rule siblings' shims are: never from where host pids are
-            // not visible, which would take a live shim's rewrite for a dead one's.
+            // not seen, which would take a live shim's rewrite for a dead one's.
             if let Some(path) = &entry.forked_pid_path {
                 checkpoint::remove_stale_temp_files(path, |writer| process_gone(writer, visible));
             }
         }
-        let Some(reason) = inventory::collect_reason(entry) else {
-            continue;
-        };
-        let (action, error) = if dry_run {
-            (Done::WouldRemove, None)
-        } else {
-            // Judged again right before the removal: a relaunch may have adopted it, its shim
-            // may have checkpointed it, since the listing.
-            match inventory.recheck(engine, entry).await {
-                Ok(Some(now)) if inventory::collect_reason(&now).is_some() => {
-                    match engine.remove(&entry.docker_id).await {
-                        Ok(()) => (Done::Removed, None),
-                        Err(e) => (Done::Failed, Some(format!("{e:#}"))),
-                    }
-                }
-                // Gone meanwhile, or no longer to be collected: nothing to do.
-                Ok(_) => continue,
-                Err(e) => (Done::Failed, Some(format!("{e:#}"))),
+        let reason = match inventory::verdict(entry) {
+            Verdict::Collect(reason) => reason,
+            Verdict::Keep => continue,
+            Verdict::CannotJudge(why) => {
+                kept.push(Kept {
+                    name: entry.name.clone(),
+                    cannot_judge: why,
+                });
+                continue;
             }
+        };
+        let Some((action, error)) = act(engine, &inventory, entry, dry_run).await else {
+            continue;
         };
         actions.push(Action {
             name: entry.name.clone(),
@@ -117,31 +122,82 @@ async fn pass(
             error,
         });
     }
-    if json {
-        super::print_json(&actions)?;
-    } else {
-        for a in &actions {
-            let reason = a.reason.describe();
-            let name = super::printable(&a.name);
-            super::print(match (&a.action, &a.error) {
-                (Done::Removed, _) => format!("removed {name} ({reason})"),
-                (Done::WouldRemove, _) => format!("would remove {name} ({reason})"),
-                (Done::Failed, e) => format!(
-                    "failed to remove {name} ({reason}): {}",
-                    super::printable(e.as_deref().unwrap_or_default())
-                ),
-            })?;
-        }
-        let kept = inventory.entries.len() - actions.len();
-        super::print(format!(
-            "{} sibling(s) collected, {kept} kept, {} labelled as siblings but not ones left alone",
-            actions.len(),
-            inventory.foreign.len()
-        ))?;
-    }
+    report(&actions, &kept, &inventory, json)?;
     Ok(if actions.iter().any(|a| a.action == Done::Failed) {
         1
     } else {
         0
     })
+}
+
+/// Removes `entry` (or says it would), judged again right before: a relaunch may have adopted
+/// it, its shim may have checkpointed it, since the listing. `None`: gone meanwhile, or no
+/// longer to be collected.
+async fn act(
+    engine: &Engine,
+    inventory: &Inventory,
+    entry: &SiblingEntry,
+    dry_run: bool,
+) -> Option<(Done, Option<String>)> {
+    if dry_run {
+        return Some((Done::WouldRemove, None));
+    }
+    match inventory.recheck(engine, entry).await {
+        Ok(Some(now)) if inventory::collect_reason(&now).is_some() => {
+            match engine.remove(&entry.docker_id).await {
+                Ok(()) => Some((Done::Removed, None)),
+                Err(e) => Some((Done::Failed, Some(format!("{e:#}")))),
+            }
+        }
+        Ok(_) => None,
+        Err(e) => Some((Done::Failed, Some(format!("{e:#}")))),
+    }
+}
+
+/// What a pass did, and what it kept because it could not judge it. `--json`: the actions
+/// alone, as before (a consumer of the list sees only removals); the siblings it could not
+/// judge go to the log, on stderr.
+fn report(
+    actions: &[Action],
+    kept: &[Kept],
+    inventory: &Inventory,
+    json: bool,
+) -> Result<(), ShimError> {
+    if json {
+        for k in kept {
+            tracing::warn!(
+                container = %super::printable(&k.name),
+                why = %super::printable(&k.cannot_judge.describe()),
+                "kept: cannot judge"
+            );
+        }
+        return super::print_json(&actions);
+    }
+    for a in actions {
+        let reason = a.reason.describe();
+        let name = super::printable(&a.name);
+        super::print(match (&a.action, &a.error) {
+            (Done::Removed, _) => format!("removed {name} ({reason})"),
+            (Done::WouldRemove, _) => format!("would remove {name} ({reason})"),
+            (Done::Failed, e) => format!(
+                "failed to remove {name} ({reason}): {}",
+                super::printable(e.as_deref().unwrap_or_default())
+            ),
+        })?;
+    }
+    for k in kept {
+        super::print(format!(
+            "kept {}: cannot judge: {}",
+            super::printable(&k.name),
+            super::printable(&k.cannot_judge.describe())
+        ))?;
+    }
+    super::print(format!(
+        "{} sibling(s) collected, {} kept ({} of them not judged), {} labelled as siblings but \
+         not ones left alone",
+        actions.len(),
+        inventory.entries.len() - actions.len(),
+        kept.len(),
+        inventory.foreign.len()
+    ))
 }
