@@ -579,3 +579,52 @@ fn wait_for_running_sibling(run: &Run, agent: &str) -> u32 {
     );
     pid
 }
+
+/// `gc --every` ends within seconds of SIGINT, and of SIGTERM, sent during its third pass while
+/// a request of that pass goes unanswered (a daemon that hangs, whose requests may each wait
+/// 600 s), with status 0: each pass is raced against the signals, caught once for the loop.
+#[test]
+fn gc_every_ends_promptly_on_a_signal_during_its_third_pass() {
+    use std::io::BufRead;
+    use std::time::Instant;
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let run = Run::new("gcsignal");
+        let socket = run.work_dir.join("docker.sock");
+        let proxy = common::daemons::DaemonProxy::start(&socket);
+        let mut child = Command::new(shim_bin())
+            .args(["gc", "--every", "1secs", "--json", "--label"])
+            .arg(run.scope_filter())
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        for pass in 0..2 {
+            let line = lines.next().expect("a pass").unwrap();
+            assert_eq!(line, "[]", "{signal}: pass {pass}");
+        }
+        proxy.hold();
+        wait_until(
+            "the third pass waits on the daemon",
+            Duration::from_secs(10),
+            || proxy.held() > 0,
+        );
+        let sent = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let mut status = None;
+        wait_until(
+            &format!("gc --every ends after {signal}"),
+            Duration::from_secs(5),
+            || {
+                status = child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        assert_eq!(status.unwrap().code(), Some(0), "{signal}");
+        assert!(sent.elapsed() < Duration::from_secs(5), "{signal}");
+    }
+}

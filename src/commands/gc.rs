@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::{Classify, Failure, ShimError};
 use crate::mesos::checkpoint;
@@ -57,24 +58,61 @@ pub fn main(
     super::runtime()?.block_on(async {
         let engine = super::connect(&settings).await?;
         let one_pass = || pass(&engine, dry_run, labels, json);
-        let Some(period) = every else {
-            return one_pass().await;
-        };
-        // As a loop: a failed pass is reported and retried at the next period, and SIGTERM or
-        // SIGINT ends the loop between passes.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .classify(Failure::Software)?;
-        loop {
-            if let Err(e) = one_pass().await {
-                tracing::error!(error = %e, "gc pass failed");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = term.recv() => return Ok(0),
-                _ = tokio::signal::ctrl_c() => return Ok(0),
-            }
+        match every {
+            None => one_pass().await,
+            Some(period) => every_period(period, one_pass).await,
         }
     })
+}
+
+/// `gc --every`: a pass each `period`, a failed one reported and retried at the next, until
+/// SIGTERM or SIGINT. Both are caught once, before the first pass, so that none is lost between
+/// passes; each pass and each wait is raced against them, so that the loop ends within moments
+/// at any point. A pass cut short is dropped where it waits: a removal request already sent is
+/// left to the daemon (a removal is whole or not at all), the rest of the pass is not done.
+async fn every_period<F>(period: Duration, one_pass: impl Fn() -> F) -> Result<u8, ShimError>
+where
+    F: std::future::Future<Output = Result<u8, ShimError>>,
+{
+    let mut stop = Stop::catch()?;
+    loop {
+        tokio::select! {
+            done = one_pass() => if let Err(e) = done {
+                tracing::error!(error = %e, "gc pass failed");
+            },
+            signal = stop.received() => {
+                tracing::warn!(signal, "gc stopped during a pass; the rest of it is not done");
+                return Ok(0);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.received() => return Ok(0),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, caught for the whole life of the loop.
+struct Stop {
+    term: Signal,
+    int: Signal,
+}
+
+impl Stop {
+    fn catch() -> Result<Stop, ShimError> {
+        Ok(Stop {
+            term: signal(SignalKind::terminate()).classify(Failure::Software)?,
+            int: signal(SignalKind::interrupt()).classify(Failure::Software)?,
+        })
+    }
+
+    /// The next of them, by name; a signal that came while nothing waited is kept for this.
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// One pass. Exit status 1 when a removal failed.
