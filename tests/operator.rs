@@ -628,3 +628,76 @@ fn gc_every_ends_promptly_on_a_signal_during_its_third_pass() {
         assert!(sent.elapsed() < Duration::from_secs(5), "{signal}");
     }
 }
+
+/// `gc` and `ps` in a private PID namespace on the host (`unshare --pid --fork --mount-proc`),
+/// where no pid of the host is seen and no container of their own tells them so, against a
+/// launch held in the middle of its forked.pid rewrite: its shim lives, forked.pid still names
+/// the launch helper, the shim's temp file is beside it. Neither takes a pid it cannot see for a
+/// dead one: gc removes neither the sibling nor the temp file, and both say that no pid is
+/// judged.
+#[test]
+fn gc_and_ps_in_a_private_pid_namespace_judge_no_pid() {
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "this test holds a launch at a pause point: run the README's test command \
+             (cargo test --locked --features failpoints)"
+        );
+    }
+    let run = Run::new("gcpidns");
+    let step = "during-checkpoint";
+    let agent = run.start_agent(&Agent::with_shim().set("pause_at", step.into()));
+    wait_until(
+        &format!("the shim paused at {step}\n{}", run.diagnostics(&agent)),
+        Duration::from_secs(30),
+        || {
+            run.read(run.sandbox().join("stderr"))
+                .unwrap_or_default()
+                .contains(&format!("point=\"{step}\""))
+        },
+    );
+    let sibling = run.sibling_id().expect("the sibling exists");
+    let temp_files = || {
+        std::fs::read_dir(run.forked_pid_path().parent().unwrap())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "forked.pid")
+            .count()
+    };
+    assert_eq!(temp_files(), 1, "the shim's rewrite is under way");
+    let in_private_pid_namespace = |args: &[&str]| {
+        let out = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(shim_bin())
+            .args(args)
+            .args(["--label", &run.scope_filter()])
+            .output()
+            .expect("unshare (util-linux) runs the commands in a PID namespace of their own");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (actions, log) = in_private_pid_namespace(&["gc", "--json"]);
+    assert_eq!(actions.trim(), "[]", "{log}");
+    assert!(log.contains("host pids are not seen from here"), "{log}");
+    let (report, _) = in_private_pid_namespace(&["gc"]);
+    assert_eq!(
+        report.matches("every pid is taken as alive").count(),
+        1,
+        "{report}"
+    );
+    let (listing, _) = in_private_pid_namespace(&["ps"]);
+    assert!(listing.contains("every pid is taken as alive"), "{listing}");
+    assert!(listing.contains(&run.container_id), "{listing}");
+    assert_eq!(run.sibling_id(), Some(sibling), "gc kept the sibling");
+    assert_eq!(temp_files(), 1, "gc kept the live shim's temp file");
+    assert!(run.shim_pid().is_some_and(pid_alive), "the shim lives on");
+    // From the host, where its pid is seen, the live shim's launch is kept all the same.
+    assert!(!run
+        .gc(false)
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["container_id"] == run.container_id.as_str()));
+    assert!(run.sibling_id().is_some());
+}
