@@ -701,3 +701,104 @@ fn gc_and_ps_in_a_private_pid_namespace_judge_no_pid() {
         .any(|a| a["container_id"] == run.container_id.as_str()));
     assert!(run.sibling_id().is_some());
 }
+
+/// `<pid>:<start time>` of this test process, as a shim labels its sibling with its own.
+fn own_identity() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = stat.rsplit(')').next().unwrap();
+    let start = after_name.split_whitespace().nth(19).unwrap();
+    format!("{}:{start}", std::process::id())
+}
+
+/// A running container made as the release before the `checkpoint` label (7bd4361, label
+/// set 1) made a sibling of `run`: its name, its init's command (a script standing in, which
+/// sleeps), its sandbox bound at its path, and exactly that release's labels, with `shim` and
+/// `extra` (and the test's scope). The agent made no meta run directory: the framework does
+/// not checkpoint.
+fn set_1_sibling(run: &Run, shim: &str, extra: &[String]) {
+    let sandbox = run.sandbox();
+    std::fs::create_dir_all(&sandbox).unwrap();
+    std::fs::create_dir_all(run.work_dir.join("meta/slaves")).unwrap();
+    let init = sandbox.join("init.sh");
+    std::fs::write(&init, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (sandbox, wd) = (sandbox.display(), run.work_dir.display());
+    let forked = run.forked_pid_path().display().to_string();
+    let mut labels = vec![
+        format!("io.mesos-executor-shim.sandbox={sandbox}"),
+        format!("io.mesos-executor-shim.forked-pid={forked}"),
+        "io.mesos-executor-shim.executor=mesos-executor".to_string(),
+        "io.mesos-executor-shim.init-protocol=1".to_string(),
+        format!("io.mesos-executor-shim.work-dir-host={wd}"),
+        format!("io.mesos-executor-shim.forked-pid-host={forked}"),
+        format!("io.mesos-executor-shim.shim={shim}"),
+    ];
+    labels.extend(extra.iter().cloned());
+    let mut args = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        run.sibling_name(),
+        "--mount".into(),
+        format!("type=bind,source={sandbox},target={sandbox}"),
+        "--entrypoint".into(),
+        init.display().to_string(),
+    ];
+    args.extend(run.sibling_labels(&labels));
+    args.extend([AGENT_IMAGE.to_string(), "mesos-executor-shim-init".into()]);
+    run.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// An upgrade never makes gc remove a running executor of an earlier release: a sibling with
+/// the exact labels of the release before the `checkpoint` label, of a framework that does not
+/// checkpoint, is kept while its shim lives, and kept with the reason once it is gone; a
+/// sibling whose labels are of a set newer than this release is kept with the reason, even
+/// exited.
+#[test]
+fn gc_keeps_what_it_cannot_prove_dead_whatever_release_made_it() {
+    let alive = Run::new("set1alive");
+    let scope = alive.scope.clone();
+    let gone = Run::in_scope("set1gone", &scope);
+    let newer = Run::in_scope("newerset", &scope);
+    set_1_sibling(&alive, &own_identity(), &[]);
+    set_1_sibling(&gone, "4194305:1", &[]);
+    set_1_sibling(
+        &newer,
+        "4194305:1",
+        &[
+            "io.mesos-executor-shim.label-set=4".into(),
+            "io.mesos-executor-shim.checkpoint=true".into(),
+        ],
+    );
+    newer.docker_ok(&["kill", &newer.sibling_name()]);
+    wait_until("the newer sibling exited", Duration::from_secs(20), || {
+        newer.sibling_pid().is_none()
+    });
+    assert_eq!(alive.gc(false), serde_json::json!([]), "nothing removed");
+    let out = Command::new(shim_bin())
+        .args(["gc", "--label", &alive.scope_filter()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        !report.contains(&alive.sibling_name()),
+        "a sibling whose shim lives is kept silently: {report}"
+    );
+    assert!(
+        report.lines().any(|l| l
+            .starts_with(&format!("kept {}: cannot judge", gone.sibling_name()))
+            && l.contains("do not say whether the run checkpoints")),
+        "{report}"
+    );
+    assert!(
+        report.lines().any(|l| l
+            .starts_with(&format!("kept {}: cannot judge", newer.sibling_name()))
+            && l.contains("set 4, newer than this release's 3")),
+        "{report}"
+    );
+    for run in [&alive, &gone, &newer] {
+        assert_eq!(run.containers_named_sibling().len(), 1, "{report}");
+    }
+    assert!(alive.sibling_pid().is_some() && gone.sibling_pid().is_some());
+}
