@@ -152,10 +152,16 @@ impl HostPids {
 /// ([`crate::proc::check_pid_belongs_to`]). Neither "on the host" nor `--pid=host` is taken on
 /// trust: a process in a pod or under `unshare --pid` finds no container of its own and would
 /// take itself for the host. Seen when one pid is its container's process here and none is
-/// another process; a pid not there at all may be a container that exited meanwhile. `agent`:
-/// the container this process runs in, where the daemon knows it; a PID namespace of its own
+/// another process; a pid not there at all may be a container that exited meanwhile. Where no
+/// container runs to check against, seen only from the kernel's initial PID namespace
+/// (`initial`, see [`crate::proc::in_initial_pid_namespace`]), the host's. `agent`: the
+/// container this process runs in, where the daemon knows it; a PID namespace of its own
 /// settles it.
-pub fn judge_host_pids(agent: Option<&AgentContainer>, checks: &[(String, PidCheck)]) -> HostPids {
+pub fn judge_host_pids(
+    agent: Option<&AgentContainer>,
+    checks: &[(String, PidCheck)],
+    initial: bool,
+) -> HostPids {
     if agent.map(AgentContainer::pid_namespace) == Some(PidNamespace::Private) {
         return HostPids::Unproven(
             "this process's container has a PID namespace of its own".into(),
@@ -172,12 +178,15 @@ pub fn judge_host_pids(agent: Option<&AgentContainer>, checks: &[(String, PidChe
     if checks.iter().any(|(_, c)| *c == PidCheck::Confirmed) {
         return HostPids::Seen;
     }
-    HostPids::Unproven(match checks.first() {
-        Some((container, _)) => {
-            format!("the daemon's pid of container {container} is not seen here")
-        }
-        None => "no running container's pid could be checked here".into(),
-    })
+    match checks.first() {
+        Some((container, _)) => HostPids::Unproven(format!(
+            "the daemon's pid of container {container} is not seen here"
+        )),
+        None if initial => HostPids::Seen,
+        None => HostPids::Unproven(
+            "no container runs to check against, and this is not the host's PID namespace".into(),
+        ),
+    }
 }
 
 /// Where a host path is, seen from where this process runs: the host path itself on the host,
@@ -296,27 +305,36 @@ mod tests {
         let foreign = PidCheck::Foreign("0::/init.scope".into());
         for agent in [None, Some(with("host")), Some(with("container:abc"))] {
             let agent = agent.as_ref();
-            assert_eq!(
-                judge_host_pids(agent, &check(PidCheck::Confirmed)),
-                HostPids::Seen
+            for initial in [true, false] {
+                let judged =
+                    |checks: &[(String, PidCheck)]| judge_host_pids(agent, checks, initial);
+                assert_eq!(judged(&check(PidCheck::Confirmed)), HostPids::Seen);
+                assert!(!judged(&check(PidCheck::NotVisible)).seen());
+                assert!(!judged(&check(foreign.clone())).seen());
+            }
+            assert!(
+                !judge_host_pids(agent, &[], false).seen(),
+                "no witness, no proof"
             );
-            assert!(!judge_host_pids(agent, &check(PidCheck::NotVisible)).seen());
-            assert!(!judge_host_pids(agent, &check(foreign.clone())).seen());
-            assert!(!judge_host_pids(agent, &[]).seen(), "no witness, no proof");
+            assert!(
+                judge_host_pids(agent, &[], true).seen(),
+                "nothing runs, in the host's namespace"
+            );
         }
         let mixed = vec![
             ("gone".to_string(), PidCheck::NotVisible),
             ("c1".to_string(), PidCheck::Confirmed),
         ];
         assert!(
-            judge_host_pids(None, &mixed).seen(),
+            judge_host_pids(None, &mixed, false).seen(),
             "a container that exited meanwhile"
         );
         let contradicted = vec![
             ("c1".to_string(), PidCheck::Confirmed),
             ("c2".to_string(), foreign),
         ];
-        assert!(!judge_host_pids(None, &contradicted).seen());
-        assert!(!judge_host_pids(Some(&with("")), &check(PidCheck::Confirmed)).seen());
+        assert!(!judge_host_pids(None, &contradicted, true).seen());
+        assert!(!judge_host_pids(Some(&with("")), &check(PidCheck::Confirmed), true).seen());
+        assert!(!judge_host_pids(Some(&with("")), &[], true).seen());
     }
 }

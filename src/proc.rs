@@ -155,6 +155,15 @@ pub fn process_gone(pid: u32, host_pids_visible: bool) -> bool {
         })
 }
 
+/// The inode of the kernel's initial PID namespace, fixed by the kernel (`PROC_PID_INIT_INO`).
+const INITIAL_PID_NAMESPACE: &str = "pid:[4026531836]";
+
+/// Whether this process runs in the kernel's initial PID namespace, the one a Docker daemon on
+/// the host runs in: never in a pod, a container without `--pid=host` or under `unshare --pid`.
+pub fn in_initial_pid_namespace() -> bool {
+    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INITIAL_PID_NAMESPACE)
+}
+
 /// Whether host pid `pid` is visible here and belongs to container `container_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PidCheck {
@@ -664,6 +673,16 @@ mod tests {
         assert!(
             "0:5".parse::<ProcessIdentity>().is_err(),
             "pid 0 is no process"
+        );
+    }
+
+    #[test]
+    fn the_initial_pid_namespace_is_told_by_its_fixed_inode() {
+        // The suite runs on the host, as root: the kernel's first PID namespace.
+        let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        assert_eq!(
+            in_initial_pid_namespace(),
+            ns.as_os_str() == INITIAL_PID_NAMESPACE
         );
     }
 

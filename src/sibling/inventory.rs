@@ -12,7 +12,7 @@ use crate::agent_container::{judge_host_pids, local_path_for, AgentContainer, Ho
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::{RunLayout, SENTINEL_FILE};
 use crate::no_follow::{self, PathError};
-use crate::proc::{check_pid_belongs_to, pid_liveness, ProcessIdentity};
+use crate::proc::{check_pid_belongs_to, in_initial_pid_namespace, pid_liveness, ProcessIdentity};
 use crate::sibling::engine::Engine;
 use crate::sibling::host_facts;
 use crate::sibling::identity::{self, Command, NotSibling, Observed};
@@ -245,7 +245,7 @@ async fn list_seen_from(
 }
 
 /// [`judge_host_pids`] on the host pids of the running siblings in `entries`, else (none runs)
-/// on one running container of the daemon's.
+/// on one running container of the daemon's, else on this process's PID namespace.
 async fn host_pids_here(
     engine: &Engine,
     agent: Option<&AgentContainer>,
@@ -266,7 +266,7 @@ async fn host_pids_here(
             (id.chars().take(12).collect(), check)
         })
         .collect();
-    judge_host_pids(agent, &checks)
+    judge_host_pids(agent, &checks, in_initial_pid_namespace())
 }
 
 fn foreign(
