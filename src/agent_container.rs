@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::proc::PidCheck;
 use crate::sibling::engine::Engine;
 
 /// A bind mount of the agent container: `source` on the host, `destination` inside.
@@ -130,6 +131,64 @@ pub fn host_pids_visible(agent: Option<&AgentContainer>) -> Option<bool> {
     }
 }
 
+/// Whether `ps` and `gc` see the host's pids, where they run, as they must before they take a
+/// pid for a dead process (a shim's, forked.pid's, a temp file's writer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPids {
+    /// The pid the daemon reports for a running container is that container's process here.
+    Seen,
+    /// Not shown (why, for the operator): every pid is then taken as alive.
+    Unproven(String),
+}
+
+impl HostPids {
+    pub fn seen(&self) -> bool {
+        *self == HostPids::Seen
+    }
+}
+
+/// The one judgement of [`HostPids`] for the operator's commands, from `checks`: for running
+/// containers, the pid the daemon reports (a host pid) checked against this process's `/proc`
+/// ([`crate::proc::check_pid_belongs_to`]). Neither "on the host" nor `--pid=host` is taken on
+/// trust: a process in a pod or under `unshare --pid` finds no container of its own and would
+/// take itself for the host. Seen when one pid is its container's process here and none is
+/// another process; a pid not there at all may be a container that exited meanwhile. Where no
+/// container runs to check against, seen only from the kernel's initial PID namespace
+/// (`initial`, see [`crate::proc::in_initial_pid_namespace`]), the host's. `agent`: the
+/// container this process runs in, where the daemon knows it; a PID namespace of its own
+/// settles it.
+pub fn judge_host_pids(
+    agent: Option<&AgentContainer>,
+    checks: &[(String, PidCheck)],
+    initial: bool,
+) -> HostPids {
+    if agent.map(AgentContainer::pid_namespace) == Some(PidNamespace::Private) {
+        return HostPids::Unproven(
+            "this process's container has a PID namespace of its own".into(),
+        );
+    }
+    if let Some((container, PidCheck::Foreign(_))) = checks
+        .iter()
+        .find(|(_, c)| matches!(c, PidCheck::Foreign(_)))
+    {
+        return HostPids::Unproven(format!(
+            "the daemon's pid of container {container} is another process here"
+        ));
+    }
+    if checks.iter().any(|(_, c)| *c == PidCheck::Confirmed) {
+        return HostPids::Seen;
+    }
+    match checks.first() {
+        Some((container, _)) => HostPids::Unproven(format!(
+            "the daemon's pid of container {container} is not seen here"
+        )),
+        None if initial => HostPids::Seen,
+        None => HostPids::Unproven(
+            "no container runs to check against, and this is not the host's PID namespace".into(),
+        ),
+    }
+}
+
 /// Where a host path is, seen from where this process runs: the host path itself on the host,
 /// else through the container's mounts (`None`: not visible from here).
 pub fn local_path_for(agent: Option<&AgentContainer>, host_path: &Path) -> Option<PathBuf> {
@@ -229,5 +288,53 @@ mod tests {
         assert_eq!(host_pids_visible(None), Some(true));
         assert_eq!(host_pids_visible(Some(&with("private"))), Some(false));
         assert_eq!(host_pids_visible(Some(&with("container:abc"))), None);
+    }
+
+    /// Host pids are seen only when a pid the daemon reports is its container's process here;
+    /// nothing is taken on trust, not even `--pid=host`.
+    #[test]
+    fn host_pids_are_seen_only_when_a_containers_pid_is_its_process_here() {
+        let with = |mode: &str| AgentContainer {
+            id: String::new(),
+            image: String::new(),
+            image_name: None,
+            mounts: Vec::new(),
+            pid_mode: Some(mode.into()),
+        };
+        let check = |c: PidCheck| vec![("c1".to_string(), c)];
+        let foreign = PidCheck::Foreign("0::/init.scope".into());
+        for agent in [None, Some(with("host")), Some(with("container:abc"))] {
+            let agent = agent.as_ref();
+            for initial in [true, false] {
+                let judged =
+                    |checks: &[(String, PidCheck)]| judge_host_pids(agent, checks, initial);
+                assert_eq!(judged(&check(PidCheck::Confirmed)), HostPids::Seen);
+                assert!(!judged(&check(PidCheck::NotVisible)).seen());
+                assert!(!judged(&check(foreign.clone())).seen());
+            }
+            assert!(
+                !judge_host_pids(agent, &[], false).seen(),
+                "no witness, no proof"
+            );
+            assert!(
+                judge_host_pids(agent, &[], true).seen(),
+                "nothing runs, in the host's namespace"
+            );
+        }
+        let mixed = vec![
+            ("gone".to_string(), PidCheck::NotVisible),
+            ("c1".to_string(), PidCheck::Confirmed),
+        ];
+        assert!(
+            judge_host_pids(None, &mixed, false).seen(),
+            "a container that exited meanwhile"
+        );
+        let contradicted = vec![
+            ("c1".to_string(), PidCheck::Confirmed),
+            ("c2".to_string(), foreign),
+        ];
+        assert!(!judge_host_pids(None, &contradicted, true).seen());
+        assert!(!judge_host_pids(Some(&with("")), &check(PidCheck::Confirmed), true).seen());
+        assert!(!judge_host_pids(Some(&with("")), &[], true).seen());
     }
 }

@@ -54,12 +54,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove siblings that exited, whose run completed, or whose run is gone; never a live one.
+    /// Remove siblings that exited, whose run completed, or whose run is gone; never a live one,
+    /// nor one it cannot judge (it says why).
     Gc {
         /// Say what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Keep running, one pass per period (a Mesos duration such as 5mins).
+        /// Keep running, one pass per period (a Mesos duration such as 5mins), until SIGTERM or
+        /// SIGINT.
         #[arg(long, value_parser = parse_period)]
         every: Option<Duration>,
         /// Only siblings with this label (key or key=value; repeat for all of several).

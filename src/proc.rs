@@ -98,30 +98,31 @@ impl ProcessIdentity {
         ProcessIdentity::of(std::process::id())
     }
 
-    /// Whether the process still runs: `None` when its pid is not visible from here and nothing
-    /// can be said (another PID namespace).
+    /// Whether the process still runs: `None` where host pids are not visible and nothing can
+    /// be said (another PID namespace).
     pub fn liveness(&self, host_pids_visible: bool) -> Option<bool> {
         liveness(self.pid, host_pids_visible, |now| now == *self)
     }
 }
 
-/// Whether some process runs as `pid` (never a zombie): `None` when its pid is not visible from
-/// here and nothing can be said.
+/// Whether some process runs as `pid` (never a zombie): `None` where host pids are not visible
+/// and nothing can be said.
 pub fn pid_liveness(pid: u32, host_pids_visible: bool) -> Option<bool> {
     liveness(pid, host_pids_visible, |_| true)
 }
 
-/// The one rule: a missing pid means a dead process only where host pids are visible.
+/// The one rule: a pid is judged only where host pids are visible. Elsewhere a missing pid is
+/// no dead process, and a pid that is there is some other process of this namespace, which
+/// says nothing of the host's: nothing is said either way.
 fn liveness(
     pid: u32,
     host_pids_visible: bool,
     same: impl Fn(ProcessIdentity) -> bool,
 ) -> Option<bool> {
-    match ProcessIdentity::of(pid) {
-        Some(now) => Some(same(now)),
-        None if host_pids_visible => Some(false),
-        None => None,
+    if !host_pids_visible {
+        return None;
     }
+    Some(ProcessIdentity::of(pid).is_some_and(same))
 }
 
 impl fmt::Display for ProcessIdentity {
@@ -152,6 +153,15 @@ pub fn process_gone(pid: u32, host_pids_visible: bool) -> bool {
         && i32::try_from(pid).is_ok_and(|p| {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) == Err(Errno::ESRCH)
         })
+}
+
+/// The inode of the kernel's initial PID namespace, fixed by the kernel (`PROC_PID_INIT_INO`).
+const INITIAL_PID_NAMESPACE: &str = "pid:[4026531836]";
+
+/// Whether this process runs in the kernel's initial PID namespace, the one a Docker daemon on
+/// the host runs in: never in a pod, a container without `--pid=host` or under `unshare --pid`.
+pub fn in_initial_pid_namespace() -> bool {
+    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INITIAL_PID_NAMESPACE)
 }
 
 /// Whether host pid `pid` is visible here and belongs to container `container_id`.
@@ -711,10 +721,26 @@ mod tests {
         };
         assert_eq!(gone.liveness(true), Some(false));
         assert_eq!(gone.liveness(false), None, "invisible is not dead");
+        assert_eq!(
+            reused.liveness(false),
+            None,
+            "a pid of another namespace is not the host's"
+        );
+        assert_eq!(me.liveness(false), None);
         assert!("garbage".parse::<ProcessIdentity>().is_err());
         assert!(
             "0:5".parse::<ProcessIdentity>().is_err(),
             "pid 0 is no process"
+        );
+    }
+
+    #[test]
+    fn the_initial_pid_namespace_is_told_by_its_fixed_inode() {
+        // The suite runs on the host, as root: the kernel's first PID namespace.
+        let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        assert_eq!(
+            in_initial_pid_namespace(),
+            ns.as_os_str() == INITIAL_PID_NAMESPACE
         );
     }
 

@@ -744,3 +744,226 @@ fn wait_for_running_sibling(run: &Run, agent: &str) -> u32 {
     );
     pid
 }
+
+/// `gc --every` ends within seconds of SIGINT, and of SIGTERM, sent during its third pass while
+/// a request of that pass goes unanswered (a daemon that hangs, whose requests may each wait
+/// 600 s), with status 0: each pass is raced against the signals, caught once for the loop.
+#[test]
+fn gc_every_ends_promptly_on_a_signal_during_its_third_pass() {
+    use std::io::BufRead;
+    use std::time::Instant;
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let run = Run::new("gcsignal");
+        let socket = run.work_dir.join("docker.sock");
+        let proxy = common::daemons::DaemonProxy::start(&socket);
+        let mut child = Command::new(shim_bin())
+            .args(["gc", "--every", "1secs", "--json", "--label"])
+            .arg(run.scope_filter())
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        for pass in 0..2 {
+            let line = lines.next().expect("a pass").unwrap();
+            assert_eq!(line, "[]", "{signal}: pass {pass}");
+        }
+        proxy.hold();
+        wait_until(
+            "the third pass waits on the daemon",
+            Duration::from_secs(10),
+            || proxy.held() > 0,
+        );
+        let sent = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let mut status = None;
+        wait_until(
+            &format!("gc --every ends after {signal}"),
+            Duration::from_secs(5),
+            || {
+                status = child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        assert_eq!(status.unwrap().code(), Some(0), "{signal}");
+        assert!(sent.elapsed() < Duration::from_secs(5), "{signal}");
+    }
+}
+
+/// `gc` and `ps` in a private PID namespace on the host (`unshare --pid --fork --mount-proc`),
+/// where no pid of the host is seen and no container of their own tells them so, against a
+/// launch held in the middle of its forked.pid rewrite: its shim lives, forked.pid still names
+/// the launch helper, the shim's temp file is beside it. Neither takes a pid it cannot see for a
+/// dead one: gc removes neither the sibling nor the temp file, and both say that no pid is
+/// judged.
+#[test]
+fn gc_and_ps_in_a_private_pid_namespace_judge_no_pid() {
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "this test holds a launch at a pause point: run the README's test command \
+             (cargo test --locked --features failpoints)"
+        );
+    }
+    let run = Run::new("gcpidns");
+    let step = "during-checkpoint";
+    let agent = run.start_agent(&Agent::with_shim().set("pause_at", step.into()));
+    wait_until(
+        &format!("the shim paused at {step}\n{}", run.diagnostics(&agent)),
+        Duration::from_secs(30),
+        || {
+            run.read(run.sandbox().join("stderr"))
+                .unwrap_or_default()
+                .contains(&format!("point=\"{step}\""))
+        },
+    );
+    let sibling = run.sibling_id().expect("the sibling exists");
+    let temp_files = || {
+        std::fs::read_dir(run.forked_pid_path().parent().unwrap())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "forked.pid")
+            .count()
+    };
+    assert_eq!(temp_files(), 1, "the shim's rewrite is under way");
+    let in_private_pid_namespace = |args: &[&str]| {
+        let out = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(shim_bin())
+            .args(args)
+            .args(["--label", &run.scope_filter()])
+            .output()
+            .expect("unshare (util-linux) runs the commands in a PID namespace of their own");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (actions, log) = in_private_pid_namespace(&["gc", "--json"]);
+    assert_eq!(actions.trim(), "[]", "{log}");
+    assert!(log.contains("host pids are not seen from here"), "{log}");
+    let (report, _) = in_private_pid_namespace(&["gc"]);
+    assert_eq!(
+        report.matches("every pid is taken as alive").count(),
+        1,
+        "{report}"
+    );
+    let (listing, _) = in_private_pid_namespace(&["ps"]);
+    assert!(listing.contains("every pid is taken as alive"), "{listing}");
+    assert!(listing.contains(&run.container_id), "{listing}");
+    assert_eq!(run.sibling_id(), Some(sibling), "gc kept the sibling");
+    assert_eq!(temp_files(), 1, "gc kept the live shim's temp file");
+    assert!(run.shim_pid().is_some_and(pid_alive), "the shim lives on");
+    // From the host, where its pid is seen, the live shim's launch is kept all the same.
+    assert!(!run
+        .gc(false)
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["container_id"] == run.container_id.as_str()));
+    assert!(run.sibling_id().is_some());
+}
+
+/// `<pid>:<start time>` of this test process, as a shim labels its sibling with its own.
+fn own_identity() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = stat.rsplit(')').next().unwrap();
+    let start = after_name.split_whitespace().nth(19).unwrap();
+    format!("{}:{start}", std::process::id())
+}
+
+/// A running container made as the release before the `checkpoint` label (7bd4361, label
+/// set 1) made a sibling of `run`: its name, its init's command (a script standing in, which
+/// sleeps), its sandbox bound at its path, and exactly that release's labels, with `shim` and
+/// `extra` (and the test's scope). The agent made no meta run directory: the framework does
+/// not checkpoint.
+fn set_1_sibling(run: &Run, shim: &str, extra: &[String]) {
+    let sandbox = run.sandbox();
+    std::fs::create_dir_all(&sandbox).unwrap();
+    std::fs::create_dir_all(run.work_dir.join("meta/slaves")).unwrap();
+    let init = sandbox.join("init.sh");
+    std::fs::write(&init, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (sandbox, wd) = (sandbox.display(), run.work_dir.display());
+    let forked = run.forked_pid_path().display().to_string();
+    let mut labels = vec![
+        format!("io.mesos-executor-shim.sandbox={sandbox}"),
+        format!("io.mesos-executor-shim.forked-pid={forked}"),
+        "io.mesos-executor-shim.executor=mesos-executor".to_string(),
+        "io.mesos-executor-shim.init-protocol=1".to_string(),
+        format!("io.mesos-executor-shim.work-dir-host={wd}"),
+        format!("io.mesos-executor-shim.forked-pid-host={forked}"),
+        format!("io.mesos-executor-shim.shim={shim}"),
+    ];
+    labels.extend(extra.iter().cloned());
+    let mut args = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        run.sibling_name(),
+        "--mount".into(),
+        format!("type=bind,source={sandbox},target={sandbox}"),
+        "--entrypoint".into(),
+        init.display().to_string(),
+    ];
+    args.extend(run.sibling_labels(&labels));
+    args.extend([AGENT_IMAGE.to_string(), "mesos-executor-shim-init".into()]);
+    run.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// An upgrade never makes gc remove a running executor of an earlier release: a sibling with
+/// the exact labels of the release before the `checkpoint` label, of a framework that does not
+/// checkpoint, is kept while its shim lives, and kept with the reason once it is gone; a
+/// sibling whose labels are of a set newer than this release is kept with the reason, even
+/// exited.
+#[test]
+fn gc_keeps_what_it_cannot_prove_dead_whatever_release_made_it() {
+    let alive = Run::new("set1alive");
+    let scope = alive.scope.clone();
+    let gone = Run::in_scope("set1gone", &scope);
+    let newer = Run::in_scope("newerset", &scope);
+    set_1_sibling(&alive, &own_identity(), &[]);
+    set_1_sibling(&gone, "4194305:1", &[]);
+    set_1_sibling(
+        &newer,
+        "4194305:1",
+        &[
+            "io.mesos-executor-shim.label-set=4".into(),
+            "io.mesos-executor-shim.checkpoint=true".into(),
+        ],
+    );
+    newer.docker_ok(&["kill", &newer.sibling_name()]);
+    wait_until("the newer sibling exited", Duration::from_secs(20), || {
+        newer.sibling_pid().is_none()
+    });
+    assert_eq!(alive.gc(false), serde_json::json!([]), "nothing removed");
+    let out = Command::new(shim_bin())
+        .args(["gc", "--label", &alive.scope_filter()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        !report.contains(&alive.sibling_name()),
+        "a sibling whose shim lives is kept silently: {report}"
+    );
+    assert!(
+        report.lines().any(|l| l
+            .starts_with(&format!("kept {}: cannot judge", gone.sibling_name()))
+            && l.contains("do not say whether the run checkpoints")),
+        "{report}"
+    );
+    assert!(
+        report.lines().any(|l| l
+            .starts_with(&format!("kept {}: cannot judge", newer.sibling_name()))
+            && l.contains("set 4, newer than this release's 3")),
+        "{report}"
+    );
+    for run in [&alive, &gone, &newer] {
+        assert_eq!(run.containers_named_sibling().len(), 1, "{report}");
+    }
+    assert!(alive.sibling_pid().is_some() && gone.sibling_pid().is_some());
+}

@@ -12,6 +12,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::path::Path;
 
+use crate::agent_container::HostPids;
 use crate::config::{self, Loaded};
 use crate::error::{Classify, Failure, ShimError};
 use crate::sibling::engine::{Engine, Patience};
@@ -157,6 +158,24 @@ fn needs_escape(c: char) -> bool {
     c.is_control()
         || c == '\\'
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Says once, where `ps` and `gc` cannot show that they see the host's pids, that no pid is
+/// judged: on stdout in a text report, in the log (stderr) beside a JSON one, whose shape stays.
+pub fn say_if_pids_unseen(host_pids: &HostPids, json: bool) -> Result<(), ShimError> {
+    let HostPids::Unproven(why) = host_pids else {
+        return Ok(());
+    };
+    let line = format!(
+        "host pids are not seen from here ({why}): every pid is taken as alive, nothing is \
+         judged by pid; run on the host or in a container with --pid=host to judge them"
+    );
+    if json {
+        tracing::warn!("{line}");
+        Ok(())
+    } else {
+        print(line)
+    }
 }
 
 /// Prints a value as one line of JSON.

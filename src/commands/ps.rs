@@ -18,6 +18,7 @@ pub fn main(config: Option<&Path>, labels: &[String], json: bool) -> Result<u8, 
             .await
             .classify(Failure::Unavailable)
     })?;
+    super::say_if_pids_unseen(&inventory.host_pids, json)?;
     if json {
         // The siblings alone, as before: a consumer of the list never mistakes a foreign
         // container for one.

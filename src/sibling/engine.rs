@@ -783,6 +783,29 @@ impl Engine {
             .await
             .with_context(|| format!("listing containers on {}", self.endpoint))
     }
+
+    /// One running container of the daemon, any, and the pid the daemon reports for it: what
+    /// `ps` and `gc` check their view of host pids against when no sibling of theirs runs.
+    /// `None`: none runs (or it stopped between the two requests).
+    pub async fn one_running_pid(&self) -> anyhow::Result<Option<(String, u32)>> {
+        let filters: HashMap<String, Vec<String>> =
+            [("status".to_string(), vec!["running".to_string()])].into();
+        let options = ListContainersOptionsBuilder::default()
+            .limit(1)
+            .filters(&filters)
+            .build();
+        let listed = timed("list", self.docker.list_containers(Some(options)))
+            .await
+            .with_context(|| format!("listing containers on {}", self.endpoint))?;
+        let Some(id) = listed.into_iter().find_map(|c| c.id) else {
+            return Ok(None);
+        };
+        let pid = self.inspect_state(&id).await?.and_then(|s| s.pid);
+        Ok(pid
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .map(|p| (id, p)))
+    }
 }
 
 #[cfg(test)]

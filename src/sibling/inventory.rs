@@ -8,17 +8,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::agent_container::{host_pids_visible, local_path_for, AgentContainer};
+use crate::agent_container::{judge_host_pids, local_path_for, AgentContainer, HostPids};
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::{RunLayout, SENTINEL_FILE};
 use crate::no_follow::{self, PathError};
-use crate::proc::{pid_liveness, ProcessIdentity};
+use crate::proc::{check_pid_belongs_to, in_initial_pid_namespace, pid_liveness, ProcessIdentity};
 use crate::sibling::engine::Engine;
 use crate::sibling::host_facts;
 use crate::sibling::identity::{self, Command, NotSibling, Observed};
+use crate::sibling::label_sets::{self, Unreadable};
 use crate::sibling::labels::{
-    LABEL_CHECKPOINT, LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID, LABEL_FRAMEWORK_ID,
-    LABEL_MANAGED, LABEL_SHIM, LABEL_WORK_DIR_HOST,
+    LABEL_CONTAINER_ID, LABEL_EXECUTOR, LABEL_EXECUTOR_ID, LABEL_FRAMEWORK_ID, LABEL_MANAGED,
+    LABEL_SHIM, LABEL_WORK_DIR_HOST,
 };
 use crate::sibling::spec::SiblingState;
 
@@ -63,8 +64,14 @@ pub struct SiblingEntry {
     pub run_gone: Option<bool>,
     /// The shim that started the sibling still runs; `None`: cannot tell from here.
     pub shim_alive: Option<bool>,
-    /// The agent checkpoints the run; `None`: a sibling of an earlier release, which did not say.
+    /// The agent checkpoints the run, as its labels say or, where its label set does not say,
+    /// as its meta run directory shows (only a run that checkpoints has one); `None`: unknown.
     pub checkpointing: Option<bool>,
+    /// Its label set ([`label_sets`]); `None` with `unreadable`.
+    pub label_set: Option<u32>,
+    /// Why its labels are not read, and it is never judged: they are newer than this release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<Unreadable>,
     /// forked.pid, where this process sees it.
     #[serde(skip)]
     pub forked_pid_path: Option<PathBuf>,
@@ -145,9 +152,9 @@ pub struct Inventory {
     /// Containers labelled as siblings that are not (see [`identity::judge`]): never judged,
     /// read from or removed; `ps` shows them for what they are.
     pub foreign: Vec<ForeignContainer>,
-    /// Host pids are visible from here (on the host, or in a container with `--pid=host`): only
-    /// then can a missing pid mean a dead process ([`crate::proc::process_gone`]).
-    pub host_pids_visible: bool,
+    /// Whether host pids are seen from here ([`judge_host_pids`]): only then is any pid judged
+    /// ([`crate::proc::process_gone`]); elsewhere every pid is taken as alive.
+    pub host_pids: HostPids,
     agent: Option<AgentContainer>,
 }
 
@@ -177,22 +184,23 @@ pub async fn list(
 }
 
 /// [`list`], seen from `agent` (`None`: the host), which the caller has already described. Each
-/// container labelled `managed` is judged by [`identity::judge`] on what the listing says of it.
+/// container labelled `managed` is judged by [`identity::judge`] on what the listing says of it;
+/// the runs are judged once it is known whether host pids are seen from here.
 async fn list_seen_from(
     engine: &Engine,
     agent: Option<AgentContainer>,
     label_filters: &[String],
     states: &[&str],
 ) -> anyhow::Result<Inventory> {
-    let visible = host_pids_visible(agent.as_ref()) == Some(true);
     let mut filters = vec![format!("{LABEL_MANAGED}=true")];
     filters.extend(label_filters.iter().cloned());
     let mut inventory = Inventory {
         entries: Vec::new(),
         foreign: Vec::new(),
-        host_pids_visible: visible,
+        host_pids: HostPids::Unproven(String::new()),
         agent,
     };
+    let mut labels_of = Vec::new();
     for summary in engine.list_labelled(&filters, states).await? {
         let labels = summary.labels.clone().unwrap_or_default();
         let names = summary.names.clone().unwrap_or_default();
@@ -222,12 +230,43 @@ async fn list_seen_from(
                 .and_then(|s| s.pid)
                 .filter(|p| *p > 0);
         }
-        judge_run(&mut entry, &labels, visible);
         inventory.entries.push(entry);
+        labels_of.push(labels);
+    }
+    inventory.host_pids =
+        host_pids_here(engine, inventory.agent.as_ref(), &inventory.entries).await;
+    let visible = inventory.host_pids.seen();
+    for (entry, labels) in inventory.entries.iter_mut().zip(&labels_of) {
+        judge_run(entry, labels, visible);
     }
     inventory.entries.sort_by(|a, b| a.name.cmp(&b.name));
     inventory.foreign.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(inventory)
+}
+
+/// [`judge_host_pids`] on the host pids of the running siblings in `entries`, else (none runs)
+/// on one running container of the daemon's, else on this process's PID namespace.
+async fn host_pids_here(
+    engine: &Engine,
+    agent: Option<&AgentContainer>,
+    entries: &[SiblingEntry],
+) -> HostPids {
+    let mut witnesses: Vec<(String, u32)> = entries
+        .iter()
+        .filter_map(|e| Some((e.docker_id.clone(), u32::try_from(e.host_pid?).ok()?)))
+        .collect();
+    if witnesses.is_empty() {
+        // A failed request proves nothing: the pids are then not judged.
+        witnesses.extend(engine.one_running_pid().await.ok().flatten());
+    }
+    let checks: Vec<_> = witnesses
+        .into_iter()
+        .map(|(id, pid)| {
+            let check = check_pid_belongs_to(pid, &id);
+            (id.chars().take(12).collect(), check)
+        })
+        .collect();
+    judge_host_pids(agent, &checks, in_initial_pid_namespace())
 }
 
 fn foreign(
@@ -265,6 +304,7 @@ fn describe(
     let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
     let paths = identity::run_paths(labels, run);
     let here = |host: &Path| local_path_for(agent, host);
+    let reading = label_sets::read(labels);
     SiblingEntry {
         name: run.sibling_name(),
         docker_id,
@@ -279,7 +319,9 @@ fn describe(
         completed: None,
         run_gone: None,
         shim_alive: None,
-        checkpointing: labels.get(LABEL_CHECKPOINT).and_then(|v| v.parse().ok()),
+        checkpointing: reading.as_ref().ok().and_then(|r| r.checkpointing),
+        label_set: reading.as_ref().ok().map(|r| r.set),
+        unreadable: reading.err(),
         forked_pid_path: paths.as_ref().and_then(|p| here(&p.forked_pid)),
         work_dir: paths.as_ref().and_then(|p| here(&p.work_dir)),
     }
@@ -298,6 +340,11 @@ fn judge_run(entry: &mut SiblingEntry, labels: &HashMap<String, String>, visible
         ),
         None => (ForkedPid::Unknown, None, None),
     };
+    if entry.checkpointing.is_none() && entry.completed.is_some() {
+        // Its labels do not say, but the agent made its meta run directory: only a run that
+        // checkpoints has one.
+        entry.checkpointing = Some(true);
+    }
     entry.shim_alive = labels
         .get(LABEL_SHIM)
         .and_then(|id| id.parse::<ProcessIdentity>().ok())
@@ -345,7 +392,7 @@ impl Inventory {
         if fresh.sibling_state() == SiblingState::Running {
             fresh.host_pid = state.pid.filter(|p| *p > 0);
         }
-        judge_run(&mut fresh, &labels, self.host_pids_visible);
+        judge_run(&mut fresh, &labels, self.host_pids.seen());
         Ok(Some(fresh))
     }
 }
@@ -380,38 +427,97 @@ impl Collect {
     }
 }
 
-/// The gc decision. A sibling whose run is live, or that cannot be judged from here, is kept;
-/// so is one whose shim is still launching it, and one whose forked.pid names a live process (a
-/// launch, or a relaunch that adopts it, under way).
-pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
-    match entry.sibling_state() {
-        SiblingState::Stopped => Some(Collect::Exited),
-        SiblingState::Created if entry.shim_alive == Some(false) => Some(Collect::NeverStarted),
-        // A run that does not checkpoint has no meta directory, sentinel or forked.pid to judge
-        // it by: its executor exits by itself once its agent is gone (the executor driver does),
-        // and only then is it collected.
-        SiblingState::Running if entry.checkpointing == Some(false) => None,
-        SiblingState::Running => {
-            if entry.completed == Some(true) {
-                Some(Collect::RunCompleted)
-            } else if entry.run_gone == Some(true) {
-                Some(Collect::RunGone)
-            } else if entry.shim_alive == Some(false)
-                && matches!(
-                    entry.forked_pid,
-                    ForkedPid::Differs {
-                        alive: Some(false),
-                        ..
-                    } | ForkedPid::Absent
-                        | ForkedPid::Unparsable { .. }
-                )
-            {
-                Some(Collect::Orphaned)
-            } else {
-                None
-            }
+/// What `gc` decides of a sibling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Proven dead, for this reason.
+    Collect(Collect),
+    /// Alive, or not to be judged from here (the work_dir or the pids not seen): kept silently.
+    Keep,
+    /// Kept because what it carries cannot be judged: `gc` says why.
+    CannotJudge(CannotJudge),
+}
+
+/// Why `gc` keeps a sibling it would judge if it could read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CannotJudge {
+    /// Its labels are newer than this release, or hold what it does not know.
+    Labels(Unreadable),
+    /// It runs, has no meta run directory, and its labels (a set before the `checkpoint` label)
+    /// do not say whether its run checkpoints: the run may be finished or may never have had one.
+    CheckpointingUnknown,
+}
+
+impl CannotJudge {
+    /// What `gc` says of it.
+    pub fn describe(&self) -> String {
+        match self {
+            CannotJudge::Labels(why) => why.describe(),
+            CannotJudge::CheckpointingUnknown => "its run has no meta directory and its labels \
+                (a release before the checkpoint label) do not say whether the run checkpoints: \
+                remove it by hand once its executor has exited"
+                .to_string(),
         }
-        SiblingState::Created | SiblingState::Removing | SiblingState::Unknown => None,
+    }
+}
+
+/// The gc decision: removal only of what is proven dead. A sibling whose run is live, or that
+/// cannot be judged from here, is kept; so is one whose shim is still launching it, one whose
+/// forked.pid names a live process (a launch, or a relaunch that adopts it, under way), and one
+/// whose labels this release cannot read (see [`label_sets`]): a missing fact never allows a
+/// removal.
+pub fn verdict(entry: &SiblingEntry) -> Verdict {
+    if let Some(why) = &entry.unreadable {
+        return Verdict::CannotJudge(CannotJudge::Labels(why.clone()));
+    }
+    match entry.sibling_state() {
+        SiblingState::Stopped => Verdict::Collect(Collect::Exited),
+        SiblingState::Created if entry.shim_alive == Some(false) => {
+            Verdict::Collect(Collect::NeverStarted)
+        }
+        SiblingState::Running => match entry.checkpointing {
+            Some(true) => running_checkpointed(entry).map_or(Verdict::Keep, Verdict::Collect),
+            // A run that does not checkpoint has no meta directory, sentinel or forked.pid to
+            // judge it by: its executor exits by itself once its agent is gone (the executor
+            // driver does), and only then is it collected.
+            Some(false) => Verdict::Keep,
+            None if entry.shim_alive == Some(true) => Verdict::Keep,
+            None if entry.run_gone == Some(true) => {
+                Verdict::CannotJudge(CannotJudge::CheckpointingUnknown)
+            }
+            None => Verdict::Keep,
+        },
+        SiblingState::Created | SiblingState::Removing | SiblingState::Unknown => Verdict::Keep,
+    }
+}
+
+/// [`verdict`] of a running sibling whose run checkpoints: its meta run directory tells.
+fn running_checkpointed(entry: &SiblingEntry) -> Option<Collect> {
+    let forked_pid_dead = matches!(
+        entry.forked_pid,
+        ForkedPid::Differs {
+            alive: Some(false),
+            ..
+        } | ForkedPid::Absent
+            | ForkedPid::Unparsable { .. }
+    );
+    if entry.completed == Some(true) {
+        Some(Collect::RunCompleted)
+    } else if entry.run_gone == Some(true) {
+        Some(Collect::RunGone)
+    } else if entry.shim_alive == Some(false) && forked_pid_dead {
+        Some(Collect::Orphaned)
+    } else {
+        None
+    }
+}
+
+/// Why `gc` removes `entry`, if it does ([`verdict`]).
+pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
+    match verdict(entry) {
+        Verdict::Collect(reason) => Some(reason),
+        Verdict::Keep | Verdict::CannotJudge(_) => None,
     }
 }
 
@@ -547,6 +653,8 @@ mod tests {
             run_gone,
             shim_alive: None,
             checkpointing: Some(true),
+            label_set: Some(3),
+            unreadable: None,
             forked_pid_path: None,
             work_dir: None,
         }
@@ -572,6 +680,97 @@ mod tests {
             ..entry("exited", None, Some(true))
         };
         assert_eq!(collect_reason(&exited), Some(Collect::Exited));
+    }
+
+    /// A sibling as the shim of `labels` made it for a run under `work`, running as host pid
+    /// `host_pid` (or exited), judged from the host.
+    fn judged(
+        work: &Path,
+        labels: &HashMap<String, String>,
+        state: &str,
+        host_pid: i64,
+    ) -> SiblingEntry {
+        let run = RunLayout::from_ids(work.to_str().unwrap(), "S0", "F1", "app.1", "C-1").unwrap();
+        let mut entry = describe(labels, &run, "d".into(), state.into(), None);
+        entry.host_pid = (state == "running").then_some(host_pid);
+        judge_run(&mut entry, labels, true);
+        entry
+    }
+
+    /// The exact labels of the release before the `checkpoint` label, on a running sibling of a
+    /// framework that does not checkpoint (no meta run directory): kept while its shim lives,
+    /// kept and said why once it is gone, judged as ever where the meta run directory shows that
+    /// the run checkpoints.
+    #[test]
+    fn a_sibling_of_the_release_before_the_checkpoint_label_is_never_taken_for_a_finished_run() {
+        use crate::test_support::set_1_labels;
+        let work = tempfile::tempdir().unwrap();
+        let work = work.path();
+        std::fs::create_dir_all(work.join("meta/slaves")).unwrap();
+        let wd = work.to_str().unwrap();
+        let me = ProcessIdentity::current().unwrap().to_string();
+
+        let alive = judged(work, &set_1_labels(wd, &me), "running", 42);
+        assert_eq!((alive.label_set, alive.checkpointing), (Some(1), None));
+        assert_eq!((alive.run_gone, alive.shim_alive), (Some(true), Some(true)));
+        assert_eq!(verdict(&alive), Verdict::Keep, "its shim lives");
+
+        let shim_gone = judged(work, &set_1_labels(wd, "4194305:1"), "running", 42);
+        assert_eq!(shim_gone.shim_alive, Some(false));
+        assert_eq!(
+            verdict(&shim_gone),
+            Verdict::CannotJudge(CannotJudge::CheckpointingUnknown)
+        );
+        assert_eq!(collect_reason(&shim_gone), None);
+
+        let exited = judged(work, &set_1_labels(wd, "4194305:1"), "exited", 42);
+        assert_eq!(verdict(&exited), Verdict::Collect(Collect::Exited));
+
+        // The same release's sibling of a run that checkpoints: its meta run directory says so.
+        let meta = work.join("meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1");
+        std::fs::create_dir_all(meta.join("pids")).unwrap();
+        std::fs::write(meta.join("pids/forked.pid"), "42").unwrap();
+        let checkpointed = judged(work, &set_1_labels(wd, "4194305:1"), "running", 42);
+        assert_eq!(checkpointed.checkpointing, Some(true));
+        assert_eq!(verdict(&checkpointed), Verdict::Keep, "forked.pid names it");
+        std::fs::write(meta.join("executor.sentinel"), "").unwrap();
+        let completed = judged(work, &set_1_labels(wd, "4194305:1"), "running", 42);
+        assert_eq!(verdict(&completed), Verdict::Collect(Collect::RunCompleted));
+    }
+
+    /// Labels newer than this release, or a value it does not know: never judged, not even
+    /// once exited, and `gc` says why.
+    #[test]
+    fn a_sibling_whose_labels_are_newer_is_kept_and_said_why() {
+        use crate::sibling::labels::{LABEL_CHECKPOINT, LABEL_INIT_PROTOCOL, LABEL_LABEL_SET};
+        let work = tempfile::tempdir().unwrap();
+        let work = work.path();
+        let mut labels = crate::test_support::set_1_labels(work.to_str().unwrap(), "4194305:1");
+        labels.insert(LABEL_CHECKPOINT.into(), "true".into());
+        labels.insert(LABEL_LABEL_SET.into(), "4".into());
+        let newer = judged(work, &labels, "exited", 42);
+        let expected = Unreadable::NewerSet { version: 4 };
+        assert_eq!(
+            verdict(&newer),
+            Verdict::CannotJudge(CannotJudge::Labels(expected.clone()))
+        );
+        assert!(CannotJudge::Labels(expected)
+            .describe()
+            .contains("set 4, newer than this release's 3"),);
+        labels.insert(LABEL_LABEL_SET.into(), "3".into());
+        labels.insert(LABEL_INIT_PROTOCOL.into(), "9".into());
+        assert!(matches!(
+            verdict(&judged(work, &labels, "exited", 42)),
+            Verdict::CannotJudge(CannotJudge::Labels(Unreadable::NewerProtocol {
+                version: 9
+            }))
+        ));
+        labels.insert(LABEL_INIT_PROTOCOL.into(), "1".into());
+        assert_eq!(
+            verdict(&judged(work, &labels, "exited", 42)),
+            Verdict::Collect(Collect::Exited),
+            "the set this release writes"
+        );
     }
 
     #[test]

@@ -30,9 +30,13 @@ pub const LABEL_FORKED_PID_HOST: &str = "io.mesos-executor-shim.forked-pid-host"
 /// run that does not checkpoint has no meta directory, so its absence says nothing of the run.
 /// Absent on siblings of earlier releases.
 pub const LABEL_CHECKPOINT: &str = "io.mesos-executor-shim.checkpoint";
+/// Which label set the sibling carries, by version (see [`crate::sibling::label_sets`], which
+/// tells the earlier sets, without it, by their keys).
+pub const LABEL_LABEL_SET: &str = "io.mesos-executor-shim.label-set";
 
-/// The labels that describe `run`: every sibling carries them.
-pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 8] {
+/// The labels that describe `run`: every sibling carries them (`forked-pid` only where the run
+/// checkpoints: see [`crate::sibling::label_sets`]).
+pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 7] {
     [
         (LABEL_MANAGED, "true".to_string()),
         (LABEL_AGENT_ID, run.agent_id.clone()),
@@ -40,10 +44,6 @@ pub fn run_labels(run: &RunLayout) -> [(&'static str, String); 8] {
         (LABEL_EXECUTOR_ID, run.executor_id.clone()),
         (LABEL_CONTAINER_ID, run.container_id.clone()),
         (LABEL_SANDBOX, run.sandbox.display().to_string()),
-        (
-            LABEL_FORKED_PID,
-            run.forked_pid_path().display().to_string(),
-        ),
         (LABEL_WORK_DIR, run.work_dir.display().to_string()),
     ]
 }
@@ -95,10 +95,6 @@ mod tests {
         assert!(
             !same_run(&HashMap::new(), &HashMap::new()),
             "no labels are no run"
-        );
-        assert_eq!(
-            labels[LABEL_FORKED_PID],
-            "/var/lib/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"
         );
     }
 

@@ -1,6 +1,7 @@
 //! The sibling container that runs the real executor beside the agent container.
 //!
-//! - [`spec`]: what the container is made of (pure); [`labels`]: the labels it carries.
+//! - [`spec`]: what the container is made of (pure); [`labels`]: the labels it carries;
+//!   [`label_sets`]: the labels each release wrote, and how `gc` reads them.
 //! - [`protocol`]: what passes between the shim and the sibling's init, versioned.
 //! - [`placement`]: its image, the host paths it shares, its init binary, auto-remove: decided
 //!   once for the relay and `doctor`.
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod host_facts;
 pub mod identity;
 pub mod inventory;
+pub mod label_sets;
 pub mod labels;
 pub mod placement;
 pub mod protocol;

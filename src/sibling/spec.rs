@@ -13,8 +13,8 @@ use crate::mesos::container::SiblingSecurity;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
 use crate::proc::ProcessIdentity;
-use crate::sibling::labels;
 use crate::sibling::protocol::{InitArgs, OutputRelay, ShimWatch, PROTOCOL};
+use crate::sibling::{label_sets, labels};
 
 /// Mount point of a small read-only tmpfs in every sibling: a shim that finds it is the
 /// executor image's `mesos-executor` (a baked image) and hands over to the stock executor instead
@@ -217,16 +217,28 @@ impl SiblingSpec {
             labels::LABEL_WORK_DIR_HOST.into(),
             inputs.work_dir_host.display().to_string(),
         );
-        labels.insert(
-            labels::LABEL_FORKED_PID_HOST.into(),
-            inputs.forked_pid_host.display().to_string(),
-        );
+        // Only a run that checkpoints has a forked.pid: a path to none would have the gc of
+        // earlier releases judge the run by a meta directory it never had (see label_sets).
+        if inputs.checkpointing {
+            labels.insert(
+                labels::LABEL_FORKED_PID.into(),
+                run.forked_pid_path().display().to_string(),
+            );
+            labels.insert(
+                labels::LABEL_FORKED_PID_HOST.into(),
+                inputs.forked_pid_host.display().to_string(),
+            );
+        }
         if let Some(shim) = inputs.shim {
             labels.insert(labels::LABEL_SHIM.into(), shim.to_string());
         }
         labels.insert(
             labels::LABEL_CHECKPOINT.into(),
             inputs.checkpointing.to_string(),
+        );
+        labels.insert(
+            labels::LABEL_LABEL_SET.into(),
+            label_sets::CURRENT.version.to_string(),
         );
         SiblingSpec {
             name: run.sibling_name(),
@@ -506,6 +518,39 @@ mod tests {
         assert_eq!(labels[labels::LABEL_SHIM], "50:500");
         assert_eq!(labels[labels::LABEL_WORK_DIR_HOST], "/srv/mesos");
         assert_eq!(labels[labels::LABEL_CONTAINER_ID], "C-1");
+    }
+
+    /// Today's set names itself, and names a forked.pid only where the run has one: the gc of
+    /// earlier releases then finds nothing to judge a run that does not checkpoint by.
+    #[test]
+    fn the_labels_name_their_set_and_a_forked_pid_only_where_there_is_one() {
+        let (run, settings) = (run(), Settings::default());
+        let labels_of = |checkpointing| {
+            SiblingSpec::build(&SpecInputs {
+                checkpointing,
+                ..inputs(&run, &settings)
+            })
+            .labels
+        };
+        let checkpointing = labels_of(true);
+        assert_eq!(checkpointing[labels::LABEL_LABEL_SET], "3");
+        assert_eq!(checkpointing[labels::LABEL_CHECKPOINT], "true");
+        assert_eq!(
+            checkpointing[labels::LABEL_FORKED_PID],
+            "/var/lib/mesos/meta/slaves/S0/frameworks/F1/executors/app.1/runs/C-1/pids/forked.pid"
+        );
+        assert_eq!(
+            checkpointing[labels::LABEL_FORKED_PID_HOST],
+            "/srv/mesos/meta/x/pids/forked.pid"
+        );
+        let not = labels_of(false);
+        assert_eq!(not[labels::LABEL_CHECKPOINT], "false");
+        assert!(!not.contains_key(labels::LABEL_FORKED_PID));
+        assert!(!not.contains_key(labels::LABEL_FORKED_PID_HOST));
+        assert_eq!(
+            crate::sibling::label_sets::read(&not).map(|r| (r.set, r.checkpointing)),
+            Ok((3, Some(false)))
+        );
     }
 
     #[test]

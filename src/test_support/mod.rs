@@ -12,3 +12,33 @@ pub fn sample_run() -> RunLayout {
     )
     .unwrap()
 }
+
+/// The labels 7bd4361 (label set 1, the last release before the `checkpoint` label) wrote on the
+/// sibling of a run with [`sample_run`]'s IDs under `work_dir`, key for key, as its
+/// `SiblingSpec::build` made them: its eight run labels, then the executor, the init protocol,
+/// the host paths (the same as the agent's here) and the shim.
+pub fn set_1_labels(work_dir: &str, shim: &str) -> std::collections::HashMap<String, String> {
+    let run = "slaves/S0/frameworks/F1/executors/app.1/runs/C-1";
+    let forked = format!("{work_dir}/meta/{run}/pids/forked.pid");
+    [
+        ("io.mesos-executor-shim.managed", "true".to_string()),
+        ("io.mesos-executor-shim.agent-id", "S0".into()),
+        ("io.mesos-executor-shim.framework-id", "F1".into()),
+        ("io.mesos-executor-shim.executor-id", "app.1".into()),
+        ("io.mesos-executor-shim.container-id", "C-1".into()),
+        (
+            "io.mesos-executor-shim.sandbox",
+            format!("{work_dir}/{run}"),
+        ),
+        ("io.mesos-executor-shim.forked-pid", forked.clone()),
+        ("io.mesos-executor-shim.work-dir", work_dir.into()),
+        ("io.mesos-executor-shim.executor", "mesos-executor".into()),
+        ("io.mesos-executor-shim.init-protocol", "1".into()),
+        ("io.mesos-executor-shim.work-dir-host", work_dir.into()),
+        ("io.mesos-executor-shim.forked-pid-host", forked),
+        ("io.mesos-executor-shim.shim", shim.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}

@@ -18,6 +18,32 @@ pub struct DaemonProxy {
     open: Arc<AtomicUsize>,
     cut: Arc<AtomicBool>,
     clients: Arc<Mutex<Vec<UnixStream>>>,
+    hold: Arc<Hold>,
+}
+
+/// Requests held back from the daemon: once set, what a client sends is never forwarded, as a
+/// daemon that hangs would leave it unanswered.
+#[derive(Default)]
+struct Hold {
+    on: AtomicBool,
+    held: AtomicUsize,
+}
+
+/// Copies what the client sends to the daemon, until the hold is set: then it counts what it
+/// holds back and forwards nothing more.
+fn forward_requests(mut from: UnixStream, mut to: UnixStream, hold: &Hold) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if hold.on.load(Ordering::SeqCst) {
+            hold.held.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 impl DaemonProxy {
@@ -28,8 +54,10 @@ impl DaemonProxy {
             open: Arc::default(),
             cut: Arc::default(),
             clients: Arc::default(),
+            hold: Arc::default(),
         };
         let (open, cut, clients) = (proxy.open.clone(), proxy.cut.clone(), proxy.clients.clone());
+        let hold = proxy.hold.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if cut.load(Ordering::SeqCst) {
@@ -39,14 +67,26 @@ impl DaemonProxy {
                 clients.lock().unwrap().push(client.try_clone().unwrap());
                 open.fetch_add(1, Ordering::SeqCst);
                 let done = Arc::new(AtomicUsize::new(0));
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                    (upstream.try_clone().unwrap(), client.try_clone().unwrap()),
+                for (requests, mut from, mut to) in [
+                    (
+                        true,
+                        client.try_clone().unwrap(),
+                        upstream.try_clone().unwrap(),
+                    ),
+                    (
+                        false,
+                        upstream.try_clone().unwrap(),
+                        client.try_clone().unwrap(),
+                    ),
                 ] {
-                    let (open, done) = (open.clone(), done.clone());
+                    let (open, done, hold) = (open.clone(), done.clone(), hold.clone());
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        if requests {
+                            forward_requests(from, to, &hold);
+                        } else {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        }
                         // The connection is closed once both directions have ended.
                         if done.fetch_add(1, Ordering::SeqCst) == 1 {
                             open.fetch_sub(1, Ordering::SeqCst);
@@ -61,6 +101,16 @@ impl DaemonProxy {
     /// Connections open through the proxy now.
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
+    }
+
+    /// The daemon hangs: what clients send from now on is never answered.
+    pub fn hold(&self) {
+        self.hold.on.store(true, Ordering::SeqCst);
+    }
+
+    /// How many requests the hold has kept from the daemon.
+    pub fn held(&self) -> usize {
+        self.hold.held.load(Ordering::SeqCst)
     }
 
     /// The daemon goes away: no new connection, and every open one is broken.

@@ -198,6 +198,12 @@ fn paths_are_taken_from_labels_only_in_the_agents_layout_for_the_run() {
     let mut older = sibling_labels();
     older.remove(LABEL_WORK_DIR_HOST);
     older.remove(LABEL_FORKED_PID_HOST);
+    // Today's sibling of a run that does not checkpoint names no forked.pid: nothing to read.
+    assert_eq!(run_paths(&older, &run), None);
+    older.insert(
+        LABEL_FORKED_PID.into(),
+        run.forked_pid_path().display().to_string(),
+    );
     assert_eq!(
         run_paths(&older, &run),
         Some(RunPaths {
