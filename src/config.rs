@@ -24,6 +24,8 @@ use serde_json::Value;
 
 use crate::sibling::labels::LABEL_PREFIX;
 
+mod repeated_keys;
+
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// Where Docker's clients and daemon put the socket unless told otherwise: the path is written
 /// here once, for the default endpoint and for where a sibling finds the socket.
@@ -521,8 +523,15 @@ fn read_file(path: &Path) -> Result<Settings, ConfigError> {
 
 /// Parses the file's text: a JSON object of known keys.
 pub fn parse(text: &str) -> Result<Settings, ConfigError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| err("(file)", format!("not valid JSON: {e}")))?;
+    let (value, repeated) =
+        repeated_keys::parse(text).map_err(|e| err("(file)", format!("not valid JSON: {e}")))?;
+    if let Some(key) = repeated.first() {
+        return Err(err(
+            key,
+            "appears more than once; JSON readers disagree on which one counts (serde_json takes \
+             the last, others the first), so the shim takes neither: keep one",
+        ));
+    }
     let Value::Object(map) = value else {
         return Err(err("(file)", "not a JSON object of settings"));
     };
@@ -949,6 +958,17 @@ mod tests {
         assert!(e.contains("writable by"), "{e}");
         let e = trusted_file(Path::new("relative.json"), Path::new("/x")).unwrap_err();
         assert!(e.contains("not an absolute path"), "{e}");
+    }
+
+    /// A key given twice is refused by its name, at the top level and inside an object: which
+    /// one counts would depend on the JSON reader.
+    #[test]
+    fn a_repeated_key_is_refused_by_name() {
+        let e = parse(r#"{"image": "a:1", "privileged": false, "image": "b:1"}"#).unwrap_err();
+        assert_eq!(e.key, "image");
+        assert!(e.message.contains("more than once"), "{e}");
+        let e = parse(r#"{"labels": {"team": "a", "team": "b"}}"#).unwrap_err();
+        assert_eq!(e.key, "labels.team", "{e}");
     }
 
     /// The README's table of keys is the table here: every key, with its default, and no other.
