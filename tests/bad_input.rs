@@ -388,6 +388,50 @@ fn a_fifo_or_a_dangling_link_at_the_configuration_path_is_refused_alike_by_relay
     assert!(run.containers_named_sibling().is_empty());
 }
 
+/// A file only root can read: with the agent's --switch_user the launch runs as the task's user,
+/// which cannot read it; the launch fails saying what mode the file needs (doctor refuses the
+/// file at install for the same reason).
+#[test]
+fn a_configuration_file_only_root_can_read_fails_a_launch_as_another_user_naming_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let run = Run::new("rootonly");
+    let env = launch_env(&run);
+    let pick = |key: &str| env.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+    let file = PathBuf::from(pick(CONFIG));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = Command::new(shim_bin());
+    let mount = config_mount(&file);
+    // SAFETY: the closures make only system calls, on values made before the fork: the mount
+    // namespace first, as root, then the task's user, as the launch helper would.
+    unsafe {
+        command.pre_exec(mount).pre_exec(|| {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(65534))?;
+            Ok(nix::unistd::setuid(nix::unistd::Uid::from_raw(65534))?)
+        })
+    };
+    let pairs: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| *k != CONFIG && *k != CWD)
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    command
+        .arg0("mesos-executor")
+        .arg("--launcher_dir=/usr/libexec/mesos")
+        .current_dir(pick(CWD))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(pairs);
+    let out = output_within(command, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("as uid 65534") && stderr.contains("mode 0644"),
+        "{stderr}"
+    );
+    assert!(run.containers_named_sibling().is_empty());
+}
+
 /// The sandbox the agent makes before every launch is not there: refused before anything is made.
 #[test]
 fn a_sandbox_the_agent_did_not_make_is_refused() {
