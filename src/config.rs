@@ -28,7 +28,7 @@ use crate::sibling::labels::LABEL_PREFIX;
 mod file;
 mod repeated_keys;
 
-pub use file::{ConfigFile, Entry, Kind};
+pub use file::ConfigFile;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// Where Docker's clients and daemon put the socket unless told otherwise: the path is written

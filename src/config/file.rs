@@ -23,7 +23,7 @@ const MAX_BYTES: u64 = 1 << 20;
 
 /// What one entry on the way to the file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+enum Kind {
     Directory,
     Link,
     /// The entry the path ends at: a regular file, or whatever else is planted there.
@@ -32,13 +32,13 @@ pub enum Kind {
 
 /// One entry the path went through, as `lstat` saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub path: PathBuf,
-    pub kind: Kind,
-    pub uid: u32,
-    pub mode: u32,
+struct Entry {
+    path: PathBuf,
+    kind: Kind,
+    uid: u32,
+    mode: u32,
     /// Device and inode: what the read checks it read.
-    pub id: (u64, u64),
+    id: (u64, u64),
 }
 
 impl Entry {
@@ -113,7 +113,7 @@ impl Entry {
 
 /// The trust rule on its own: every entry on the route (from `/` to the file) is owned by root,
 /// no directory and not the file is writable by group or others, and the route ends at a file.
-pub fn route_problem(route: &[Entry]) -> Option<String> {
+fn route_problem(route: &[Entry]) -> Option<String> {
     let last = route.last()?;
     if last.kind == Kind::Directory {
         return Some(format!(
@@ -133,7 +133,7 @@ pub struct ConfigFile {
     pub real: PathBuf,
     /// Every entry the path went through, from `/`: each directory a name was looked up in, each
     /// link followed, and last the file.
-    pub route: Vec<Entry>,
+    route: Vec<Entry>,
 }
 
 /// What is at `path`: `Ok(None)` when nothing is (no link on the way, and no entry: the
