@@ -6,9 +6,10 @@
 //! the mounts and the privileges of the launch. The file lives in the agent container
 //! (`/etc/mesos-executor-shim/config.json`, baked or mounted), at that path and no other: no
 //! variable names another (`EXECUTOR_SHIM_CONFIG` is the task's variable like any other). It is
-//! read only if root owns it and everything above it and nobody else can write there
-//! ([`trusted_file`]), the rule sudo and sshd apply to their own configuration. The operator's
-//! commands take `--config FILE`.
+//! read only if root owns it, every directory on the way to it and every link that leads there,
+//! and nobody else can write there ([`ConfigFile::untrusted`]), the rule sudo and sshd apply to
+//! their own configuration; it is found and read in [`file`], the one way for the relay and the
+//! operator's commands alike. The operator's commands take `--config FILE`.
 //!
 //! Every key is one row of [`KEYS`]: its name, the default shown to operators, and its parser.
 //! An unknown key is an error naming it: a misspelt setting is never silently ignored.
@@ -23,6 +24,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::sibling::labels::LABEL_PREFIX;
+
+mod file;
+mod repeated_keys;
+
+pub use file::ConfigFile;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// Where Docker's clients and daemon put the socket unless told otherwise: the path is written
@@ -447,56 +453,65 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub settings: Settings,
-    pub file: Option<PathBuf>,
+    pub file: Option<ConfigFile>,
+}
+
+impl Loaded {
+    fn defaults() -> Loaded {
+        Loaded {
+            settings: Settings::default(),
+            file: None,
+        }
+    }
 }
 
 /// The relay's settings: the file at [`DEFAULT_CONFIG_PATH`] and no other (no variable of the
-/// launch environment, which is the task's, names another), if [`trusted_file`] accepts it. A
-/// missing file means defaults.
+/// launch environment, which is the task's, names another), if the trust rule accepts it
+/// ([`ConfigFile::untrusted`]). Nothing there means defaults.
 pub fn load_for_relay(work_dir: &Path) -> Result<Loaded, ConfigError> {
-    let path = PathBuf::from(DEFAULT_CONFIG_PATH);
-    match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Loaded {
-                settings: Settings::default(),
-                file: None,
-            })
-        }
-        _ => {}
-    }
-    let trusted = trusted_file(&path, work_dir).map_err(|why| {
-        err(
+    load_trusted(Path::new(DEFAULT_CONFIG_PATH), work_dir)
+}
+
+fn load_trusted(path: &Path, work_dir: &Path) -> Result<Loaded, ConfigError> {
+    let Some(file) = file::find(path)? else {
+        return Ok(Loaded::defaults());
+    };
+    if let Some(why) = file.untrusted(work_dir) {
+        return Err(err(
             &path.display().to_string(),
             format!(
                 "{why}; the shim reads only a configuration file that root owns and nobody else can \
                  change: fix its owner and mode"
             ),
-        )
-    })?;
-    let settings = read_file(&trusted)?;
+        ));
+    }
     Ok(Loaded {
-        settings,
-        file: Some(trusted),
+        settings: file.read()?,
+        file: Some(file),
     })
 }
 
 /// The operator commands' settings: `--config FILE` (which must exist) or the default file (if
 /// any), with `DOCKER_HOST` of the operator's shell (`docker_host_env`) over the file's endpoint.
+/// The file is found and read as the relay does; whether the relay would trust it is `doctor`'s
+/// to say.
 pub fn load_for_operator(
     config: Option<&Path>,
     docker_host_env: Option<&str>,
 ) -> Result<Loaded, ConfigError> {
     let path = config.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
-    let mut loaded = match read_file(path) {
-        Ok(settings) => Loaded {
-            settings,
-            file: Some(path.to_path_buf()),
+    let mut loaded = match file::find(path)? {
+        Some(file) => Loaded {
+            settings: file.read()?,
+            file: Some(file),
         },
-        Err(_) if config.is_none() && !path.exists() => Loaded {
-            settings: Settings::default(),
-            file: None,
-        },
-        Err(e) => return Err(e),
+        None if config.is_none() => Loaded::defaults(),
+        None => {
+            return Err(err(
+                &path.display().to_string(),
+                "no such file; point --config at the JSON file",
+            ))
+        }
     };
     if let Some(v) = docker_host_env.filter(|v| !v.is_empty()) {
         loaded.settings.docker_host =
@@ -505,24 +520,17 @@ pub fn load_for_operator(
     Ok(loaded)
 }
 
-fn read_file(path: &Path) -> Result<Settings, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        err(
-            &shown,
-            format!("cannot read it: {e}; point the shim at a readable JSON file"),
-        )
-    })?;
-    parse(&text).map_err(|e| ConfigError {
-        key: format!("{shown}: {}", e.key),
-        message: e.message,
-    })
-}
-
 /// Parses the file's text: a JSON object of known keys.
 pub fn parse(text: &str) -> Result<Settings, ConfigError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| err("(file)", format!("not valid JSON: {e}")))?;
+    let (value, repeated) =
+        repeated_keys::parse(text).map_err(|e| err("(file)", format!("not valid JSON: {e}")))?;
+    if let Some(key) = repeated.first() {
+        return Err(err(
+            key,
+            "appears more than once; JSON readers disagree on which one counts (serde_json takes \
+             the last, others the first), so the shim takes neither: keep one",
+        ));
+    }
     let Value::Object(map) = value else {
         return Err(err("(file)", "not a JSON object of settings"));
     };
@@ -551,84 +559,6 @@ pub fn ignored_launch_variables<'a>(names: impl Iterator<Item = &'a OsStr>) -> V
     ignored.sort();
     ignored.dedup();
     ignored
-}
-
-/// What the trust rule needs to know of one path: the file, or a directory above it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ownership {
-    pub uid: u32,
-    pub mode: u32,
-    pub is_dir: bool,
-}
-
-/// The rule on its own: every entry (the file first, then each directory above it up to `/`) is
-/// owned by root and not writable by group or others, and the first is a regular file.
-pub fn ownership_problem(chain: &[(PathBuf, Ownership)]) -> Option<String> {
-    for (i, (path, o)) in chain.iter().enumerate() {
-        let what = if i == 0 { "the file" } else { "the directory" };
-        if i == 0 && o.is_dir {
-            return Some(format!("{} is a directory, not a file", path.display()));
-        }
-        if o.uid != 0 {
-            return Some(format!(
-                "{what} {} is owned by uid {}, not by root",
-                path.display(),
-                o.uid
-            ));
-        }
-        if o.mode & 0o022 != 0 {
-            return Some(format!(
-                "{what} {} is writable by {} (mode {:o})",
-                path.display(),
-                if o.mode & 0o002 != 0 {
-                    "others"
-                } else {
-                    "its group"
-                },
-                o.mode & 0o7777
-            ));
-        }
-    }
-    None
-}
-
-/// Accepts `path` as a configuration file only if its real location is owned by root all the way
-/// up and writable by nobody else, and is not under the agent's `work_dir` (where tasks write).
-/// Returns the real path, which is the one to read.
-pub fn trusted_file(path: &Path, work_dir: &Path) -> Result<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
-    if !path.is_absolute() {
-        return Err(format!("{} is not an absolute path", path.display()));
-    }
-    let real = path
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
-    let real_work_dir = work_dir
-        .canonicalize()
-        .unwrap_or_else(|_| work_dir.to_path_buf());
-    if real.starts_with(&real_work_dir) {
-        return Err(format!(
-            "{} is under the agent's work_dir {}, where tasks write",
-            real.display(),
-            real_work_dir.display()
-        ));
-    }
-    let mut chain = Vec::new();
-    for p in real.ancestors() {
-        let m = std::fs::metadata(p).map_err(|e| format!("cannot stat {}: {e}", p.display()))?;
-        chain.push((
-            p.to_path_buf(),
-            Ownership {
-                uid: m.uid(),
-                mode: m.mode(),
-                is_dir: m.is_dir(),
-            },
-        ));
-    }
-    match ownership_problem(&chain) {
-        Some(problem) => Err(problem),
-        None => Ok(real),
-    }
 }
 
 fn string(v: &Value) -> Result<&str, String> {
@@ -904,51 +834,15 @@ mod tests {
         );
     }
 
-    fn owned(uid: u32, mode: u32, is_dir: bool) -> Ownership {
-        Ownership { uid, mode, is_dir }
-    }
-
+    /// A key given twice is refused by its name, at the top level and inside an object: which
+    /// one counts would depend on the JSON reader.
     #[test]
-    fn the_trust_rule_wants_root_and_no_other_writer_all_the_way_up() {
-        let chain = |file: Ownership, dir: Ownership| {
-            vec![
-                ("/etc/shim/config.json".into(), file),
-                ("/etc/shim".into(), dir),
-                ("/etc".into(), owned(0, 0o40755, true)),
-                ("/".into(), owned(0, 0o40755, true)),
-            ]
-        };
-        let root_dir = owned(0, 0o40755, true);
-        assert_eq!(
-            ownership_problem(&chain(owned(0, 0o100644, false), root_dir)),
-            None
-        );
-        let p = ownership_problem(&chain(owned(1000, 0o100644, false), root_dir)).unwrap();
-        assert!(p.contains("owned by uid 1000"), "{p}");
-        let p = ownership_problem(&chain(owned(0, 0o100664, false), root_dir)).unwrap();
-        assert!(p.contains("writable by its group"), "{p}");
-        let p =
-            ownership_problem(&chain(owned(0, 0o100644, false), owned(0, 0o41777, true))).unwrap();
-        assert!(
-            p.contains("the directory /etc/shim is writable by others"),
-            "{p}"
-        );
-        let p = ownership_problem(&chain(root_dir, root_dir)).unwrap();
-        assert!(p.contains("is a directory"), "{p}");
-    }
-
-    #[test]
-    fn a_file_under_the_work_dir_or_a_world_writable_directory_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.json");
-        std::fs::write(&file, "{}").unwrap();
-        let e = trusted_file(&file, dir.path()).unwrap_err();
-        assert!(e.contains("under the agent's work_dir"), "{e}");
-        // The temp directory lies under /tmp, which anyone may write to.
-        let e = trusted_file(&file, Path::new("/var/lib/mesos")).unwrap_err();
-        assert!(e.contains("writable by"), "{e}");
-        let e = trusted_file(Path::new("relative.json"), Path::new("/x")).unwrap_err();
-        assert!(e.contains("not an absolute path"), "{e}");
+    fn a_repeated_key_is_refused_by_name() {
+        let e = parse(r#"{"image": "a:1", "privileged": false, "image": "b:1"}"#).unwrap_err();
+        assert_eq!(e.key, "image");
+        assert!(e.message.contains("more than once"), "{e}");
+        let e = parse(r#"{"labels": {"team": "a", "team": "b"}}"#).unwrap_err();
+        assert_eq!(e.key, "labels.team", "{e}");
     }
 
     /// The README's table of keys is the table here: every key, with its default, and no other.

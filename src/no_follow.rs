@@ -305,10 +305,20 @@ fn reopen_as(handle: OwnedFd, path: &Path, want: SFlag, flags: OFlag) -> io::Res
         Mode::empty(),
     )
     .map_err(|e| {
-        io::Error::other(format!(
-            "cannot open {} through its descriptor (is /proc mounted?): {e}",
-            path.display()
-        ))
+        // The kind is kept: a caller tells a permission refused (this user may not read the
+        // file) from the rest.
+        let hint = if e == Errno::ENOENT {
+            " (is /proc mounted?)"
+        } else {
+            ""
+        };
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!(
+                "cannot open {} through its descriptor{hint}: {e}",
+                path.display()
+            ),
+        )
     })?;
     let opened = fstat(&file)?;
     if (opened.st_dev, opened.st_ino) != (held.st_dev, held.st_ino) {

@@ -34,19 +34,39 @@ fn relay(env: &[(&str, &str)], args: &[&str], config: Option<&str>, cwd: Option<
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
-    let out = command
+    command
         .arg0("mesos-executor")
         .args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+        .envs(env.iter().copied());
+    let out = output_within(command, Duration::from_secs(120));
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         took: start.elapsed(),
     }
+}
+
+/// Runs `command` to its end, failing the test if it takes longer than `limit`: what blocks on a
+/// FIFO would never end.
+fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{command:?} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -299,6 +319,116 @@ fn a_configuration_file_anyone_could_write_is_refused() {
         mode(&file, 0o644);
         std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
     }
+    assert!(run.containers_named_sibling().is_empty());
+}
+
+/// `doctor --json` on this host, reading the relay's configuration path, where `config`'s
+/// directory is mounted (as for [`relay`]): its `config` check.
+fn doctor_config_check(config: &Path, run: &Run) -> serde_json::Value {
+    let mut command = Command::new(shim_bin());
+    let mount = config_mount(config);
+    // SAFETY: the closure makes only system calls, on strings made before the fork.
+    unsafe { command.pre_exec(mount) };
+    command
+        .args(["doctor", "--json", "--work-dir"])
+        .arg(&run.work_dir);
+    let out = output_within(command, Duration::from_secs(120));
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    checks
+        .into_iter()
+        .find(|c| c["check"] == "config")
+        .expect("a config check")
+}
+
+/// What is at the relay's configuration path but no file: a FIFO is refused at once (never
+/// opened, so nothing waits for a writer) and a link to nothing is an error, by the relay and by
+/// `doctor` in the same words, since one function decides for both.
+#[test]
+fn a_fifo_or_a_dangling_link_at_the_configuration_path_is_refused_alike_by_relay_and_doctor() {
+    let run = Run::new("notafile");
+    let env = launch_env(&run);
+    let file = PathBuf::from(env.iter().find(|(k, _)| *k == CONFIG).unwrap().1.clone());
+    std::fs::remove_file(&file).unwrap();
+    nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let gone = file.with_file_name("gone.json");
+    for (what, expected) in [
+        (
+            "a FIFO",
+            "is a FIFO, not a regular file: it is never opened",
+        ),
+        ("a dangling link", "is a dangling symbolic link"),
+    ] {
+        let out = run_with(&env);
+        assert_eq!(out.code, 78, "{what}: {}", out.stderr);
+        assert!(
+            out.took < Duration::from_secs(10),
+            "{what}: took {:?}",
+            out.took
+        );
+        let doctor = doctor_config_check(&file, &run);
+        let said = doctor["detail"].as_str().unwrap();
+        assert_eq!(doctor["ok"], false, "{what}: {doctor}");
+        assert!(
+            said.contains(expected) && said.contains(CONFIG_PATH),
+            "{what}: {said}"
+        );
+        assert!(
+            out.stderr.contains(said),
+            "{what}: the relay said {} and doctor {said}",
+            out.stderr
+        );
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&gone, &file).unwrap();
+    }
+    assert!(run.containers_named_sibling().is_empty());
+}
+
+/// A file only root can read: with the agent's --switch_user the launch runs as the task's user,
+/// which cannot read it; the launch fails saying what mode the file needs (doctor refuses the
+/// file at install for the same reason).
+#[test]
+fn a_configuration_file_only_root_can_read_fails_a_launch_as_another_user_naming_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let run = Run::new("rootonly");
+    let env = launch_env(&run);
+    let pick = |key: &str| env.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+    let file = PathBuf::from(pick(CONFIG));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = Command::new(shim_bin());
+    let mount = config_mount(&file);
+    // SAFETY: the closures make only system calls, on values made before the fork: the mount
+    // namespace first, as root, then the task's user, as the launch helper would.
+    unsafe {
+        command.pre_exec(mount).pre_exec(|| {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(65534))?;
+            Ok(nix::unistd::setuid(nix::unistd::Uid::from_raw(65534))?)
+        })
+    };
+    let pairs: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| *k != CONFIG && *k != CWD)
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    command
+        .arg0("mesos-executor")
+        .arg("--launcher_dir=/usr/libexec/mesos")
+        .current_dir(pick(CWD))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(pairs);
+    let out = output_within(command, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("as uid 65534") && stderr.contains("mode 0644"),
+        "{stderr}"
+    );
     assert!(run.containers_named_sibling().is_empty());
 }
 

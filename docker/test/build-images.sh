@@ -3,7 +3,8 @@
 #   mesos-executor-shim-test/agent        busybox, the stand-in agent, the stand-in executor as the
 #                                         stock /usr/libexec/mesos/mesos-executor, and the stand-in
 #                                         launch helper as mesos-containerizer beside it
-#   mesos-executor-shim-test/agent-baked  the same, with the shim baked in by Dockerfile.mesos-slave
+#   mesos-executor-shim-test/agent-baked  the same, with the shim baked in by
+#                                         Dockerfile.mesos-slave-prebuilt
 #   mesos-executor-shim-test/agent-docker the agent image plus the docker CLI and the stand-in
 #                                         mesos-docker-executor, both executors also under
 #                                         /usr/local/libexec/mesos (a source build's launcher_dir)
@@ -56,7 +57,7 @@ docker_cli=$(command -v docker)
 [ -f "$shim" ] || die "no shim binary at $shim (cargo build --release first)"
 step "reaching the Docker daemon (is dockerd running? bash .ci/run starts one)" \
   docker info --format '{{.ServerVersion}}'
-inputs=$(cat "$shim" "$busybox" "$docker_cli" "$here"/*.sh "$repo/Dockerfile.mesos-slave" \
+inputs=$(cat "$shim" "$busybox" "$docker_cli" "$here"/*.sh "$repo"/Dockerfile.mesos-slave* \
   "$repo/docker/install-shim.sh" | sha256sum | cut -c1-16)
 current=yes
 for image in $images; do
@@ -118,10 +119,11 @@ context=$work/context
 mkdir -p "$context/docker"
 cp "$shim" "$context/mesos-executor-shim"
 cp "$repo/docker/install-shim.sh" "$context/docker/install-shim.sh"
-# The legacy builder: no registry is needed for a FROM of a local image.
+# The legacy builder, as an operator without BuildKit would build: no registry is needed for a
+# FROM of a local image.
 for base in agent agent-docker; do
-  step "building mesos-executor-shim-test/$base-baked from Dockerfile.mesos-slave" \
-    env DOCKER_BUILDKIT=0 docker build -q -f "$repo/Dockerfile.mesos-slave" --target baked-prebuilt \
+  step "building mesos-executor-shim-test/$base-baked from Dockerfile.mesos-slave-prebuilt" \
+    env DOCKER_BUILDKIT=0 docker build -q -f "$repo/Dockerfile.mesos-slave-prebuilt" \
     --build-arg MESOS_IMAGE=mesos-executor-shim-test/$base:latest \
     --build-arg SHIM_BINARY=mesos-executor-shim --label "mesos-executor-shim-test.inputs=$inputs" \
     -t mesos-executor-shim-test/$base-baked:latest "$context"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::agent_container::{AgentContainer, PidNamespace};
-use crate::config::{trusted_file, Settings, DEFAULT_CONFIG_PATH};
+use crate::config::{ConfigFile, Settings, DEFAULT_CONFIG_PATH};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
 use crate::mesos::executor::{stock_beside, ExecutorKind};
@@ -67,7 +67,7 @@ pub fn main(
     let mut checks = Vec::new();
     let settings = match super::operator_settings(config) {
         Ok(loaded) => {
-            checks.push(config_check(loaded.file.as_deref(), work_dir));
+            checks.push(config_check(loaded.file.as_ref(), work_dir));
             loaded.settings
         }
         Err(e) => {
@@ -110,21 +110,36 @@ fn check_line(c: &Check) -> String {
     }
 }
 
-/// The file is valid; the relay also reads it only where [`trusted_file`] accepts it.
-fn config_check(file: Option<&Path>, work_dir: &Path) -> Check {
+/// The file is valid (read as the relay reads it); the relay trusts it
+/// ([`ConfigFile::untrusted`]), and so does a launch that runs as the task's user.
+fn config_check(file: Option<&ConfigFile>, work_dir: &Path) -> Check {
     let Some(file) = file else {
         return pass(
             "config",
             format!("no file at {DEFAULT_CONFIG_PATH}: the defaults apply"),
         );
     };
-    match trusted_file(file, work_dir) {
-        Ok(_) => pass("config", format!("{} is valid", file.display())),
-        Err(why) => failed(
+    let shown = file.path.display();
+    if let Some(why) = file.untrusted(work_dir) {
+        return failed(
             "config",
-            format!("{} is valid, but the relay will refuse it: {why}", file.display()),
-            "make root own the file and every directory above it, writable by nobody else, outside the work_dir",
+            format!("{shown} is valid, but the relay will refuse it: {why}"),
+            "make root own the file, every directory on the way to it and every link to it, writable by nobody \
+             else, outside the work_dir",
+        );
+    }
+    // Refused here, at install: the relay cannot read the file before the launch helper of
+    // the agent's --switch_user (its default) becomes the task's user.
+    match file.closed_to_other_users() {
+        Some(why) => failed(
+            "config",
+            format!(
+                "{shown} is valid, but a launch that runs as the task's user (the agent's --switch_user, its \
+                 default) cannot read it and fails with 78: {why}"
+            ),
+            format!("chmod 0644 {} and 0755 each directory on the way to it", file.real.display()),
         ),
+        None => pass("config", format!("{shown} is valid")),
     }
 }
 
@@ -492,7 +507,6 @@ fn short(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     /// A task sees host pids and can name a process of its own `mesos-agent`, with any
     /// arguments: what doctor reads from it reaches the operator's terminal escaped.
     #[test]
@@ -508,5 +522,27 @@ mod tests {
             assert!(!line.chars().any(char::is_control), "{line:?}");
             assert!(line.contains("\\u{1b}]0;owned"), "{line:?}");
         }
+    }
+
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A file only root can read passes the trust rule, and every launch under the agent's
+    /// --switch_user would fail on it: doctor fails it at install, naming the mode to set.
+    #[test]
+    fn a_configuration_file_only_root_can_read_fails_naming_the_mode() {
+        let dir = crate::test_support::trusted_dir();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "{}").unwrap();
+        let check = |mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let file = crate::config::load_for_operator(Some(&path), None)
+                .unwrap()
+                .file;
+            config_check(file.as_ref(), Path::new("/var/lib/mesos"))
+        };
+        assert!(check(0o644).ok);
+        let c = check(0o600);
+        assert!(!c.ok && c.detail.contains("--switch_user"), "{}", c.detail);
+        assert!(c.fix.unwrap().starts_with("chmod 0644 "));
     }
 }

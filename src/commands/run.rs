@@ -65,8 +65,8 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         own_variables = std::env::vars_os().count(),
         "shim started"
     );
-    if let Some(path) = loaded.file {
-        tracing::debug!(path = %path.display(), "configuration file read");
+    if let Some(file) = loaded.file {
+        tracing::debug!(path = %file.real.display(), "configuration file read");
     }
     if let Some(work_dir) = &settings.work_dir {
         // The operator's path may lead through a link of the operator's, as the agent's may: the

@@ -42,3 +42,16 @@ pub fn set_1_labels(work_dir: &str, shim: &str) -> std::collections::HashMap<Str
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+/// A directory the configuration file's trust rule accepts: root's, mode 0755, under root's
+/// 0755 `/run` (not under `/tmp`, which anyone may write to). The unit tests run as root.
+pub fn trusted_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::path::Path::new("/run/mesos-executor-shim-unit");
+    std::fs::create_dir_all(base).unwrap();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    for d in [base, dir.path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
