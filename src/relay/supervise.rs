@@ -126,17 +126,10 @@ where
     H: HostProcesses,
 {
     // 1. Create or adopt the sibling; a signal calls the launch off.
-    let taken = tokio::select! {
-        biased;
-        Some(signal) = signals.next() => {
-            tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
-            remove_called_off_sibling(&engine, spec).await;
-            return Ok(Outcome::Exited(ExecutorExit::status(status_of_signal(signal))));
-        }
-        taken = create_or_adopt(&engine, spec, plan) => taken?,
+    let (sibling, mut exit) = match take_sibling(&engine, spec, plan, &mut signals).await? {
+        Taken::Sibling(sibling, exit) => (sibling, exit),
+        Taken::CalledOff(exit) => return Ok(Outcome::Exited(exit)),
     };
-    let (sibling, mut exit) = taken;
-
     // 2. Hold its running process; signals go through the daemon meanwhile.
     let (pid, process) =
         match hold_running_process(&engine, host, &sibling, &mut exit, plan, &mut signals).await {
@@ -157,132 +150,250 @@ where
         host_pid = pid.get(),
         "sibling running"
     );
-    // The executor's output, through the shim while it lives (see crate::output).
-    let mut output = plan
-        .relays_output
-        .then(|| output_pump(pid, &process, &sibling))
-        .flatten();
     // The pidfd and the exit record tell the rest: the daemon's wait, and its connection, go;
     // a sibling whose first process records no exit keeps the wait for its status.
     let kept_wait = (!sibling.records_exit).then_some(exit);
-
     // 3. Run: no daemon needed from here on, once the sweep is done.
-    let mut checkpoint = plan
-        .checkpointing
-        .then(|| Box::pin(forked_pid::take_over(host, plan, pid, &sibling.id)));
-    let mut guard: Option<ForkedPidGuard> = None;
-    let mut sweep = Some(Box::pin(async move {
-        if let Some(sweep) = &plan.sweep {
-            match tokio::time::timeout(SWEEP_PATIENCE, engine.sweep(sweep)).await {
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %format!("{e:#}"), "could not sweep the siblings left behind")
-                }
-                Err(_) => {
-                    tracing::warn!("the sweep of siblings left behind took too long; dropped")
-                }
-                Ok(Ok(_)) => {}
-            }
-        }
-        // The launch's connection to the daemon is let go here: a waiting shim holds none.
-        drop(engine);
-    }));
-    let mut process = Some(process);
-    let mut may_hand_over = plan.waiting_mode.is_some() && kept_wait.is_none();
-    loop {
-        // Only waiting is left: hand over to the waiting mode, which holds nothing of the launch.
-        let only_waiting = checkpoint.is_none() && guard.is_none() && sweep.is_none();
-        if let (true, true, Some(mode)) = (only_waiting, may_hand_over, &plan.waiting_mode) {
-            may_hand_over = false;
-            // The forwarded signals are blocked (see crate::relay::signals): those the relay has
-            // not read wait, across the exec, in the waiting mode's signalfd; those read are
-            // passed on now.
-            let held = process.take().expect("held until handed over");
-            while let Some(Some(signal)) = signals.next().now_or_never() {
-                tracing::info!(
-                    container = sibling.name,
-                    signal = signal.as_str(),
-                    "forwarding signal to the executor"
-                );
-                let _ = held.signal(signal);
-            }
-            match held.hand_over() {
-                Ok(handle) => {
-                    let output = output.take().and_then(PumpThread::hand_over);
-                    return Ok(Outcome::HandedOver(Box::new(Handover {
-                        output,
-                        process: handle,
-                        sibling_id: sibling.id.clone(),
-                        sibling_name: sibling.name.clone(),
-                        auto_removed: sibling.auto_removed,
-                        exit_record: plan.exit_record.clone(),
-                        endpoint: mode.endpoint.clone(),
-                        log_level: mode.log_level.clone(),
-                        log_format: mode.log_format,
-                    })));
-                }
-                Err(kept) => {
-                    // Nothing to hand over: the relay waits itself, with signals as before.
-                    process = Some(kept);
-                }
-            }
-        }
-        let process = process.as_mut().expect("held");
-        tokio::select! {
-            // Biased: an exit is taken before anything else, so that a sibling that has exited
-            // never gets its pid written into forked.pid.
-            biased;
-            () = process.exited() => break,
-            Some(signal) = signals.next() => {
-                tracing::info!(container = sibling.name, signal = signal.as_str(), "forwarding signal to the executor");
-                if let Err(e) = process.signal(signal) {
-                    // A process that has exited refuses; its exit is on its way.
-                    tracing::warn!(container = sibling.name, error = %e, "could not forward signal");
-                }
-            }
-            written = async { checkpoint.as_mut().expect("guarded").await }, if checkpoint.is_some() => {
-                checkpoint = None;
-                match written {
-                    Ok(g) => guard = Some(g),
-                    Err(e) => {
-                        // A launch the agent cannot recover must not leave its executor running.
-                        if sibling.created_here {
-                            let _ = process.signal(Signal::SIGKILL);
-                            process.exited().await;
-                            finish(&connect, &sibling, None).await;
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            changed = async { guard.as_mut().expect("guarded").changed().await }, if guard.is_some() => {
-                let outcome = changed.and_then(|changed| match changed {
-                    true => forked_pid::repoint_at_sibling(host, &plan.forked_pid, pid, &sibling.id).map(Some),
-                    false => Ok(None),
-                });
-                match outcome {
-                    // Something else wrote forked.pid and it was put right: keep watching a while.
-                    Ok(Some(true)) => guard.as_mut().expect("guarded").extend(plan.forked_pid_guard),
-                    Ok(Some(false)) => {}
-                    Ok(None) => {
-                        tracing::debug!(path = %plan.forked_pid.display(), "forked.pid guard window closed");
-                        guard = None;
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %plan.forked_pid.display(), error = %e, "no longer guarding forked.pid");
-                        guard = None;
-                    }
-                }
-            }
-            () = async { sweep.as_mut().expect("guarded").await }, if sweep.is_some() => sweep = None,
-        }
-    }
-    drop(sweep);
+    let running = Running {
+        host,
+        plan,
+        sibling: &sibling,
+        pid,
+        // The executor's output, through the shim while it lives (see crate::output).
+        output: plan
+            .relays_output
+            .then(|| output_pump(pid, &process, &sibling))
+            .flatten(),
+        may_hand_over: plan.waiting_mode.is_some() && kept_wait.is_none(),
+    };
+    let output = match running
+        .until_exit(&connect, engine, process, &mut signals)
+        .await?
+    {
+        Ran::HandedOver(handover) => return Ok(Outcome::HandedOver(handover)),
+        Ran::Exited(output) => output,
+    };
     // What the executor wrote last reaches the logger before the shim leaves.
     if let Some(output) = output {
         output.finish();
     }
-
     // 4. Finish, with the status the init recorded.
+    let recorded = recorded_exit(plan, kept_wait).await;
+    Ok(Outcome::Exited(finish(&connect, &sibling, recorded).await))
+}
+
+/// How the first phase ended.
+enum Taken {
+    Sibling(Sibling, ExitWait),
+    /// A signal called the launch off: leave with this.
+    CalledOff(ExecutorExit),
+}
+
+/// Creates or adopts the sibling; a signal meanwhile calls the launch off, and what this shim
+/// made is removed.
+async fn take_sibling<E: SiblingEngine>(
+    engine: &E,
+    spec: &SiblingSpec,
+    plan: &LaunchPlan,
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+) -> Result<Taken, ShimError> {
+    tokio::select! {
+        biased;
+        Some(signal) = signals.next() => {
+            tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
+            remove_called_off_sibling(engine, spec).await;
+            Ok(Taken::CalledOff(ExecutorExit::status(status_of_signal(signal))))
+        }
+        taken = create_or_adopt(engine, spec, plan) => {
+            let (sibling, exit) = taken?;
+            Ok(Taken::Sibling(sibling, exit))
+        }
+    }
+}
+
+/// How the third phase ended: the executor exited (with the output thread, if any, to finish),
+/// or the relay handed over to the waiting mode.
+enum Ran {
+    Exited(Option<PumpThread>),
+    HandedOver(Box<Handover>),
+}
+
+/// The third phase: the sibling runs, its process held.
+struct Running<'a, H> {
+    host: &'a H,
+    plan: &'a LaunchPlan,
+    sibling: &'a Sibling,
+    pid: HostPid,
+    output: Option<PumpThread>,
+    /// Whether the waiting mode may take over once only waiting is left.
+    may_hand_over: bool,
+}
+
+impl<H: HostProcesses> Running<'_, H> {
+    /// Checkpoints the pid, guards forked.pid a while and sweeps, passing signals on, until the
+    /// executor exits or only waiting is left (then hands over to the waiting mode).
+    async fn until_exit<E: SiblingEngine>(
+        mut self,
+        connect: &impl AsyncFn() -> Result<E, ShimError>,
+        engine: E,
+        process: H::Process,
+        signals: &mut (impl Stream<Item = Signal> + Unpin),
+    ) -> Result<Ran, ShimError> {
+        let (host, plan, sibling, pid) = (self.host, self.plan, self.sibling, self.pid);
+        let mut checkpoint = plan
+            .checkpointing
+            .then(|| Box::pin(forked_pid::take_over(host, plan, pid, &sibling.id)));
+        let mut guard: Option<ForkedPidGuard> = None;
+        let mut sweep = Some(Box::pin(sweep_then_let_go(engine, plan)));
+        let mut process = Some(process);
+        loop {
+            let only_waiting = checkpoint.is_none() && guard.is_none() && sweep.is_none();
+            if only_waiting && std::mem::take(&mut self.may_hand_over) {
+                let held = process.take().expect("held until handed over");
+                match self.hand_over(held, signals) {
+                    Ok(handover) => return Ok(Ran::HandedOver(handover)),
+                    // Nothing to hand over: the relay waits itself, with signals as before.
+                    Err(kept) => process = Some(kept),
+                }
+            }
+            let process = process.as_mut().expect("held");
+            tokio::select! {
+                // Biased: an exit is taken before anything else, so that a sibling that has
+                // exited never gets its pid written into forked.pid.
+                biased;
+                () = process.exited() => break,
+                Some(signal) = signals.next() => forward(process, signal, sibling),
+                written = async { checkpoint.as_mut().expect("guarded").await }, if checkpoint.is_some() => {
+                    checkpoint = None;
+                    guard = Some(self.checkpointed(written, process, connect).await?);
+                }
+                changed = async { guard.as_mut().expect("guarded").changed().await }, if guard.is_some() => {
+                    guard = self.guard_after(changed, guard.take().expect("guarded"));
+                }
+                () = async { sweep.as_mut().expect("guarded").await }, if sweep.is_some() => sweep = None,
+            }
+        }
+        drop(sweep);
+        Ok(Ran::Exited(self.output))
+    }
+
+    /// Hands over to the waiting mode, which holds nothing of the launch; `Err` gives the process
+    /// back where there is no handle to hand over.
+    fn hand_over(
+        &mut self,
+        held: H::Process,
+        signals: &mut (impl Stream<Item = Signal> + Unpin),
+    ) -> Result<Box<Handover>, H::Process> {
+        let mode = self.plan.waiting_mode.as_ref().expect("may hand over");
+        // The forwarded signals are blocked (see crate::relay::signals): those the relay has not
+        // read wait, across the exec, in the waiting mode's signalfd; those read are passed on
+        // now.
+        while let Some(Some(signal)) = signals.next().now_or_never() {
+            forward(&held, signal, self.sibling);
+        }
+        let handle = held.hand_over()?;
+        Ok(Box::new(Handover {
+            output: self.output.take().and_then(PumpThread::hand_over),
+            process: handle,
+            sibling_id: self.sibling.id.clone(),
+            sibling_name: self.sibling.name.clone(),
+            auto_removed: self.sibling.auto_removed,
+            exit_record: self.plan.exit_record.clone(),
+            endpoint: mode.endpoint.clone(),
+            log_level: mode.log_level.clone(),
+            log_format: mode.log_format,
+        }))
+    }
+
+    /// forked.pid names the sibling: its guard, from here. A launch the agent cannot recover
+    /// must not leave its executor running: where the write failed, the executor this shim
+    /// started is ended.
+    async fn checkpointed<E: SiblingEngine>(
+        &self,
+        written: Result<ForkedPidGuard, ShimError>,
+        process: &mut H::Process,
+        connect: &impl AsyncFn() -> Result<E, ShimError>,
+    ) -> Result<ForkedPidGuard, ShimError> {
+        let e = match written {
+            Ok(guard) => return Ok(guard),
+            Err(e) => e,
+        };
+        if self.sibling.created_here {
+            let _ = process.signal(Signal::SIGKILL);
+            process.exited().await;
+            finish(connect, self.sibling, None).await;
+        }
+        Err(e)
+    }
+
+    /// forked.pid changed under the guard: put right (and watched a while longer), or the
+    /// guard's window closed. The guard to keep, if any.
+    fn guard_after(
+        &self,
+        changed: io::Result<bool>,
+        mut guard: ForkedPidGuard,
+    ) -> Option<ForkedPidGuard> {
+        let plan = self.plan;
+        let outcome = changed.and_then(|changed| match changed {
+            true => forked_pid::repoint_at_sibling(
+                self.host,
+                &plan.forked_pid,
+                self.pid,
+                &self.sibling.id,
+            )
+            .map(Some),
+            false => Ok(None),
+        });
+        match outcome {
+            // Something else wrote forked.pid and it was put right: keep watching a while.
+            Ok(Some(true)) => {
+                guard.extend(plan.forked_pid_guard);
+                Some(guard)
+            }
+            Ok(Some(false)) => Some(guard),
+            Ok(None) => {
+                tracing::debug!(path = %plan.forked_pid.display(), "forked.pid guard window closed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(path = %plan.forked_pid.display(), error = %e, "no longer guarding forked.pid");
+                None
+            }
+        }
+    }
+}
+
+/// Sweeps the siblings gone shims left behind (where the plan says to), then lets the launch's
+/// connection to the daemon go: a waiting shim holds none.
+async fn sweep_then_let_go<E: SiblingEngine>(engine: E, plan: &LaunchPlan) {
+    if let Some(sweep) = &plan.sweep {
+        match tokio::time::timeout(SWEEP_PATIENCE, engine.sweep(sweep)).await {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not sweep the siblings left behind")
+            }
+            Err(_) => tracing::warn!("the sweep of siblings left behind took too long; dropped"),
+            Ok(Ok(_)) => {}
+        }
+    }
+    drop(engine);
+}
+
+/// Passes `signal` on to the sibling's process, held.
+fn forward(process: &impl SiblingProcess, signal: Signal, sibling: &Sibling) {
+    tracing::info!(
+        container = sibling.name,
+        signal = signal.as_str(),
+        "forwarding signal to the executor"
+    );
+    if let Err(e) = process.signal(signal) {
+        // A process that has exited refuses; its exit is on its way.
+        tracing::warn!(container = sibling.name, error = %e, "could not forward signal");
+    }
+}
+
+/// The executor's exit as its init recorded it; for a sibling whose first process records none,
+/// as the daemon's kept wait reports it.
+async fn recorded_exit(plan: &LaunchPlan, kept_wait: Option<ExitWait>) -> Option<ExecutorExit> {
     let recorded = match read_exit_record(plan) {
         Ok(record) => record.as_ref().map(ExecutorExit::from_record),
         Err(e) => {
@@ -290,15 +401,14 @@ where
             None
         }
     };
-    let recorded = match (recorded, kept_wait) {
+    match (recorded, kept_wait) {
         (None, Some(exit)) => tokio::time::timeout(FINISH_PATIENCE, exit)
             .await
             .ok()
             .and_then(Result::ok)
             .map(|code| ExecutorExit::status(exit_status_from_docker(code))),
         (recorded, _) => recorded,
-    };
-    Ok(Outcome::Exited(finish(&connect, &sibling, recorded).await))
+    }
 }
 
 /// The exit the sibling's init recorded at `path` (as the sibling's user: the shim's own), for
