@@ -453,66 +453,9 @@ async fn create_or_adopt<E: SiblingEngine>(
     plan: &LaunchPlan,
 ) -> Result<(Sibling, ExitWait), ShimError> {
     failpoint!(plan.pause_at, BeforeCreate);
-    let body = spec.create_body();
-    let mut replaced = false;
-    let mut pulled = false;
-    let id = loop {
-        for source in &plan.mount_sources {
-            crate::no_follow::open_dir(source).map_err(|e| {
-                fail(
-                    Failure::Usage,
-                    format!("refusing to mount {} in the sibling: {e}", source.display()),
-                )
-            })?;
-        }
-        // A record left by an earlier sibling of this run must not stand for this one's exit.
-        if let Err(e) = std::fs::remove_file(&plan.exit_record) {
-            if e.kind() != io::ErrorKind::NotFound {
-                return Err(fail(
-                    Failure::Software,
-                    format!("cannot remove {}: {e}", plan.exit_record.display()),
-                ));
-            }
-        }
-        match engine.create(&spec.name, &body).await {
-            Ok(id) => break id,
-            Err(CreateError::NoSuchImage) if !pulled => {
-                engine.pull(&spec.image).await?;
-                pulled = true;
-            }
-            Err(CreateError::NoSuchImage) => {
-                return Err(fail(
-                    Failure::Unavailable,
-                    format!("the image {} is still missing after a pull", spec.image),
-                ))
-            }
-            Err(CreateError::NameInUse) if !replaced => match existing(engine, spec).await? {
-                ExistingPlan::Adopt => return adopt(engine, spec).await,
-                ExistingPlan::Replace => {
-                    tracing::info!(
-                        container = spec.name,
-                        "removing the stopped leftover sibling of this run"
-                    );
-                    engine
-                        .remove(&spec.name)
-                        .await
-                        .classify(Failure::Software)?;
-                    replaced = true;
-                }
-            },
-            Err(CreateError::NameInUse) => {
-                return Err(fail(
-                    Failure::Software,
-                    format!("container {} came back after it was removed", spec.name),
-                ))
-            }
-            Err(CreateError::Other(e)) => {
-                return Err(ShimError {
-                    failure: Failure::Software,
-                    error: e,
-                })
-            }
-        }
+    let id = match create(engine, spec, plan).await? {
+        Created::New(id) => id,
+        Created::Adopted(sibling, exit) => return Ok((sibling, exit)),
     };
     let sibling = Sibling {
         id,
@@ -534,20 +477,115 @@ async fn create_or_adopt<E: SiblingEngine>(
     failpoint!(plan.pause_at, BeforeStart);
     if let Err(e) = engine.start(&sibling.id).await {
         remove_failed_launch(engine, &sibling).await;
-        let e = if format!("{e:#}").contains(&spec.entrypoint[0]) {
-            e.context(format!(
-                "the sibling's init {} is not in image {}",
-                spec.entrypoint[0], spec.image
-            ))
-        } else {
-            e
-        };
-        return Err(ShimError {
-            failure: Failure::Software,
-            error: e,
-        });
+        return Err(start_failed(spec, e));
     }
     Ok((sibling, exit))
+}
+
+/// What the create came to.
+enum Created {
+    New(String),
+    /// A running sibling of this run was there already.
+    Adopted(Sibling, ExitWait),
+}
+
+/// Creates the sibling: pulls a missing image once; a stopped leftover of this run is replaced
+/// once, a running one adopted.
+async fn create<E: SiblingEngine>(
+    engine: &E,
+    spec: &SiblingSpec,
+    plan: &LaunchPlan,
+) -> Result<Created, ShimError> {
+    let body = spec.create_body();
+    let (mut replaced, mut pulled) = (false, false);
+    loop {
+        check_mount_sources(plan)?;
+        forget_earlier_record(plan)?;
+        match engine.create(&spec.name, &body).await {
+            Ok(id) => return Ok(Created::New(id)),
+            Err(CreateError::NoSuchImage) if !pulled => {
+                engine.pull(&spec.image).await?;
+                pulled = true;
+            }
+            Err(CreateError::NameInUse) if !replaced => match existing(engine, spec).await? {
+                ExistingPlan::Adopt => {
+                    let (sibling, exit) = adopt(engine, spec).await?;
+                    return Ok(Created::Adopted(sibling, exit));
+                }
+                ExistingPlan::Replace => {
+                    tracing::info!(
+                        container = spec.name,
+                        "removing the stopped leftover sibling of this run"
+                    );
+                    engine
+                        .remove(&spec.name)
+                        .await
+                        .classify(Failure::Software)?;
+                    replaced = true;
+                }
+            },
+            Err(e) => return Err(create_failed(spec, e)),
+        }
+    }
+}
+
+/// Every mount source is a directory reached without a link, right before the create (the
+/// sandbox is the task's to write).
+fn check_mount_sources(plan: &LaunchPlan) -> Result<(), ShimError> {
+    for source in &plan.mount_sources {
+        crate::no_follow::open_dir(source).map_err(|e| {
+            fail(
+                Failure::Usage,
+                format!("refusing to mount {} in the sibling: {e}", source.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A record left by an earlier sibling of this run must not stand for this one's exit.
+fn forget_earlier_record(plan: &LaunchPlan) -> Result<(), ShimError> {
+    match std::fs::remove_file(&plan.exit_record) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(fail(
+            Failure::Software,
+            format!("cannot remove {}: {e}", plan.exit_record.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A create that failed for good, after a pull or a replacement where those help.
+fn create_failed(spec: &SiblingSpec, e: CreateError) -> ShimError {
+    match e {
+        CreateError::NoSuchImage => fail(
+            Failure::Unavailable,
+            format!("the image {} is still missing after a pull", spec.image),
+        ),
+        CreateError::NameInUse => fail(
+            Failure::Software,
+            format!("container {} came back after it was removed", spec.name),
+        ),
+        CreateError::Other(e) => ShimError {
+            failure: Failure::Software,
+            error: e,
+        },
+    }
+}
+
+/// A start that failed, saying so where the sibling's init is not in its image.
+fn start_failed(spec: &SiblingSpec, e: anyhow::Error) -> ShimError {
+    let e = if format!("{e:#}").contains(&spec.entrypoint[0]) {
+        e.context(format!(
+            "the sibling's init {} is not in image {}",
+            spec.entrypoint[0], spec.image
+        ))
+    } else {
+        e
+    };
+    ShimError {
+        failure: Failure::Software,
+        error: e,
+    }
 }
 
 /// What to do about the container that holds the sibling's name: only one of this very run is
