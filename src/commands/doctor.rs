@@ -149,30 +149,9 @@ async fn run_checks(
     judged: &agent::Judged,
     checks: &mut Vec<Check>,
 ) {
-    let endpoint = &settings.docker_host;
-    let engine = match super::connect(settings).await {
-        Ok(engine) => engine,
-        Err(e) => {
-            checks.push(failed(
-                "docker",
-                e.to_string(),
-                "make the daemon reachable; every other check needs it",
-            ));
-            return;
-        }
+    let Some(engine) = docker_check(settings, checks).await else {
+        return;
     };
-    let api = match engine.api().version().await {
-        Ok(v) => v.api_version.unwrap_or_default(),
-        Err(e) => format!("unknown: {e}"),
-    };
-    checks.push(pass(
-        "docker",
-        format!(
-            "Docker {} (API {api}) at {endpoint}",
-            engine.facts().version
-        ),
-    ));
-
     let agent = match AgentContainer::discover(&engine).await {
         Ok(agent) => agent,
         Err(e) => {
@@ -193,21 +172,64 @@ async fn run_checks(
         }
     };
     checks.push(daemon_restart_check(engine.facts(), &host));
-    match &agent {
-        Some(a) => checks.push(pass(
+    checks.push(agent_container_check(agent.as_ref()));
+    checks.push(pid_namespace_check(agent.as_ref()));
+
+    // The relay's own decision, reported part by part.
+    let own_binary = crate::proc::own_binary().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let placement = Placement::resolve(settings, agent.as_ref(), work_dir, &own_binary);
+    checks.push(work_dir_check(work_dir, &placement.work_dir_host));
+    checks.extend(image_checks(settings, &engine, &placement, &judged.launcher_dir).await);
+    checks.push(docker_socket_check(settings, agent.as_ref(), &placement));
+    checks.push(cgroups_check(settings, &host.cgroup_driver));
+    checks.push(agent::isolators_check(judged.flags.as_ref()));
+}
+
+/// The daemon, reached as the relay reaches it, with its version and API; `None` (and a
+/// failed check) where it is not: every other check needs it.
+async fn docker_check(settings: &Settings, checks: &mut Vec<Check>) -> Option<Engine> {
+    let engine = match super::connect(settings).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            checks.push(failed(
+                "docker",
+                e.to_string(),
+                "make the daemon reachable; every other check needs it",
+            ));
+            return None;
+        }
+    };
+    let api = match engine.api().version().await {
+        Ok(v) => v.api_version.unwrap_or_default(),
+        Err(e) => format!("unknown: {e}"),
+    };
+    checks.push(pass(
+        "docker",
+        format!(
+            "Docker {} (API {api}) at {}",
+            engine.facts().version,
+            settings.docker_host
+        ),
+    ));
+    Some(engine)
+}
+
+fn agent_container_check(agent: Option<&AgentContainer>) -> Check {
+    match agent {
+        Some(a) => pass(
             "agent-container",
             format!(
                 "running in container {} (image {})",
                 short(&a.id),
                 a.image_name.as_deref().unwrap_or(&a.image)
             ),
-        )),
-        None => checks.push(pass(
-            "agent-container",
-            "not in a container: running on the host",
-        )),
+        ),
+        None => pass("agent-container", "not in a container: running on the host"),
     }
-    checks.push(match agent.as_ref().map(AgentContainer::pid_namespace) {
+}
+
+fn pid_namespace_check(agent: Option<&AgentContainer>) -> Check {
+    match agent.map(AgentContainer::pid_namespace) {
         None => pass("pid-namespace", "on the host, pids are host pids"),
         Some(PidNamespace::Host) => pass("pid-namespace", "the agent container shares the host's PID namespace"),
         Some(PidNamespace::Private) => failed(
@@ -220,16 +242,7 @@ async fn run_checks(
             format!("the agent container shares the PID namespace of {mode}"),
             "that is the host's only if that container runs with --pid=host; each launch checks its sibling's pid and fails (78) where it cannot see it",
         ),
-    });
-
-    // The relay's own decision, reported part by part.
-    let own_binary = crate::proc::own_binary().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-    let placement = Placement::resolve(settings, agent.as_ref(), work_dir, &own_binary);
-    checks.push(work_dir_check(work_dir, &placement.work_dir_host));
-    checks.extend(image_checks(settings, &engine, &placement, &judged.launcher_dir).await);
-    checks.push(docker_socket_check(settings, agent.as_ref(), &placement));
-    checks.push(cgroups_check(settings, &host.cgroup_driver));
-    checks.push(agent::isolators_check(judged.flags.as_ref()));
+    }
 }
 
 /// What a restart of the daemon does to the executors here (see the README's *Docker daemon
@@ -404,10 +417,8 @@ async fn image_checks(
     ];
     wanted.extend(DOCKER_CLI_PATHS.map(PathBuf::from));
     wanted.extend(init_in_image.clone());
-    let names: Vec<String> = wanted.iter().map(|p| p.display().to_string()).collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let modes = match engine.stat_in_image(image, &refs).await {
-        Ok(m) => m,
+    let look = match ImageLook::of(engine, image, &wanted).await {
+        Ok(look) => look,
         Err(e) => {
             return vec![failed(
                 "executor-image",
@@ -416,82 +427,130 @@ async fn image_checks(
             )]
         }
     };
-    let executable = |i: usize| modes[i].is_some_and(|m| m & 0o111 != 0);
-    let baked = |i: usize| {
-        if executable(i) {
-            format!(" (baked: the stock executor is {})", names[i])
-        } else {
-            String::new()
+    vec![
+        look.command_executor(&executor),
+        look.docker_executor(&docker_executor),
+        look.init(&placement.init, init_in_image),
+    ]
+}
+
+/// Which of the paths [`image_checks`] asks about are executable in the executor image: the
+/// command executor and the stock one beside it, the docker executor and the stock one beside
+/// it, the docker CLIs, then the init where it is baked in.
+struct ImageLook {
+    shown: String,
+    names: Vec<String>,
+    modes: Vec<Option<u32>>,
+}
+
+impl ImageLook {
+    async fn of(engine: &Engine, image: &str, wanted: &[PathBuf]) -> anyhow::Result<ImageLook> {
+        let names: Vec<String> = wanted.iter().map(|p| p.display().to_string()).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let modes = engine.stat_in_image(image, &refs).await?;
+        Ok(ImageLook {
+            shown: short(image).to_string(),
+            names,
+            modes,
+        })
+    }
+
+    fn executable(&self, i: usize) -> bool {
+        self.modes[i].is_some_and(|m| m & 0o111 != 0)
+    }
+
+    /// ` (baked: ...)` where the stock executor at `i` is there.
+    fn baked(&self, i: usize) -> String {
+        match self.executable(i) {
+            true => format!(" (baked: the stock executor is {})", self.names[i]),
+            false => String::new(),
         }
-    };
-    let shown = short(image);
-    let command = if executable(0) {
-        pass(
-            "executor-image",
-            format!("image {shown} holds {}{}", executor.display(), baked(1)),
-        )
-    } else {
+    }
+
+    fn command_executor(&self, executor: &Path) -> Check {
+        let shown = &self.shown;
+        if self.executable(0) {
+            return pass(
+                "executor-image",
+                format!(
+                    "image {shown} holds {}{}",
+                    executor.display(),
+                    self.baked(1)
+                ),
+            );
+        }
         failed(
             "executor-image",
             format!("image {shown} has no executable {}", executor.display()),
             "set \"executor\" in the configuration file to the real executor's path in that image, or pass \
              the agent's --launcher_dir with --launcher-dir",
         )
-    };
-    let cli = (4..4 + DOCKER_CLI_PATHS.len())
-        .find(|i| executable(*i))
-        .map(|i| names[i].clone());
-    let docker = match (executable(2), cli) {
-        (false, _) => pass(
-            "docker-executor",
-            format!(
-                "image {shown} has no {}: it runs no docker containerizer tasks",
-                docker_executor.display()
+    }
+
+    fn docker_executor(&self, docker_executor: &Path) -> Check {
+        let shown = &self.shown;
+        let cli = (4..4 + DOCKER_CLI_PATHS.len())
+            .find(|i| self.executable(*i))
+            .map(|i| self.names[i].clone());
+        match (self.executable(2), cli) {
+            (false, _) => pass(
+                "docker-executor",
+                format!(
+                    "image {shown} has no {}: it runs no docker containerizer tasks",
+                    docker_executor.display()
+                ),
             ),
-        ),
-        (true, Some(cli)) => pass(
-            "docker-executor",
-            format!(
-                "image {shown} holds {}{} and {cli}",
-                docker_executor.display(),
-                baked(3)
+            (true, Some(cli)) => pass(
+                "docker-executor",
+                format!(
+                    "image {shown} holds {}{} and {cli}",
+                    docker_executor.display(),
+                    self.baked(3)
+                ),
             ),
-        ),
-        (true, None) => failed(
-            "docker-executor",
-            format!(
-                "image {shown} holds {} but no docker CLI, which it runs for every task",
-                docker_executor.display()
+            (true, None) => failed(
+                "docker-executor",
+                format!(
+                    "image {shown} holds {} but no docker CLI, which it runs for every task",
+                    docker_executor.display()
+                ),
+                "use the agent's own image, which has the docker CLI, as the executor image",
             ),
-            "use the agent's own image, which has the docker CLI, as the executor image",
-        ),
-    };
-    let init = match (&placement.init, init_in_image) {
-        (Err(e), _) => failed("init", &e.problem, &e.fix),
-        (Ok(InitBinary::HostFile(host)), _) => pass(
-            "init",
-            format!(
-                "siblings run the shim {} as their first process, bound read-only",
-                host.display()
+        }
+    }
+
+    fn init(
+        &self,
+        init: &Result<InitBinary, PlacementError>,
+        init_in_image: Option<PathBuf>,
+    ) -> Check {
+        let shown = &self.shown;
+        match (init, init_in_image) {
+            (Err(e), _) => failed("init", &e.problem, &e.fix),
+            (Ok(InitBinary::HostFile(host)), _) => pass(
+                "init",
+                format!(
+                    "siblings run the shim {} as their first process, bound read-only",
+                    host.display()
+                ),
             ),
-        ),
-        (Ok(_), Some(path)) if executable(wanted.len() - 1) => pass(
-            "init",
-            format!(
-                "siblings run the shim baked into image {shown} at {} as their first process",
-                path.display()
+            (Ok(_), Some(path)) if self.executable(self.modes.len() - 1) => pass(
+                "init",
+                format!(
+                    "siblings run the shim baked into image {shown} at {} as their first process",
+                    path.display()
+                ),
             ),
-        ),
-        (Ok(_), path) => failed(
-            "init",
-            format!(
-                "image {shown} has no shim at {}, which siblings run as their first process",
-                path.unwrap_or_default().display()
+            (Ok(_), path) => failed(
+                "init",
+                format!(
+                    "image {shown} has no shim at {}, which siblings run as their first process",
+                    path.unwrap_or_default().display()
+                ),
+                "bind-mount the shim into the agent container from a host file, or bake it into the image",
             ),
-            "bind-mount the shim into the agent container from a host file, or bake it into the image",
-        ),
-    };
-    vec![command, docker, init]
+        }
+    }
 }
 
 /// An image or container ID shortened as `docker ps` does; names are kept whole.
