@@ -17,17 +17,24 @@ use clap::{Parser, Subcommand};
                   names it parses no flags of its own: its arguments belong to the executor."
 )]
 pub struct Cli {
-    /// The configuration file (default /etc/mesos-executor-shim/config.json, if present).
-    /// DOCKER_HOST in this shell, if set, names the Docker endpoint instead of the file's.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The settings of an operator command: `run` (the relay) reads only its fixed file, so only
+/// these take a file and the shell's `DOCKER_HOST`.
+#[derive(Debug, clap::Args)]
+pub struct OperatorSettings {
+    /// The configuration file (default /etc/mesos-executor-shim/config.json, if present).
+    /// DOCKER_HOST in this shell, if set, names the Docker endpoint instead of the file's.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Relay one executor launch explicitly: what the binary does when invoked as mesos-executor.
+    /// Relay one executor launch explicitly: what the binary does when invoked as mesos-executor
+    /// (its settings come from /etc/mesos-executor-shim/config.json only, never the environment).
     Run {
         /// The executor's arguments, passed on verbatim.
         #[arg(last = true, allow_hyphen_values = true)]
@@ -45,14 +52,19 @@ pub enum Command {
         /// One JSON array of checks instead of lines.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        settings: OperatorSettings,
     },
     /// List the sibling executor containers and whether a restarted agent would find them.
     Ps {
         /// Only siblings with this label (key or key=value; repeat for all of several).
         #[arg(long, value_name = "LABEL", value_parser = parse_label)]
         label: Vec<String>,
+        /// One JSON array of siblings instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        settings: OperatorSettings,
     },
     /// Remove siblings that exited, whose run completed, or whose run is gone; never a live one,
     /// nor one it cannot judge (it says why).
@@ -60,15 +72,18 @@ pub enum Command {
         /// Say what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Keep running, one pass per period (a Mesos duration such as 5mins), until SIGTERM or
+        /// Keep running, one pass per period (a duration such as 5mins or 5m), until SIGTERM or
         /// SIGINT.
         #[arg(long, value_parser = parse_period)]
         every: Option<Duration>,
         /// Only siblings with this label (key or key=value; repeat for all of several).
         #[arg(long, value_name = "LABEL", value_parser = parse_label)]
         label: Vec<String>,
+        /// One JSON array of what was (or would be) removed instead of lines.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        settings: OperatorSettings,
     },
 }
 
@@ -82,4 +97,43 @@ fn parse_period(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} is shorter than 1secs"));
     }
     Ok(period)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Each command's help offers only what it reads: `run` (the relay) reads its fixed file
+    /// alone, never `--config` nor the environment.
+    #[test]
+    fn run_offers_nothing_it_ignores() {
+        let mut cli = Cli::command();
+        let run = cli.find_subcommand_mut("run").unwrap();
+        let help = run.render_long_help().to_string();
+        assert!(
+            !help.contains("--config") && !help.contains("DOCKER_HOST"),
+            "{help}"
+        );
+        for name in ["doctor", "ps", "gc"] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("--config"), "{name}: {help}");
+        }
+        assert!(Cli::try_parse_from(["shim", "run", "--config", "x"]).is_err());
+    }
+
+    /// Durations in Mesos's spelling and the short one.
+    #[test]
+    fn gc_every_takes_both_spellings() {
+        for every in ["10secs", "10s"] {
+            let cli = Cli::try_parse_from(["shim", "gc", "--every", every]).unwrap();
+            assert!(
+                matches!(cli.command, Command::Gc { every: Some(d), .. } if d == Duration::from_secs(10))
+            );
+        }
+    }
 }

@@ -67,6 +67,10 @@ impl DockerEndpoint {
             .map(|a| a.trim_end_matches('/'))
             .filter(|a| !a.is_empty() && !a.contains('/'));
         match address {
+            // Docker's own default for a plain TCP endpoint without a port.
+            Some(address) if !has_port(address) => {
+                Ok(DockerEndpoint::Tcp(format!("{address}:2375")))
+            }
             Some(address) => Ok(DockerEndpoint::Tcp(address.to_string())),
             None => Err(format!(
                 "{text:?} is not unix:///path or tcp://host:port (TLS endpoints are not supported)"
@@ -80,6 +84,14 @@ impl DockerEndpoint {
             DockerEndpoint::Unix(path) => Some(path),
             DockerEndpoint::Tcp(_) => None,
         }
+    }
+}
+
+/// Whether `address` (`host`, `host:port`, `[v6]`, `[v6]:port`) names a port.
+fn has_port(address: &str) -> bool {
+    match address.rsplit_once(']') {
+        Some((_, rest)) => rest.starts_with(':'),
+        None => address.contains(':'),
     }
 }
 
@@ -312,7 +324,7 @@ pub const KEYS: &[Key] = &[
         name: "memory",
         default: "no limit",
         apply: |s, v| {
-            s.memory = Some(parse_bytes(string(v)?)?);
+            s.memory = Some(parse_bytes(&size(v)?)?);
             Ok(())
         },
     },
@@ -382,7 +394,7 @@ pub const KEYS: &[Key] = &[
         name: "sandbox_output_max_bytes",
         default: "10MB",
         apply: |s, v| {
-            s.sandbox_output_max_bytes = parse_size(string(v)?)? as u64;
+            s.sandbox_output_max_bytes = parse_size(&size(v)?)? as u64;
             Ok(())
         },
     },
@@ -565,6 +577,17 @@ fn string(v: &Value) -> Result<&str, String> {
     v.as_str().ok_or_else(|| format!("{v} is not a string"))
 }
 
+/// A size as a JSON number of bytes or a string with a unit (`"10MB"`).
+fn size(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Number(n) if n.is_u64() => Ok(n.to_string()),
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(format!(
+            "{v} is not a size: a number of bytes, or a string such as \"10MB\""
+        )),
+    }
+}
+
 fn boolean(v: &Value) -> Result<bool, String> {
     v.as_bool()
         .ok_or_else(|| format!("{v} is not true or false"))
@@ -648,14 +671,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ns" => 1e-9,
         "us" => 1e-6,
         "ms" => 1e-3,
-        "secs" => 1.0,
-        "mins" => 60.0,
-        "hrs" => 3600.0,
-        "days" => 86400.0,
-        "weeks" => 604800.0,
+        // Mesos's spelling, and the short one operators type (`10s`, `5m`, `1h`, `1d`, `1w`).
+        "secs" | "s" => 1.0,
+        "mins" | "m" => 60.0,
+        "hrs" | "h" => 3600.0,
+        "days" | "d" => 86400.0,
+        "weeks" | "w" => 604800.0,
         _ => {
             return Err(format!(
-                "{text:?} has no unit of ns, us, ms, secs, mins, hrs, days or weeks"
+                "{text:?} has no unit of ns, us, ms, secs (s), mins (m), hrs (h), days (d) or weeks (w)"
             ))
         }
     };
@@ -872,11 +896,31 @@ mod tests {
         );
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1mins").unwrap(), Duration::from_secs(60));
-        assert!(parse_duration("10s").is_err());
+        // The short spelling operators type, beside Mesos's.
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("10x").is_err());
         assert!(parse_duration("secs").is_err());
         assert!(parse_duration("").is_err());
         assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
         assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
         assert!(parse_bytes("99999999999999999999TB").is_err());
+        // Sizes as JSON numbers of bytes, too.
+        let numbers =
+            parse(r#"{"sandbox_output_max_bytes": 1048576, "memory": 536870912}"#).unwrap();
+        assert_eq!(numbers.sandbox_output_max_bytes, 1 << 20);
+        assert_eq!(numbers.memory, Some(512 << 20));
+        // Docker's default port where a tcp:// endpoint names none.
+        for (given, address) in [
+            ("tcp://docker", "docker:2375"),
+            ("tcp://docker:2376", "docker:2376"),
+            ("tcp://[::1]", "[::1]:2375"),
+            ("tcp://[::1]:4243", "[::1]:4243"),
+        ] {
+            assert_eq!(
+                DockerEndpoint::parse(given).unwrap(),
+                DockerEndpoint::Tcp(address.into())
+            );
+        }
     }
 }

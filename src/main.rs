@@ -34,7 +34,6 @@ fn main() -> ExitCode {
         return leave(commands::run::relay_main(kind, argv, env));
     }
     let cli = Cli::parse();
-    let config = cli.config.as_deref();
     // The operator's commands keep their environment: it is the operator's shell's, and they read
     // `DOCKER_HOST` (and `doctor` its defaults) from it on purpose.
     let status = match cli.command {
@@ -48,19 +47,29 @@ fn main() -> ExitCode {
             work_dir,
             launcher_dir,
             json,
-        } => commands::report(commands::doctor::main(
-            config,
-            &work_dir,
-            &launcher_dir,
+            settings,
+        } => commands::report(
+            "doctor",
+            commands::doctor::main(settings.config.as_deref(), &work_dir, &launcher_dir, json),
+        ),
+        Command::Ps {
+            label,
             json,
-        )),
-        Command::Ps { label, json } => commands::report(commands::ps::main(config, &label, json)),
+            settings,
+        } => commands::report(
+            "ps",
+            commands::ps::main(settings.config.as_deref(), &label, json),
+        ),
         Command::Gc {
             dry_run,
             every,
             label,
             json,
-        } => commands::report(commands::gc::main(config, dry_run, every, &label, json)),
+            settings,
+        } => commands::report(
+            "gc",
+            commands::gc::main(settings.config.as_deref(), dry_run, every, &label, json),
+        ),
     };
     ExitCode::from(status)
 }

@@ -104,16 +104,17 @@ pub fn die_of(signal: nix::sys::signal::Signal, status: u8) -> u8 {
     status
 }
 
-/// Prints a failure the way an operator reads it in the sandbox's stderr, and picks the status.
-pub fn report(outcome: Result<u8, ShimError>) -> u8 {
+/// Prints a failure of `what` (the launch, `doctor`, `ps`, `gc`) the way an operator reads it,
+/// in the sandbox's stderr or the shell, and picks the status.
+pub fn report(what: &str, outcome: Result<u8, ShimError>) -> u8 {
     match outcome {
         Ok(code) => code,
         Err(e) if e.is_reader_gone() => 0,
         Err(e) => {
             if tracing::dispatcher::has_been_set() {
-                tracing::error!(error = %e, "launch failed");
+                tracing::error!(error = %e, "{what} failed");
             } else {
-                eprintln!("mesos-executor-shim: error: {e}");
+                eprintln!("mesos-executor-shim: {what} failed: {e}");
             }
             e.failure.exit_code()
         }

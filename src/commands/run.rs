@@ -9,6 +9,9 @@ use crate::launch_env::LaunchEnv;
 use crate::mesos::executor::{executor_to_run, ExecutorKind};
 use crate::relay::{self, launch};
 
+/// What a failure of the relay is called in its log.
+const LAUNCH: &str = "launch";
+
 /// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns how to
 /// leave: with the executor's status, or of the signal that killed it.
 /// `env` is the launch environment, taken as data (see [`crate::launch_env`]): this process's
@@ -23,7 +26,7 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> su
 
 /// The relay; `Err` carries the status of a failure already reported.
 fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<relay::Outcome, u8> {
-    let report = |e: ShimError| Err(super::report(Err(e)));
+    let report = |e: ShimError| Err(super::report(LAUNCH, Err(e)));
     // Before any thread exists, so that every thread inherits the mask (see relay::signals).
     if let Err(e) = relay::signals::block_forwarded() {
         return report(fail(
@@ -37,7 +40,10 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         // This binary is the executor image's executor (a baked image), run inside a sibling:
         // a relay never starts a relay, so hand over to the stock executor.
         Ok(true) => {
-            return Err(super::report(hand_over_to_stock_executor(args, &env)));
+            return Err(super::report(
+                LAUNCH,
+                hand_over_to_stock_executor(args, &env),
+            ));
         }
         Ok(false) => {}
         Err(e) => return report(e),
