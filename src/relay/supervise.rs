@@ -724,6 +724,9 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
         }
     }
     let check = pid.map(|pid| (pid, host.confirm(pid, &sibling.id)));
+    if let Some(exit) = recorded_already(plan) {
+        return Ok(Started::Exited(exit));
+    }
     if let Some((pid, check)) = &check {
         // Its exit decides: an executor that exited shows up here too until the daemon has
         // caught up.
@@ -742,6 +745,10 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
             waited = &mut *exit => return exit_status(sibling, waited, plan).map(Started::Exited),
             Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
             () = &mut deadline => {
+                // A daemon slow to report exits (hundreds at once) is no misconfiguration.
+                if let Some(exit) = recorded_already(plan) {
+                    return Ok(Started::Exited(exit));
+                }
                 return Err(match check {
                     Some((pid, PidCheck::Foreign(cgroup))) => fail(
                         Failure::Software,
@@ -897,6 +904,16 @@ fn checked_against_daemon(
         }
         _ => recorded,
     }
+}
+
+/// The exit this sibling's init has recorded already, if any: any record of an earlier sibling
+/// of the run was removed before the create, so one there now is this one's (see
+/// [`forget_earlier_record`]). An executor that exits at once is gone before its pid can be
+/// confirmed, and its init's record tells so without waiting for the daemon.
+fn recorded_already(plan: &LaunchPlan) -> Option<ExecutorExit> {
+    let record = read_exit_record(plan).ok()??;
+    tracing::info!(status = record.status, "executor exited");
+    Some(ExecutorExit::from_record(&record))
 }
 
 /// The sibling's init records the exit as the user the sibling runs as: the shim's own (see
