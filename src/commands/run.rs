@@ -7,7 +7,7 @@ use crate::config;
 use crate::error::{fail, Failure, ShimError};
 use crate::launch_env::LaunchEnv;
 use crate::mesos::executor::{executor_to_run, ExecutorKind};
-use crate::relay::{self, launch};
+use crate::relay::{self, executor_container, launch};
 
 /// Relays a launch of the executor `kind`; `args` are the executor's arguments. Returns how to
 /// leave: with the executor's status, or of the signal that killed it.
@@ -40,6 +40,21 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
             return Err(super::report(hand_over_to_stock_executor(args, &env)));
         }
         Ok(false) => {}
+        Err(e) => return report(e),
+    }
+    match in_executor_container(kind, &origin, &env) {
+        Ok(Some((container, settings))) => {
+            let exec_path = crate::proc::exec_path();
+            let e = executor_container::become_stock(
+                &container,
+                &settings,
+                exec_path.as_deref(),
+                args,
+                &env,
+            );
+            return report(e);
+        }
+        Ok(None) => {}
         Err(e) => return report(e),
     }
     append_to_sandbox_files();
@@ -133,6 +148,30 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         relay::run(launch, &settings, signals).await
     });
     outcome.or_else(report)
+}
+
+/// Mesos's own container for the docker executor (`--docker_mesos_image`), confirmed by the
+/// daemon, and the settings read to ask it; `None` for every launch the agent forked, which is
+/// told without Docker (see [`executor_container`]).
+fn in_executor_container(
+    kind: ExecutorKind,
+    origin: &launch::Origin,
+    env: &LaunchEnv,
+) -> Result<Option<(executor_container::ExecutorContainer, config::Settings)>, ShimError> {
+    let Some(candidate) = executor_container::Candidate::of(kind, origin, env) else {
+        return Ok(None);
+    };
+    let settings = config::load_for_relay(&candidate.run.work_dir)
+        .map_err(|e| ShimError {
+            failure: Failure::Config,
+            error: e.into(),
+        })?
+        .settings;
+    let confirmed = super::runtime()?.block_on(candidate.confirm(&settings))?;
+    if confirmed.is_some() {
+        crate::logging::init(&settings.log_level, settings.log_format);
+    }
+    Ok(confirmed.map(|container| (container, settings)))
 }
 
 /// The agent opens the sandbox's stdout and stderr without O_APPEND; the sibling appends to the
