@@ -881,7 +881,9 @@ fn survives_with_docker_mesos_image(tag: &str, shim: bool) -> Vec<String> {
     let of_the_run = format!("name=mesos-{cid}");
     let format = "{{.Names}} {{.State}}";
     let left = docker_ok(&["ps", "-a", "--format", format, "--filter", &of_the_run]);
-    left.lines().map(|l| l.replace(&cid, "<CID>")).collect()
+    let left: Vec<String> = left.lines().map(|l| l.replace(&cid, "<CID>")).collect();
+    println!("{tag}: left after the teardown: {left:?}");
+    left
 }
 
 /// Waits until the log of container `name` has grown by three ticks.
