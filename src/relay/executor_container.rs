@@ -194,6 +194,29 @@ mod tests {
         assert!(Candidate::of(ExecutorKind::Command, &origin_in(dir.path()), &env).is_none());
     }
 
+    /// No stock executor in the image: the launch fails at once, naming the ways out.
+    #[test]
+    fn without_a_stock_executor_the_launch_fails_naming_the_fix() {
+        let container = ExecutorContainer {
+            name: "mesos-C.executor".into(),
+        };
+        let settings = Settings {
+            docker_executor: Some("/nonexistent/mesos-docker-executor".into()),
+            ..Settings::default()
+        };
+        let e = become_stock(&container, &settings, None, Vec::new(), &Vec::new());
+        assert_eq!(e.failure, Failure::Config);
+        let text = e.to_string();
+        for fix in [
+            "mesos-C.executor",
+            "<path>.real",
+            "\"docker_executor\"",
+            "--docker_mesos_image",
+        ] {
+            assert!(text.contains(fix), "{fix}: {text}");
+        }
+    }
+
     fn origin_in(dir: &Path) -> Origin {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(dir).unwrap();
