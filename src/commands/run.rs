@@ -42,20 +42,8 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         Ok(false) => {}
         Err(e) => return report(e),
     }
-    match in_executor_container(kind, &origin, &env) {
-        Ok(Some((container, settings))) => {
-            let exec_path = crate::proc::exec_path();
-            let e = executor_container::become_stock(
-                &container,
-                &settings,
-                exec_path.as_deref(),
-                args,
-                &env,
-            );
-            return report(e);
-        }
-        Ok(None) => {}
-        Err(e) => return report(e),
+    if let Some(failure) = stock_in_executor_container(kind, &origin, &env, &args) {
+        return report(failure);
     }
     append_to_sandbox_files();
     let exec_path = crate::proc::exec_path();
@@ -148,6 +136,29 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         relay::run(launch, &settings, signals).await
     });
     outcome.or_else(report)
+}
+
+/// In Mesos's own container for the docker executor (`--docker_mesos_image`), becomes the stock
+/// executor in place (see [`executor_container`]): returns only with a failure. `None` where
+/// this is not that container: the relay goes on.
+fn stock_in_executor_container(
+    kind: ExecutorKind,
+    origin: &launch::Origin,
+    env: &LaunchEnv,
+    args: &[OsString],
+) -> Option<ShimError> {
+    let (container, settings) = match in_executor_container(kind, origin, env) {
+        Ok(found) => found?,
+        Err(e) => return Some(e),
+    };
+    let exec_path = crate::proc::exec_path();
+    Some(executor_container::become_stock(
+        &container,
+        &settings,
+        exec_path.as_deref(),
+        args,
+        env,
+    ))
 }
 
 /// Mesos's own container for the docker executor (`--docker_mesos_image`), confirmed by the

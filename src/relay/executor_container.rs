@@ -116,7 +116,7 @@ pub fn become_stock(
     container: &ExecutorContainer,
     settings: &Settings,
     exec_path: Option<&Path>,
-    args: Vec<OsString>,
+    args: &[OsString],
     env: &LaunchEnv,
 ) -> ShimError {
     let candidate = super::prepare::real_executor_of(ExecutorKind::Docker, exec_path, settings);
@@ -142,7 +142,7 @@ pub fn become_stock(
          container: running the stock executor in place, with no sibling"
     );
     let args: Vec<String> = args
-        .into_iter()
+        .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     super::handback::exec(&stock, &args, env)
@@ -204,7 +204,7 @@ mod tests {
             docker_executor: Some("/nonexistent/mesos-docker-executor".into()),
             ..Settings::default()
         };
-        let e = become_stock(&container, &settings, None, Vec::new(), &Vec::new());
+        let e = become_stock(&container, &settings, None, &[], &Vec::new());
         assert_eq!(e.failure, Failure::Config);
         let text = e.to_string();
         for fix in [
