@@ -378,6 +378,44 @@ impl Cluster {
         None
     }
 
+    /// The container ID of executor `name`'s latest run.
+    fn container_id(&self, name: &str) -> String {
+        let sandbox = self.sandbox(name).expect("the executor has a sandbox");
+        sandbox.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// File `file` of executor `name`'s latest sandbox ("" while there is none).
+    fn sandbox_file(&self, name: &str, file: &str) -> String {
+        self.sandbox(name)
+            .and_then(|s| std::fs::read_to_string(s.join(file)).ok())
+            .unwrap_or_default()
+    }
+
+    /// The ID of the one framework the master knows.
+    fn framework_id(&self) -> String {
+        let frameworks: serde_json::Value =
+            serde_json::from_str(&self.get("/frameworks").expect("the master answers")).unwrap();
+        let all = frameworks["frameworks"].as_array().unwrap();
+        assert_eq!(all.len(), 1, "{frameworks}");
+        all[0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Tears down every framework on the master, as an operator does (`POST /teardown`).
+    fn teardown_frameworks(&self) {
+        let frameworks: serde_json::Value =
+            serde_json::from_str(&self.get("/frameworks").expect("the master answers")).unwrap();
+        for framework in frameworks["frameworks"].as_array().unwrap() {
+            let id = framework["id"].as_str().unwrap();
+            let out = Command::new("curl")
+                .args(["-sf", "--max-time", "10", "-X", "POST", "-d"])
+                .arg(format!("frameworkId={id}"))
+                .arg(format!("http://127.0.0.1:{}/teardown", self.master_port))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "tearing down framework {id}: {out:?}");
+        }
+    }
+
     fn ticks(&self, name: &str) -> usize {
         self.sandbox(name)
             .and_then(|s| std::fs::read_to_string(s.join("stdout")).ok())
@@ -430,8 +468,9 @@ impl Cluster {
             .unwrap_or_default();
         let tail: Vec<&str> = agent.lines().rev().take(30).collect();
         let mut text = format!(
-            "agent log (last lines, newest first):\n{}\n",
-            tail.join("\n")
+            "agent log (last lines, newest first):\n{}\ncontainers of the daemon named mesos-*:\n{}\n",
+            tail.join("\n"),
+            docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}", "--filter", "name=mesos-"])
         );
         if let Ok(frameworks) = std::fs::read_dir(&self.dir) {
             for f in frameworks.flatten() {
@@ -468,14 +507,15 @@ impl Drop for Cluster {
             args.extend(names.iter().map(String::as_str));
             let _ = docker(&args);
         }
-        // The docker executors' task containers of this cluster: mesos-<container ID>.
+        // The docker executors' task containers of this cluster, mesos-<container ID>, and the
+        // executors' own containers under --docker_mesos_image.
         let runs = find_named(&self.work_dir().join("slaves"), "runs");
         let tasks: Vec<String> = runs
             .iter()
             .flat_map(|r| std::fs::read_dir(r).into_iter().flatten().flatten())
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| n != "latest")
-            .map(|cid| format!("mesos-{cid}"))
+            .flat_map(|cid| [format!("mesos-{cid}"), format!("mesos-{cid}.executor")])
             .collect();
         if !tasks.is_empty() {
             let mut args = vec!["rm", "-f"];
@@ -740,4 +780,238 @@ fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// `--docker_mesos_image`: the agent runs the docker executor in a container
+/// `mesos-<CID>.executor` of an image that has Mesos, here with the shim baked in over
+/// `mesos-docker-executor` (the stock one kept beside it as `.real`), as an operator bakes it
+/// into the agent image. The shim sees it is already outside the agent container and becomes the
+/// stock executor in place (no sibling); the docker task runs on through the agent container's
+/// SIGKILL, the restarted agent reconnects to its executor, and after the framework's teardown
+/// the run leaves what the stock executor's leaves (control: the same image without the shim).
+#[test]
+#[ignore = "real Mesos: see the module's documentation"]
+fn a_docker_task_survives_its_agent_with_the_shim_in_the_docker_mesos_image() {
+    let left = survives_with_docker_mesos_image("mesosimage", true);
+    let control = survives_with_docker_mesos_image("mesosimagectl", false);
+    assert_eq!(
+        left, control,
+        "what the run leaves, with the shim and with the stock executor"
+    );
+}
+
+/// Runs a docker task with `--docker_mesos_image` naming an image with (`shim`) or without the
+/// shim baked in, through its agent container's SIGKILL and restart, then tears its framework
+/// down; returns the containers of the run left once the agent is done (their names, with `<CID>`
+/// for the container ID, and whether they run).
+fn survives_with_docker_mesos_image(tag: &str, shim: bool) -> Vec<String> {
+    let image = ExecutorImage::build(tag, shim);
+    let flags = [
+        format!("--docker_mesos_image={}", image.0),
+        // The agent removes a destroyed run's containers after this delay (6 hours by default).
+        "--docker_remove_delay=1secs".to_string(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::new(tag, serde_json::json!({}), &flags);
+    cluster.start_agent();
+    let docker_image = format!("--docker_image={AGENT_IMAGE}");
+    let command = format!("--command={TICKING}");
+    let args = [
+        "--checkpoint",
+        "--containerizer=docker",
+        &docker_image,
+        &command,
+    ];
+    cluster.execute("mtick", &args);
+    cluster.wait_task("mtick", "TASK_RUNNING", Duration::from_secs(60));
+    let cid = cluster.container_id("mtick");
+    let executor = format!("mesos-{cid}.executor");
+    let pid: u32 = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &executor])
+        .parse()
+        .unwrap();
+    assert!(
+        cluster.siblings().is_empty(),
+        "no sibling: the executor runs in place"
+    );
+    if shim {
+        let said = "running the stock executor in place";
+        wait_until(
+            &format!("the shim said what it did\n{}", cluster.diagnostics()),
+            Duration::from_secs(10),
+            || cluster.sandbox_file("mtick", "stderr").contains(said),
+        );
+    }
+    cluster.kill_agent();
+    assert!(pid_alive(pid), "the executor outlived its agent container");
+    // The sandbox's stdout was fed by the agent's `docker run` of the executor container, gone
+    // with the agent container: the task container's own log says it runs on.
+    let task = format!("mesos-{cid}");
+    assert_logs_grow(&task);
+    let agent = cluster.start_agent();
+    let reconnected = "Received re-registration message from executor 'mtick'";
+    wait_until(
+        &format!("the restarted agent reconnected\n{}", cluster.diagnostics()),
+        Duration::from_secs(30),
+        || cluster.agent_log(&agent).contains(reconnected),
+    );
+    cluster.wait_task("mtick", "TASK_RUNNING", Duration::from_secs(30));
+    assert!(pid_alive(pid), "the same executor runs on");
+    assert_logs_grow(&task);
+    let cleaned = format!("Cleaning up framework {}", cluster.framework_id());
+    cluster.teardown_frameworks();
+    wait_until(
+        &format!("the executor is gone\n{}", cluster.diagnostics()),
+        Duration::from_secs(60),
+        || !pid_alive(pid),
+    );
+    // The agent removes the run's containers `--docker_remove_delay` after the destroy.
+    wait_until(
+        &format!(
+            "the agent cleaned the framework up\n{}",
+            cluster.diagnostics()
+        ),
+        Duration::from_secs(60),
+        || cluster.agent_log(&agent).contains(&cleaned),
+    );
+    wait_until(
+        "the task container is removed",
+        Duration::from_secs(30),
+        || docker(&["inspect", &task]).status.code() == Some(1),
+    );
+    let of_the_run = format!("name=mesos-{cid}");
+    let format = "{{.Names}} {{.State}}";
+    let left = docker_ok(&["ps", "-a", "--format", format, "--filter", &of_the_run]);
+    let left: Vec<String> = left.lines().map(|l| l.replace(&cid, "<CID>")).collect();
+    println!("{tag}: left after the teardown: {left:?}");
+    left
+}
+
+/// Waits until the log of container `name` has grown by three ticks.
+fn assert_logs_grow(name: &str) {
+    let ticks = || {
+        let out = docker(&["logs", name]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("tick"))
+            .count()
+    };
+    let before = ticks();
+    wait_until(
+        &format!("container {name}'s log grows"),
+        Duration::from_secs(10),
+        || ticks() >= before + 3,
+    );
+}
+
+/// An image for `--docker_mesos_image`, made of this host's files and removed when dropped: what
+/// `mesos-docker-executor` needs to run (the Mesos install's executor and library at the
+/// install's prefix, the shared libraries they link, `/bin/sh`, which the agent runs the executor
+/// with, and the docker CLI at the agent's `--docker`), with the shim baked in over
+/// `mesos-docker-executor` and the stock executor kept as `.real`, as `docker/install-shim.sh`
+/// bakes it.
+struct ExecutorImage(String);
+
+impl ExecutorImage {
+    fn build(name: &str, shim: bool) -> ExecutorImage {
+        let home = mesos_home();
+        let tag = format!(
+            "mesos-executor-shim-test/{name}-{}:latest",
+            std::process::id()
+        );
+        let root = PathBuf::from(format!(
+            "/tmp/mesos-executor-shim-it/{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in [
+            "usr/bin",
+            "usr/lib",
+            "usr/lib64",
+            "tmp",
+            "proc",
+            "sys",
+            "dev",
+            "etc/mesos-executor-shim",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for (link, target) in [
+            ("bin", "usr/bin"),
+            ("lib", "usr/lib"),
+            ("lib64", "usr/lib64"),
+            ("sbin", "usr/bin"),
+        ] {
+            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        }
+        let libexec = home.join("libexec/mesos");
+        let stock = libexec.join("mesos-docker-executor");
+        let sh = PathBuf::from("/bin/sh");
+        let docker_cli = PathBuf::from("/usr/bin/docker");
+        for binary in [&stock, &sh, &docker_cli] {
+            for library in linked_libraries(binary) {
+                copy_into(&root, &library);
+            }
+        }
+        copy_into(&root, &sh);
+        copy_into(&root, &docker_cli);
+        let lib = home.join("lib");
+        for entry in std::fs::read_dir(&lib).unwrap().flatten() {
+            copy_into(&root, &entry.path());
+        }
+        copy_into(&root, &stock);
+        if shim {
+            let baked = root.join(stock.strip_prefix("/").unwrap());
+            std::fs::rename(&baked, format!("{}.real", baked.display())).unwrap();
+            std::fs::copy(shim_bin(), &baked).unwrap();
+        }
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+        write_root_file(
+            &root.join("etc/mesos-executor-shim/config.json"),
+            r#"{"log_level": "info"}"#,
+        );
+        let script = format!(
+            "chmod 1777 {0}/tmp && tar -C {0} -c . | docker import \
+             --change 'LABEL mesos-executor-shim-test.inputs=real-mesos-image' - {tag}",
+            root.display()
+        );
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(
+            out.status.success(),
+            "building {tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ExecutorImage(tag)
+    }
+}
+
+impl Drop for ExecutorImage {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.0]);
+    }
+}
+
+/// The shared libraries `binary` links, as `ldd` resolves them on this host (none for a static
+/// binary).
+fn linked_libraries(binary: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .expect("ldd must be installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with('/')))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Copies the file at `path` (links followed) to the same path under `root`, into the directory
+/// the host's path really leads to (`/lib` is `/usr/lib` on a merged-/usr host, and in the image).
+fn copy_into(root: &Path, path: &Path) {
+    let dir = std::fs::canonicalize(path.parent().unwrap()).unwrap();
+    let dest = root.join(dir.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(path, dest.join(path.file_name().unwrap()))
+        .unwrap_or_else(|e| panic!("copying {} into the image: {e}", path.display()));
 }

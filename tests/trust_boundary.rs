@@ -95,6 +95,39 @@ fn another_runs_sandbox_in_the_environment_is_refused_and_that_run_is_unharmed()
     victim.assert_output_grows();
 }
 
+/// A docker executor launch in a baked image whose environment looks like Mesos's own executor
+/// container (`--docker_mesos_image`: `MESOS_DIRECTORY` names a sandbox that is not the working
+/// directory): the daemon's name for the shim's container is the agent's, not
+/// `mesos-<CID>.executor`, so the shim does not become the stock executor beside it; it refuses
+/// the launch as before, and the other run is unharmed.
+#[test]
+fn a_task_cannot_pass_a_relay_off_as_mesos_own_executor_container() {
+    let victim = Run::new("ecvictim");
+    let (_agents, pids) = start_agents(std::slice::from_ref(&victim), &Agent::with_shim());
+    let attacker = victim.beside("ecattacker");
+    let sandbox = victim.sandbox().display().to_string();
+    let agent = attacker.start_agent(&Agent::docker(Agent::baked(), TICKING_TASK).env(
+        "TASK_ENVIRONMENT",
+        &task_env(&[
+            ("MESOS_DIRECTORY", sandbox.clone()),
+            ("MESOS_SANDBOX", sandbox),
+            ("MESOS_EXECUTOR_ID", victim.executor_id.clone()),
+            ("MESOS_FRAMEWORK_ID", victim.framework_id.clone()),
+        ]),
+    ));
+    let status = attacker.wait_agent_status(&agent);
+    assert_eq!(status, 64, "{}", attacker.diagnostics(&agent));
+    let stderr = attacker.stderr();
+    assert!(
+        stderr.contains("is not the directory the agent started the shim in"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("in place"), "{stderr}");
+    assert!(attacker.containers_named_sibling().is_empty());
+    assert_eq!(victim.sibling_pid(), Some(pids[0]));
+    victim.assert_output_grows();
+}
+
 /// `EXECUTOR_SHIM_CONFIG` in the task's environment naming a root-owned file that would make the
 /// sibling privileged and give it the host's `/etc`: the relay reads only its own file, so the
 /// sibling is made as the operator configured it.

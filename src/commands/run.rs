@@ -7,7 +7,7 @@ use crate::config;
 use crate::error::{fail, Failure, ShimError};
 use crate::launch_env::LaunchEnv;
 use crate::mesos::executor::{executor_to_run, ExecutorKind};
-use crate::relay::{self, launch};
+use crate::relay::{self, executor_container, launch};
 
 /// What a failure of the relay is called in its log.
 const LAUNCH: &str = "launch";
@@ -47,6 +47,9 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         }
         Ok(false) => {}
         Err(e) => return report(e),
+    }
+    if let Some(failure) = stock_in_executor_container(kind, &origin, &env, &args) {
+        return report(failure);
     }
     append_to_sandbox_files();
     let exec_path = crate::proc::exec_path();
@@ -139,6 +142,53 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         relay::run(launch, &settings, signals).await
     });
     outcome.or_else(report)
+}
+
+/// In Mesos's own container for the docker executor (`--docker_mesos_image`), becomes the stock
+/// executor in place (see [`executor_container`]): returns only with a failure. `None` where
+/// this is not that container: the relay goes on.
+fn stock_in_executor_container(
+    kind: ExecutorKind,
+    origin: &launch::Origin,
+    env: &LaunchEnv,
+    args: &[OsString],
+) -> Option<ShimError> {
+    let (container, settings) = match in_executor_container(kind, origin, env) {
+        Ok(found) => found?,
+        Err(e) => return Some(e),
+    };
+    let exec_path = crate::proc::exec_path();
+    Some(executor_container::become_stock(
+        &container,
+        &settings,
+        exec_path.as_deref(),
+        args,
+        env,
+    ))
+}
+
+/// Mesos's own container for the docker executor (`--docker_mesos_image`), confirmed by the
+/// daemon, and the settings read to ask it; `None` for every launch the agent forked, which is
+/// told without Docker (see [`executor_container`]).
+fn in_executor_container(
+    kind: ExecutorKind,
+    origin: &launch::Origin,
+    env: &LaunchEnv,
+) -> Result<Option<(executor_container::ExecutorContainer, config::Settings)>, ShimError> {
+    let Some(candidate) = executor_container::Candidate::of(kind, origin, env) else {
+        return Ok(None);
+    };
+    let settings = config::load_for_relay(&candidate.run.work_dir)
+        .map_err(|e| ShimError {
+            failure: Failure::Config,
+            error: e.into(),
+        })?
+        .settings;
+    let confirmed = crate::runtime::current_thread()?.block_on(candidate.confirm(&settings))?;
+    if confirmed.is_some() {
+        crate::logging::init(&settings.log_level, settings.log_format);
+    }
+    Ok(confirmed.map(|container| (container, settings)))
 }
 
 /// The agent opens the sandbox's stdout and stderr without O_APPEND; the sibling appends to the

@@ -65,7 +65,7 @@ pub fn hand_back_or_refuse(
 }
 
 /// The stock executor for `candidate` as it is here, if it can be run: never this shim.
-fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
+pub fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
     let stock = executor_to_run(candidate, crate::proc::is_own_binary).ok()?;
     (stock.is_file() && !crate::proc::is_own_binary(&stock)).then_some(stock)
 }

@@ -101,11 +101,6 @@ impl Launch {
         env: LaunchEnv,
         origin: Origin,
     ) -> Result<Launch, ShimError> {
-        let var = |name: &str| {
-            env_var(&env, name)
-                .and_then(OsStr::to_str)
-                .map(str::to_string)
-        };
         let sandbox = env_var(&env, "MESOS_DIRECTORY").ok_or_else(|| {
             fail(
                 Failure::Usage,
@@ -113,12 +108,7 @@ impl Launch {
                  Mesos agent (or with the sandbox path in MESOS_DIRECTORY)",
             )
         })?;
-        let ids = IdVariables {
-            agent_id: var("MESOS_SLAVE_ID"),
-            agent_id_new: var("MESOS_AGENT_ID"),
-            framework_id: var("MESOS_FRAMEWORK_ID"),
-            executor_id: var("MESOS_EXECUTOR_ID"),
-        };
+        let ids = id_variables(&env);
         let named = RunLayout::from_sandbox(sandbox, &ids).classify(Failure::Usage)?;
         let (run, sandbox_as_named) = the_run(named, &ids, &origin)?;
         let checkpointing = no_follow::dir_exists(&run.meta_run_dir()).map_err(|e| {
@@ -304,8 +294,23 @@ fn sandbox_refused(shown: &str, e: PathError) -> ShimError {
     )
 }
 
+/// The ID variables of the launch environment, which the run's layout is checked against.
+pub fn id_variables(env: &[(OsString, OsString)]) -> IdVariables {
+    let var = |name: &str| {
+        env_var(env, name)
+            .and_then(OsStr::to_str)
+            .map(str::to_string)
+    };
+    IdVariables {
+        agent_id: var("MESOS_SLAVE_ID"),
+        agent_id_new: var("MESOS_AGENT_ID"),
+        framework_id: var("MESOS_FRAMEWORK_ID"),
+        executor_id: var("MESOS_EXECUTOR_ID"),
+    }
+}
+
 /// A variable of the launch environment, as the agent set it.
-fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
+pub fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
     env.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_os_str())

@@ -8,6 +8,9 @@
 //!   drive it with fakes; [`plan`]: what the launch does besides running the sibling.
 //! - [`handback`]: what a sibling cannot carry of the launch's Mesos container: handed back to
 //!   the stock executor, or refused, before anything is made.
+//! - [`executor_container`]: the shim started by the agent inside Mesos's own container for
+//!   the docker executor (`--docker_mesos_image`): already out of the agent container, it becomes
+//!   the stock executor in place.
 //! - [`waiting`]: the small mode the shim re-executes into once only waiting is left, and
 //!   [`handover`]: what the relay hands it across the `exec`.
 //! - [`forked_pid`]: pointing the agent's `forked.pid` at the sibling, and guarding it a while.
@@ -18,6 +21,7 @@
 //! launch is called off and nothing is left behind.
 
 pub mod effects;
+pub mod executor_container;
 pub mod forked_pid;
 pub mod handback;
 pub mod handover;

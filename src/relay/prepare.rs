@@ -219,13 +219,22 @@ pub async fn prepare(
 /// not part of the image; a baked one hands over to `<path>.real`, see
 /// [`crate::mesos::executor::executor_to_run`]).
 pub fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
-    let configured = match launch.kind {
+    real_executor_of(launch.kind, launch.exec_path.as_deref(), settings)
+}
+
+/// [`real_executor`], for the executor `kind` the agent ran at `exec_path`.
+pub fn real_executor_of(
+    kind: ExecutorKind,
+    exec_path: Option<&Path>,
+    settings: &Settings,
+) -> PathBuf {
+    let configured = match kind {
         ExecutorKind::Command => &settings.executor,
         ExecutorKind::Docker => &settings.docker_executor,
     };
     configured
         .clone()
-        .unwrap_or_else(|| launch.kind.path_the_agent_ran(launch.exec_path.as_deref()))
+        .unwrap_or_else(|| kind.path_the_agent_ran(exec_path))
 }
 
 /// A path flag of the executor's, which must be absolute to mean the same in the sibling.
