@@ -49,20 +49,7 @@ pub async fn prepare(
 ) -> Result<Prepared, ShimError> {
     // The sandbox was verified as the agent's own when the launch was read.
     let run = &launch.run;
-    let agent = AgentContainer::discover(engine)
-        .await
-        .classify(Failure::Unavailable)?;
-    if let Some(agent) = &agent {
-        match agent.pid_namespace() {
-            PidNamespace::Host => {}
-            PidNamespace::Private => return Err(fail(Failure::Config, PID_HOST_NEEDED)),
-            PidNamespace::Unknown(mode) => tracing::info!(
-                pid_mode = mode,
-                "the agent container shares another container's PID namespace; the sibling's pid is \
-                 checked before it is checkpointed"
-            ),
-        }
-    }
+    let agent = agent_container(engine).await?;
     let host_pids = host_pids_visible(agent.as_ref()) == Some(true);
     let own_binary = crate::proc::own_binary().map_err(|e| {
         fail(
@@ -72,57 +59,11 @@ pub async fn prepare(
     })?;
     let placement = Placement::resolve(settings, agent.as_ref(), &run.work_dir, &own_binary);
     let resolved = placement.clone().complete().classify(Failure::Config)?;
-    let sandbox_host = placement
-        .host_path(&run.sandbox)
-        .classify(Failure::Config)?;
-    let forked_pid_host = placement
-        .host_path(&run.forked_pid_path())
-        .classify(Failure::Config)?;
-    let linked = volumes::linked_volumes(&run.sandbox, &run.work_dir);
-    for (link, why) in &linked.refused {
-        tracing::warn!(link = %link.display(), reason = why, "not mounting what this link in the sandbox names");
-    }
-    if let Some(missing) = linked.incomplete() {
-        tracing::warn!(sandbox = %run.sandbox.display(), "{missing}");
-    }
-    let volumes = linked
-        .volumes
-        .into_iter()
-        .map(|v| Ok((placement.host_path(&v)?, v)))
-        .collect::<Result<Vec<_>, PlacementError>>()
-        .classify(Failure::Config)?;
-    // Docker resolves the mount sources on the host: each is checked, right before the create,
-    // to be reached without a link (see the launch plan).
-    let mut mount_sources = vec![run.sandbox.clone()];
-    mount_sources.extend(volumes.iter().map(|(_, here)| here.clone()));
-
-    let executor_path = real_executor(launch, settings);
-    let mut executor = vec![executor_path.display().to_string()];
+    let mounts = RunMounts::of(launch, &placement)?;
+    let sandbox_aliases = sandbox_aliases(launch)?;
+    let docker_socket = docker_socket(launch, settings, resolved.docker_socket_host.as_ref())?;
+    let mut executor = vec![real_executor(launch, settings).display().to_string()];
     executor.extend(launch.executor_args.iter().cloned());
-    let docker_socket = if placement::gets_docker_socket(launch.kind, settings) {
-        let target = match (launch.kind, flag(&launch.executor_args, "docker_socket")) {
-            // The docker executor runs the task container through the socket its flag names.
-            (ExecutorKind::Docker, Some(socket)) => absolute_flag("docker_socket", socket)?,
-            _ => PathBuf::from(SIBLING_DOCKER_SOCKET),
-        };
-        resolved
-            .docker_socket_host
-            .clone()
-            .map(|host| (host, target))
-    } else {
-        None
-    };
-    let mut sandbox_aliases: Vec<PathBuf> = launch.sandbox_as_named.iter().cloned().collect();
-    if let (ExecutorKind::Docker, Some(dir)) = (
-        launch.kind,
-        flag(&launch.executor_args, "sandbox_directory"),
-    ) {
-        let dir = absolute_flag("sandbox_directory", dir)?;
-        if !sandbox_aliases.contains(&dir) {
-            sandbox_aliases.push(dir);
-        }
-    }
-
     let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
     if !security.refused_cap_add.is_empty() {
         tracing::warn!(
@@ -143,21 +84,7 @@ pub async fn prepare(
         .as_deref()
         .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
         .unwrap_or_default();
-    let live_restore = if placement::auto_remove_needs_live_restore(engine.facts()) {
-        host.get().await?.live_restore
-    } else {
-        false
-    };
-    let auto_remove = match placement::auto_remove(engine.facts(), live_restore) {
-        AutoRemove::Safe => true,
-        AutoRemove::Unsafe(why) => {
-            tracing::debug!(
-                reason = why,
-                "the sibling is made without auto-remove; the shim removes it after its exit"
-            );
-            false
-        }
-    };
+    let auto_remove = auto_remove(&mut host).await?;
     let (init_path, init_host_file) = match &resolved.init {
         InitBinary::InImage(path) => (path.clone(), None),
         InitBinary::HostFile(host) => (
@@ -168,14 +95,7 @@ pub async fn prepare(
     // Identities are host pids, which the sibling's init and gc read in the host's PID
     // namespace: named only where this process sees that namespace.
     let shim = host_pids.then(ProcessIdentity::current).flatten();
-    let output_reader = match launch.origin.output {
-        Route::SandboxFiles => None,
-        Route::ThroughShim if shim.is_none() => {
-            tracing::warn!("the agent's container logger holds the shim's stdout, but the shim cannot see the host's processes to read the executor's output: it goes to the sandbox files");
-            None
-        }
-        Route::ThroughShim => shim,
-    };
+    let output_reader = output_reader(launch.origin.output, shim);
     let spec = SiblingSpec::build(&SpecInputs {
         run,
         kind: launch.kind,
@@ -186,12 +106,12 @@ pub async fn prepare(
         security,
         init_path,
         init_host_file,
-        sandbox_host,
+        sandbox_host: mounts.sandbox_host,
         sandbox_aliases,
-        volumes,
+        volumes: mounts.volumes,
         docker_socket,
         work_dir_host: resolved.work_dir_host.clone(),
-        forked_pid_host,
+        forked_pid_host: mounts.forked_pid_host,
         checkpointing: launch.checkpointing,
         shim,
         agent: launch
@@ -206,12 +126,144 @@ pub async fn prepare(
     });
     Ok(Prepared {
         spec,
-        mount_sources,
+        mount_sources: mounts.sources,
         work_dir_host: resolved.work_dir_host,
         agent,
         cgroups_made_for_sibling,
         relays_output: output_reader.is_some(),
     })
+}
+
+/// The agent container the shim runs in (`None`: the host); one without the host's PID
+/// namespace is refused before anything is made.
+async fn agent_container(engine: &Engine) -> Result<Option<AgentContainer>, ShimError> {
+    let agent = AgentContainer::discover(engine)
+        .await
+        .classify(Failure::Unavailable)?;
+    if let Some(agent) = &agent {
+        match agent.pid_namespace() {
+            PidNamespace::Host => {}
+            PidNamespace::Private => return Err(fail(Failure::Config, PID_HOST_NEEDED)),
+            PidNamespace::Unknown(mode) => tracing::info!(
+                pid_mode = mode,
+                "the agent container shares another container's PID namespace; the sibling's pid is \
+                 checked before it is checkpointed"
+            ),
+        }
+    }
+    Ok(agent)
+}
+
+/// The run's host paths, and the persistent volumes its sandbox links to, for the sibling.
+struct RunMounts {
+    sandbox_host: PathBuf,
+    forked_pid_host: PathBuf,
+    /// (host path, path here) of each volume.
+    volumes: Vec<(PathBuf, PathBuf)>,
+    /// Docker resolves the mount sources on the host: each is checked, right before the
+    /// create, to be reached without a link (see the launch plan).
+    sources: Vec<PathBuf>,
+}
+
+impl RunMounts {
+    fn of(launch: &Launch, placement: &Placement) -> Result<RunMounts, ShimError> {
+        let run = &launch.run;
+        let sandbox_host = placement
+            .host_path(&run.sandbox)
+            .classify(Failure::Config)?;
+        let forked_pid_host = placement
+            .host_path(&run.forked_pid_path())
+            .classify(Failure::Config)?;
+        let linked = volumes::linked_volumes(&run.sandbox, &run.work_dir);
+        for (link, why) in &linked.refused {
+            tracing::warn!(link = %link.display(), reason = why, "not mounting what this link in the sandbox names");
+        }
+        if let Some(missing) = linked.incomplete() {
+            tracing::warn!(sandbox = %run.sandbox.display(), "{missing}");
+        }
+        let volumes = linked
+            .volumes
+            .into_iter()
+            .map(|v| Ok((placement.host_path(&v)?, v)))
+            .collect::<Result<Vec<_>, PlacementError>>()
+            .classify(Failure::Config)?;
+        let mut sources = vec![run.sandbox.clone()];
+        sources.extend(volumes.iter().map(|(_, here)| here.clone()));
+        Ok(RunMounts {
+            sandbox_host,
+            forked_pid_host,
+            volumes,
+            sources,
+        })
+    }
+}
+
+/// Where the sibling gets the host's Docker socket, if it gets it (see
+/// [`placement::gets_docker_socket`]): the docker executor runs the task container through the
+/// socket its flag names.
+fn docker_socket(
+    launch: &Launch,
+    settings: &Settings,
+    socket_host: Option<&PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, ShimError> {
+    if !placement::gets_docker_socket(launch.kind, settings) {
+        return Ok(None);
+    }
+    let target = match (launch.kind, flag(&launch.executor_args, "docker_socket")) {
+        (ExecutorKind::Docker, Some(socket)) => absolute_flag("docker_socket", socket)?,
+        _ => PathBuf::from(SIBLING_DOCKER_SOCKET),
+    };
+    Ok(socket_host.map(|host| (host.clone(), target)))
+}
+
+/// Where else the sibling has its sandbox: at the path `MESOS_DIRECTORY` names (a work_dir
+/// reached through the operator's link), and at the docker executor's `--sandbox_directory`.
+fn sandbox_aliases(launch: &Launch) -> Result<Vec<PathBuf>, ShimError> {
+    let mut aliases: Vec<PathBuf> = launch.sandbox_as_named.iter().cloned().collect();
+    if let (ExecutorKind::Docker, Some(dir)) = (
+        launch.kind,
+        flag(&launch.executor_args, "sandbox_directory"),
+    ) {
+        let dir = absolute_flag("sandbox_directory", dir)?;
+        if !aliases.contains(&dir) {
+            aliases.push(dir);
+        }
+    }
+    Ok(aliases)
+}
+
+/// Whether the daemon may remove the sibling by itself once it exits (see
+/// [`placement::auto_remove`]): asks what only `GET /info` tells only where that decides.
+async fn auto_remove(host: &mut LazyHostFacts<'_>) -> Result<bool, ShimError> {
+    let facts = host.engine.facts();
+    let live_restore = if placement::auto_remove_needs_live_restore(facts) {
+        host.get().await?.live_restore
+    } else {
+        false
+    };
+    match placement::auto_remove(host.engine.facts(), live_restore) {
+        AutoRemove::Safe => Ok(true),
+        AutoRemove::Unsafe(why) => {
+            tracing::debug!(
+                reason = why,
+                "the sibling is made without auto-remove; the shim removes it after its exit"
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Who reads the executor's output while it lives: this shim, where the agent's container
+/// logger holds its stdout and it can name itself by host pid.
+fn output_reader(route: Route, shim: Option<ProcessIdentity>) -> Option<ProcessIdentity> {
+    match route {
+        Route::SandboxFiles => None,
+        Route::ThroughShim if shim.is_none() => {
+            tracing::warn!("the agent's container logger holds the shim's stdout, but the shim cannot see the host's processes to read the executor's output: it goes to the sandbox files");
+            None
+        }
+        Route::ThroughShim => shim,
+    }
 }
 
 /// The real executor in the sibling's image: the configured path for this executor, else the
