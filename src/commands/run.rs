@@ -26,46 +26,61 @@ pub fn relay_main(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> su
 
 /// The relay; `Err` carries the status of a failure already reported.
 fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<relay::Outcome, u8> {
-    let report = |e: ShimError| Err(super::report(LAUNCH, Err(e)));
+    relay_launch(kind, args, env).map_err(|e| super::report(LAUNCH, Err(e)))
+}
+
+/// The relay, step by step; any failure is reported once by [`relay`].
+fn relay_launch(
+    kind: ExecutorKind,
+    args: Vec<OsString>,
+    env: LaunchEnv,
+) -> Result<relay::Outcome, ShimError> {
     // Before any thread exists, so that every thread inherits the mask (see relay::signals).
-    if let Err(e) = relay::signals::block_forwarded() {
-        return report(fail(
+    relay::signals::block_forwarded().map_err(|e| {
+        fail(
             Failure::Software,
             format!("cannot block the forwarded signals: {e}"),
-        ));
-    }
+        )
+    })?;
     // First of all, while the agent that ran this binary is certainly its parent.
     let origin = launch::Origin::read();
-    match super::in_sibling() {
+    if super::in_sibling()? {
         // This binary is the executor image's executor (a baked image), run inside a sibling:
         // a relay never starts a relay, so hand over to the stock executor.
-        Ok(true) => {
-            return Err(super::report(
-                LAUNCH,
-                hand_over_to_stock_executor(args, &env),
-            ));
-        }
-        Ok(false) => {}
-        Err(e) => return report(e),
+        return Err(hand_over_to_stock_executor(args, &env));
     }
     if let Some(failure) = stock_in_executor_container(kind, &origin, &env, &args) {
-        return report(failure);
+        return Err(failure);
     }
     append_to_sandbox_files();
     let exec_path = crate::proc::exec_path();
-    let launch = match relay::Launch::read(kind, exec_path, args, env, origin) {
-        Ok(launch) => launch,
-        Err(e) => return report(e),
-    };
-    let loaded = match config::load_for_relay(&launch.run.work_dir) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            return report(ShimError {
-                failure: Failure::Config,
-                error: e.into(),
-            })
-        }
-    };
+    let launch = relay::Launch::read(kind, exec_path, args, env, origin)?;
+    let settings = settings_for(&launch)?;
+    say_what_the_launch_is(&launch, &settings);
+    let obstacles = relay::handback::obstacles(&launch);
+    if !obstacles.is_empty() {
+        return Err(relay::handback::hand_back_or_refuse(
+            &launch, &settings, &obstacles,
+        ));
+    }
+    crate::runtime::current_thread()?.block_on(async {
+        let signals = relay::signals::forwarded_stream().map_err(|e| {
+            fail(
+                Failure::Software,
+                format!("cannot read the forwarded signals: {e}"),
+            )
+        })?;
+        relay::run(launch, &settings, signals).await
+    })
+}
+
+/// The operator's settings for this launch, from the fixed file only, with the log they set up;
+/// a run outside the work_dir the file names is refused.
+fn settings_for(launch: &relay::Launch) -> Result<config::Settings, ShimError> {
+    let loaded = config::load_for_relay(&launch.run.work_dir).map_err(|e| ShimError {
+        failure: Failure::Config,
+        error: e.into(),
+    })?;
     let settings = loaded.settings;
     crate::logging::init(&settings.log_level, settings.log_format);
     // What this process's own environment holds: nothing (see `crate::launch_env`).
@@ -82,7 +97,7 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         // run goes by its real path.
         let real = std::fs::canonicalize(work_dir).unwrap_or_else(|_| work_dir.clone());
         if real != launch.run.work_dir {
-            return report(crate::error::fail(
+            return Err(fail(
                 Failure::Usage,
                 format!(
                     "the run's sandbox {} is not under the work_dir {} the configuration file names; \
@@ -93,6 +108,12 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
             ));
         }
     }
+    Ok(settings)
+}
+
+/// Says in the log what the launch is, where it is not what its environment claims: whether the
+/// run checkpoints, the variables that are not settings, whom the sibling's init will watch.
+fn say_what_the_launch_is(launch: &relay::Launch, settings: &config::Settings) {
     let said = launch.var("MESOS_CHECKPOINT").is_some_and(|v| v == "1");
     if said != launch.checkpointing {
         tracing::info!(
@@ -122,26 +143,6 @@ fn relay(kind: ExecutorKind, args: Vec<OsString>, env: LaunchEnv) -> Result<rela
         ),
         (_, false) => {}
     }
-    let obstacles = relay::handback::obstacles(&launch);
-    if !obstacles.is_empty() {
-        return report(relay::handback::hand_back_or_refuse(
-            &launch, &settings, &obstacles,
-        ));
-    }
-    let runtime = match crate::runtime::current_thread() {
-        Ok(rt) => rt,
-        Err(e) => return report(e),
-    };
-    let outcome = runtime.block_on(async {
-        let signals = relay::signals::forwarded_stream().map_err(|e| {
-            fail(
-                Failure::Software,
-                format!("cannot read the forwarded signals: {e}"),
-            )
-        })?;
-        relay::run(launch, &settings, signals).await
-    });
-    outcome.or_else(report)
 }
 
 /// In Mesos's own container for the docker executor (`--docker_mesos_image`), becomes the stock
@@ -210,15 +211,18 @@ fn append_to_sandbox_files() {
 
 /// In a sibling, the executor path the agent ran is this binary (a baked image): exec the stock
 /// executor kept beside it, by the rule the sibling's init applies too, with the launch
-/// environment `env`.
-fn hand_over_to_stock_executor(args: Vec<OsString>, env: &LaunchEnv) -> Result<u8, ShimError> {
-    let own = crate::proc::exec_path()
-        .ok_or_else(|| fail(Failure::Software, "cannot tell which file this program is"))?;
-    let stock =
-        executor_to_run(&own, crate::proc::is_own_binary).map_err(|e| fail(Failure::Config, e))?;
+/// environment `env`. Returns only with the failure.
+fn hand_over_to_stock_executor(args: Vec<OsString>, env: &LaunchEnv) -> ShimError {
+    let Some(own) = crate::proc::exec_path() else {
+        return fail(Failure::Software, "cannot tell which file this program is");
+    };
+    let stock = match executor_to_run(&own, crate::proc::is_own_binary) {
+        Ok(stock) => stock,
+        Err(e) => return fail(Failure::Config, e),
+    };
     let args: Vec<String> = args
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    Err(relay::handback::exec(&stock, &args, env))
+    relay::handback::exec(&stock, &args, env)
 }
