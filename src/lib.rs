@@ -10,8 +10,9 @@
 //! - [`config`]: settings, from the operator's JSON file only (the launch environment is the task's).
 //! - [`launch_env`]: the launch environment, taken as data by the relay and its waiting mode, whose
 //!   own process environment is then empty.
-//! - [`no_follow`]: paths and files a task may have had a hand in, opened without following a
-//!   link, blocking on a FIFO, or reading without bound.
+//! - [`no_follow`]: paths and files a task may have had a hand in: the one way they are opened,
+//!   never through a link, and for I/O only once known to be a regular file (or a FIFO where a
+//!   pipe is meant), never read without bound.
 //! - [`output`]: the executor's output when the agent's container logger holds the shim's
 //!   stdout and stderr: through the shim while it lives, rotated sandbox files after.
 //! - [`proc`]: what `/proc` and pidfds tell about this process and host processes (no Docker).
@@ -19,12 +20,13 @@
 //!   shim and the sibling's init, its placement, the Docker API calls, and
 //!   the inventory of siblings on a host.
 //! - [`relay`]: one launch, tying the above together: start the sibling, checkpoint its pid,
-//!   forward signals, exit with the executor's status; its state machine runs against traits,
-//!   so it is unit-tested with fakes.
+//!   forward signals (blocked from the first instant, read from a signalfd), exit with the
+//!   executor's status, or hand over to the small waiting mode; its state machine runs against
+//!   traits, so it is unit-tested with fakes.
 //! - [`agent_container`]: the container the agent (and so the shim) runs in, as Docker describes
 //!   it: its image, mounts and PID namespace, which the sibling's placement follows.
-//! - [`sibling_init`]: the sibling's first process: runs the executor, records its exit, and ends it
-//!   when the agent kills the shim.
+//! - [`sibling_init`]: the sibling's first process: runs the executor, ends what it leaves
+//!   running, records its exit, and ends it when the agent kills the shim.
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
