@@ -23,8 +23,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::sibling::labels::LABEL_PREFIX;
-
 mod file;
 mod repeated_keys;
 
@@ -42,8 +40,13 @@ pub const DOCKER_DEFAULT_SOCKET: &str = docker_default_socket!();
 pub const DEFAULT_DOCKER_HOST: &str = concat!("unix://", docker_default_socket!());
 pub const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
-/// The settle time the init uses when a shim passes none is the same default.
-pub const DEFAULT_SHIM_DEATH_SETTLE: Duration = crate::sibling::protocol::DEFAULT_SETTLE;
+/// The settle time; the sibling's init uses it too when a shim passes none.
+pub const DEFAULT_SHIM_DEATH_SETTLE: Duration = Duration::from_secs(2);
+/// The bound on each sandbox output file; the sibling's init uses it too when a shim passes none.
+pub const DEFAULT_SANDBOX_OUTPUT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Reverse-DNS prefix of the shim's own labels; the operator's `labels` may not use it. Here,
+/// below the sibling's labels that use it, so that the settings need nothing above them.
+pub const LABEL_PREFIX: &str = "io.mesos-executor-shim.";
 
 /// Where the Docker daemon listens: parsed once, here, for the engine, the placement and `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +218,7 @@ impl Default for Settings {
             end_with_shim: true,
             shim_death_settle: DEFAULT_SHIM_DEATH_SETTLE,
             command_executor_docker: false,
-            sandbox_output_max_bytes: crate::sibling::protocol::DEFAULT_OUTPUT_MAX_BYTES,
+            sandbox_output_max_bytes: DEFAULT_SANDBOX_OUTPUT_MAX_BYTES,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             #[cfg(feature = "failpoints")]
@@ -885,6 +888,33 @@ mod tests {
             .collect();
         let keys: Vec<(&str, &str)> = KEYS.iter().map(|k| (k.name, k.default)).collect();
         assert_eq!(table, keys);
+    }
+
+    /// One source per default: every default the README's table shows as a value (not prose
+    /// such as "none") is, parsed as the file would give it, what `Settings::default()` holds.
+    #[test]
+    fn the_defaults_shown_are_the_defaults_held() {
+        let mut checked = 0;
+        for key in KEYS {
+            let value = match key.default {
+                "true" | "false" => Value::Bool(key.default == "true"),
+                text => Value::String(text.into()),
+            };
+            let mut applied = Settings::default();
+            if (key.apply)(&mut applied, &value).is_err() {
+                // Prose, such as "the path the agent ran": no value to hold.
+                continue;
+            }
+            assert_eq!(
+                format!("{applied:?}"),
+                held,
+                "{}: {}",
+                key.name,
+                key.default
+            );
+            checked += 1;
+        }
+        assert!(checked >= 9, "only {checked} defaults were values");
     }
 
     #[test]

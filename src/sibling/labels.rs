@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use crate::mesos::layout::RunLayout;
 
-/// Reverse-DNS prefix of the shim's own labels; operators' labels may not use it.
-pub const LABEL_PREFIX: &str = "io.mesos-executor-shim.";
+pub use crate::config::LABEL_PREFIX;
 pub const LABEL_MANAGED: &str = "io.mesos-executor-shim.managed";
 pub const LABEL_AGENT_ID: &str = "io.mesos-executor-shim.agent-id";
 pub const LABEL_FRAMEWORK_ID: &str = "io.mesos-executor-shim.framework-id";

@@ -51,10 +51,11 @@ pub const INIT_ARG: &str = "mesos-executor-shim-init";
 pub const PROTOCOL: u32 = 1;
 /// An exit record is a short JSON object; a longer file is not one.
 pub const EXIT_RECORD_CAP: u64 = 4096;
-/// The bound on each sandbox output file an init uses when the shim passes none.
-pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// The settle time an init uses when the shim passes none.
-pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
+/// The bound on each sandbox output file an init uses when the shim passes none: the settings'
+/// default.
+pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = crate::config::DEFAULT_SANDBOX_OUTPUT_MAX_BYTES;
+/// The settle time an init uses when the shim passes none: the settings' default.
+pub const DEFAULT_SETTLE: Duration = crate::config::DEFAULT_SHIM_DEATH_SETTLE;
 
 /// Whom the init watches: when `shim` dies while `agent` (the process that forked the shim) is
 /// still alive `settle` later, the agent killed the shim, and the executor goes with it.
