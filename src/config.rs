@@ -906,8 +906,8 @@ mod tests {
                 continue;
             }
             assert_eq!(
-                format!("{applied:?}"),
-                held,
+                applied,
+                Settings::default(),
                 "{}: {}",
                 key.name,
                 key.default
