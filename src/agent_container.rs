@@ -270,15 +270,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_pid_namespace_is_judged_once() {
-        let with = |mode: &str| AgentContainer {
+    /// An agent container with this `--pid` mode, and nothing else of note.
+    fn with_pid_mode(mode: &str) -> AgentContainer {
+        AgentContainer {
             id: String::new(),
             image: String::new(),
             image_name: None,
             mounts: Vec::new(),
             pid_mode: Some(mode.into()),
-        };
+        }
+    }
+
+    #[test]
+    fn the_pid_namespace_is_judged_once() {
+        let with = with_pid_mode;
         assert_eq!(with("host").pid_namespace(), PidNamespace::Host);
         assert_eq!(with("").pid_namespace(), PidNamespace::Private);
         assert_eq!(
@@ -294,13 +299,7 @@ mod tests {
     /// nothing is taken on trust, not even `--pid=host`.
     #[test]
     fn host_pids_are_seen_only_when_a_containers_pid_is_its_process_here() {
-        let with = |mode: &str| AgentContainer {
-            id: String::new(),
-            image: String::new(),
-            image_name: None,
-            mounts: Vec::new(),
-            pid_mode: Some(mode.into()),
-        };
+        let with = with_pid_mode;
         let check = |c: PidCheck| vec![("c1".to_string(), c)];
         let foreign = PidCheck::Foreign("0::/init.scope".into());
         for agent in [None, Some(with("host")), Some(with("container:abc"))] {
