@@ -14,7 +14,9 @@
 //!   read ends at the fixed numbers [`OUTPUT_FDS`]. It does not read them while the shim lives.
 //! - The shim (more privileged than the sibling, in the host's PID namespace) opens those read
 //!   ends through `/proc/<init>/fd` ([`ShimOutput::open`]) and copies what comes to its own stdout
-//!   and stderr, in order, blocking when the logger does, as the stock executor would.
+//!   and stderr, in order, as fast as the logger takes it: it writes only when the logger's
+//!   descriptor can take more, so a logger that stops reading holds neither its signals nor its
+//!   exit (what it read and could not write yet waits in a buffer).
 //! - When the shim dies (its agent container gone), or hands the output back ([`RETURN_SIGNAL`],
 //!   when it cannot read or its logger is gone), the init reads the pipes itself into the sandbox
 //!   files, each rotated to `<name>.1` before it passes the operator's bound ([`RotatingFile`]):
