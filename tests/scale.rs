@@ -110,6 +110,18 @@ fn three_hundred_waiting_executors_on_one_host() {
                 .all(|pid| !fd_targets(*pid).iter().any(|t| t.contains("inotify")))
         },
     );
+    // Waiting: re-executed into the waiting mode once the guard closed and its sweep was done
+    // (a sweep of 300 at once waits on the daemon a while).
+    wait_until(
+        "every shim waits in its waiting mode",
+        Duration::from_secs(120),
+        || {
+            shims.iter().all(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.starts_with(b"mesos-executor-shim-wait\0"))
+            })
+        },
+    );
     let fds: Vec<usize> = shims.iter().map(|p| fd_targets(*p).len()).collect();
     let threads: Vec<u64> = shims.iter().map(|p| status_field(*p, "Threads:")).collect();
     eprintln!(

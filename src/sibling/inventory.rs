@@ -233,8 +233,13 @@ async fn list_seen_from(
         inventory.entries.push(entry);
         labels_of.push(labels);
     }
-    inventory.host_pids =
-        host_pids_here(engine, inventory.agent.as_ref(), &inventory.entries).await;
+    inventory.host_pids = if inventory.entries.is_empty() {
+        // No sibling to judge, so no pid is read: nothing to ask the daemon or /proc (a launch's
+        // sweep finds nothing to take most of the time, and a burst of launches sweeps at once).
+        HostPids::Seen
+    } else {
+        host_pids_here(engine, inventory.agent.as_ref(), &inventory.entries).await
+    };
     let visible = inventory.host_pids.seen();
     for (entry, labels) in inventory.entries.iter_mut().zip(&labels_of) {
         judge_run(entry, labels, visible);
