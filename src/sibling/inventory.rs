@@ -180,17 +180,19 @@ pub async fn list(
     states: &[&str],
 ) -> anyhow::Result<Inventory> {
     let agent = AgentContainer::discover(engine).await?;
-    list_seen_from(engine, agent, label_filters, states).await
+    list_seen_from(engine, agent, label_filters, states, None).await
 }
 
 /// [`list`], seen from `agent` (`None`: the host), which the caller has already described. Each
 /// container labelled `managed` is judged by [`identity::judge`] on what the listing says of it;
-/// the runs are judged once it is known whether host pids are seen from here.
+/// the runs are judged once it is known whether host pids are seen from here (`known`: the
+/// caller has shown it already).
 async fn list_seen_from(
     engine: &Engine,
     agent: Option<AgentContainer>,
     label_filters: &[String],
     states: &[&str],
+    known: Option<HostPids>,
 ) -> anyhow::Result<Inventory> {
     let mut filters = vec![format!("{LABEL_MANAGED}=true")];
     filters.extend(label_filters.iter().cloned());
@@ -233,12 +235,11 @@ async fn list_seen_from(
         inventory.entries.push(entry);
         labels_of.push(labels);
     }
-    inventory.host_pids = if inventory.entries.is_empty() {
-        // No sibling to judge, so no pid is read: nothing to ask the daemon or /proc (a launch's
-        // sweep finds nothing to take most of the time, and a burst of launches sweeps at once).
-        HostPids::Seen
-    } else {
-        host_pids_here(engine, inventory.agent.as_ref(), &inventory.entries).await
+    inventory.host_pids = match known {
+        Some(known) => known,
+        // No sibling to judge, so no pid is read: nothing to ask the daemon or /proc.
+        None if inventory.entries.is_empty() => HostPids::Seen,
+        None => host_pids_here(engine, inventory.agent.as_ref(), &inventory.entries).await,
     };
     let visible = inventory.host_pids.seen();
     for (entry, labels) in inventory.entries.iter_mut().zip(&labels_of) {
@@ -587,7 +588,12 @@ pub async fn sweep(
     let filter = format!("{LABEL_WORK_DIR_HOST}={}", work_dir_host.display());
     let mut states = SiblingState::STOPPED_NAMES.to_vec();
     states.push("created");
-    let inventory = list_seen_from(engine, seen_from, &[filter], &states).await?;
+    // A relay sweeps once it holds its own sibling's process, the pid the daemon reported seen
+    // in /proc as that container's: host pids are seen from here, and the daemon is asked
+    // nothing more about it (a burst of launches, each the first of its work_dir, sweeps at
+    // once, while its executors may be exiting at once too).
+    let inventory =
+        list_seen_from(engine, seen_from, &[filter], &states, Some(HostPids::Seen)).await?;
     let mut removed = 0;
     for entry in &inventory.entries {
         let left_behind = entry.shim_alive == Some(false)
