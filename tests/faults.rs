@@ -22,23 +22,8 @@ fn temp_files_beside_forked_pid(run: &Run) -> Vec<String> {
 /// Freezes the shim at `step`, SIGKILLs the agent container there, restarts the agent, and
 /// checks the run ends recovered (`true`) or cleanly failed (`false`) as expected.
 fn kill_the_agent_at(step: &str, expect_recovered: bool) {
-    if !cfg!(feature = "failpoints") {
-        panic!(
-            "the fault suite needs the pause points: run the README's test command \
-             (cargo test --locked --features failpoints)"
-        );
-    }
     let run = Run::new(step);
-    let agent = run.start_agent(&Agent::with_shim().set("pause_at", step.into()));
-    wait_until(
-        &format!("the shim paused at {step}\n{}", run.diagnostics(&agent)),
-        Duration::from_secs(30),
-        || {
-            run.read(run.sandbox().join("stderr"))
-                .unwrap_or_default()
-                .contains(&format!("point=\"{step}\""))
-        },
-    );
+    let agent = start_paused_at(&run, step);
     let shim = run.shim_pid().unwrap();
     run.kill_agent(&agent);
     wait_until(

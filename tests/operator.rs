@@ -802,24 +802,9 @@ fn gc_every_ends_promptly_on_a_signal_during_its_third_pass() {
 /// judged.
 #[test]
 fn gc_and_ps_in_a_private_pid_namespace_judge_no_pid() {
-    if !cfg!(feature = "failpoints") {
-        panic!(
-            "this test holds a launch at a pause point: run the README's test command \
-             (cargo test --locked --features failpoints)"
-        );
-    }
     let run = Run::new("gcpidns");
     let step = "during-checkpoint";
-    let agent = run.start_agent(&Agent::with_shim().set("pause_at", step.into()));
-    wait_until(
-        &format!("the shim paused at {step}\n{}", run.diagnostics(&agent)),
-        Duration::from_secs(30),
-        || {
-            run.read(run.sandbox().join("stderr"))
-                .unwrap_or_default()
-                .contains(&format!("point=\"{step}\""))
-        },
-    );
+    start_paused_at(&run, step);
     let sibling = run.sibling_id().expect("the sibling exists");
     let temp_files = || {
         std::fs::read_dir(run.forked_pid_path().parent().unwrap())

@@ -22,6 +22,17 @@ fn task_env(pairs: &[(&str, String)]) -> String {
         .join(" ")
 }
 
+/// A task's environment that names `victim`'s run: its sandbox and its IDs.
+fn claiming_the_run_of(victim: &Run) -> String {
+    let sandbox = victim.sandbox().display().to_string();
+    task_env(&[
+        ("MESOS_DIRECTORY", sandbox.clone()),
+        ("MESOS_SANDBOX", sandbox),
+        ("MESOS_EXECUTOR_ID", victim.executor_id.clone()),
+        ("MESOS_FRAMEWORK_ID", victim.framework_id.clone()),
+    ])
+}
+
 /// Makes, inside `run`'s sandbox (as an earlier task of the same framework could), a look-alike
 /// run of the same IDs whose container directory is a link to `target`. Returns its path.
 fn look_alike_run(run: &Run, target: &Path) -> String {
@@ -70,16 +81,8 @@ fn another_runs_sandbox_in_the_environment_is_refused_and_that_run_is_unharmed()
     let victim = Run::new("victim");
     let (_agents, pids) = start_agents(std::slice::from_ref(&victim), &Agent::with_shim());
     let attacker = victim.beside("attacker");
-    let sandbox = victim.sandbox().display().to_string();
-    let agent = attacker.start_agent(&Agent::with_shim().env(
-        "TASK_ENVIRONMENT",
-        &task_env(&[
-            ("MESOS_DIRECTORY", sandbox.clone()),
-            ("MESOS_SANDBOX", sandbox),
-            ("MESOS_EXECUTOR_ID", victim.executor_id.clone()),
-            ("MESOS_FRAMEWORK_ID", victim.framework_id.clone()),
-        ]),
-    ));
+    let agent = attacker
+        .start_agent(&Agent::with_shim().env("TASK_ENVIRONMENT", &claiming_the_run_of(&victim)));
     let status = attacker.wait_agent_status(&agent);
     assert_eq!(status, 64, "{}", attacker.diagnostics(&agent));
     assert!(
@@ -105,16 +108,10 @@ fn a_task_cannot_pass_a_relay_off_as_mesos_own_executor_container() {
     let victim = Run::new("ecvictim");
     let (_agents, pids) = start_agents(std::slice::from_ref(&victim), &Agent::with_shim());
     let attacker = victim.beside("ecattacker");
-    let sandbox = victim.sandbox().display().to_string();
-    let agent = attacker.start_agent(&Agent::docker(Agent::baked(), TICKING_TASK).env(
-        "TASK_ENVIRONMENT",
-        &task_env(&[
-            ("MESOS_DIRECTORY", sandbox.clone()),
-            ("MESOS_SANDBOX", sandbox),
-            ("MESOS_EXECUTOR_ID", victim.executor_id.clone()),
-            ("MESOS_FRAMEWORK_ID", victim.framework_id.clone()),
-        ]),
-    ));
+    let agent = attacker.start_agent(
+        &Agent::docker(Agent::baked(), TICKING_TASK)
+            .env("TASK_ENVIRONMENT", &claiming_the_run_of(&victim)),
+    );
     let status = attacker.wait_agent_status(&agent);
     assert_eq!(status, 64, "{}", attacker.diagnostics(&agent));
     let stderr = attacker.stderr();

@@ -1045,3 +1045,26 @@ impl Drop for Run {
         remove_cgroup_trees(&self.cgroups_root());
     }
 }
+
+/// Starts `run`'s agent with the shim held at the pause point `step` (test builds with the
+/// `failpoints` feature only), and waits until the shim says it is held there. Returns the
+/// agent container's name.
+pub fn start_paused_at(run: &Run, step: &str) -> String {
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "this test holds a launch at a pause point: run the README's test command \
+             (cargo test --locked --features failpoints)"
+        );
+    }
+    let agent = run.start_agent(&Agent::with_shim().set("pause_at", step.into()));
+    wait_until(
+        &format!("the shim paused at {step}\n{}", run.diagnostics(&agent)),
+        Duration::from_secs(30),
+        || {
+            run.read(run.sandbox().join("stderr"))
+                .unwrap_or_default()
+                .contains(&format!("point=\"{step}\""))
+        },
+    );
+    agent
+}
