@@ -20,8 +20,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
+
+use crate::logging::LogFormat;
 
 mod file;
 mod repeated_keys;
@@ -105,13 +106,6 @@ impl fmt::Display for DockerEndpoint {
             DockerEndpoint::Tcp(address) => write!(f, "tcp://{address}"),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// A bind mount `host:container[:ro]` added to every sibling.
@@ -413,11 +407,9 @@ pub const KEYS: &[Key] = &[
         name: "log_format",
         default: "text",
         apply: |s, v| {
-            s.log_format = match string(v)? {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => return Err(format!("{other:?} is neither text nor json")),
-            };
+            let name = string(v)?;
+            s.log_format = LogFormat::from_name(name)
+                .ok_or_else(|| format!("{name:?} is neither text nor json"))?;
             Ok(())
         },
     },

@@ -6,7 +6,29 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub use crate::config::LogFormat;
+/// How the log's lines are written: the one mapping between the format and its name, which the
+/// settings file and the hand-over to the waiting mode both spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        [LogFormat::Text, LogFormat::Json]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
 
 /// Only the shim's own events, at `level`: the libraries' debug output is not the operator's
 /// concern. Sandbox files are no terminal: no colour codes.

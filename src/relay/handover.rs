@@ -6,7 +6,8 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use crate::config::{DockerEndpoint, LogFormat};
+use crate::config::DockerEndpoint;
+use crate::logging::LogFormat;
 use crate::output::ShimOutput;
 use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity};
 
@@ -46,13 +47,7 @@ impl Handover {
             format!("exit-record={}", self.exit_record.display()),
             format!("endpoint={}", self.endpoint),
             format!("log-level={}", self.log_level),
-            format!(
-                "log-format={}",
-                match self.log_format {
-                    LogFormat::Text => "text",
-                    LogFormat::Json => "json",
-                }
-            ),
+            format!("log-format={}", self.log_format.name()),
         ]
     }
 
@@ -123,10 +118,7 @@ impl Handover {
             exit_record: PathBuf::from(get("exit-record")?),
             endpoint: DockerEndpoint::parse(get("endpoint")?)?,
             log_level: get("log-level")?.to_string(),
-            log_format: match get("log-format")? {
-                "json" => LogFormat::Json,
-                _ => LogFormat::Text,
-            },
+            log_format: LogFormat::from_name(get("log-format")?).unwrap_or(LogFormat::Text),
         })
     }
 }

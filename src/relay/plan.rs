@@ -18,7 +18,7 @@ pub struct Sweep {
 pub struct WaitingMode {
     pub endpoint: crate::config::DockerEndpoint,
     pub log_level: String,
-    pub log_format: crate::config::LogFormat,
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// What the launch does besides running the sibling: checkpointing, the sweep, pause points.
