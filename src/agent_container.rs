@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::Engine;
 use crate::proc::PidCheck;
-use crate::sibling::engine::Engine;
 
 /// A bind mount of the agent container: `source` on the host, `destination` inside.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,9 +16,10 @@
 //! - [`output`]: the executor's output when the agent's container logger holds the shim's
 //!   stdout and stderr: through the shim while it lives, rotated sandbox files after.
 //! - [`proc`]: what `/proc` and pidfds tell about this process and host processes (no Docker).
+//! - [`engine`]: the Docker Engine API: the connections to the daemon, the calls the shim makes,
+//!   and the host facts only the daemon's costly `GET /info` tells.
 //! - [`sibling`]: the sibling container: its spec and labels (pure), the protocol between the
-//!   shim and the sibling's init, its placement, the Docker API calls, and
-//!   the inventory of siblings on a host.
+//!   shim and the sibling's init, its placement, and the inventory of siblings on a host.
 //! - [`relay`]: one launch, tying the above together: start the sibling, checkpoint its pid,
 //!   forward signals (blocked from the first instant, read from a signalfd), exit with the
 //!   executor's status, or hand over to the small waiting mode; its state machine runs against
@@ -32,11 +33,22 @@
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
 //! - [`error`]: the shim's failure classes and their exit statuses; [`logging`]: its log;
 //!   [`runtime`]: the one-thread async runtime its async parts run on.
+//!
+//! The layers, lowest first; a module imports only from its own layer or below, and no two
+//! modules import each other:
+//! 1. `error`, `logging`, `runtime`, `launch_env`, `no_follow`, `proc`, `failpoint`;
+//! 2. `mesos`, `config`;
+//! 3. `output`, `engine`;
+//! 4. `agent_container`;
+//! 5. `sibling`;
+//! 6. `relay`, `sibling_init`;
+//! 7. `commands`, `cli`; `main.rs` on top.
 
 pub mod agent_container;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod failpoint;
 pub mod launch_env;

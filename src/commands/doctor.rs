@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use crate::agent_container::{AgentContainer, PidNamespace};
 use crate::config::{ConfigFile, Settings, DEFAULT_CONFIG_PATH};
+use crate::engine::{DaemonFacts, Engine, HostFacts};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
 use crate::mesos::executor::{stock_beside, ExecutorKind};
-use crate::sibling::engine::{DaemonFacts, Engine, HostFacts};
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
 };

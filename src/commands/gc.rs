@@ -14,10 +14,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::engine::Engine;
 use crate::error::{Classify, Failure, ShimError};
 use crate::mesos::checkpoint;
 use crate::proc::process_gone;
-use crate::sibling::engine::Engine;
 use crate::sibling::inventory::{self, CannotJudge, Collect, Inventory, SiblingEntry, Verdict};
 
 /// What `gc` did with a sibling.

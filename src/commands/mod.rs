@@ -14,8 +14,8 @@ use std::path::Path;
 
 use crate::agent_container::HostPids;
 use crate::config::{self, Loaded};
+use crate::engine::{Engine, Patience};
 use crate::error::{Classify, Failure, ShimError};
-use crate::sibling::engine::{Engine, Patience};
 use crate::sibling::spec::SIBLING_MARKER_MOUNT;
 
 /// How long an operator command waits for the daemon.

@@ -1,6 +1,6 @@
 //! The side effects the relay's state machine needs, behind small traits: the Docker daemon
 //! ([`SiblingEngine`]) and the host's processes ([`HostProcesses`], `/proc` and pidfds). The real
-//! ones are [`crate::sibling::engine::Engine`] and [`RealHost`]; the unit tests run the state
+//! ones are [`crate::engine::Engine`] and [`RealHost`]; the unit tests run the state
 //! machine against fakes (`test_support::fake`).
 
 use std::io;
@@ -8,11 +8,11 @@ use std::io;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerState};
 use nix::sys::signal::Signal;
 
+use crate::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::error::ShimError;
 use crate::mesos::checkpoint::HostPid;
 use crate::proc::PidCheck;
 use crate::relay::plan::Sweep;
-use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 
 /// What the relay asks of the container engine about its sibling.
 // The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.

@@ -28,12 +28,12 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::config::Settings;
+use crate::engine::Engine;
 use crate::error::{fail, Failure, ShimError};
 use crate::launch_env::LaunchEnv;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
 use crate::relay::launch::{env_var, id_variables, Origin};
-use crate::sibling::engine::Engine;
 
 /// A launch that may be running in Mesos's executor container, before Docker confirms it.
 #[derive(Debug)]

@@ -39,9 +39,9 @@ use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
 
 use crate::config::Settings;
+use crate::engine::{CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
 use crate::error::ShimError;
 use crate::mesos::cgroups;
-use crate::sibling::engine::{CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
 use crate::sibling::inventory;
 
 pub use effects::{HostProcesses, RealHost, SiblingEngine, SiblingProcess};

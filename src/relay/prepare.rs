@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::agent_container::{host_pids_visible, AgentContainer, PidNamespace};
 use crate::config::Settings;
+use crate::engine::host_facts;
+use crate::engine::{Engine, HostFacts};
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::container::SiblingSecurity;
@@ -13,8 +15,6 @@ use crate::mesos::volumes;
 use crate::output::Route;
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
-use crate::sibling::engine::{Engine, HostFacts};
-use crate::sibling::host_facts;
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
 };

@@ -23,6 +23,7 @@ use bollard::models::ContainerInspectResponse;
 use futures_util::{FutureExt, Stream, StreamExt};
 use nix::sys::signal::Signal;
 
+use crate::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::checkpoint::{ForkedPidGuard, HostPid};
@@ -33,7 +34,6 @@ use crate::relay::forked_pid;
 use crate::relay::handover::Handover;
 use crate::relay::plan::LaunchPlan;
 use crate::relay::prepare::PID_HOST_NEEDED;
-use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::sibling::labels;
 use crate::sibling::protocol::ExitRecord;
 use crate::sibling::spec::{plan_for_existing, ExistingPlan, SiblingSpec, SiblingState};
@@ -438,9 +438,8 @@ pub async fn finish_handed_over(
         records_exit: true,
         auto_removed,
     };
-    let connect = async || {
-        crate::sibling::engine::Engine::connect(endpoint, crate::relay::AFTER_EXIT_PATIENCE).await
-    };
+    let connect =
+        async || crate::engine::Engine::connect(endpoint, crate::relay::AFTER_EXIT_PATIENCE).await;
     finish(&connect, &sibling, recorded).await
 }
 

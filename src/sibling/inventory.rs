@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::agent_container::{judge_host_pids, local_path_for, AgentContainer, HostPids};
+use crate::engine::host_facts;
+use crate::engine::Engine;
 use crate::mesos::checkpoint::{read_pid_file, PidFile};
 use crate::mesos::layout::{RunLayout, SENTINEL_FILE};
 use crate::no_follow::{self, PathError};
 use crate::proc::{check_pid_belongs_to, in_initial_pid_namespace, pid_liveness, ProcessIdentity};
-use crate::sibling::engine::Engine;
-use crate::sibling::host_facts;
 use crate::sibling::identity::{self, Command, NotSibling, Observed};
 use crate::sibling::label_sets::{self, Unreadable};
 use crate::sibling::labels::{

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::agent_container::AgentContainer;
 use crate::config::Settings;
+use crate::engine::DaemonFacts;
 use crate::mesos::executor::ExecutorKind;
-use crate::sibling::engine::DaemonFacts;
 
 /// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
 /// --docker_socket`); a sibling given the socket gets it there.

@@ -14,11 +14,11 @@ use bollard::models::{
 use nix::sys::signal::Signal;
 use tokio::sync::{oneshot, watch};
 
+use crate::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::error::{fail, Failure, ShimError};
 use crate::mesos::checkpoint::HostPid;
 use crate::proc::PidCheck;
 use crate::relay::{HostProcesses, SiblingEngine, SiblingProcess, Sweep};
-use crate::sibling::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::sibling::protocol::ExitRecord;
 
 /// What the fake executor does once started.

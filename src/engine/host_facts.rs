@@ -20,15 +20,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
+use super::api::{timed, Engine};
 use crate::config::DockerEndpoint;
 use crate::mesos::checkpoint::StagedWrite;
 use crate::no_follow::{self, PathError};
-use crate::sibling::engine::{Engine, HostFacts};
 
 /// Where the answers are kept, in the agent container.
 pub const CACHE_DIR: &str = "/run/mesos-executor-shim/cache";
@@ -38,6 +39,41 @@ pub const FRESH_FOR: Duration = Duration::from_secs(60);
 /// How often a launch waiting for another's answer looks again.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 const CAP: u64 = 4096;
+
+/// What only `GET /info` tells, one of the daemon's costliest requests (it counts containers and
+/// images and asks the storage driver and plugins, so its time grows with the daemon's load):
+/// asked only where a decision needs it, never by every launch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    pub live_restore: bool,
+    /// `cgroupfs` or `systemd`.
+    pub cgroup_driver: String,
+    /// `1` or `2`.
+    pub cgroup_version: String,
+}
+
+impl Engine {
+    /// What only `GET /info` tells (see [`HostFacts`]).
+    pub async fn host_facts(&self) -> anyhow::Result<HostFacts> {
+        let info = timed("info", self.api().info()).await.with_context(|| {
+            format!(
+                "asking the Docker daemon at {} about its host",
+                self.endpoint()
+            )
+        })?;
+        Ok(HostFacts {
+            live_restore: info.live_restore_enabled.unwrap_or(false),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
 
 /// One answer, and what it stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
