@@ -4,15 +4,33 @@
 //! machine against fakes (`test_support::fake`).
 
 use std::io;
+use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerState};
 use nix::sys::signal::Signal;
 
-use crate::engine::{CreateError, ExitWait, WaitError, WaitFor};
+use crate::engine::{CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
 use crate::error::ShimError;
 use crate::mesos::checkpoint::HostPid;
 use crate::proc::PidCheck;
 use crate::relay::plan::Sweep;
+use crate::sibling::inventory;
+
+/// How long a launch waits for the daemon: 8 s for one that accepts no connection (the task fails
+/// fast and says why, rather than hanging until the agent's executor registration timeout), and
+/// 45 s for one that is there but loaded (a burst of launches), within the agent's default
+/// `--executor_registration_timeout` of 1 min.
+pub const DOCKER_PATIENCE: Patience = Patience {
+    absent: Duration::from_secs(8),
+    busy: Duration::from_secs(45),
+};
+
+/// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
+/// the status is known, and a daemon that is away leaves the removal to the next launch or gc.
+pub const AFTER_EXIT_PATIENCE: Patience = Patience {
+    absent: Duration::from_secs(2),
+    busy: Duration::from_secs(2),
+};
 
 /// What the relay asks of the container engine about its sibling.
 // The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
@@ -94,6 +112,44 @@ pub trait SiblingProcess {
         Self: Sized;
 }
 
+impl SiblingEngine for Engine {
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        self.inspect_container(name).await
+    }
+
+    async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
+        Engine::inspect_state(self, name).await
+    }
+
+    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
+        Engine::create(self, name, body).await
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), ShimError> {
+        Engine::pull(self, image).await
+    }
+
+    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+        Engine::wait(self, id, condition).await
+    }
+
+    async fn start(&self, id: &str) -> anyhow::Result<()> {
+        Engine::start(self, id).await
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+        Engine::kill(self, id, signal).await
+    }
+
+    async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        Engine::remove(self, id).await
+    }
+
+    async fn sweep(&self, sweep: &Sweep) -> anyhow::Result<usize> {
+        inventory::sweep(self, &sweep.work_dir_host, sweep.seen_from.clone()).await
+    }
+}
+
 /// The host as it is: [`crate::proc`].
 pub struct RealHost;
 
@@ -126,7 +182,7 @@ impl SiblingProcess for crate::proc::ExitWatch {
     }
 
     fn duplicate_handle(&self) -> io::Result<crate::proc::ProcessHandle> {
-        self.handle().try_clone()
+        self.duplicate_handle()
     }
 
     fn hand_over(self) -> Result<crate::proc::ProcessHandle, Self> {

@@ -76,7 +76,8 @@ impl Candidate {
         self,
         settings: &Settings,
     ) -> Result<Option<ExecutorContainer>, ShimError> {
-        let engine = Engine::connect(&settings.docker_host, super::DOCKER_PATIENCE).await?;
+        let engine =
+            Engine::connect(&settings.docker_host, super::effects::DOCKER_PATIENCE).await?;
         let info = engine
             .inspect_container(&self.own_container)
             .await

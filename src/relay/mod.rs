@@ -34,36 +34,21 @@ pub mod waiting;
 
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerState};
 use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
 
 use crate::config::Settings;
-use crate::engine::{CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
+use crate::engine::Engine;
 use crate::error::ShimError;
 use crate::mesos::cgroups;
 use crate::sibling::inventory;
 
-pub use effects::{HostProcesses, RealHost, SiblingEngine, SiblingProcess};
+pub use effects::{
+    HostProcesses, RealHost, SiblingEngine, SiblingProcess, AFTER_EXIT_PATIENCE, DOCKER_PATIENCE,
+};
 pub use launch::Launch;
 pub use plan::{LaunchPlan, Sweep, WaitingMode};
 pub use supervise::{status_of_signal, ExecutorExit, Outcome};
-
-/// How long a launch waits for the daemon: 8 s for one that accepts no connection (the task fails
-/// fast and says why, rather than hanging until the agent's executor registration timeout), and
-/// 45 s for one that is there but loaded (a burst of launches), within the agent's default
-/// `--executor_registration_timeout` of 1 min.
-pub const DOCKER_PATIENCE: Patience = Patience {
-    absent: Duration::from_secs(8),
-    busy: Duration::from_secs(45),
-};
-
-/// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
-/// the status is known, and a daemon that is away leaves the removal to the next launch or gc.
-pub const AFTER_EXIT_PATIENCE: Patience = Patience {
-    absent: Duration::from_secs(2),
-    busy: Duration::from_secs(2),
-};
 
 /// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
 /// cgroups before it removes the parents the runtime made.
@@ -128,42 +113,4 @@ pub async fn run(
         supervise::supervise(connect, engine, &RealHost, &prepared.spec, &plan, signals).await;
     cgroups::remove_when_empty(&prepared.cgroups_made_for_sibling, CGROUP_CLEANUP_PATIENCE).await;
     outcome
-}
-
-impl SiblingEngine for Engine {
-    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        self.inspect_container(name).await
-    }
-
-    async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
-        Engine::inspect_state(self, name).await
-    }
-
-    async fn create(&self, name: &str, body: &ContainerCreateBody) -> Result<String, CreateError> {
-        Engine::create(self, name, body).await
-    }
-
-    async fn pull(&self, image: &str) -> Result<(), ShimError> {
-        Engine::pull(self, image).await
-    }
-
-    async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
-        Engine::wait(self, id, condition).await
-    }
-
-    async fn start(&self, id: &str) -> anyhow::Result<()> {
-        Engine::start(self, id).await
-    }
-
-    async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
-        Engine::kill(self, id, signal).await
-    }
-
-    async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        Engine::remove(self, id).await
-    }
-
-    async fn sweep(&self, sweep: &Sweep) -> anyhow::Result<usize> {
-        inventory::sweep(self, &sweep.work_dir_host, sweep.seen_from.clone()).await
-    }
 }

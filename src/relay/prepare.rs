@@ -311,9 +311,10 @@ struct LazyHostFacts<'a> {
 impl LazyHostFacts<'_> {
     async fn get(&mut self) -> Result<&HostFacts, ShimError> {
         if self.facts.is_none() {
-            let facts = host_facts::host_facts(self.engine, crate::relay::DOCKER_PATIENCE.busy)
-                .await
-                .classify(Failure::Unavailable)?;
+            let facts =
+                host_facts::host_facts(self.engine, crate::relay::effects::DOCKER_PATIENCE.busy)
+                    .await
+                    .classify(Failure::Unavailable)?;
             self.facts = Some(facts);
         }
         Ok(self.facts.as_ref().expect("just set"))

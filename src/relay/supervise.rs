@@ -438,8 +438,9 @@ pub async fn finish_handed_over(
         records_exit: true,
         auto_removed,
     };
-    let connect =
-        async || crate::engine::Engine::connect(endpoint, crate::relay::AFTER_EXIT_PATIENCE).await;
+    let connect = async || {
+        crate::engine::Engine::connect(endpoint, crate::relay::effects::AFTER_EXIT_PATIENCE).await
+    };
     finish(&connect, &sibling, recorded).await
 }
 
