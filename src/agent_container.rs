@@ -9,7 +9,7 @@ use crate::proc::PidCheck;
 
 /// A bind mount of the agent container: `source` on the host, `destination` inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostMount {
+pub(crate) struct HostMount {
     pub source: PathBuf,
     pub destination: PathBuf,
 }
@@ -17,12 +17,12 @@ pub struct HostMount {
 /// The host path behind `path` as seen in the container: the longest mount destination that
 /// contains it, translated. `None` when `path` is not on any bind mount (it lives in the
 /// container's own filesystem, which a sibling cannot see).
-pub fn host_path_for(mounts: &[HostMount], path: &Path) -> Option<PathBuf> {
+pub(crate) fn host_path_for(mounts: &[HostMount], path: &Path) -> Option<PathBuf> {
     translate(mounts.iter().map(|m| (&m.destination, &m.source)), path)
 }
 
 /// The path inside the container of host path `path`: the reverse of [`host_path_for`].
-pub fn container_path_for(mounts: &[HostMount], path: &Path) -> Option<PathBuf> {
+pub(crate) fn container_path_for(mounts: &[HostMount], path: &Path) -> Option<PathBuf> {
     translate(mounts.iter().map(|m| (&m.source, &m.destination)), path)
 }
 
@@ -47,7 +47,7 @@ fn translate<'a>(
 /// Whether a container shares the host's PID namespace, which the agent needs to follow a
 /// checkpointed host pid. The one judgement of it, for the relay and `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PidNamespace {
+pub(crate) enum PidNamespace {
     /// `--pid=host`.
     Host,
     /// A namespace of its own: pids seen there are not host pids.
@@ -59,7 +59,7 @@ pub enum PidNamespace {
 
 /// The agent container the shim runs in.
 #[derive(Debug, Clone)]
-pub struct AgentContainer {
+pub(crate) struct AgentContainer {
     pub id: String,
     /// The image ID (`sha256:...`): the sibling runs exactly the agent's image, even if the tag moved.
     pub image: String,
@@ -70,7 +70,7 @@ pub struct AgentContainer {
 
 impl AgentContainer {
     /// `Ok(None)` when this process is not in a container of the daemon it talks to (on the host).
-    pub async fn discover(engine: &Engine) -> anyhow::Result<Option<AgentContainer>> {
+    pub(crate) async fn discover(engine: &Engine) -> anyhow::Result<Option<AgentContainer>> {
         let Some(id) = crate::proc::own_container_id()? else {
             return Ok(None);
         };
@@ -102,17 +102,17 @@ impl AgentContainer {
         }))
     }
 
-    pub fn host_path_for(&self, path: &Path) -> Option<PathBuf> {
+    pub(crate) fn host_path_for(&self, path: &Path) -> Option<PathBuf> {
         host_path_for(&self.mounts, path)
     }
 
     /// The bind mount whose destination is exactly `path`: a single file or directory mounted
     /// there (as a socket file often is).
-    pub fn mount_at(&self, path: &Path) -> Option<&HostMount> {
+    pub(crate) fn mount_at(&self, path: &Path) -> Option<&HostMount> {
         self.mounts.iter().find(|m| m.destination == path)
     }
 
-    pub fn pid_namespace(&self) -> PidNamespace {
+    pub(crate) fn pid_namespace(&self) -> PidNamespace {
         match self.pid_mode.as_deref().unwrap_or("") {
             "host" => PidNamespace::Host,
             mode if mode.starts_with("container:") => PidNamespace::Unknown(mode.to_string()),
@@ -123,7 +123,7 @@ impl AgentContainer {
 
 /// Whether host pids are visible from where this process runs, given the container it runs in
 /// (`None`: on the host): `None` when that cannot be told.
-pub fn host_pids_visible(agent: Option<&AgentContainer>) -> Option<bool> {
+pub(crate) fn host_pids_visible(agent: Option<&AgentContainer>) -> Option<bool> {
     match agent.map(AgentContainer::pid_namespace) {
         None | Some(PidNamespace::Host) => Some(true),
         Some(PidNamespace::Private) => Some(false),
@@ -134,7 +134,7 @@ pub fn host_pids_visible(agent: Option<&AgentContainer>) -> Option<bool> {
 /// Whether `ps` and `gc` see the host's pids, where they run, as they must before they take a
 /// pid for a dead process (a shim's, forked.pid's, a temp file's writer).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPids {
+pub(crate) enum HostPids {
     /// The pid the daemon reports for a running container is that container's process here.
     Seen,
     /// Not shown (why, for the operator): every pid is then taken as alive.
@@ -142,7 +142,7 @@ pub enum HostPids {
 }
 
 impl HostPids {
-    pub fn seen(&self) -> bool {
+    pub(crate) fn seen(&self) -> bool {
         *self == HostPids::Seen
     }
 }
@@ -157,7 +157,7 @@ impl HostPids {
 /// (`initial`, see [`crate::proc::in_initial_pid_namespace`]), the host's. `agent`: the
 /// container this process runs in, where the daemon knows it; a PID namespace of its own
 /// settles it.
-pub fn judge_host_pids(
+pub(crate) fn judge_host_pids(
     agent: Option<&AgentContainer>,
     checks: &[(String, PidCheck)],
     initial: bool,
@@ -191,7 +191,7 @@ pub fn judge_host_pids(
 
 /// Where a host path is, seen from where this process runs: the host path itself on the host,
 /// else through the container's mounts (`None`: not visible from here).
-pub fn local_path_for(agent: Option<&AgentContainer>, host_path: &Path) -> Option<PathBuf> {
+pub(crate) fn local_path_for(agent: Option<&AgentContainer>, host_path: &Path) -> Option<PathBuf> {
     match agent {
         None => Some(host_path.to_path_buf()),
         Some(agent) => container_path_for(&agent.mounts, host_path),

@@ -27,9 +27,9 @@ use crate::logging::LogFormat;
 mod file;
 mod repeated_keys;
 
-pub use file::ConfigFile;
+pub(crate) use file::ConfigFile;
 
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/mesos-executor-shim/config.json";
 /// Where Docker's clients and daemon put the socket unless told otherwise: the path is written
 /// here once, for the default endpoint and for where a sibling finds the socket.
 macro_rules! docker_default_socket {
@@ -37,14 +37,14 @@ macro_rules! docker_default_socket {
         "/var/run/docker.sock"
     };
 }
-pub const DOCKER_DEFAULT_SOCKET: &str = docker_default_socket!();
-pub const DEFAULT_DOCKER_HOST: &str = concat!("unix://", docker_default_socket!());
-pub const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
+pub(crate) const DOCKER_DEFAULT_SOCKET: &str = docker_default_socket!();
+pub(crate) const DEFAULT_DOCKER_HOST: &str = concat!("unix://", docker_default_socket!());
+pub(crate) const DEFAULT_FORKED_PID_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_FORKED_PID_GUARD: Duration = Duration::from_secs(10);
 /// The settle time; the sibling's init uses it too when a shim passes none.
-pub const DEFAULT_SHIM_DEATH_SETTLE: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_SHIM_DEATH_SETTLE: Duration = Duration::from_secs(2);
 /// The bound on each sandbox output file; the sibling's init uses it too when a shim passes none.
-pub const DEFAULT_SANDBOX_OUTPUT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_SANDBOX_OUTPUT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Reverse-DNS prefix of the shim's own labels; the operator's `labels` may not use it. Here,
 /// below the sibling's labels that use it, so that the settings need nothing above them.
 pub const LABEL_PREFIX: &str = "io.mesos-executor-shim.";
@@ -59,7 +59,7 @@ pub enum DockerEndpoint {
 }
 
 impl DockerEndpoint {
-    pub fn parse(text: &str) -> Result<DockerEndpoint, String> {
+    pub(crate) fn parse(text: &str) -> Result<DockerEndpoint, String> {
         if let Some(path) = text.strip_prefix("unix://") {
             return absolute_path(path)
                 .map(DockerEndpoint::Unix)
@@ -83,7 +83,7 @@ impl DockerEndpoint {
     }
 
     /// The socket, when the daemon is reached through one.
-    pub fn socket(&self) -> Option<&Path> {
+    pub(crate) fn socket(&self) -> Option<&Path> {
         match self {
             DockerEndpoint::Unix(path) => Some(path),
             DockerEndpoint::Tcp(_) => None,
@@ -117,7 +117,7 @@ pub struct BindMount {
 }
 
 impl BindMount {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.split(':').collect();
         let (host, container, read_only) = match parts.as_slice() {
             [h, c] => (*h, *c, false),
@@ -136,7 +136,8 @@ impl BindMount {
     }
 
     /// The `Binds` entry Docker takes.
-    pub fn to_bind(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn to_bind(&self) -> String {
         format!(
             "{}:{}:{}",
             self.host.display(),
@@ -223,14 +224,16 @@ impl Default for Settings {
 
 /// One key of the file: its name, its default as the README shows it, and how its JSON value
 /// becomes part of [`Settings`].
-pub struct Key {
+pub(crate) struct Key {
     pub name: &'static str,
+    // Read by the test that ties these to `Settings::default()` and the README.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub default: &'static str,
     pub apply: fn(&mut Settings, &Value) -> Result<(), String>,
 }
 
 /// Every key the file takes.
-pub const KEYS: &[Key] = &[
+pub(crate) const KEYS: &[Key] = &[
     Key {
         name: "image",
         default: "the agent container's own image",
@@ -436,7 +439,7 @@ fn keys() -> impl Iterator<Item = &'static Key> {
 
 /// A setting that cannot be used, named by the file and key it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     pub key: String,
     pub message: String,
 }
@@ -458,7 +461,7 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
 
 /// Settings and the file they came from (`None`: no file, defaults).
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub settings: Settings,
     pub file: Option<ConfigFile>,
 }
@@ -475,7 +478,7 @@ impl Loaded {
 /// The relay's settings: the file at [`DEFAULT_CONFIG_PATH`] and no other (no variable of the
 /// launch environment, which is the task's, names another), if the trust rule accepts it
 /// ([`ConfigFile::untrusted`]). Nothing there means defaults.
-pub fn load_for_relay(work_dir: &Path) -> Result<Loaded, ConfigError> {
+pub(crate) fn load_for_relay(work_dir: &Path) -> Result<Loaded, ConfigError> {
     load_trusted(Path::new(DEFAULT_CONFIG_PATH), work_dir)
 }
 
@@ -502,7 +505,7 @@ fn load_trusted(path: &Path, work_dir: &Path) -> Result<Loaded, ConfigError> {
 /// any), with `DOCKER_HOST` of the operator's shell (`docker_host_env`) over the file's endpoint.
 /// The file is found and read as the relay does; whether the relay would trust it is `doctor`'s
 /// to say.
-pub fn load_for_operator(
+pub(crate) fn load_for_operator(
     config: Option<&Path>,
     docker_host_env: Option<&str>,
 ) -> Result<Loaded, ConfigError> {
@@ -528,7 +531,7 @@ pub fn load_for_operator(
 }
 
 /// Parses the file's text: a JSON object of known keys.
-pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+pub(crate) fn parse(text: &str) -> Result<Settings, ConfigError> {
     let (value, repeated) =
         repeated_keys::parse(text).map_err(|e| err("(file)", format!("not valid JSON: {e}")))?;
     if let Some(key) = repeated.first() {
@@ -557,7 +560,7 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
 
 /// Names in a launch environment that look like settings but are not: the task's own variables,
 /// which reach the executor untouched. The relay says once which names it ignored (never their values).
-pub fn ignored_launch_variables<'a>(names: impl Iterator<Item = &'a OsStr>) -> Vec<String> {
+pub(crate) fn ignored_launch_variables<'a>(names: impl Iterator<Item = &'a OsStr>) -> Vec<String> {
     let mut ignored: Vec<String> = names
         .filter_map(OsStr::to_str)
         .filter(|n| *n == "DOCKER_HOST" || n.starts_with("EXECUTOR_SHIM_"))
@@ -653,7 +656,7 @@ fn log_level(v: &str) -> Result<String, String> {
 }
 
 /// A stout duration as Mesos flags take it: `10secs`, `2.5mins`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -682,7 +685,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A memory limit: a size (see [`parse_size`]) Docker accepts.
-pub fn parse_bytes(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_bytes(text: &str) -> Result<i64, String> {
     let bytes = parse_size(text)?;
     // Docker refuses memory limits under 6 MiB; say so here, naming the key, instead.
     if bytes < 6 << 20 {
@@ -695,7 +698,7 @@ pub fn parse_bytes(text: &str) -> Result<i64, String> {
 }
 
 /// A size in Mesos's form (`512MB`, `2GB`) or Docker's (`512m`, `2g`); a bare number is bytes.
-pub fn parse_size(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

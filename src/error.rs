@@ -19,7 +19,8 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub const ALL: [Failure; 5] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [Failure; 5] = [
         Failure::Usage,
         Failure::Unavailable,
         Failure::Software,
@@ -29,7 +30,7 @@ impl Failure {
 
     /// sysexits.h's code for the class: EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE, EX_IOERR,
     /// EX_CONFIG.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Failure::Usage => 64,
             Failure::Unavailable => 69,
@@ -58,7 +59,7 @@ impl std::error::Error for ShimError {}
 impl ShimError {
     /// The report's reader went away (`ps --json | head`): what was being printed is no longer
     /// wanted, which is no failure of the command's.
-    pub fn is_reader_gone(&self) -> bool {
+    pub(crate) fn is_reader_gone(&self) -> bool {
         self.failure == Failure::Output
             && self
                 .error
@@ -68,7 +69,7 @@ impl ShimError {
 }
 
 /// `result.classify(Failure::X)?` at the edges where an error's class becomes known.
-pub trait Classify<T> {
+pub(crate) trait Classify<T> {
     fn classify(self, failure: Failure) -> Result<T, ShimError>;
 }
 
@@ -81,7 +82,7 @@ impl<T, E: Into<anyhow::Error>> Classify<T> for Result<T, E> {
     }
 }
 
-pub fn fail(failure: Failure, message: impl fmt::Display) -> ShimError {
+pub(crate) fn fail(failure: Failure, message: impl fmt::Display) -> ShimError {
     ShimError {
         failure,
         error: anyhow::anyhow!("{message}"),
@@ -90,7 +91,7 @@ pub fn fail(failure: Failure, message: impl fmt::Display) -> ShimError {
 
 /// The shim's exit status for the sibling's: Docker already reports a signal death as 128+n,
 /// as a shell does; anything outside 0..=255 (the daemon's -1 for "unknown") becomes 255.
-pub fn exit_status_from_docker(code: i64) -> u8 {
+pub(crate) fn exit_status_from_docker(code: i64) -> u8 {
     u8::try_from(code).unwrap_or(255)
 }
 

@@ -20,7 +20,7 @@ mod enabled {
     }
 
     impl PausePoint {
-        pub const ALL: [PausePoint; 5] = [
+        pub(crate) const ALL: [PausePoint; 5] = [
             PausePoint::BeforeCreate,
             PausePoint::BeforeStart,
             PausePoint::BeforeCheckpoint,
@@ -28,7 +28,7 @@ mod enabled {
             PausePoint::AfterCheckpoint,
         ];
 
-        pub fn name(self) -> &'static str {
+        pub(crate) fn name(self) -> &'static str {
             match self {
                 PausePoint::BeforeCreate => "before-create",
                 PausePoint::BeforeStart => "before-start",
@@ -38,7 +38,7 @@ mod enabled {
             }
         }
 
-        pub fn parse(text: &str) -> Result<PausePoint, String> {
+        pub(crate) fn parse(text: &str) -> Result<PausePoint, String> {
             PausePoint::ALL
                 .into_iter()
                 .find(|p| p.name() == text)
@@ -50,7 +50,7 @@ mod enabled {
     }
 
     /// Holds the launch for good when `configured` names `point`.
-    pub async fn pause_if(configured: Option<PausePoint>, point: PausePoint) {
+    pub(crate) async fn pause_if(configured: Option<PausePoint>, point: PausePoint) {
         if configured == Some(point) {
             tracing::warn!(point = point.name(), "paused by the failpoint pause_at");
             std::future::pending::<()>().await;
@@ -59,7 +59,7 @@ mod enabled {
 }
 
 #[cfg(feature = "failpoints")]
-pub use enabled::{pause_if, PausePoint};
+pub(crate) use enabled::{pause_if, PausePoint};
 
 /// `failpoint!(pause_at, BeforeCreate)` in an async fn: a pause point in test builds, nothing at
 /// all otherwise (the `pause_at` expression is not even compiled).

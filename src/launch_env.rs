@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 
 /// A launch environment as data: `(name, value)`, in the order the process had them.
-pub type LaunchEnv = Vec<(OsString, OsString)>;
+pub(crate) type LaunchEnv = Vec<(OsString, OsString)>;
 
 /// Takes this process's environment as data and clears it.
 ///

@@ -44,22 +44,22 @@
 //! 6. `relay`, `sibling_init`;
 //! 7. `commands`, `cli`; `main.rs` on top.
 
-pub mod agent_container;
+pub(crate) mod agent_container;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod engine;
-pub mod error;
-pub mod failpoint;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod failpoint;
 pub mod launch_env;
-pub mod logging;
+pub(crate) mod logging;
 pub mod mesos;
-pub mod no_follow;
-pub mod output;
+pub(crate) mod no_follow;
+pub(crate) mod output;
 pub mod proc;
 pub mod relay;
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod sibling;
-pub mod sibling_init;
+pub(crate) mod sibling_init;
 #[cfg(test)]
 mod test_support;

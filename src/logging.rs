@@ -16,14 +16,14 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         }
     }
 
-    pub fn from_name(name: &str) -> Option<LogFormat> {
+    pub(crate) fn from_name(name: &str) -> Option<LogFormat> {
         [LogFormat::Text, LogFormat::Json]
             .into_iter()
             .find(|f| f.name() == name)
@@ -32,7 +32,7 @@ impl LogFormat {
 
 /// Only the shim's own events, at `level`: the libraries' debug output is not the operator's
 /// concern. Sandbox files are no terminal: no colour codes.
-pub fn init(level: &str, format: LogFormat) {
+pub(crate) fn init(level: &str, format: LogFormat) {
     let level = LevelFilter::from_str(level).unwrap_or(LevelFilter::INFO);
     let filter = Targets::new().with_target("mesos_executor_shim", level);
     let layer = tracing_subscriber::fmt::layer()

@@ -24,7 +24,7 @@ use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 
 /// Why a directory could not be opened without following links.
 #[derive(Debug)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// Relative, or with `.`, `..` or an empty component.
     NotNormal(PathBuf),
     /// This component (the path up to it) is a symbolic link.
@@ -61,7 +61,7 @@ impl std::error::Error for PathError {}
 /// its CPU). Where that fails for any reason (a link or a missing component, or a kernel or
 /// seccomp profile without `openat2`), the component walk of [`walk_from_root`] runs instead: it
 /// gives the same answer and names the component at fault.
-pub fn open_dir(path: &Path) -> Result<OwnedFd, PathError> {
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, PathError> {
     let names = normal_components(path)?;
     let how = nix::fcntl::OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
@@ -76,7 +76,11 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, PathError> {
 /// directory `base`, refusing any component that is a symbolic link: the layout a task could
 /// plant a link in, under a directory the operator chose (which may itself be reached through a
 /// link of the operator's). `PathError`s name the path from `base`'s own name, `shown`.
-pub fn open_dir_beneath(base: &OwnedFd, below: &Path, shown: &Path) -> Result<OwnedFd, PathError> {
+pub(crate) fn open_dir_beneath(
+    base: &OwnedFd,
+    below: &Path,
+    shown: &Path,
+) -> Result<OwnedFd, PathError> {
     let names = relative_components(below, shown)?;
     let how = nix::fcntl::OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
@@ -167,14 +171,14 @@ fn is_symlink(dir: &impl AsFd, name: &OsStr) -> bool {
 }
 
 /// The device and inode of an open file: what names it whatever path led there.
-pub fn file_id(fd: &impl AsFd) -> io::Result<(u64, u64)> {
+pub(crate) fn file_id(fd: &impl AsFd) -> io::Result<(u64, u64)> {
     let st = fstat(fd)?;
     Ok((st.st_dev, st.st_ino))
 }
 
 /// Whether `path` exists as a directory reached without links (`Ok(false)`: some component is
 /// missing); a link or a file on the way is an error.
-pub fn dir_exists(path: &Path) -> Result<bool, PathError> {
+pub(crate) fn dir_exists(path: &Path) -> Result<bool, PathError> {
     match open_dir(path) {
         Ok(_) => Ok(true),
         Err(PathError::Missing(_)) => Ok(false),
@@ -184,20 +188,18 @@ pub fn dir_exists(path: &Path) -> Result<bool, PathError> {
 
 /// How a file a task can touch is opened, once it is known to be a regular file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenFor {
+pub(crate) enum OpenFor {
     /// For reading; a missing file is `Ok(None)`.
     Read,
     /// For appending, made with `mode` where missing.
     Append { mode: u32 },
-    /// For writing in place (no truncation), made with `mode` where missing.
-    Write { mode: u32 },
 }
 
 impl OpenFor {
     fn creates(self) -> Option<u32> {
         match self {
             OpenFor::Read => None,
-            OpenFor::Append { mode } | OpenFor::Write { mode } => Some(mode),
+            OpenFor::Append { mode } => Some(mode),
         }
     }
 
@@ -205,7 +207,6 @@ impl OpenFor {
         match self {
             OpenFor::Read => OFlag::O_RDONLY,
             OpenFor::Append { .. } => OFlag::O_WRONLY | OFlag::O_APPEND,
-            OpenFor::Write { .. } => OFlag::O_WRONLY,
         }
     }
 }
@@ -222,7 +223,7 @@ const OPEN_TRIES: usize = 8;
 /// again). A missing file is made new with `O_CREAT | O_EXCL`, which opens no existing entry.
 ///
 /// `Ok(None)`: the file is missing and `how` makes none.
-pub fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
+pub(crate) fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
     let (dir, name) = parent_and_name(path)?;
     for _ in 0..OPEN_TRIES {
         match openat(
@@ -287,7 +288,7 @@ fn parent_and_name(path: &Path) -> io::Result<(OwnedFd, &OsStr)> {
 /// magic link such as `/proc/<pid>/fd/<n>`, whose owner (a process of the task's) may have put
 /// anything there. It is taken with `O_PATH`, which opens nothing, and opened only once its type
 /// is known.
-pub fn open_fifo_for_reading(path: &Path) -> io::Result<File> {
+pub(crate) fn open_fifo_for_reading(path: &Path) -> io::Result<File> {
     let handle = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| named(path, e.into()))?;
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
@@ -362,14 +363,17 @@ fn named(path: &Path, e: io::Error) -> io::Error {
 
 /// Opens a file in a directory a task can write, for appending, creating it if missing (see
 /// [`open_file`]).
-pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
+pub(crate) fn open_append(path: &Path, mode: u32) -> io::Result<File> {
     open_file(path, OpenFor::Append { mode })?
         .ok_or_else(|| io::Error::other(format!("{} was not made", path.display())))
 }
 
 /// Reads a file a task can write, if it exists (see [`open_file`]): only a regular file of at
 /// most `cap` bytes. With its metadata (owner, size), read from the descriptor that was read.
-pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
+pub(crate) fn read_capped(
+    path: &Path,
+    cap: u64,
+) -> io::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
     let file = match open_file(path, OpenFor::Read) {
         Ok(Some(file)) => file,
         Ok(None) => return Ok(None),
@@ -541,8 +545,6 @@ mod tests {
             assert!(e.to_string().contains("never opened"), "{e}");
             let e = open_append(planted, 0o644).unwrap_err();
             assert!(e.to_string().contains("not a regular file"), "{e}");
-            let e = open_file(planted, OpenFor::Write { mode: 0o600 }).unwrap_err();
-            assert!(e.to_string().contains("not a regular file"), "{e}");
         }
         assert_eq!(
             opened(&watch),
@@ -598,7 +600,7 @@ mod tests {
     #[test]
     fn a_missing_file_is_made_new_and_never_through_a_link_on_the_way() {
         let dir = tempfile::tempdir().unwrap();
-        let made = open_file(&dir.path().join("new"), OpenFor::Write { mode: 0o600 })
+        let made = open_file(&dir.path().join("new"), OpenFor::Append { mode: 0o600 })
             .unwrap()
             .expect("made");
         assert_eq!(made.metadata().unwrap().permissions().mode() & 0o777, 0o600);

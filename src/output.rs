@@ -39,10 +39,10 @@ use nix::sys::signal::Signal;
 use crate::proc::ProcessHandle;
 
 /// Where the init keeps the read ends of the executor's stdout and stderr pipes.
-pub const OUTPUT_FDS: [RawFd; 2] = [3, 4];
+pub(crate) const OUTPUT_FDS: [RawFd; 2] = [3, 4];
 /// Sent by the shim to the init: "the output is yours from now on". Not a signal the agent
 /// sends, nor one an init that does not know it acts on (ignored by default).
-pub const RETURN_SIGNAL: Signal = Signal::SIGURG;
+pub(crate) const RETURN_SIGNAL: Signal = Signal::SIGURG;
 /// The most read from a pipe at once.
 const CHUNK: usize = 64 * 1024;
 /// How long the shim waits for a new init to set its pipes up.
@@ -50,11 +50,11 @@ const PIPES_PATIENCE: Duration = Duration::from_secs(5);
 /// The longest a last read of the pipes takes, once the executor has exited. Its processes are
 /// ended by then and the pipes close; where something still writes (a process the init could
 /// not end), the reader moves on rather than be held by it.
-pub const FINAL_DRAIN: Duration = Duration::from_secs(5);
+pub(crate) const FINAL_DRAIN: Duration = Duration::from_secs(5);
 
 /// How the executor's output reaches the agent's container logger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// The shim's stdout and stderr are the sandbox files (the sandbox logger): the init appends
     /// to them directly.
     SandboxFiles,
@@ -65,7 +65,7 @@ pub enum Route {
 impl Route {
     /// Compares this process's stdout and stderr with the files `stdout` and `stderr` in the
     /// sandbox (its working directory, verified): the same files, or not.
-    pub fn of_this_process(sandbox: &Path) -> Route {
+    pub(crate) fn of_this_process(sandbox: &Path) -> Route {
         let same = |fd: RawFd, name: &str| {
             // SAFETY: fds 1 and 2 are borrowed for one fstat.
             let ours = crate::no_follow::file_id(&unsafe { BorrowedFd::borrow_raw(fd) });
@@ -176,7 +176,7 @@ impl ShimOutput {
     /// that process, held, so that a pid taken over by another process is never read from.
     /// `Ok(None)`: the init has exited, or made no pipes in time (an init that predates them
     /// writes the sandbox files itself).
-    pub fn open(pid: u32, init: &ProcessHandle) -> io::Result<Option<ShimOutput>> {
+    pub(crate) fn open(pid: u32, init: &ProcessHandle) -> io::Result<Option<ShimOutput>> {
         let deadline = Instant::now() + PIPES_PATIENCE;
         let mut wait = Duration::from_millis(1);
         loop {
@@ -207,7 +207,7 @@ impl ShimOutput {
 
     /// What to poll for, per stream: the logger's descriptor until it has taken what is
     /// pending, else the pipe.
-    pub fn interest(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+    pub(crate) fn interest(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         (0..2)
             .filter_map(|i| match (&self.streams[i], self.pending[i].is_empty()) {
                 // SAFETY: the logger's descriptors stay open for the process's life.
@@ -225,7 +225,7 @@ impl ShimOutput {
     /// `drain`, until they are empty (the init has exited), for [`FINAL_DRAIN`] at most. Where a
     /// stream cannot be written (the logger is gone) the output goes back to the init, which
     /// writes the sandbox files.
-    pub fn pump(&mut self, init: &ProcessHandle, drain: bool) {
+    pub(crate) fn pump(&mut self, init: &ProcessHandle, drain: bool) {
         if drain {
             self.pump_until(init, Instant::now() + FINAL_DRAIN);
         } else {
@@ -360,19 +360,19 @@ impl ShimOutput {
     }
 
     /// Whether both streams are done.
-    pub fn closed(&self) -> bool {
+    pub(crate) fn closed(&self) -> bool {
         self.streams.iter().all(Option::is_none) && self.pending.iter().all(Vec::is_empty)
     }
 
     /// The pipes, per stream (stdout, stderr), `None` where a stream is done: what the waiting
     /// mode inherits (see [`crate::relay::handover::Handover`]).
-    pub fn pipes(&self) -> [Option<BorrowedFd<'_>>; 2] {
+    pub(crate) fn pipes(&self) -> [Option<BorrowedFd<'_>>; 2] {
         [0, 1].map(|i| self.streams[i].as_ref().map(AsFd::as_fd))
     }
 
     /// Takes over the pipes [`ShimOutput::pipes`] gave, once handed across an `exec`: each must
     /// be a pipe.
-    pub fn from_pipes(pipes: [Option<OwnedFd>; 2]) -> Result<ShimOutput, String> {
+    pub(crate) fn from_pipes(pipes: [Option<OwnedFd>; 2]) -> Result<ShimOutput, String> {
         let mut streams = [None, None];
         for (slot, pipe) in streams.iter_mut().zip(pipes) {
             let Some(pipe) = pipe else { continue };
@@ -409,7 +409,7 @@ fn open_pipes(pid: u32) -> io::Result<[Option<File>; 2]> {
 
 /// Copies the output from another thread while the relay runs (before the waiting mode, or
 /// instead of it): open the pipes, then poll and pump, until told to stop.
-pub struct PumpThread {
+pub(crate) struct PumpThread {
     stop: OwnedFd,
     thread: std::thread::JoinHandle<Option<ShimOutput>>,
 }
@@ -420,7 +420,7 @@ const LAST_WORDS: u8 = b'l';
 
 impl PumpThread {
     /// `pid`: the sibling's init, held as `init` (a handle of its own: the relay keeps another).
-    pub fn start(pid: u32, init: ProcessHandle) -> io::Result<PumpThread> {
+    pub(crate) fn start(pid: u32, init: ProcessHandle) -> io::Result<PumpThread> {
         let (stop_read, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let thread = std::thread::Builder::new()
             .name("output".into())
@@ -433,13 +433,13 @@ impl PumpThread {
 
     /// Stops at once and gives the pipes back, for the waiting mode, which goes on reading them
     /// where this thread left off: nothing is drained here, so no writer can hold the hand-over.
-    pub fn hand_over(self) -> Option<ShimOutput> {
+    pub(crate) fn hand_over(self) -> Option<ShimOutput> {
         self.stop_with(HAND_OVER)
     }
 
     /// Copies what the pipes still hold (the executor has exited; for [`FINAL_DRAIN`] at most),
     /// then stops.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         drop(self.stop_with(LAST_WORDS));
     }
 
@@ -500,7 +500,7 @@ fn pump_until_stopped(mut output: ShimOutput, init: &ProcessHandle, stop: &Owned
 
 /// The init's side, once the output is its own: a sandbox file, appended to and rotated to
 /// `<name>.1` before it passes `max_bytes`.
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     file: File,
     written: u64,
@@ -511,7 +511,7 @@ pub struct RotatingFile {
 }
 
 impl RotatingFile {
-    pub fn open(path: &Path, max_bytes: u64) -> io::Result<RotatingFile> {
+    pub(crate) fn open(path: &Path, max_bytes: u64) -> io::Result<RotatingFile> {
         let file = crate::no_follow::open_append(path, 0o644)?;
         let written = file.metadata()?.len();
         Ok(RotatingFile {
@@ -569,7 +569,7 @@ impl Write for RotatingFile {
 }
 
 /// The init's side: the pipes it made for the executor, and who reads them.
-pub struct InitOutput {
+pub(crate) struct InitOutput {
     /// Read ends, at [`OUTPUT_FDS`], until closed.
     streams: [Option<File>; 2],
     /// The files the init writes once the output is its own (opened then).
@@ -586,7 +586,10 @@ pub struct InitOutput {
 impl InitOutput {
     /// Makes the two pipes; returns the write ends for the executor's stdout and stderr. The read
     /// ends go to [`OUTPUT_FDS`], so this is called before anything else opens a descriptor.
-    pub fn make(files: [PathBuf; 2], max_bytes: u64) -> io::Result<(InitOutput, [OwnedFd; 2])> {
+    pub(crate) fn make(
+        files: [PathBuf; 2],
+        max_bytes: u64,
+    ) -> io::Result<(InitOutput, [OwnedFd; 2])> {
         // The fixed numbers hold /dev/null until the pipes take them, so that what the shim finds
         // there is either not a pipe yet (it waits) or the right pipe, never another end.
         let null = nix::fcntl::open(
@@ -646,7 +649,7 @@ impl InitOutput {
     }
 
     /// The descriptors to poll: the pipes, once the init reads them.
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
         if !self.own {
             return Vec::new();
         }
@@ -655,7 +658,7 @@ impl InitOutput {
 
     /// Copies what the pipes hold into the sandbox files, if the output is the init's; with
     /// `drain`, until they are empty (the executor has exited), for [`FINAL_DRAIN`] at most.
-    pub fn pump(&mut self, drain: bool) {
+    pub(crate) fn pump(&mut self, drain: bool) {
         if drain {
             drain_bounded(FINAL_DRAIN, || self.pump_once());
         } else {

@@ -5,7 +5,7 @@
 use crate::error::{fail, Failure, ShimError};
 
 /// A runtime on the current thread, with I/O and timers.
-pub fn current_thread() -> Result<tokio::runtime::Runtime, ShimError> {
+pub(crate) fn current_thread() -> Result<tokio::runtime::Runtime, ShimError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -45,7 +45,7 @@ use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNAL
 ///
 /// `env` is the executor's environment (the sibling's, the task's): this process, root in the
 /// sibling, has none of its own (see [`crate::launch_env`]).
-pub fn run(args: &InitArgs, env: &LaunchEnv) -> u8 {
+pub(crate) fn run(args: &InitArgs, env: &LaunchEnv) -> u8 {
     let (status, output) = match run_executor(args, env) {
         Ok(ended) => ended,
         Err(failure) => {
@@ -405,7 +405,7 @@ fn append(path: &Path) -> Result<File, String> {
 
 /// Makes the sandbox's stderr this process's own stderr, so the init's few lines reach the
 /// sandbox beside the shim's.
-pub fn log_to(stderr: &Path) -> Result<(), String> {
+pub(crate) fn log_to(stderr: &Path) -> Result<(), String> {
     let file = append(stderr)?;
     nix::unistd::dup2_stderr(file.as_fd())
         .map(drop)

@@ -19,7 +19,7 @@ use crate::sibling::placement::{
 };
 
 #[derive(Debug, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     pub check: &'static str,
     pub ok: bool,
     pub detail: String,

@@ -26,7 +26,7 @@ const OPERATOR_DOCKER_PATIENCE: Patience = Patience {
 
 /// The operator's settings: `--config FILE` or the default file, and `DOCKER_HOST` of the
 /// operator's shell. Logging at `warn`: the commands' output is their report.
-pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
+pub(crate) fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
     // The one read of the process environment: an operator command's is the operator's shell's.
     // The relay and its waiting mode never get here, and their own environment is empty anyway
     // (see `crate::launch_env`).
@@ -37,7 +37,7 @@ pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
     Ok(loaded)
 }
 
-pub async fn connect(settings: &config::Settings) -> Result<Engine, ShimError> {
+pub(crate) async fn connect(settings: &config::Settings) -> Result<Engine, ShimError> {
     Engine::connect(&settings.docker_host, OPERATOR_DOCKER_PATIENCE).await
 }
 
@@ -72,7 +72,7 @@ pub enum Leave {
 
 impl Leave {
     /// Leave as the executor did.
-    pub fn exit(exit: crate::relay::ExecutorExit) -> Leave {
+    pub(crate) fn exit(exit: crate::relay::ExecutorExit) -> Leave {
         match exit.signal {
             Some(signal) => Leave::Signal(signal, exit.status),
             None => Leave::Status(exit.status),
@@ -123,7 +123,7 @@ pub fn report(what: &str, outcome: Result<u8, ShimError>) -> u8 {
 
 /// Prints one line of a command's report. A failed write ends the command ([`Failure::Output`];
 /// a reader that went away, `ps --json | head`, ends it quietly: see [`report`]).
-pub fn print(line: impl Display) -> Result<(), ShimError> {
+pub(crate) fn print(line: impl Display) -> Result<(), ShimError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
@@ -138,7 +138,7 @@ pub fn print(line: impl Display) -> Result<(), ShimError> {
 /// written as Rust writes it escaped (`\u{1b}`), and a backslash as `\\`, so that no value
 /// reads as another. What a report prints from a label or a run goes through here: labels are
 /// anyone's to set, a tenant's included.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return text.into();
     }
@@ -163,7 +163,7 @@ fn needs_escape(c: char) -> bool {
 
 /// Says once, where `ps` and `gc` cannot show that they see the host's pids, that no pid is
 /// judged: on stdout in a text report, in the log (stderr) beside a JSON one, whose shape stays.
-pub fn say_if_pids_unseen(host_pids: &HostPids, json: bool) -> Result<(), ShimError> {
+pub(crate) fn say_if_pids_unseen(host_pids: &HostPids, json: bool) -> Result<(), ShimError> {
     let HostPids::Unproven(why) = host_pids else {
         return Ok(());
     };
@@ -180,7 +180,7 @@ pub fn say_if_pids_unseen(host_pids: &HostPids, json: bool) -> Result<(), ShimEr
 }
 
 /// Prints a value as one line of JSON.
-pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ShimError> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ShimError> {
     print(serde_json::to_string(value).expect("serialisable"))
 }
 

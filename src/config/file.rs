@@ -126,7 +126,7 @@ fn route_problem(route: &[Entry]) -> Option<String> {
 
 /// A configuration file found at a path.
 #[derive(Debug, Clone)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// The path asked for, as errors name it.
     pub path: PathBuf,
     /// Where the file really is: the path read, with no link in it.
@@ -139,7 +139,7 @@ pub struct ConfigFile {
 /// What is at `path`: `Ok(None)` when nothing is (no link on the way, and no entry: the
 /// defaults apply). A link that leads nowhere is an error, the same for the relay and `doctor`,
 /// which both come here: the operator put something there, and it is not a file.
-pub fn find(path: &Path) -> Result<Option<ConfigFile>, ConfigError> {
+pub(crate) fn find(path: &Path) -> Result<Option<ConfigFile>, ConfigError> {
     let shown = path.display().to_string();
     let absolute = std::path::absolute(path).map_err(|e| err(&shown, e.to_string()))?;
     match walk(&absolute) {
@@ -246,7 +246,7 @@ impl ConfigFile {
     /// The relay's rule: why it would not read this file, if it would not. Root must own every
     /// entry on the route, nobody else may write a directory or the file, and none of it may lie
     /// under the agent's `work_dir`, where tasks write.
-    pub fn untrusted(&self, work_dir: &Path) -> Option<String> {
+    pub(crate) fn untrusted(&self, work_dir: &Path) -> Option<String> {
         let work_dir = work_dir
             .canonicalize()
             .unwrap_or_else(|_| work_dir.to_path_buf());
@@ -263,13 +263,13 @@ impl ConfigFile {
     /// Why a launch that does not run as root (the agent's `--switch_user`, its default) could
     /// not read the file, if it could not: refused at install by `doctor`, since the relay cannot
     /// read it before the launch helper switches to the task's user.
-    pub fn closed_to_other_users(&self) -> Option<String> {
+    pub(crate) fn closed_to_other_users(&self) -> Option<String> {
         self.route.iter().find_map(Entry::closed_to_other_users)
     }
 
     /// Reads and parses the file, only a regular file and only the one found (see
     /// [`crate::no_follow::read_capped`]).
-    pub fn read(&self) -> Result<Settings, ConfigError> {
+    pub(crate) fn read(&self) -> Result<Settings, ConfigError> {
         let shown = self.path.display().to_string();
         let (bytes, meta) = crate::no_follow::read_capped(&self.real, MAX_BYTES)
             .map_err(|e| err(&shown, io_problem("cannot read", &self.real, &e)))?

@@ -10,7 +10,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// The value of `text`, and the path of every key an object in it repeats, in order.
-pub fn parse(text: &str) -> Result<(Value, Vec<String>), serde_json::Error> {
+pub(crate) fn parse(text: &str) -> Result<(Value, Vec<String>), serde_json::Error> {
     let repeated = RefCell::new(Vec::new());
     let mut reader = serde_json::Deserializer::from_str(text);
     let value = Noting {

@@ -33,12 +33,12 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 /// refused one: the daemon is down or restarting), before the launch fails fast; `busy`, once a
 /// connection is accepted, for the answer of a daemon that is there but loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Patience {
+pub(crate) struct Patience {
     pub absent: Duration,
     pub busy: Duration,
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     docker: Docker,
     /// The client under `docker`, for the one request the relay makes often enough to parse
     /// itself (see [`Engine::inspect_state`]), on the same pooled connection.
@@ -47,7 +47,7 @@ pub struct Engine {
     facts: DaemonFacts,
 }
 
-pub fn is_not_found(e: &DockerError) -> bool {
+fn is_not_found(e: &DockerError) -> bool {
     status_of(e) == Some(404)
 }
 
@@ -60,7 +60,7 @@ fn status_of(e: &DockerError) -> Option<u16> {
 
 /// Which exit a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitFor {
+pub(crate) enum WaitFor {
     /// The next exit: for a container not started yet, registered before its start.
     NextExit,
     /// Now, if it is not running; else its exit: for a container adopted while it runs.
@@ -71,7 +71,7 @@ pub enum WaitFor {
 
 impl WaitFor {
     /// The Engine API's name for it.
-    pub fn condition(self) -> &'static str {
+    pub(crate) fn condition(self) -> &'static str {
         match self {
             WaitFor::NextExit => "next-exit",
             WaitFor::NotRunning => "not-running",
@@ -82,7 +82,7 @@ impl WaitFor {
 
 /// Why no exit code came from a wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WaitError {
+pub(crate) enum WaitError {
     /// The container is gone (removed before the wait reached the daemon).
     NotFound,
     /// The daemon or the connection went away; the executor may still run.
@@ -99,11 +99,11 @@ impl std::fmt::Display for WaitError {
 }
 
 /// A wait the daemon has registered: resolves with the container's exit code.
-pub type ExitWait = Pin<Box<dyn Future<Output = Result<i64, WaitError>>>>;
+pub(crate) type ExitWait = Pin<Box<dyn Future<Output = Result<i64, WaitError>>>>;
 
 /// Why a create failed, where the relay does something about it.
 #[derive(Debug)]
-pub enum CreateError {
+pub(crate) enum CreateError {
     /// The image is not on the Docker host: pull it, then create again.
     NoSuchImage,
     /// A container already has the name: adopt or replace it.
@@ -112,7 +112,7 @@ pub enum CreateError {
 }
 
 impl Engine {
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         name: &str,
         body: &ContainerCreateBody,
@@ -138,17 +138,17 @@ impl Engine {
 
     /// Returns once the daemon has registered the wait, so that nothing that happens to the
     /// container afterwards (start, exit, removal) can be missed.
-    pub async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
+    pub(crate) async fn wait(&self, id: &str, condition: WaitFor) -> Result<ExitWait, WaitError> {
         timed("wait", registered_wait(&self.endpoint, id, condition)).await
     }
 
-    pub async fn start(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn start(&self, id: &str) -> anyhow::Result<()> {
         timed("start", self.docker.start_container(id, None))
             .await
             .with_context(|| format!("starting container {id}"))
     }
 
-    pub async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
+    pub(crate) async fn kill(&self, id: &str, signal: Signal) -> anyhow::Result<()> {
         let options = KillContainerOptionsBuilder::default()
             .signal(signal.as_str())
             .build();
@@ -252,7 +252,7 @@ impl Engine {
     /// at most `patience.absent` (the daemon may be restarting), then gives up naming the
     /// endpoint; a daemon that accepts the connection is given `patience.busy` to answer, and
     /// one that does not is named as busy or hung, not as absent.
-    pub async fn connect(
+    pub(crate) async fn connect(
         endpoint: &DockerEndpoint,
         patience: Patience,
     ) -> Result<Engine, ShimError> {
@@ -302,19 +302,19 @@ impl Engine {
         }
     }
 
-    pub fn endpoint(&self) -> &DockerEndpoint {
+    pub(crate) fn endpoint(&self) -> &DockerEndpoint {
         &self.endpoint
     }
 
-    pub fn facts(&self) -> &DaemonFacts {
+    pub(crate) fn facts(&self) -> &DaemonFacts {
         &self.facts
     }
 
-    pub fn api(&self) -> &Docker {
+    pub(crate) fn api(&self) -> &Docker {
         &self.docker
     }
 
-    pub async fn inspect_container(
+    pub(crate) async fn inspect_container(
         &self,
         name: &str,
     ) -> anyhow::Result<Option<ContainerInspectResponse>> {
@@ -331,7 +331,7 @@ impl Engine {
     /// sibling it started. The same request as [`Engine::inspect_container`], but only `State` is
     /// read out of the answer; bollard would build the whole model, which costs more than the
     /// request itself.
-    pub async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
+    pub(crate) async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
         #[derive(serde::Deserialize)]
         struct StateOnly {
             #[serde(rename = "State")]
@@ -364,7 +364,7 @@ impl Engine {
     }
 
     /// Pulls `image` once; then a clear error naming it and what to do.
-    pub async fn pull(&self, image: &str) -> Result<(), ShimError> {
+    pub(crate) async fn pull(&self, image: &str) -> Result<(), ShimError> {
         tracing::info!(image, "executor image not present; pulling it once");
         let options = CreateImageOptionsBuilder::default()
             .from_image(image)
@@ -393,7 +393,7 @@ impl Engine {
     /// Removes a container whatever its state, with its anonymous volumes (an image that declares
     /// `VOLUME` would otherwise leave one behind per launch, as AutoRemove does not); one that is
     /// already gone is not an error.
-    pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn remove(&self, id: &str) -> anyhow::Result<()> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -429,7 +429,7 @@ impl Engine {
 
     /// The mode bits of `paths` inside `image` (`None`: absent), read from a container that is
     /// created for the purpose, never started, and removed again.
-    pub async fn stat_in_image(
+    pub(crate) async fn stat_in_image(
         &self,
         image: &str,
         paths: &[&str],
@@ -478,7 +478,7 @@ impl Engine {
 
     /// Containers carrying every one of `labels` (key or key=value), in any of `states` (all
     /// states when empty).
-    pub async fn list_labelled(
+    pub(crate) async fn list_labelled(
         &self,
         labels: &[String],
         states: &[&str],
@@ -503,7 +503,7 @@ impl Engine {
     /// One running container of the daemon, any, and the pid the daemon reports for it: what
     /// `ps` and `gc` check their view of host pids against when no sibling of theirs runs.
     /// `None`: none runs (or it stopped between the two requests).
-    pub async fn one_running_pid(&self) -> anyhow::Result<Option<(String, u32)>> {
+    pub(crate) async fn one_running_pid(&self) -> anyhow::Result<Option<(String, u32)>> {
         let filters: HashMap<String, Vec<String>> =
             [("status".to_string(), vec!["running".to_string()])].into();
         let options = ListContainersOptionsBuilder::default()

@@ -32,10 +32,10 @@ use crate::mesos::checkpoint::StagedWrite;
 use crate::no_follow::{self, PathError};
 
 /// Where the answers are kept, in the agent container.
-pub const CACHE_DIR: &str = "/run/mesos-executor-shim/cache";
+pub(crate) const CACHE_DIR: &str = "/run/mesos-executor-shim/cache";
 /// How long an answer stands: long enough that a burst asks once, short enough that a reload
 /// that turns live-restore on reaches the next minute's launches.
-pub const FRESH_FOR: Duration = Duration::from_secs(60);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(60);
 /// How often a launch waiting for another's answer looks again.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 const CAP: u64 = 4096;
@@ -44,7 +44,7 @@ const CAP: u64 = 4096;
 /// images and asks the storage driver and plugins, so its time grows with the daemon's load):
 /// asked only where a decision needs it, never by every launch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostFacts {
+pub(crate) struct HostFacts {
     pub live_restore: bool,
     /// `cgroupfs` or `systemd`.
     pub cgroup_driver: String,
@@ -54,7 +54,7 @@ pub struct HostFacts {
 
 impl Engine {
     /// What only `GET /info` tells (see [`HostFacts`]).
-    pub async fn host_facts(&self) -> anyhow::Result<HostFacts> {
+    pub(crate) async fn host_facts(&self) -> anyhow::Result<HostFacts> {
         let info = timed("info", self.api().info()).await.with_context(|| {
             format!(
                 "asking the Docker daemon at {} about its host",
@@ -89,7 +89,7 @@ struct Answer {
 
 /// The daemon's host facts: a fresh answer of this daemon instance if there is one, else asked
 /// (by one launch at a time; the others wait for its answer, for at most `patience`).
-pub async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<HostFacts> {
+pub(crate) async fn host_facts(engine: &Engine, patience: Duration) -> anyhow::Result<HostFacts> {
     let Some(instance) = instance(engine.endpoint()) else {
         return engine.host_facts().await;
     };
@@ -160,7 +160,7 @@ fn cache_name(endpoint: &DockerEndpoint) -> String {
 }
 
 /// A digest of `key`, to name its cache files by (one per endpoint, one per work_dir).
-pub fn digest(key: &impl std::hash::Hash) -> String {
+pub(crate) fn digest(key: &impl std::hash::Hash) -> String {
     use std::hash::Hasher;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut hasher);
@@ -169,7 +169,7 @@ pub fn digest(key: &impl std::hash::Hash) -> String {
 
 /// Opens the file `name` in the cache directory `dir` (see [`CacheDir`]) for writing under a
 /// lock. `None` where either cannot be had or trusted: the caller then does without the cache.
-pub fn open_cache_file(dir: &Path, name: &str) -> Option<std::fs::File> {
+pub(crate) fn open_cache_file(dir: &Path, name: &str) -> Option<std::fs::File> {
     CacheDir::open(dir)?.open_file(name)
 }
 
@@ -179,7 +179,7 @@ const ROOT: u32 = 0;
 /// A cache directory that can be trusted: reached without following a link, owned by root, and
 /// closed to group and others (nobody else may plant, swap or read an answer). Its files are
 /// opened relative to its descriptor, never through a link, never blocking.
-pub struct CacheDir {
+pub(crate) struct CacheDir {
     dir: OwnedFd,
     path: PathBuf,
 }
@@ -187,7 +187,7 @@ pub struct CacheDir {
 impl CacheDir {
     /// Opens the cache directory `path`, made (0700, as its missing parents) if missing. `None`
     /// where it cannot be had, or cannot be trusted: then the log says once why and what to fix.
-    pub fn open(path: &Path) -> Option<CacheDir> {
+    pub(crate) fn open(path: &Path) -> Option<CacheDir> {
         CacheDir::open_owned_by(path, ROOT)
     }
 
@@ -215,7 +215,7 @@ impl CacheDir {
     }
 
     /// Opens (creates, 0600) the file `name` for writing under a lock.
-    pub fn open_file(&self, name: &str) -> Option<std::fs::File> {
+    pub(crate) fn open_file(&self, name: &str) -> Option<std::fs::File> {
         let flags = OFlag::O_WRONLY
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW

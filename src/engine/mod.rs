@@ -8,13 +8,13 @@
 //! - [`host_facts`]: what only the daemon's costly `GET /info` tells, asked once per daemon
 //!   instance on a host.
 //!
-//! The relay's state machine reaches it through [`crate::relay::SiblingEngine`], which its unit
+//! The relay's state machine reaches it through [`crate::relay::effects::SiblingEngine`], which its unit
 //! tests implement with a fake.
 
 mod api;
-pub mod host_facts;
+pub(crate) mod host_facts;
 mod transport;
 
-pub use api::{is_not_found, CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
-pub use host_facts::HostFacts;
-pub use transport::DaemonFacts;
+pub(crate) use api::{CreateError, Engine, ExitWait, Patience, WaitError, WaitFor};
+pub(crate) use host_facts::HostFacts;
+pub(crate) use transport::DaemonFacts;

@@ -26,7 +26,7 @@ pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// `GET /version` would be no fit, as it asks containerd and runs `runc` and `docker-init` for
 /// their versions on every call, which a burst of launches turns into a queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DaemonFacts {
+pub(crate) struct DaemonFacts {
     /// The engine's version, such as `20.10.24+dfsg1`, from the `Server` header the daemon puts
     /// on every answer (`Docker/20.10.24+dfsg1 (linux)`); empty when it says none, which the
     /// decisions that need it take for an old engine.

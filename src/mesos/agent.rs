@@ -19,20 +19,20 @@ const ENV_PREFIX: &str = "MESOS_";
 
 /// Where a flag's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     CommandLine,
     Environment,
 }
 
 /// The agent's flags, each with where it was set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentFlags(BTreeMap<String, (String, Source)>);
+pub(crate) struct AgentFlags(BTreeMap<String, (String, Source)>);
 
 impl AgentFlags {
     /// As stout's `FlagsBase::load("MESOS_", argc, argv)`: every `MESOS_<FLAG>` variable first,
     /// then the command line, whose value wins. `--name` alone is `true`, `--no-name` is `false`.
     /// (A flag given twice on the command line stops the agent; the last is kept here.)
-    pub fn read(args: &[String], environ: &[(String, String)]) -> AgentFlags {
+    pub(crate) fn read(args: &[String], environ: &[(String, String)]) -> AgentFlags {
         let mut flags = BTreeMap::new();
         for (key, value) in environ {
             if let Some(name) = key.strip_prefix(ENV_PREFIX) {
@@ -55,13 +55,13 @@ impl AgentFlags {
         AgentFlags(flags)
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|(value, _)| value.as_str())
     }
 
     /// A boolean flag as stout parses it (`true`/`1`, `false`/`0`); `default` when unset. An
     /// agent that runs had a value it could parse.
-    pub fn enabled(&self, name: &str, default: bool) -> bool {
+    pub(crate) fn enabled(&self, name: &str, default: bool) -> bool {
         match self.get(name) {
             Some("false" | "0") => false,
             Some("true" | "1") => true,
@@ -70,7 +70,7 @@ impl AgentFlags {
     }
 
     /// How an operator finds where `name` was set: `--name` or `MESOS_NAME`.
-    pub fn origin(&self, name: &str) -> Option<String> {
+    pub(crate) fn origin(&self, name: &str) -> Option<String> {
         self.0.get(name).map(|(_, source)| match source {
             Source::CommandLine => format!("--{name}"),
             Source::Environment => format!("{ENV_PREFIX}{}", name.to_uppercase()),
@@ -80,7 +80,7 @@ impl AgentFlags {
 
 /// What `/proc` shows of one process named like the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub pid: u32,
     /// `R`, `S`, `Z`...
     pub state: char,
@@ -95,7 +95,7 @@ pub struct Seen {
 
 /// Why a process was taken for the agent: the first of these that any candidate meets decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum How {
+pub(crate) enum How {
     /// It shares `doctor`'s mount namespace: it runs in the same container (or both on the
     /// host), and sees the executor paths `doctor` sees. A task never shares it: its own
     /// container, or its Mesos container's namespace, is another.
@@ -116,7 +116,7 @@ impl fmt::Display for How {
 
 /// The agent `doctor` judges.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     One {
         agent: Seen,
         how: How,
@@ -132,7 +132,7 @@ pub enum Choice {
 /// Picks the agent among `seen`. A zombie or a process without a command line (a kernel thread,
 /// one exiting) is no agent. A candidate that descends from another is a task of it (the agent
 /// forks every executor), never the agent.
-pub fn choose(seen: Vec<Seen>) -> Choice {
+pub(crate) fn choose(seen: Vec<Seen>) -> Choice {
     let live: Vec<Seen> = seen
         .into_iter()
         .filter(|s| s.state != 'Z' && !s.args.is_empty())
@@ -168,7 +168,7 @@ fn meets(seen: &Seen, how: How) -> bool {
 
 /// What the search found, and the processes named like the agent it could not read.
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     pub choice: Choice,
     /// `(pid, why)`.
     pub unreadable: Vec<(u32, String)>,
@@ -176,7 +176,7 @@ pub struct Found {
 
 /// Looks at every process `/proc` shows here. A process that goes away or cannot be read is
 /// passed over (and named, when it has the agent's name); the search goes on.
-pub fn find(asked_work_dir: &Path) -> std::io::Result<Found> {
+pub(crate) fn find(asked_work_dir: &Path) -> std::io::Result<Found> {
     let mut seen = Vec::new();
     let mut unreadable = Vec::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
@@ -223,7 +223,7 @@ fn look_at(pid: u32, asked_work_dir: &Path) -> Result<Seen, String> {
 }
 
 /// `path` as process `pid` sees it: through its root, in its mount namespace.
-pub fn seen_by(pid: u32, path: &Path) -> PathBuf {
+pub(crate) fn seen_by(pid: u32, path: &Path) -> PathBuf {
     let relative = path.strip_prefix("/").unwrap_or(path);
     Path::new(&format!("/proc/{pid}/root")).join(relative)
 }

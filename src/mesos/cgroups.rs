@@ -18,11 +18,11 @@ use std::time::Duration;
 
 /// Where cgroups v1 hierarchies are mounted, on the host and in an agent container that mounts
 /// the host's.
-pub const V1_MOUNT: &str = "/sys/fs/cgroup";
+pub(crate) const V1_MOUNT: &str = "/sys/fs/cgroup";
 
 /// Where a sibling's cgroups go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupPlacement {
+pub(crate) enum CgroupPlacement {
     /// Under the Mesos container's cgroup: `parent` is its path, as Docker's `CgroupParent`.
     UnderMesosContainer { parent: String },
     /// Docker's own placement, and why.
@@ -31,7 +31,7 @@ pub enum CgroupPlacement {
 
 /// Why a sibling keeps Docker's placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DockerPlacementReason {
+pub(crate) enum DockerPlacementReason {
     /// The shim is in no Mesos container's cgroup: the posix launcher (whose destroy kills the
     /// process tree of forked.pid, which reaches the sibling), or no Mesos containerizer at all.
     NoMesosCgroup,
@@ -69,7 +69,7 @@ impl fmt::Display for DockerPlacementReason {
 
 /// What it means for the framework's limits and for the container's destroy that a sibling keeps
 /// Docker's placement while its executor was launched into a Mesos container's cgroup.
-pub const DEFAULT_PLACEMENT_MEANS: &str =
+pub(crate) const DEFAULT_PLACEMENT_MEANS: &str =
     "the Mesos container's cpu and memory limits do not apply to the \
      executor, and its destroy reaches the executor only through the shim's death or forked.pid";
 
@@ -77,7 +77,7 @@ pub const DEFAULT_PLACEMENT_MEANS: &str =
 /// sibling's cgroup `<parent>/<id>` in every hierarchy, creating `parent` where the launcher did
 /// not (pids, blkio, devices...), and removes only `<id>` again: these are the cgroups nothing
 /// else would ever remove.
-pub fn hierarchies_without(mount: &Path, parent: &str) -> Vec<PathBuf> {
+pub(crate) fn hierarchies_without(mount: &Path, parent: &str) -> Vec<PathBuf> {
     let relative = parent.trim_start_matches('/');
     let Ok(hierarchies) = std::fs::read_dir(mount) else {
         return Vec::new();
@@ -94,7 +94,7 @@ pub fn hierarchies_without(mount: &Path, parent: &str) -> Vec<PathBuf> {
 /// Removes the cgroups in `dirs` once they are empty (rmdir removes nothing else), waiting up to
 /// `patience` while the runtime removes the sibling's own cgroup below them. Only the container's
 /// own `<root>/<CID>` is ever named here, never the root other containers share.
-pub async fn remove_when_empty(dirs: &[PathBuf], patience: Duration) {
+pub(crate) async fn remove_when_empty(dirs: &[PathBuf], patience: Duration) {
     let deadline = tokio::time::Instant::now() + patience;
     let mut left: Vec<&PathBuf> = dirs.iter().collect();
     while !left.is_empty() {
@@ -119,19 +119,19 @@ pub async fn remove_when_empty(dirs: &[PathBuf], patience: Duration) {
 
 /// Whether a parent's memory limit holds the cgroups below it: `memory.use_hierarchy` at the root
 /// of the memory hierarchy under `mount` (1 on current kernels). `None`: not readable here.
-pub fn memory_limits_hold_below(mount: &Path) -> Option<bool> {
+pub(crate) fn memory_limits_hold_below(mount: &Path) -> Option<bool> {
     let flag = std::fs::read_to_string(mount.join("memory/memory.use_hierarchy")).ok()?;
     Some(flag.trim() != "0")
 }
 
 /// What a sibling under a Mesos container's cgroup misses when `memory.use_hierarchy` is 0.
-pub const NO_MEMORY_HIERARCHY_MEANS: &str =
+pub(crate) const NO_MEMORY_HIERARCHY_MEANS: &str =
     "memory.use_hierarchy is 0: the Mesos container's memory limit does not hold the executor \
      below it (its destroy and cpu limits still do)";
 
 /// Whether `/proc/<pid>/cgroup` describes cgroups v1 hierarchies (lines `N:controllers:path`
 /// with controllers), as opposed to the unified v2 hierarchy alone (`0::path`).
-pub fn is_cgroups_v1(proc_cgroup: &str) -> bool {
+pub(crate) fn is_cgroups_v1(proc_cgroup: &str) -> bool {
     proc_cgroup
         .lines()
         .filter_map(|l| l.split(':').nth(1))
@@ -139,7 +139,7 @@ pub fn is_cgroups_v1(proc_cgroup: &str) -> bool {
 }
 
 /// The path of a v1 controller's cgroup in `/proc/<pid>/cgroup`.
-pub fn v1_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+pub(crate) fn v1_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
     proc_cgroup.lines().find_map(|line| {
         let mut fields = line.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
@@ -153,7 +153,7 @@ pub fn v1_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
 /// The cgroup of the Mesos container `container_id` that this process runs in: its freezer cgroup
 /// (where the linux launcher puts what it forks) when that ends in the container ID. Any
 /// `--cgroups_root` works, nested ones too.
-pub fn mesos_container_cgroup(proc_cgroup: &str, container_id: &str) -> Option<String> {
+pub(crate) fn mesos_container_cgroup(proc_cgroup: &str, container_id: &str) -> Option<String> {
     let path = v1_path(proc_cgroup, "freezer")?;
     let last = path.rsplit('/').next()?;
     (last == container_id && path.len() > container_id.len() + 1).then(|| path.to_string())
@@ -162,7 +162,7 @@ pub fn mesos_container_cgroup(proc_cgroup: &str, container_id: &str) -> Option<S
 /// What keeps this host from placing any sibling under a Mesos container's cgroup, if anything:
 /// the part of the decision that does not depend on the launch, which `doctor` reports. Read
 /// from this process's `/proc/self/cgroup` and Docker's cgroup driver, as the relay reads them.
-pub fn host_obstacle(
+pub(crate) fn host_obstacle(
     proc_cgroup: &str,
     docker_driver: &str,
     enabled: bool,
@@ -181,7 +181,7 @@ pub fn host_obstacle(
 /// Whether [`decide`] needs Docker's cgroup driver: only where the shim sits in a Mesos
 /// container's cgroup on cgroups v1 and the operator allows the placement. Only `GET /info`
 /// tells the driver, so a launch asks it only then.
-pub fn needs_docker_driver(proc_cgroup: &str, container_id: &str, enabled: bool) -> bool {
+pub(crate) fn needs_docker_driver(proc_cgroup: &str, container_id: &str, enabled: bool) -> bool {
     enabled
         && is_cgroups_v1(proc_cgroup)
         && mesos_container_cgroup(proc_cgroup, container_id).is_some()
@@ -189,7 +189,7 @@ pub fn needs_docker_driver(proc_cgroup: &str, container_id: &str, enabled: bool)
 
 /// Decides the placement from this process's `/proc/self/cgroup`, the run's container ID,
 /// Docker's cgroup driver and whether the operator allows it.
-pub fn decide(
+pub(crate) fn decide(
     proc_cgroup: &str,
     container_id: &str,
     docker_driver: &str,

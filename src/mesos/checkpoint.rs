@@ -31,7 +31,7 @@ impl HostPid {
         (pid > 0 && pid <= i64::from(i32::MAX)).then_some(HostPid(pid as u32))
     }
 
-    pub fn get(self) -> u32 {
+    pub(crate) fn get(self) -> u32 {
         self.0
     }
 }
@@ -44,7 +44,7 @@ impl std::fmt::Display for HostPid {
 
 /// What a checkpoint file holds, read as Mesos reads it: empty counts as absent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PidFile {
+pub(crate) enum PidFile {
     Absent,
     Pid(u32),
     Unparsable(String),
@@ -53,7 +53,7 @@ pub enum PidFile {
 /// A pid file holds a few digits; anything longer is not one.
 const PID_FILE_CAP: u64 = 64;
 
-pub fn read_pid_file(path: &Path) -> io::Result<PidFile> {
+pub(crate) fn read_pid_file(path: &Path) -> io::Result<PidFile> {
     match crate::no_follow::read_capped(path, PID_FILE_CAP) {
         Ok(Some((bytes, _))) => {
             let text = String::from_utf8_lossy(&bytes);
@@ -108,7 +108,7 @@ impl From<WriteError> for io::Error {
 /// Everything happens relative to the directory, opened once without following a link (see
 /// [`crate::no_follow`]): the temp file is created new (`O_EXCL`, never through a link), and the
 /// rename replaces whatever entry holds the name, link or not, without following it.
-pub struct StagedWrite {
+pub(crate) struct StagedWrite {
     dir: OwnedFd,
     temp: String,
     name: std::ffi::OsString,
@@ -119,7 +119,7 @@ pub struct StagedWrite {
 impl StagedWrite {
     /// Writes `content` to a new temp file in `path`'s directory, which must exist: the agent
     /// creates the checkpoint directories, and the shim does not invent agent state.
-    pub fn stage(path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
+    pub(crate) fn stage(path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
         let dir = crate::no_follow::open_dir(parent_dir(path)).map_err(|e| WriteError {
             path: path.to_path_buf(),
             error: io::Error::other(e.to_string()),
@@ -129,7 +129,11 @@ impl StagedWrite {
 
     /// [`StagedWrite::stage`] in `dir`, `path`'s directory, which the caller opened without
     /// following a link.
-    pub fn stage_in(dir: OwnedFd, path: &Path, content: &[u8]) -> Result<StagedWrite, WriteError> {
+    pub(crate) fn stage_in(
+        dir: OwnedFd,
+        path: &Path,
+        content: &[u8],
+    ) -> Result<StagedWrite, WriteError> {
         let before = |error: io::Error| WriteError {
             path: path.to_path_buf(),
             error,
@@ -148,7 +152,7 @@ impl StagedWrite {
     }
 
     /// Renames the temp file onto the target.
-    pub fn commit(mut self) -> Result<(), WriteError> {
+    pub(crate) fn commit(mut self) -> Result<(), WriteError> {
         renameat(
             &self.dir,
             self.temp.as_str(),
@@ -208,7 +212,7 @@ fn create_temp(dir: &OwnedFd, name: &str) -> io::Result<(String, OwnedFd)> {
 
 /// Replaces `path` with `content` atomically, as Mesos checkpoints: a reader sees the old
 /// content or the new, never a part.
-pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), WriteError> {
+pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), WriteError> {
     StagedWrite::stage(path, content)?.commit()
 }
 
@@ -242,7 +246,10 @@ fn file_name(path: &Path) -> &str {
 /// listed from that descriptor, and each is removed relative to it (`unlinkat`), only when
 /// `fstatat` without following shows a regular file. No path is resolved again, so a directory
 /// or link swapped in meanwhile redirects nothing, and no entry is ever opened.
-pub fn remove_stale_temp_files(path: &Path, writer_gone: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+pub(crate) fn remove_stale_temp_files(
+    path: &Path,
+    writer_gone: impl Fn(u32) -> bool,
+) -> Vec<PathBuf> {
     let Ok(dir) = crate::no_follow::open_dir(parent_dir(path)) else {
         return Vec::new();
     };
@@ -292,7 +299,7 @@ fn is_regular_file_in(dir: &OwnedFd, name: &str) -> bool {
 
 /// Waits until the agent has checkpointed a non-empty `path`, checking every `interval`, for at
 /// most `timeout`. Returns whether it appeared. Old agents (0.2x) write it only after the launch.
-pub async fn wait_for_pid_file(
+pub(crate) async fn wait_for_pid_file(
     path: &Path,
     timeout: Duration,
     interval: Duration,
@@ -311,13 +318,13 @@ pub async fn wait_for_pid_file(
 
 /// Watches the directory of a checkpoint file for anything that replaces or changes it, with one
 /// inotify instance: held only by a [`ForkedPidGuard`], for its bounded window.
-pub struct PidFileWatch {
+pub(crate) struct PidFileWatch {
     inotify: AsyncFd<InotifyFd>,
     path: PathBuf,
 }
 
 impl PidFileWatch {
-    pub fn new(path: &Path) -> io::Result<Self> {
+    pub(crate) fn new(path: &Path) -> io::Result<Self> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         inotify.add_watch(
@@ -340,7 +347,7 @@ impl PidFileWatch {
     }
 
     /// Resolves once something happened to the watched file (or its directory was removed).
-    pub async fn changed(&mut self) -> io::Result<()> {
+    pub(crate) async fn changed(&mut self) -> io::Result<()> {
         let name = self.path.file_name().map(|n| n.to_os_string());
         loop {
             let mut guard = self.inotify.readable().await?;
@@ -396,7 +403,7 @@ enum Watch {
 /// host's `fs.inotify.max_user_instances` (128 by default, shared by all of root's processes) at
 /// about a hundred executors. Where no instance can be had, the guard polls the file's stat
 /// instead. Dropping the guard releases everything it holds.
-pub struct ForkedPidGuard {
+pub(crate) struct ForkedPidGuard {
     path: PathBuf,
     watch: Watch,
     deadline: tokio::time::Instant,
@@ -405,7 +412,7 @@ pub struct ForkedPidGuard {
 impl ForkedPidGuard {
     /// Starts watching `path` for `window`. Made before the shim's own write, so that a write
     /// racing it is seen.
-    pub fn new(path: &Path, window: Duration) -> Self {
+    pub(crate) fn new(path: &Path, window: Duration) -> Self {
         let watch = match PidFileWatch::new(path) {
             Ok(w) => Watch::Inotify(w),
             Err(e) => {
@@ -424,18 +431,19 @@ impl ForkedPidGuard {
         }
     }
 
-    pub fn uses_inotify(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn uses_inotify(&self) -> bool {
         matches!(self.watch, Watch::Inotify(_))
     }
 
     /// Keeps the guard up for at least `window` from now (after a foreign write was undone).
-    pub fn extend(&mut self, window: Duration) {
+    pub(crate) fn extend(&mut self, window: Duration) {
         self.deadline = self.deadline.max(tokio::time::Instant::now() + window);
     }
 
     /// Resolves `Ok(true)` when the file changed, `Ok(false)` once the window has closed: the
     /// guard is then spent and is to be dropped.
-    pub async fn changed(&mut self) -> io::Result<bool> {
+    pub(crate) async fn changed(&mut self) -> io::Result<bool> {
         let deadline = self.deadline;
         let path = &self.path;
         let changed = async {
@@ -459,7 +467,7 @@ impl ForkedPidGuard {
 
     /// The guard as it is where no inotify instance can be had (for tests of the fallback).
     #[cfg(test)]
-    pub fn polling(path: &Path, window: Duration) -> Self {
+    pub(crate) fn polling(path: &Path, window: Duration) -> Self {
         ForkedPidGuard::watching(path, Watch::Poll { last: stamp(path) }, window)
     }
 }

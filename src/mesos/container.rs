@@ -125,7 +125,7 @@ impl LaunchContext {
     }
 
     /// The fields of `/proc/<pid>/status` it needs (rlimits come from `getrlimit`).
-    pub fn parse_status(status: &str) -> Option<LaunchContext> {
+    pub(crate) fn parse_status(status: &str) -> Option<LaunchContext> {
         let field = |name: &str| {
             status
                 .lines()
@@ -150,7 +150,7 @@ impl LaunchContext {
 }
 
 /// Names of the capabilities in `mask`.
-pub fn capability_names(mask: u64) -> Vec<&'static str> {
+pub(crate) fn capability_names(mask: u64) -> Vec<&'static str> {
     CAPABILITIES
         .iter()
         .enumerate()
@@ -223,7 +223,7 @@ impl SiblingSecurity {
 
 /// What a sibling cannot carry of the launch's Mesos container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Obstacle {
+pub(crate) enum Obstacle {
     /// The launch runs as a user that cannot reach Docker nor rewrite the agent's `pids/`
     /// (the agent's `--switch_user`).
     NotRoot { uid: u32 },
@@ -265,7 +265,7 @@ impl fmt::Display for Obstacle {
 
 /// What the shim does with what an agent flag asks of its containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The sibling keeps it exactly.
     Carried,
     /// Launches that use it are handed back to the stock executor, or refused where none is
@@ -276,7 +276,7 @@ pub enum Verdict {
 }
 
 /// The verdict on one of the agent's `--isolation` entries, and why.
-pub fn isolator_verdict(isolator: &str) -> (Verdict, &'static str) {
+pub(crate) fn isolator_verdict(isolator: &str) -> (Verdict, &'static str) {
     match isolator {
         "posix/cpu" | "posix/mem" | "posix/disk" => (Verdict::Carried, "accounting only"),
         i if i.starts_with("cgroups/") => (
@@ -310,7 +310,7 @@ pub fn isolator_verdict(isolator: &str) -> (Verdict, &'static str) {
 /// What of `launch` a sibling cannot carry, in the order an operator would fix it. `args`: the
 /// executor's arguments; `own_namespaces`: whether this process's network and PID namespaces
 /// differ from the agent process's (`None`: cannot tell, taken as the same).
-pub fn obstacles(
+pub(crate) fn obstacles(
     launch: &LaunchContext,
     args: &[String],
     own_network: Option<bool>,

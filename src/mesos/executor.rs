@@ -10,10 +10,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// Where the agent finds its executors unless `--launcher_dir` says otherwise.
-pub const DEFAULT_LAUNCHER_DIR: &str = "/usr/libexec/mesos";
+pub(crate) const DEFAULT_LAUNCHER_DIR: &str = "/usr/libexec/mesos";
 
 /// What a baked image keeps the stock executor as, beside the shim installed in its place.
-pub const STOCK_SUFFIX: &str = ".real";
+pub(crate) const STOCK_SUFFIX: &str = ".real";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutorKind {
@@ -24,9 +24,9 @@ pub enum ExecutorKind {
 }
 
 impl ExecutorKind {
-    pub const ALL: [ExecutorKind; 2] = [ExecutorKind::Command, ExecutorKind::Docker];
+    pub(crate) const ALL: [ExecutorKind; 2] = [ExecutorKind::Command, ExecutorKind::Docker];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ExecutorKind::Command => "mesos-executor",
             ExecutorKind::Docker => "mesos-docker-executor",
@@ -43,7 +43,7 @@ impl ExecutorKind {
     /// [`crate::proc::exec_path`]) when it is this executor's name, under any launcher_dir. Never
     /// `argv[0]`: the agent passes the bare name there. Else (the `run` subcommand) the default
     /// launcher_dir's.
-    pub fn path_the_agent_ran(self, exec_path: Option<&Path>) -> PathBuf {
+    pub(crate) fn path_the_agent_ran(self, exec_path: Option<&Path>) -> PathBuf {
         match exec_path {
             Some(path)
                 if path.is_absolute() && path.file_name() == Some(OsStr::new(self.name())) =>
@@ -54,13 +54,13 @@ impl ExecutorKind {
         }
     }
 
-    pub fn in_launcher_dir(self, launcher_dir: &Path) -> PathBuf {
+    pub(crate) fn in_launcher_dir(self, launcher_dir: &Path) -> PathBuf {
         launcher_dir.join(self.name())
     }
 }
 
 /// The stock executor that a shim installed at `path` (a baked image) hands over to.
-pub fn stock_beside(path: &Path) -> PathBuf {
+pub(crate) fn stock_beside(path: &Path) -> PathBuf {
     let mut stock = path.as_os_str().to_os_string();
     stock.push(STOCK_SUFFIX);
     PathBuf::from(stock)
@@ -70,7 +70,7 @@ pub fn stock_beside(path: &Path) -> PathBuf {
 /// very binary (the shim baked into the image), the stock executor kept beside it. `is_this_binary`
 /// tells whether a path is the running binary; an error when the stock executor would be the
 /// shim again.
-pub fn executor_to_run(
+pub(crate) fn executor_to_run(
     path: &Path,
     is_this_binary: impl Fn(&Path) -> bool,
 ) -> Result<PathBuf, String> {
@@ -89,7 +89,7 @@ pub fn executor_to_run(
 
 /// The value of `--name=value` among the executor's arguments: the last occurrence, as Mesos's
 /// flag parser takes it.
-pub fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+pub(crate) fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     let prefix = format!("--{name}=");
     args.iter().rev().find_map(|a| a.strip_prefix(&prefix))
 }

@@ -9,13 +9,13 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Written in a run's meta directory once the agent considers the run completed.
-pub const SENTINEL_FILE: &str = "executor.sentinel";
+pub(crate) const SENTINEL_FILE: &str = "executor.sentinel";
 
 /// Written in the sandbox by the sibling's init when the executor exits: its exit status, which
 /// the shim reads without asking Docker (see [`crate::sibling::protocol::ExitRecord`]). In the
 /// sandbox because that is the one directory of the run that always exists (the meta directory
 /// only with checkpointing) and that the sibling is given.
-pub const EXIT_RECORD_FILE: &str = ".mesos-executor-shim.exit";
+pub(crate) const EXIT_RECORD_FILE: &str = ".mesos-executor-shim.exit";
 
 /// Mesos's own limit on an ID's length (`NAME_MAX`, `src/common/validation.cpp`).
 const MAX_ID_LEN: usize = 255;
@@ -177,7 +177,7 @@ impl RunLayout {
     /// The run that these IDs name under `work_dir`, checked as strictly as a sandbox path the
     /// agent passes: the work_dir absolute and normalised, every ID valid by Mesos's rules and
     /// the container ID a Docker name. What `ps` and `gc` accept of a container's labels.
-    pub fn from_ids(
+    pub(crate) fn from_ids(
         work_dir: &str,
         agent_id: &str,
         framework_id: &str,
@@ -207,7 +207,7 @@ impl RunLayout {
     }
 
     /// `<work_dir>/meta/slaves/<SID>/frameworks/<FID>/executors/<EID>/runs/<CID>`.
-    pub fn meta_run_dir(&self) -> PathBuf {
+    pub(crate) fn meta_run_dir(&self) -> PathBuf {
         self.work_dir
             .join("meta/slaves")
             .join(&self.agent_id)
@@ -225,7 +225,7 @@ impl RunLayout {
     }
 
     /// Where the sibling's init records the executor's exit status.
-    pub fn exit_record_path(&self) -> PathBuf {
+    pub(crate) fn exit_record_path(&self) -> PathBuf {
         self.sandbox.join(EXIT_RECORD_FILE)
     }
 
@@ -237,12 +237,12 @@ impl RunLayout {
 }
 
 /// `executor-mesos-<CID>`.
-pub fn sibling_name(container_id: &str) -> String {
+pub(crate) fn sibling_name(container_id: &str) -> String {
     format!("executor-mesos-{container_id}")
 }
 
 /// Mesos's rule for every ID (`validateID` in `src/common/validation.cpp`).
-pub fn validate_id(what: &'static str, id: &str) -> Result<(), LayoutError> {
+pub(crate) fn validate_id(what: &'static str, id: &str) -> Result<(), LayoutError> {
     let why = if id.is_empty() {
         Some("it is empty".to_string())
     } else if id.len() > MAX_ID_LEN {
@@ -266,7 +266,7 @@ pub fn validate_id(what: &'static str, id: &str) -> Result<(), LayoutError> {
 
 /// A container ID also names a Docker container, whose names allow only `[A-Za-z0-9_.-]`.
 /// Top-level container IDs are UUIDs, so this refuses nothing the agent generates.
-pub fn validate_container_id(id: &str) -> Result<(), LayoutError> {
+pub(crate) fn validate_container_id(id: &str) -> Result<(), LayoutError> {
     validate_id("container ID", id)?;
     if !id
         .chars()

@@ -3,8 +3,8 @@
 //! checkpoint, the persistent volumes a sandbox links to, and the cgroups of the Mesos
 //! containerizer's linux launcher.
 
-pub mod agent;
-pub mod cgroups;
+pub(crate) mod agent;
+pub(crate) mod cgroups;
 pub mod checkpoint;
 pub mod container;
 pub mod executor;

@@ -24,11 +24,11 @@ const MAX_DEPTH: usize = 4;
 /// How many entries the look may read before it stops: a sandbox full of files is not walked
 /// whole at every launch. A volume linked from an entry past this is not found, and the
 /// launch's log says so (see [`LinkedVolumes::incomplete`]).
-pub const MAX_ENTRIES: usize = 10_000;
+pub(crate) const MAX_ENTRIES: usize = 10_000;
 
 /// What the look found.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct LinkedVolumes {
+pub(crate) struct LinkedVolumes {
     /// Volume directories the sandbox links to, each once, as the shim sees them.
     pub volumes: Vec<PathBuf>,
     /// Links into `<work_dir>/volumes` that were refused, with why.
@@ -39,7 +39,7 @@ pub struct LinkedVolumes {
 
 impl LinkedVolumes {
     /// Where the look stopped early: what may be missing from the sibling, and how to fix it.
-    pub fn incomplete(&self) -> Option<String> {
+    pub(crate) fn incomplete(&self) -> Option<String> {
         let cap = self.stopped_after?;
         Some(format!(
             "stopped looking for links to persistent volumes after {cap} entries of the sandbox (its top \
@@ -75,7 +75,7 @@ impl LinkedVolumes {
 
 /// The volumes the sandbox links to (see the module's rules), looking at [`MAX_ENTRIES`]
 /// entries at most.
-pub fn linked_volumes(sandbox: &Path, work_dir: &Path) -> LinkedVolumes {
+pub(crate) fn linked_volumes(sandbox: &Path, work_dir: &Path) -> LinkedVolumes {
     linked_volumes_within(sandbox, work_dir, MAX_ENTRIES)
 }
 

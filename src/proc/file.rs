@@ -4,7 +4,7 @@ use std::io;
 
 /// Reads a file of `/proc/self`, saying which one and why when it cannot be read: the shim
 /// decides things from these files and never falls back to a silent default.
-pub fn read_self(name: &str) -> io::Result<String> {
+pub(crate) fn read_self(name: &str) -> io::Result<String> {
     let path = format!("/proc/self/{name}");
     read(&path).map_err(|e| {
         io::Error::new(
@@ -17,7 +17,7 @@ pub fn read_self(name: &str) -> io::Result<String> {
 /// Reads a `/proc` file whole. A proc file reports no size: the standard readers ask for one
 /// (a stat and a seek) and then start small; here one page-sized buffer takes most in one call,
 /// doubled while the file goes on (the shim reads several per launch).
-pub fn read(path: &str) -> io::Result<String> {
+pub(crate) fn read(path: &str) -> io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut bytes = vec![0; 4096];

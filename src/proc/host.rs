@@ -16,13 +16,13 @@ pub(super) const INITIAL_PID_NAMESPACE: &str = "pid:[4026531836]";
 
 /// Whether this process runs in the kernel's initial PID namespace, the one a Docker daemon on
 /// the host runs in: never in a pod, a container without `--pid=host` or under `unshare --pid`.
-pub fn in_initial_pid_namespace() -> bool {
+pub(crate) fn in_initial_pid_namespace() -> bool {
     std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INITIAL_PID_NAMESPACE)
 }
 
 /// Whether host pid `pid` is visible here and belongs to container `container_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PidCheck {
+pub(crate) enum PidCheck {
     Confirmed,
     /// No such live pid in this PID namespace: it has exited, or this is not the host's namespace.
     NotVisible,
@@ -30,7 +30,7 @@ pub enum PidCheck {
     Foreign(String),
 }
 
-pub fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
+pub(crate) fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
     // A zombie still shows its cgroup, but it is a process that has exited: never confirmed.
     if ProcessIdentity::of(pid).is_none() {
         return PidCheck::NotVisible;
@@ -43,7 +43,7 @@ pub fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
 }
 
 /// Whether process `pid` shares this process's mount namespace: `None` when that cannot be read.
-pub fn shares_mount_namespace(pid: u32) -> Option<bool> {
+pub(crate) fn shares_mount_namespace(pid: u32) -> Option<bool> {
     let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
     let ours = std::fs::read_link("/proc/self/ns/mnt").ok()?;
     Some(theirs == ours)
@@ -51,7 +51,7 @@ pub fn shares_mount_namespace(pid: u32) -> Option<bool> {
 
 /// The path this program was started as: what the kernel was given (`AT_EXECFN`), which is the
 /// path the agent ran whatever `argv[0]` says; else `/proc/self/exe` (symlinks resolved).
-pub fn exec_path() -> Option<PathBuf> {
+pub(crate) fn exec_path() -> Option<PathBuf> {
     // SAFETY: getauxval reads the auxiliary vector the kernel set up; AT_EXECFN, when present, is
     // the address of a NUL-terminated string in the initial stack that lives as long as the process.
     let execfn = unsafe { nix::libc::getauxval(nix::libc::AT_EXECFN) };
@@ -69,7 +69,7 @@ pub fn exec_path() -> Option<PathBuf> {
 /// The file this process runs, as this process sees it (`/proc/self/exe`). A bind-mounted file
 /// whose host file was since replaced reads as `<path> (deleted)`: the path is still where it
 /// is mounted.
-pub fn own_binary() -> io::Result<PathBuf> {
+pub(crate) fn own_binary() -> io::Result<PathBuf> {
     let path = std::fs::read_link("/proc/self/exe")?;
     let text = path.as_os_str().as_bytes();
     Ok(match text.strip_suffix(b" (deleted)") {
@@ -79,13 +79,13 @@ pub fn own_binary() -> io::Result<PathBuf> {
 }
 
 /// Whether `path` is the file this process runs (a baked shim, seen under an executor's name).
-pub fn is_own_binary(path: &Path) -> bool {
+pub(crate) fn is_own_binary(path: &Path) -> bool {
     own_binary().is_ok_and(|own| same_file(path, &own))
 }
 
 /// How a file is like the binary this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Likeness {
+pub(crate) enum Likeness {
     /// The same file (device and inode): a bind mount of it, or a link to it.
     SameFile,
     /// Another file with the same bytes: a copy, as a baked image holds under its second name.
@@ -95,7 +95,7 @@ pub enum Likeness {
 
 /// How `path` is like the binary this process runs, compared with `/proc/self/exe` itself, which
 /// holds the running file even where its path was since given another.
-pub fn likeness_to_own_binary(path: &Path) -> io::Result<Likeness> {
+pub(crate) fn likeness_to_own_binary(path: &Path) -> io::Result<Likeness> {
     use std::os::unix::fs::MetadataExt;
     const OWN: &str = "/proc/self/exe";
     let (theirs, ours) = (std::fs::metadata(path)?, std::fs::metadata(OWN)?);
@@ -142,7 +142,7 @@ fn read_full(file: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Whether two paths are the same file: (device, inode).
-pub fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
@@ -155,7 +155,7 @@ fn is_container_id(s: &str) -> bool {
 }
 
 /// Finds the container ID in a `/proc/<pid>/cgroup` (`/docker/<id>`, `docker-<id>.scope`, ...).
-pub fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
+pub(crate) fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
     cgroup.lines().find_map(|line| {
         let path = line.splitn(3, ':').nth(2)?;
         path.split('/').rev().find_map(|part| {
@@ -173,7 +173,7 @@ pub fn container_id_in_cgroup(cgroup: &str) -> Option<String> {
 /// cannot name a container, and on a host (or in a namespace copied from one, as a Mesos
 /// container's is) it holds a mount or two per running container, which the kernel writes out
 /// one by one on every read: milliseconds per launch on a host of hundreds of executors.
-pub fn own_container_id() -> io::Result<Option<String>> {
+pub(crate) fn own_container_id() -> io::Result<Option<String>> {
     if mount_point_among(Path::new(DOCKER_FILES_DIR), &DOCKER_CONTAINER_FILES) != Some(false) {
         let mountinfo = read_self("mountinfo")?;
         if let Some(id) = container_id_in_mountinfo(&mountinfo) {
@@ -196,7 +196,7 @@ pub fn monotonic_ns() -> u64 {
 /// shared by every shim, and the few that waiting runs are mapped again as it runs them. For a
 /// process that will wait for hours, this is most of its resident size. Pages a segment shares
 /// with a writable one are kept (its edges are rounded inwards), so nothing written is lost.
-pub fn release_read_only_image_pages() {
+pub(crate) fn release_read_only_image_pages() {
     unsafe extern "C" fn each(
         info: *mut nix::libc::dl_phdr_info,
         _size: usize,
@@ -249,7 +249,7 @@ const DOCKER_CONTAINER_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
 /// Finds `/containers/<64 hex>/{hostname,hosts,resolv.conf}` as the root of a mount at one of
 /// [`DOCKER_CONTAINER_FILES`] in [`DOCKER_FILES_DIR`].
-pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
+pub(crate) fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
     mounts(mountinfo).find_map(|(root, target)| {
         let name = target.strip_prefix(DOCKER_FILES_DIR)?.strip_prefix('/')?;
         if !DOCKER_CONTAINER_FILES.contains(&name) {

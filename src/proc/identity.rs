@@ -10,7 +10,7 @@ use super::file::read;
 
 /// The fields of `/proc/<pid>/stat` the shim uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcStat {
+pub(crate) struct ProcStat {
     /// `R`, `S`, `Z`...
     pub state: char,
     pub ppid: u32,
@@ -19,13 +19,13 @@ pub struct ProcStat {
 }
 
 impl ProcStat {
-    pub fn of(pid: u32) -> Option<ProcStat> {
+    pub(crate) fn of(pid: u32) -> Option<ProcStat> {
         ProcStat::parse(&read(&format!("/proc/{pid}/stat")).ok()?)
     }
 
     /// Parses a `stat` line. The command name in parentheses may hold spaces and parentheses
     /// itself, so the fields are counted from the last `)`.
-    pub fn parse(stat: &str) -> Option<ProcStat> {
+    pub(crate) fn parse(stat: &str) -> Option<ProcStat> {
         let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
         let state = fields.next()?.chars().next()?;
         let ppid = fields.next()?.parse().ok()?;
@@ -45,7 +45,7 @@ pub struct ProcessIdentity {
 
 impl ProcessIdentity {
     /// The identity of the live process `pid`; `None` when it is gone or not visible here.
-    pub fn of(pid: u32) -> Option<ProcessIdentity> {
+    pub(crate) fn of(pid: u32) -> Option<ProcessIdentity> {
         let stat = ProcStat::of(pid)?;
         (stat.state != 'Z').then_some(ProcessIdentity {
             pid,
@@ -53,13 +53,13 @@ impl ProcessIdentity {
         })
     }
 
-    pub fn current() -> Option<ProcessIdentity> {
+    pub(crate) fn current() -> Option<ProcessIdentity> {
         ProcessIdentity::of(std::process::id())
     }
 
     /// Whether the process still runs: `None` where host pids are not visible and nothing can
     /// be said (another PID namespace).
-    pub fn liveness(&self, host_pids_visible: bool) -> Option<bool> {
+    pub(crate) fn liveness(&self, host_pids_visible: bool) -> Option<bool> {
         liveness(self.pid, host_pids_visible, |now| now == *self)
     }
 }
@@ -86,7 +86,7 @@ impl FromStr for ProcessIdentity {
 
 /// Whether some process runs as `pid` (never a zombie): `None` where host pids are not visible
 /// and nothing can be said.
-pub fn pid_liveness(pid: u32, host_pids_visible: bool) -> Option<bool> {
+pub(crate) fn pid_liveness(pid: u32, host_pids_visible: bool) -> Option<bool> {
     liveness(pid, host_pids_visible, |_| true)
 }
 
@@ -107,7 +107,7 @@ fn liveness(
 /// Whether host pid `pid` is known to be gone. Only where host pids are visible (on the host, or
 /// in a container with `--pid=host`) can a missing pid mean a dead process; elsewhere every pid
 /// of another namespace looks missing, and nothing is judged gone.
-pub fn process_gone(pid: u32, host_pids_visible: bool) -> bool {
+pub(crate) fn process_gone(pid: u32, host_pids_visible: bool) -> bool {
     host_pids_visible
         && i32::try_from(pid).is_ok_and(|p| {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) == Err(Errno::ESRCH)

@@ -1,6 +1,6 @@
 //! What a process can learn from `/proc` and pidfds, about itself and about host processes. No
 //! Docker here: the shim and the sibling init both use it, and the relay's state machine reaches
-//! it through [`crate::relay::HostProcesses`] so that its unit tests need no real processes.
+//! it through [`crate::relay::effects::HostProcesses`] so that its unit tests need no real processes.
 //!
 //! By what each knows, lowest first: `file` (reading a `/proc` file), `mounts` (the mount table), `identity` (a process named
 //! for good by its pid and start time, and whether a pid is alive), `pidfd` (holding a process
@@ -13,11 +13,11 @@ mod identity;
 mod mounts;
 mod pidfd;
 
-pub use file::{read, read_self};
+pub(crate) use file::{read, read_self};
 pub use host::*;
-pub use identity::*;
-pub use mounts::*;
-pub use pidfd::*;
+pub(crate) use identity::*;
+pub(crate) use mounts::*;
+pub(crate) use pidfd::*;
 
 #[cfg(test)]
 mod tests {

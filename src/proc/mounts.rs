@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 /// The mount points listed in a `/proc/<pid>/mountinfo`, with the root of each mount within its
 /// filesystem: `(root, mount point)`.
-pub fn mounts(mountinfo: &str) -> impl Iterator<Item = (&str, &str)> {
+pub(crate) fn mounts(mountinfo: &str) -> impl Iterator<Item = (&str, &str)> {
     mountinfo.lines().filter_map(|line| {
         // Field 4 is the root of the mount within its filesystem, field 5 the mount point.
         let mut fields = line.split_whitespace();
@@ -17,7 +17,7 @@ pub fn mounts(mountinfo: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// Whether `path` is a mount point in `mountinfo`.
-pub fn is_mount_point(mountinfo: &str, path: &Path) -> bool {
+pub(crate) fn is_mount_point(mountinfo: &str, path: &Path) -> bool {
     let path = path.to_string_lossy();
     mounts(mountinfo).any(|(_, target)| unescape_octal(target) == path)
 }
@@ -48,7 +48,7 @@ fn unescape_octal(text: &str) -> String {
 /// Whether something is mounted right at one of `names` in `dir` (not through a link there),
 /// told by each one's mount ID against `dir`'s: `Some(false)` where none is (or none exists),
 /// `None` where the kernel cannot tell (before Linux 5.8, or a path unreadable).
-pub fn mount_point_among(dir: &Path, names: &[&str]) -> Option<bool> {
+pub(crate) fn mount_point_among(dir: &Path, names: &[&str]) -> Option<bool> {
     let dir_id = mount_id(dir).ok()?;
     for name in names {
         match mount_id(&dir.join(name)) {

@@ -15,7 +15,7 @@ pub struct Pidfd(OwnedFd);
 
 impl Pidfd {
     /// Opens a pidfd on `pid`. `ESRCH`: no such process here; `ENOSYS`: a kernel before 5.3.
-    pub fn open(pid: u32) -> io::Result<Pidfd> {
+    pub(crate) fn open(pid: u32) -> io::Result<Pidfd> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; nothing
         // is borrowed.
         let fd =
@@ -30,7 +30,7 @@ impl Pidfd {
     /// Opens a pidfd on the process `identity` names, and only on it: `None` when that process
     /// is gone (its pid free or reused). The start time is checked after the open, so the pidfd
     /// cannot hold a process that took the pid over.
-    pub fn open_identity(identity: &ProcessIdentity) -> io::Result<Option<Pidfd>> {
+    pub(crate) fn open_identity(identity: &ProcessIdentity) -> io::Result<Option<Pidfd>> {
         let pidfd = match Pidfd::open(identity.pid) {
             Ok(p) => p,
             Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(None),
@@ -39,7 +39,7 @@ impl Pidfd {
         Ok((ProcessIdentity::of(identity.pid) == Some(*identity)).then_some(pidfd))
     }
 
-    pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
+    pub(crate) fn send_signal(&self, signal: Signal) -> io::Result<()> {
         // SAFETY: the descriptor is ours and open; a null siginfo asks for a plain kill().
         let r = unsafe {
             nix::libc::syscall(
@@ -57,12 +57,12 @@ impl Pidfd {
     }
 
     /// A second pidfd on the same process (by construction: the descriptor duplicated).
-    pub fn try_clone(&self) -> io::Result<Pidfd> {
+    pub(crate) fn try_clone(&self) -> io::Result<Pidfd> {
         Ok(Pidfd(self.0.try_clone()?))
     }
 
     /// Whether the process has exited (its pidfd is readable), without waiting.
-    pub fn has_exited(&self) -> bool {
+    pub(crate) fn has_exited(&self) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
         poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
@@ -89,7 +89,7 @@ impl AsRawFd for Pidfd {
 }
 
 /// How often a watch without pidfds (kernels before 5.3) looks at the process.
-pub const WATCH_POLL: Duration = Duration::from_millis(500);
+pub(crate) const WATCH_POLL: Duration = Duration::from_millis(500);
 
 /// One process, held by its identity until it exits: by a pidfd where the kernel has them, else
 /// (a kernel before 5.3, or a seccomp profile that predates pidfds) by its pid and start time,
@@ -103,7 +103,7 @@ pub enum ProcessHandle {
 
 impl ProcessHandle {
     /// Holds the process `identity` names; `Ok(None)` when it is already gone.
-    pub fn open(identity: &ProcessIdentity) -> io::Result<Option<ProcessHandle>> {
+    pub(crate) fn open(identity: &ProcessIdentity) -> io::Result<Option<ProcessHandle>> {
         match Pidfd::open_identity(identity) {
             Ok(pidfd) => Ok(pidfd.map(ProcessHandle::Pidfd)),
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSYS | nix::libc::EPERM)) => {
@@ -114,17 +114,8 @@ impl ProcessHandle {
         }
     }
 
-    /// A second handle on the same process: the pidfd duplicated (the same process by
-    /// construction), or the same identity.
-    pub fn try_clone(&self) -> io::Result<ProcessHandle> {
-        Ok(match self {
-            ProcessHandle::Pidfd(pidfd) => ProcessHandle::Pidfd(pidfd.try_clone()?),
-            ProcessHandle::Poll(identity) => ProcessHandle::Poll(*identity),
-        })
-    }
-
     /// Whether the process has exited, without waiting.
-    pub fn has_exited(&self) -> bool {
+    pub(crate) fn has_exited(&self) -> bool {
         match self {
             ProcessHandle::Pidfd(pidfd) => pidfd.has_exited(),
             ProcessHandle::Poll(identity) => ProcessIdentity::of(identity.pid) != Some(*identity),
@@ -132,7 +123,7 @@ impl ProcessHandle {
     }
 
     /// The pidfd, which becomes readable once the process has exited; `None`: look now and then.
-    pub fn pidfd(&self) -> Option<&Pidfd> {
+    pub(crate) fn pidfd(&self) -> Option<&Pidfd> {
         match self {
             ProcessHandle::Pidfd(pidfd) => Some(pidfd),
             ProcessHandle::Poll(_) => None,
@@ -140,7 +131,7 @@ impl ProcessHandle {
     }
 
     /// Sends `signal` to the process, never to another that took its pid over.
-    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
         match self {
             ProcessHandle::Pidfd(pidfd) => pidfd.send_signal(signal),
             ProcessHandle::Poll(identity) => {
@@ -157,7 +148,7 @@ impl ProcessHandle {
 /// A process waited on by the async runtime until it exits: its pidfd registered with the
 /// reactor, which costs nothing while it waits, or (without pidfds) its identity looked at every
 /// [`WATCH_POLL`].
-pub enum ExitWatch {
+pub(crate) enum ExitWatch {
     /// The pidfd, owned by its registration: an `AsyncFd` takes its descriptor off the reactor
     /// before it drops (or hands back) what it owns, so no descriptor closes while registered.
     Registered(tokio::io::unix::AsyncFd<Pidfd>),
@@ -166,7 +157,7 @@ pub enum ExitWatch {
 
 impl ExitWatch {
     /// Starts watching the process `identity` names; `Ok(None)` when it is already gone.
-    pub fn open(identity: &ProcessIdentity) -> io::Result<Option<ExitWatch>> {
+    pub(crate) fn open(identity: &ProcessIdentity) -> io::Result<Option<ExitWatch>> {
         Ok(match ProcessHandle::open(identity)? {
             None => None,
             // SAFETY: the `AsyncFd` owns the pidfd, whose descriptor is open and stays the same
@@ -182,7 +173,7 @@ impl ExitWatch {
     }
 
     /// Resolves once the process has exited.
-    pub async fn exited(&mut self) {
+    pub(crate) async fn exited(&mut self) {
         match self {
             // A pidfd becomes readable, for good, once its process has exited; the readiness is
             // kept, so a second wait returns at once.
@@ -198,15 +189,16 @@ impl ExitWatch {
     }
 
     /// Sends `signal` to the process, never to another that took its pid over.
-    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
         match self {
             ExitWatch::Registered(fd) => fd.get_ref().send_signal(signal),
             ExitWatch::Polled(identity) => ProcessHandle::Poll(*identity).signal(signal),
         }
     }
 
-    /// A second handle on the same process (see [`ProcessHandle::try_clone`]).
-    pub fn duplicate_handle(&self) -> io::Result<ProcessHandle> {
+    /// A second handle on the same process: the pidfd duplicated (the same process by
+    /// construction), or the same identity.
+    pub(crate) fn duplicate_handle(&self) -> io::Result<ProcessHandle> {
         Ok(match self {
             ExitWatch::Registered(fd) => ProcessHandle::Pidfd(fd.get_ref().try_clone()?),
             ExitWatch::Polled(identity) => ProcessHandle::Poll(*identity),
@@ -214,7 +206,7 @@ impl ExitWatch {
     }
 
     /// The handle, out of the async runtime (for a process that waits without one).
-    pub fn into_handle(self) -> ProcessHandle {
+    pub(crate) fn into_handle(self) -> ProcessHandle {
         match self {
             ExitWatch::Registered(fd) => ProcessHandle::Pidfd(fd.into_inner()),
             ExitWatch::Polled(identity) => ProcessHandle::Poll(identity),

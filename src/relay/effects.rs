@@ -20,14 +20,14 @@ use crate::sibling::inventory;
 /// fast and says why, rather than hanging until the agent's executor registration timeout), and
 /// 45 s for one that is there but loaded (a burst of launches), within the agent's default
 /// `--executor_registration_timeout` of 1 min.
-pub const DOCKER_PATIENCE: Patience = Patience {
+pub(crate) const DOCKER_PATIENCE: Patience = Patience {
     absent: Duration::from_secs(8),
     busy: Duration::from_secs(45),
 };
 
 /// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
 /// the status is known, and a daemon that is away leaves the removal to the next launch or gc.
-pub const AFTER_EXIT_PATIENCE: Patience = Patience {
+pub(crate) const AFTER_EXIT_PATIENCE: Patience = Patience {
     absent: Duration::from_secs(2),
     busy: Duration::from_secs(2),
 };
@@ -35,7 +35,7 @@ pub const AFTER_EXIT_PATIENCE: Patience = Patience {
 /// What the relay asks of the container engine about its sibling.
 // The shim runs one thread: its futures need no `Send` bound, so plain `async fn` fits.
 #[allow(async_fn_in_trait)]
-pub trait SiblingEngine {
+pub(crate) trait SiblingEngine {
     async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>>;
     /// Only the container's state, which is all the launch reads of the sibling it started.
     async fn inspect_state(&self, name: &str) -> anyhow::Result<Option<ContainerState>> {
@@ -87,7 +87,7 @@ impl<T: SiblingEngine> SiblingEngine for &T {
 
 /// What the relay asks of the host about its sibling's process: `/proc` and pidfds, no Docker.
 #[allow(async_fn_in_trait)]
-pub trait HostProcesses {
+pub(crate) trait HostProcesses {
     type Process: SiblingProcess;
     /// Whether host pid `pid` is visible here and belongs to container `container_id`.
     fn confirm(&self, pid: HostPid, container_id: &str) -> PidCheck;
@@ -98,7 +98,7 @@ pub trait HostProcesses {
 
 /// The sibling's process, held for good (a pidfd): no reused pid can stand in for it.
 #[allow(async_fn_in_trait)]
-pub trait SiblingProcess {
+pub(crate) trait SiblingProcess {
     /// Resolves once the process has exited.
     async fn exited(&mut self);
     fn signal(&self, signal: Signal) -> io::Result<()>;
@@ -151,7 +151,7 @@ impl SiblingEngine for Engine {
 }
 
 /// The host as it is: [`crate::proc`].
-pub struct RealHost;
+pub(crate) struct RealHost;
 
 impl HostProcesses for RealHost {
     type Process = crate::proc::ExitWatch;

@@ -37,7 +37,7 @@ use crate::relay::launch::{env_var, id_variables, Origin};
 
 /// A launch that may be running in Mesos's executor container, before Docker confirms it.
 #[derive(Debug)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// The run `MESOS_DIRECTORY` names (IDs validated): only its container ID is believed, and
     /// only once the daemon's name for the shim's container carries it.
     pub run: RunLayout,
@@ -47,7 +47,7 @@ pub struct Candidate {
 
 /// Mesos's executor container for the run, confirmed by the daemon.
 #[derive(Debug)]
-pub struct ExecutorContainer {
+pub(crate) struct ExecutorContainer {
     /// The daemon's name for it: `mesos-<CID>.executor`.
     pub name: String,
 }
@@ -57,7 +57,7 @@ impl Candidate {
     /// the sandbox `MESOS_DIRECTORY` names, run in a container. `None` for every launch the agent
     /// forked (its working directory is the sandbox), and wherever the relay's own checks should
     /// speak (no or a malformed `MESOS_DIRECTORY`).
-    pub fn of(kind: ExecutorKind, origin: &Origin, env: &LaunchEnv) -> Option<Candidate> {
+    pub(crate) fn of(kind: ExecutorKind, origin: &Origin, env: &LaunchEnv) -> Option<Candidate> {
         if kind != ExecutorKind::Docker {
             return None;
         }
@@ -72,7 +72,7 @@ impl Candidate {
 
     /// Whether the daemon names the shim's container `mesos-<CID>.executor` for the run's
     /// `<CID>`: the agent started it there.
-    pub async fn confirm(
+    pub(crate) async fn confirm(
         self,
         settings: &Settings,
     ) -> Result<Option<ExecutorContainer>, ShimError> {
@@ -104,7 +104,7 @@ fn working_dir_is(origin: &Origin, sandbox: &Path) -> bool {
 
 /// The name Mesos gives the container it runs the docker executor of run `container_id` in
 /// (`DockerContainerizer`'s `Container::name()` and `.executor`).
-pub fn is_executor_container_name(name: &str, container_id: &str) -> bool {
+pub(crate) fn is_executor_container_name(name: &str, container_id: &str) -> bool {
     name.strip_prefix("mesos-")
         .and_then(|rest| rest.strip_suffix(".executor"))
         .is_some_and(|cid| cid == container_id)
@@ -113,7 +113,7 @@ pub fn is_executor_container_name(name: &str, container_id: &str) -> bool {
 /// Becomes the stock docker executor in place, with the executor's arguments and the launch
 /// environment, as stock Mesos runs it in this container; `exec_path` is the path the agent ran.
 /// Returns only with the failure: where no stock executor is here, naming the fix.
-pub fn become_stock(
+pub(crate) fn become_stock(
     container: &ExecutorContainer,
     settings: &Settings,
     exec_path: Option<&Path>,

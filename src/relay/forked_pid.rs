@@ -19,7 +19,7 @@ const FORKED_PID_POLL: std::time::Duration = std::time::Duration::from_millis(20
 /// file after the wait, it is written anyway if the agent made its directory, and guarded long
 /// enough for an old agent's late write to be undone. A pid that is no longer the sibling's
 /// (the executor has exited) is never written.
-pub async fn take_over<H: HostProcesses>(
+pub(crate) async fn take_over<H: HostProcesses>(
     host: &H,
     plan: &LaunchPlan,
     pid: HostPid,
@@ -102,7 +102,7 @@ fn remove_stale_temp_files(path: &Path) {
 
 /// Makes forked.pid hold the sibling's pid, as long as that pid is still the sibling's, and
 /// verifies it by reading it back. Returns whether it had to write.
-pub fn repoint_at_sibling<H: HostProcesses>(
+pub(crate) fn repoint_at_sibling<H: HostProcesses>(
     host: &H,
     path: &Path,
     pid: HostPid,

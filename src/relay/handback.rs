@@ -16,7 +16,7 @@ use crate::mesos::executor::executor_to_run;
 use crate::relay::launch::Launch;
 
 /// What of the launch's container a sibling cannot carry: nothing, when the launch may go on.
-pub fn obstacles(launch: &Launch) -> Vec<Obstacle> {
+pub(crate) fn obstacles(launch: &Launch) -> Vec<Obstacle> {
     let agent = launch.origin.agent.as_ref().map(|a| a.identity.pid);
     let differs = |ns: &str| {
         let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()?;
@@ -32,7 +32,7 @@ pub fn obstacles(launch: &Launch) -> Vec<Obstacle> {
 }
 
 /// Becomes the stock executor, or fails naming `obstacles`. Returns only with the failure.
-pub fn hand_back_or_refuse(
+pub(crate) fn hand_back_or_refuse(
     launch: &Launch,
     settings: &Settings,
     obstacles: &[Obstacle],
@@ -65,7 +65,7 @@ pub fn hand_back_or_refuse(
 }
 
 /// The stock executor for `candidate` as it is here, if it can be run: never this shim.
-pub fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
+pub(crate) fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
     let stock = executor_to_run(candidate, crate::proc::is_own_binary).ok()?;
     (stock.is_file() && !crate::proc::is_own_binary(&stock)).then_some(stock)
 }
@@ -76,7 +76,7 @@ pub fn stock_executor_here(candidate: &Path) -> Option<PathBuf> {
 ///
 /// The environment is passed explicitly: this process's own was cleared as it started (see
 /// [`crate::launch_env`]), and the stock executor gets exactly the agent's.
-pub fn exec(stock: &Path, args: &[String], env: &LaunchEnv) -> ShimError {
+pub(crate) fn exec(stock: &Path, args: &[String], env: &LaunchEnv) -> ShimError {
     crate::relay::signals::unblock_forwarded();
     let error = std::process::Command::new(stock)
         .arg0(stock)

@@ -33,7 +33,7 @@ pub struct Handover {
 impl Handover {
     /// The arguments that follow [`WAIT_ARG`]; the pidfd, if any, must stay open across the
     /// `exec` (see [`Handover::keep_across_exec`]).
-    pub fn to_args(&self) -> Vec<String> {
+    pub(crate) fn to_args(&self) -> Vec<String> {
         let process = match &self.process {
             ProcessHandle::Pidfd(pidfd) => format!("pidfd:{}", pidfd.as_raw_fd()),
             ProcessHandle::Poll(identity) => format!("poll:{identity}"),
@@ -64,7 +64,7 @@ impl Handover {
 
     /// Clears close-on-exec on the pidfd and the output pipes, so that the waiting mode inherits
     /// them.
-    pub fn keep_across_exec(&self) -> std::io::Result<()> {
+    pub(crate) fn keep_across_exec(&self) -> std::io::Result<()> {
         let pipes = self
             .output
             .iter()
@@ -80,7 +80,7 @@ impl Handover {
     }
 
     /// Reads the arguments that follow [`WAIT_ARG`]. Takes ownership of the inherited pidfd.
-    pub fn parse(args: &[String]) -> Result<Handover, String> {
+    pub(crate) fn parse(args: &[String]) -> Result<Handover, String> {
         let get = |key: &str| {
             args.iter()
                 .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))

@@ -23,7 +23,7 @@ use crate::proc::{ProcStat, ProcessIdentity};
 /// the cwd) and the process that forked the shim. Read first thing, while that process is
 /// certainly still the parent.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// The working directory's (device, inode), and its path as the kernel names it.
     pub working_dir: Option<((u64, u64), PathBuf)>,
     /// This process and its parent: the pids the agent may have checkpointed in forked.pid (the
@@ -37,7 +37,7 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn read() -> Origin {
+    pub(crate) fn read() -> Origin {
         let working_dir = std::fs::File::open(".")
             .and_then(|dir| no_follow::file_id(&dir))
             .ok()
@@ -59,7 +59,7 @@ impl Origin {
     }
 
     /// The pids forked.pid may name before the shim points it at the sibling.
-    pub fn checkpointable_pids(&self) -> Vec<u32> {
+    pub(crate) fn checkpointable_pids(&self) -> Vec<u32> {
         std::iter::once(self.own_pid)
             .chain(self.parent_pid)
             .collect()
@@ -67,7 +67,7 @@ impl Origin {
 }
 
 /// What the agent handed the shim, validated.
-pub struct Launch {
+pub(crate) struct Launch {
     /// Which executor the agent ran.
     pub kind: ExecutorKind,
     /// The path the agent ran (`AT_EXECFN`, see [`crate::proc::exec_path`]): where the real
@@ -94,7 +94,7 @@ pub struct Launch {
 impl Launch {
     /// Reads the launch; anything malformed, or any run but the one the agent started the shim
     /// in, is refused (exit 64) before anything is made.
-    pub fn read(
+    pub(crate) fn read(
         kind: ExecutorKind,
         exec_path: Option<PathBuf>,
         args: Vec<OsString>,
@@ -149,7 +149,7 @@ impl Launch {
         })
     }
 
-    pub fn var(&self, name: &str) -> Option<&OsStr> {
+    pub(crate) fn var(&self, name: &str) -> Option<&OsStr> {
         env_var(&self.env, name)
     }
 }
@@ -295,7 +295,7 @@ fn sandbox_refused(shown: &str, e: PathError) -> ShimError {
 }
 
 /// The ID variables of the launch environment, which the run's layout is checked against.
-pub fn id_variables(env: &[(OsString, OsString)]) -> IdVariables {
+pub(crate) fn id_variables(env: &[(OsString, OsString)]) -> IdVariables {
     let var = |name: &str| {
         env_var(env, name)
             .and_then(OsStr::to_str)
@@ -310,7 +310,7 @@ pub fn id_variables(env: &[(OsString, OsString)]) -> IdVariables {
 }
 
 /// A variable of the launch environment, as the agent set it.
-pub fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
+pub(crate) fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
     env.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_os_str())
@@ -318,14 +318,14 @@ pub fn env_var<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a Os
 
 /// The Mesos containerizer's launch helper (`mesos-containerizer launch`, `launch.cpp`): the agent
 /// forks it, and it forks the executor and stays its parent. It is never the agent.
-pub const LAUNCH_HELPER: &str = "mesos-containerizer";
+pub(crate) const LAUNCH_HELPER: &str = "mesos-containerizer";
 
 /// How far up the shim looks for the agent: past a launch helper or two, never further.
 const MAX_ANCESTORS: usize = 4;
 
 /// The agent process that started this launch, which the sibling's init watches beside the shim.
 #[derive(Debug, Clone)]
-pub struct AgentProcess {
+pub(crate) struct AgentProcess {
     pub identity: ProcessIdentity,
     /// Its command name, for the log.
     pub name: String,
@@ -339,7 +339,8 @@ pub struct AgentProcess {
 /// in the shim's own mount namespace counts (the agent forks its executors inside its
 /// container); a shim already orphaned, adopted by a reaper outside the agent container or by
 /// the host's init, names none, and then its death never ends the executor.
-pub fn forking_agent() -> Option<AgentProcess> {
+#[cfg(test)]
+pub(crate) fn forking_agent() -> Option<AgentProcess> {
     forking_agent_from(ProcStat::of(std::process::id())?.ppid)
 }
 

@@ -20,17 +20,17 @@
 //! A signal from the agent is acted on at once in every phase: before the sibling exists the
 //! launch is called off and nothing is left behind.
 
-pub mod effects;
-pub mod executor_container;
-pub mod forked_pid;
-pub mod handback;
+pub(crate) mod effects;
+pub(crate) mod executor_container;
+pub(crate) mod forked_pid;
+pub(crate) mod handback;
 pub mod handover;
-pub mod launch;
-pub mod plan;
-pub mod prepare;
-pub mod signals;
-pub mod supervise;
-pub mod waiting;
+pub(crate) mod launch;
+pub(crate) mod plan;
+pub(crate) mod prepare;
+pub(crate) mod signals;
+pub(crate) mod supervise;
+pub(crate) mod waiting;
 
 use std::time::Duration;
 
@@ -43,12 +43,10 @@ use crate::error::ShimError;
 use crate::mesos::cgroups;
 use crate::sibling::inventory;
 
-pub use effects::{
-    HostProcesses, RealHost, SiblingEngine, SiblingProcess, AFTER_EXIT_PATIENCE, DOCKER_PATIENCE,
-};
-pub use launch::Launch;
-pub use plan::{LaunchPlan, Sweep, WaitingMode};
-pub use supervise::{status_of_signal, ExecutorExit, Outcome};
+pub(crate) use effects::{RealHost, AFTER_EXIT_PATIENCE, DOCKER_PATIENCE};
+pub(crate) use launch::Launch;
+pub(crate) use plan::{LaunchPlan, Sweep, WaitingMode};
+pub(crate) use supervise::{status_of_signal, ExecutorExit, Outcome};
 
 /// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
 /// cgroups before it removes the parents the runtime made.
@@ -56,7 +54,7 @@ const CGROUP_CLEANUP_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs the launch and returns the exit status to leave with: the executor's own.
 /// `signals` carries the signals the shim received, to be passed on to the executor.
-pub async fn run(
+pub(crate) async fn run(
     launch: Launch,
     settings: &Settings,
     mut signals: impl Stream<Item = Signal> + Unpin,

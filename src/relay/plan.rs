@@ -8,14 +8,14 @@ use crate::agent_container::AgentContainer;
 /// Which siblings the launch sweeps: those of this work_dir (host path) that their gone shims
 /// left behind, judged from the agent container the launch already described (`None`: the host).
 #[derive(Debug, Clone)]
-pub struct Sweep {
+pub(crate) struct Sweep {
     pub work_dir_host: PathBuf,
     pub seen_from: Option<AgentContainer>,
 }
 
 /// What the waiting mode needs besides the sibling: the daemon to ask at the end, and the log.
 #[derive(Debug, Clone)]
-pub struct WaitingMode {
+pub(crate) struct WaitingMode {
     pub endpoint: crate::config::DockerEndpoint,
     pub log_level: String,
     pub log_format: crate::logging::LogFormat,
@@ -23,7 +23,7 @@ pub struct WaitingMode {
 
 /// What the launch does besides running the sibling: checkpointing, the sweep, pause points.
 #[derive(Debug, Clone)]
-pub struct LaunchPlan {
+pub(crate) struct LaunchPlan {
     /// The agent made the run's meta directory: point its forked.pid at the sibling.
     pub checkpointing: bool,
     pub forked_pid: PathBuf,

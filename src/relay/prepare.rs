@@ -20,12 +20,12 @@ use crate::sibling::placement::{
 };
 use crate::sibling::spec::{self, SiblingSpec, SpecInputs};
 
-pub const PID_HOST_NEEDED: &str =
+pub(crate) const PID_HOST_NEEDED: &str =
     "the agent container does not share the host's PID namespace, so the agent could not \
      follow the executor's host pid: run the agent container with --pid=host";
 
 /// A launch ready to create its sibling.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub spec: SiblingSpec,
     /// The run's directories the sibling mounts, as the shim sees them.
     pub mount_sources: Vec<PathBuf>,
@@ -42,7 +42,7 @@ pub struct Prepared {
 
 /// Decides the sibling from the launch, the settings and what the daemon (`engine`) and `/proc`
 /// say. Asks the daemon one thing: the agent container's own description, when there is one.
-pub async fn prepare(
+pub(crate) async fn prepare(
     launch: &Launch,
     settings: &Settings,
     engine: &Engine,
@@ -270,12 +270,12 @@ fn output_reader(route: Route, shim: Option<ProcessIdentity>) -> Option<ProcessI
 /// path the agent ran, which holds the stock executor in an agent image (a bind-mounted shim is
 /// not part of the image; a baked one hands over to `<path>.real`, see
 /// [`crate::mesos::executor::executor_to_run`]).
-pub fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
+pub(crate) fn real_executor(launch: &Launch, settings: &Settings) -> PathBuf {
     real_executor_of(launch.kind, launch.exec_path.as_deref(), settings)
 }
 
 /// [`real_executor`], for the executor `kind` the agent ran at `exec_path`.
-pub fn real_executor_of(
+pub(crate) fn real_executor_of(
     kind: ExecutorKind,
     exec_path: Option<&Path>,
     settings: &Settings,

@@ -14,7 +14,7 @@ use tokio::io::Interest;
 use crate::sibling::protocol::FORWARDED_SIGNALS;
 
 /// The forwarded signals as a set.
-pub fn forwarded_set() -> SigSet {
+pub(crate) fn forwarded_set() -> SigSet {
     let mut set = SigSet::empty();
     for signal in FORWARDED_SIGNALS {
         set.add(signal);
@@ -24,20 +24,20 @@ pub fn forwarded_set() -> SigSet {
 
 /// Blocks the forwarded signals in this thread, and so in every thread it starts afterwards.
 /// Called first thing, before any thread exists.
-pub fn block_forwarded() -> nix::Result<()> {
+pub(crate) fn block_forwarded() -> nix::Result<()> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), None)
 }
 
 /// Unblocks them again, for a program this process becomes in place (the stock executor, handed
 /// the launch back): a blocked mask survives `exec`, and an executor that cannot be sent SIGTERM
 /// would never end. One that is pending now is delivered at once, as it would have been to it.
-pub fn unblock_forwarded() {
+pub(crate) fn unblock_forwarded() {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&forwarded_set()), None);
 }
 
 /// The forwarded signals as they arrive, read from a signalfd the async runtime watches. They
 /// must be blocked ([`block_forwarded`]).
-pub fn forwarded_stream() -> std::io::Result<impl Stream<Item = Signal> + Unpin> {
+pub(crate) fn forwarded_stream() -> std::io::Result<impl Stream<Item = Signal> + Unpin> {
     let fd = SignalFd::with_flags(
         &forwarded_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,

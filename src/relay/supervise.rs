@@ -46,7 +46,7 @@ const UNCONFIRMED_PID_PATIENCE: Duration = Duration::from_secs(30);
 const SWEEP_PATIENCE: Duration = Duration::from_secs(30);
 /// How long the shim, its executor gone, waits for the daemon to remove the sibling (or to
 /// tell an exit status the init could not record): the status is known, so no longer.
-pub const FINISH_PATIENCE: Duration = Duration::from_secs(5);
+pub(crate) const FINISH_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The sibling this shim looks after.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ struct Sibling {
 }
 
 /// The status a process killed by `signal` leaves with, as a shell and Docker report it.
-pub fn status_of_signal(signal: Signal) -> u8 {
+pub(crate) fn status_of_signal(signal: Signal) -> u8 {
     u8::try_from(128 + signal as i32).unwrap_or(255)
 }
 
@@ -70,14 +70,14 @@ pub fn status_of_signal(signal: Signal) -> u8 {
 /// signal that killed it when its init saw one (the shim then dies of that signal, so the agent
 /// sees what the stock executor would have given it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExecutorExit {
+pub(crate) struct ExecutorExit {
     pub status: u8,
     pub signal: Option<Signal>,
 }
 
 impl ExecutorExit {
     /// An exit known only by its status (Docker's word, or the shim's own).
-    pub fn status(status: u8) -> ExecutorExit {
+    pub(crate) fn status(status: u8) -> ExecutorExit {
         ExecutorExit {
             status,
             signal: None,
@@ -100,7 +100,7 @@ impl PartialEq<u8> for ExecutorExit {
 
 /// How a launch's relay ends: with the executor's exit, or handed over to the waiting mode.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Exited(ExecutorExit),
     HandedOver(Box<Handover>),
 }
@@ -113,7 +113,7 @@ impl PartialEq<u8> for Outcome {
 
 /// Runs the launch to the executor's exit and returns its status. `engine` is the launch's
 /// connection, let go once the sibling runs; `connect` makes a new one afterwards.
-pub async fn supervise<E, H>(
+pub(crate) async fn supervise<E, H>(
     connect: impl AsyncFn() -> Result<E, ShimError>,
     engine: E,
     host: &H,
@@ -413,7 +413,7 @@ async fn recorded_exit(plan: &LaunchPlan, kept_wait: Option<ExitWait>) -> Option
 
 /// The exit the sibling's init recorded at `path` (as the sibling's user: the shim's own), for
 /// the waiting mode; `None` when there is none to trust.
-pub fn read_record(path: &std::path::Path) -> Option<ExecutorExit> {
+pub(crate) fn read_record(path: &std::path::Path) -> Option<ExecutorExit> {
     match ExitRecord::read(path, nix::unistd::getuid().as_raw()) {
         Ok(record) => record.as_ref().map(ExecutorExit::from_record),
         Err(e) => {
@@ -424,7 +424,7 @@ pub fn read_record(path: &std::path::Path) -> Option<ExecutorExit> {
 }
 
 /// [`finish`], for the waiting mode, which knows its sibling by what was handed over.
-pub async fn finish_handed_over(
+pub(crate) async fn finish_handed_over(
     endpoint: &crate::config::DockerEndpoint,
     id: &str,
     name: &str,

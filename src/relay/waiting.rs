@@ -23,7 +23,7 @@ use crate::relay::supervise::ExecutorExit;
 
 /// Waits for the sibling's process to exit, passing the forwarded signals on to it and copying
 /// the executor's output, if it comes through the shim. Returns once it has exited.
-pub fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
+pub(crate) fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
     let signals = SignalFd::with_flags(
         &crate::relay::signals::forwarded_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
@@ -84,7 +84,7 @@ pub fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
 
 /// The status to leave with, once the executor has exited: its init's record; where the daemon
 /// does not remove the sibling (or the init recorded nothing), after asking the daemon.
-pub fn finish(handover: &Handover) -> ExecutorExit {
+pub(crate) fn finish(handover: &Handover) -> ExecutorExit {
     let recorded = crate::relay::supervise::read_record(&handover.exit_record);
     if let (Some(exit), true) = (recorded, handover.auto_removed) {
         return exit;

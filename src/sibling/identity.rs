@@ -20,7 +20,7 @@ use crate::sibling::protocol::INIT_ARG;
 
 /// A container's command, as the daemon reports it.
 #[derive(Debug, Clone, Copy)]
-pub enum Command<'a> {
+pub(crate) enum Command<'a> {
     /// A listing's `Command`: the path, then the arguments, joined by spaces.
     Joined(&'a str),
     /// An inspection's `Path` and `Args`.
@@ -29,7 +29,7 @@ pub enum Command<'a> {
 
 /// What the daemon says of a container.
 #[derive(Debug, Clone, Copy)]
-pub struct Observed<'a> {
+pub(crate) struct Observed<'a> {
     /// Its names, each with Docker's leading `/`.
     pub names: &'a [String],
     pub command: Command<'a>,
@@ -41,7 +41,7 @@ pub struct Observed<'a> {
 /// Why a container that carries the shim's labels is not one of its siblings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum NotSibling {
+pub(crate) enum NotSibling {
     /// Its labels name no run the agent could have laid out (an ID Mesos would refuse, a
     /// work_dir that is not absolute and normalised, a sandbox label of another run).
     Labels,
@@ -55,7 +55,7 @@ pub enum NotSibling {
 
 impl NotSibling {
     /// What `ps` says of it.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             NotSibling::Labels => "its labels name no run the agent lays out",
             NotSibling::Name => "its name is not executor-mesos-<its container-id label>",
@@ -69,7 +69,7 @@ impl NotSibling {
 /// the run's container ID, runs the init as its command (`<init> mesos-executor-shim-init ...`)
 /// and binds the run's sandbox at the sandbox's path. Anything else is not a sibling, however it
 /// is labelled.
-pub fn judge(container: &Observed) -> Result<RunLayout, NotSibling> {
+pub(crate) fn judge(container: &Observed) -> Result<RunLayout, NotSibling> {
     let run = labelled_run(container.labels).ok_or(NotSibling::Labels)?;
     let name = format!("/{}", sibling_name(&run.container_id));
     if !container.names.contains(&name) {
@@ -127,7 +127,7 @@ fn mounts_the_sandbox(mount: &MountPoint, run: &RunLayout) -> bool {
 
 /// Where a sibling's labels say its run's work_dir and `forked.pid` are on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunPaths {
+pub(crate) struct RunPaths {
     pub work_dir: PathBuf,
     pub forked_pid: PathBuf,
 }
@@ -137,7 +137,7 @@ pub struct RunPaths {
 /// `<work_dir>/meta/slaves/<SID>/frameworks/<FID>/executors/<EID>/runs/<CID>/pids/forked.pid`,
 /// with `run`'s IDs (whose container ID is the sibling's name) and a work_dir absolute and
 /// normalised. `None`: a label is missing or names anything else, and the run is not judged.
-pub fn run_paths(labels: &HashMap<String, String>, run: &RunLayout) -> Option<RunPaths> {
+pub(crate) fn run_paths(labels: &HashMap<String, String>, run: &RunLayout) -> Option<RunPaths> {
     let label = |key: &str| labels.get(key).map(String::as_str);
     let (work_dir, forked_pid) = match label(LABEL_FORKED_PID_HOST) {
         Some(forked_pid) => (label(LABEL_WORK_DIR_HOST)?, forked_pid),

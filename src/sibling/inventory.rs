@@ -26,7 +26,7 @@ use crate::sibling::spec::SiblingState;
 /// How forked.pid relates to a sibling's pid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ForkedPid {
+pub(crate) enum ForkedPid {
     /// It names the sibling's running pid: a restarted agent finds the executor.
     Matches,
     /// It names another pid; `alive`: whether that process runs (`None`: cannot tell from here).
@@ -46,7 +46,7 @@ pub enum ForkedPid {
 
 /// One sibling container and the state of its run.
 #[derive(Debug, Clone, Serialize)]
-pub struct SiblingEntry {
+pub(crate) struct SiblingEntry {
     pub name: String,
     pub docker_id: String,
     pub container_id: String,
@@ -80,7 +80,7 @@ pub struct SiblingEntry {
 }
 
 impl SiblingEntry {
-    pub fn sibling_state(&self) -> SiblingState {
+    pub(crate) fn sibling_state(&self) -> SiblingState {
         SiblingState::from_docker(&self.state)
     }
 }
@@ -89,7 +89,7 @@ impl SiblingEntry {
 /// (both as seen from here, both in the agent's layout: see [`identity::run_paths`]). Every
 /// directory is opened without following a link, `forked.pid` is read the one safe way
 /// ([`crate::no_follow`]), and the sentinel is only looked at, never opened.
-pub fn run_state(
+pub(crate) fn run_state(
     forked_pid_path: &Path,
     work_dir: Option<&Path>,
     host_pid: Option<i64>,
@@ -147,7 +147,7 @@ fn has_sentinel(dir: &OwnedFd) -> bool {
 
 /// The siblings on a Docker host, and whether this place can judge a process dead.
 #[derive(Debug, Clone)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     pub entries: Vec<SiblingEntry>,
     /// Containers labelled as siblings that are not (see [`identity::judge`]): never judged,
     /// read from or removed; `ps` shows them for what they are.
@@ -161,7 +161,7 @@ pub struct Inventory {
 /// A container that carries the shim's `managed` label but is not a sibling: what its labels
 /// claim (raw, as anyone may have set them) and why it is not one.
 #[derive(Debug, Clone, Serialize)]
-pub struct ForeignContainer {
+pub(crate) struct ForeignContainer {
     pub name: String,
     pub docker_id: String,
     pub state: String,
@@ -174,7 +174,7 @@ pub struct ForeignContainer {
 /// Every sibling the shim made on this Docker host that carries all of `label_filters` (Docker's
 /// `key` or `key=value`), in any of `states` (all when empty), seen from the container this
 /// process runs in (found here).
-pub async fn list(
+pub(crate) async fn list(
     engine: &Engine,
     label_filters: &[String],
     states: &[&str],
@@ -362,7 +362,7 @@ impl Inventory {
     /// on right before it removes, so that a sibling that changed since the listing (a relaunch
     /// adopted it, its shim checkpointed it) is judged on what holds now. `None`: it is gone, or
     /// what the daemon now says of it makes it no sibling ([`identity::judge`], on its inspection).
-    pub async fn recheck(
+    pub(crate) async fn recheck(
         &self,
         engine: &Engine,
         entry: &SiblingEntry,
@@ -406,7 +406,7 @@ impl Inventory {
 /// Why `gc` removes a sibling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Collect {
+pub(crate) enum Collect {
     /// It is not running: its executor has exited.
     Exited,
     /// It was created but never started, and its shim is gone: a launch that died half-way.
@@ -422,7 +422,7 @@ pub enum Collect {
 
 impl Collect {
     /// What `gc` says of it.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Collect::Exited => "exited",
             Collect::RunCompleted => "run completed (executor.sentinel)",
@@ -435,7 +435,7 @@ impl Collect {
 
 /// What `gc` decides of a sibling.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Proven dead, for this reason.
     Collect(Collect),
     /// Alive, or not to be judged from here (the work_dir or the pids not seen): kept silently.
@@ -447,7 +447,7 @@ pub enum Verdict {
 /// Why `gc` keeps a sibling it would judge if it could read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CannotJudge {
+pub(crate) enum CannotJudge {
     /// Its labels are newer than this release, or hold what it does not know.
     Labels(Unreadable),
     /// It runs, has no meta run directory, and its labels (a set before the `checkpoint` label)
@@ -457,7 +457,7 @@ pub enum CannotJudge {
 
 impl CannotJudge {
     /// What `gc` says of it.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             CannotJudge::Labels(why) => why.describe(),
             CannotJudge::CheckpointingUnknown => "its run has no meta directory and its labels \
@@ -473,7 +473,7 @@ impl CannotJudge {
 /// forked.pid names a live process (a launch, or a relaunch that adopts it, under way), and one
 /// whose labels this release cannot read (see [`label_sets`]): a missing fact never allows a
 /// removal.
-pub fn verdict(entry: &SiblingEntry) -> Verdict {
+pub(crate) fn verdict(entry: &SiblingEntry) -> Verdict {
     if let Some(why) = &entry.unreadable {
         return Verdict::CannotJudge(CannotJudge::Labels(why.clone()));
     }
@@ -520,7 +520,7 @@ fn running_checkpointed(entry: &SiblingEntry) -> Option<Collect> {
 }
 
 /// Why `gc` removes `entry`, if it does ([`verdict`]).
-pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
+pub(crate) fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
     match verdict(entry) {
         Verdict::Collect(reason) => Some(reason),
         Verdict::Keep | Verdict::CannotJudge(_) => None,
@@ -530,13 +530,13 @@ pub fn collect_reason(entry: &SiblingEntry) -> Option<Collect> {
 /// How often the launches of one agent container sweep a work_dir's leftovers: a burst of
 /// launches sweeps once, not once each (each sweep lists the host's stopped siblings, a cost that
 /// grows with them), and what a gone shim left is removed within this time of the next launch.
-pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether this launch sweeps the siblings left behind under `work_dir_host`: the first launch
 /// of the agent container, and then the first one at least [`SWEEP_EVERY`] after the last sweep.
 /// Told by a file in the agent container's `/run` (root's alone), touched under a lock by the
 /// launch that sweeps. Where the file cannot be used, every launch sweeps, as before.
-pub fn sweep_is_due(work_dir_host: &Path) -> bool {
+pub(crate) fn sweep_is_due(work_dir_host: &Path) -> bool {
     sweep_is_due_in(Path::new(host_facts::CACHE_DIR), work_dir_host)
 }
 
@@ -580,7 +580,7 @@ fn sweep_is_due_in(dir: &Path, work_dir_host: &Path) -> bool {
 /// remove them. One list of the stopped and created siblings, then one removal each. Returns how
 /// many it removed. `seen_from`: the agent container the launch already described (`None`: the
 /// host), so that the sweep asks the daemon nothing more about it.
-pub async fn sweep(
+pub(crate) async fn sweep(
     engine: &Engine,
     work_dir_host: &Path,
     seen_from: Option<AgentContainer>,

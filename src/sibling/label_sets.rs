@@ -16,7 +16,7 @@ use crate::sibling::protocol::PROTOCOL;
 
 /// One label set: the keys a range of releases wrote on every sibling.
 #[derive(Debug, PartialEq, Eq)]
-pub struct LabelSet {
+pub(crate) struct LabelSet {
     /// Written as [`LABEL_LABEL_SET`] from set 3 on; the earlier sets are told by their keys.
     pub version: u32,
     /// The commits that wrote it, first to last.
@@ -39,7 +39,7 @@ pub struct LabelSet {
 ///   checkpoints (nothing is there otherwise), so that the `gc` of sets 0 to 2, which takes a
 ///   missing meta run directory for a finished run, finds no path to judge a run that does not
 ///   checkpoint by, and keeps its sibling.
-pub const LABEL_SETS: [LabelSet; 4] = [
+pub(crate) const LABEL_SETS: [LabelSet; 4] = [
     LabelSet {
         version: 0,
         releases: "ab26131 to d1d8dcf",
@@ -82,12 +82,12 @@ pub const LABEL_SETS: [LabelSet; 4] = [
 ];
 
 /// The set this release writes, the newest it reads.
-pub const CURRENT: &LabelSet = &LABEL_SETS[LABEL_SETS.len() - 1];
+pub(crate) const CURRENT: &LabelSet = &LABEL_SETS[LABEL_SETS.len() - 1];
 
 /// Why a sibling's labels are not read, and the sibling never judged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     /// A label set newer than this release knows: a later release made it.
     NewerSet { version: u32 },
     /// An init protocol newer than this release speaks.
@@ -100,7 +100,7 @@ pub enum Unreadable {
 
 impl Unreadable {
     /// What `gc` says of it (`value` as anyone may have set it: the caller escapes it).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Unreadable::NewerSet { version } => format!(
                 "its labels are of set {version}, newer than this release's {}: run a gc at \
@@ -121,7 +121,7 @@ impl Unreadable {
 
 /// What a sibling's labels say, read as the release that wrote them meant them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reading {
+pub(crate) struct Reading {
     pub set: u32,
     /// Whether the agent checkpoints its run; `None`: its set does not say.
     pub checkpointing: Option<bool>,
@@ -129,7 +129,7 @@ pub struct Reading {
 
 /// Reads `labels` by the set they belong to: [`LABEL_LABEL_SET`] where present, else the keys
 /// that only some sets wrote.
-pub fn read(labels: &HashMap<String, String>) -> Result<Reading, Unreadable> {
+pub(crate) fn read(labels: &HashMap<String, String>) -> Result<Reading, Unreadable> {
     if let Some(version) = number(labels, LABEL_INIT_PROTOCOL)? {
         if version > PROTOCOL {
             return Err(Unreadable::NewerProtocol { version });

@@ -10,10 +10,10 @@
 //! - [`inventory`]: the siblings on a host and the state of their runs (`ps`, `gc`, a launch's
 //!   sweep).
 
-pub mod identity;
-pub mod inventory;
-pub mod label_sets;
-pub mod labels;
+pub(crate) mod identity;
+pub(crate) mod inventory;
+pub(crate) mod label_sets;
+pub(crate) mod labels;
 pub mod placement;
 pub mod protocol;
 pub mod spec;

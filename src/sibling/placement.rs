@@ -14,14 +14,14 @@ use crate::mesos::executor::ExecutorKind;
 
 /// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
 /// --docker_socket`); a sibling given the socket gets it there.
-pub const SIBLING_DOCKER_SOCKET: &str = crate::config::DOCKER_DEFAULT_SOCKET;
+pub(crate) const SIBLING_DOCKER_SOCKET: &str = crate::config::DOCKER_DEFAULT_SOCKET;
 
 /// Where a host file that is the shim is bound, read-only, into the sibling to be its init.
 pub const INIT_MOUNT: &str = "/run/mesos-executor-shim/init";
 
 /// Why part of the placement cannot be decided, and what the operator changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlacementError {
+pub(crate) struct PlacementError {
     pub problem: String,
     pub fix: String,
 }
@@ -36,7 +36,7 @@ impl std::error::Error for PlacementError {}
 
 /// Where the sibling's init, the shim binary, comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InitBinary {
+pub(crate) enum InitBinary {
     /// The shim is part of the agent container's image (baked): the sibling runs that image and
     /// finds it at the same path.
     InImage(PathBuf),
@@ -46,7 +46,7 @@ pub enum InitBinary {
 }
 
 impl InitBinary {
-    pub fn path_in_sibling(&self) -> &Path {
+    pub(crate) fn path_in_sibling(&self) -> &Path {
         match self {
             InitBinary::InImage(path) => path,
             InitBinary::HostFile(_) => Path::new(INIT_MOUNT),
@@ -56,7 +56,7 @@ impl InitBinary {
 
 /// Whether the daemon may remove an exited sibling by itself (`AutoRemove`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AutoRemove {
+pub(crate) enum AutoRemove {
     Safe,
     /// A restart of this daemon would kill and remove an auto-remove container: live-restore on
     /// an Engine before 24.0.8 (moby/moby#46308, fixed by moby/moby#46857). The shim removes its
@@ -69,14 +69,14 @@ const AUTO_REMOVE_FIXED_IN: (u32, u32, u32) = (24, 0, 8);
 
 /// Whether [`auto_remove`] needs to know if live-restore is on, which only the costly
 /// `GET /info` tells: not from 24.0.8 on, where auto-remove is always safe.
-pub fn auto_remove_needs_live_restore(facts: &DaemonFacts) -> bool {
+pub(crate) fn auto_remove_needs_live_restore(facts: &DaemonFacts) -> bool {
     !matches!(engine_version(&facts.version), Some(v) if v >= AUTO_REMOVE_FIXED_IN)
 }
 
 /// Decides [`AutoRemove`] from the daemon's version and whether it runs with live-restore (read
 /// only where [`auto_remove_needs_live_restore`]). A version that cannot be read counts as an
 /// old one.
-pub fn auto_remove(facts: &DaemonFacts, live_restore: bool) -> AutoRemove {
+pub(crate) fn auto_remove(facts: &DaemonFacts, live_restore: bool) -> AutoRemove {
     if !auto_remove_needs_live_restore(facts) || !live_restore {
         return AutoRemove::Safe;
     }
@@ -97,7 +97,7 @@ fn engine_version(text: &str) -> Option<(u32, u32, u32)> {
 /// Whether a sibling of `kind` gets the Docker socket: the docker executor runs its task through
 /// it; a command executor's tasks never need it, and whoever reaches it is root on the host, so
 /// only where the operator says so.
-pub fn gets_docker_socket(kind: ExecutorKind, settings: &Settings) -> bool {
+pub(crate) fn gets_docker_socket(kind: ExecutorKind, settings: &Settings) -> bool {
     match kind {
         ExecutorKind::Docker => true,
         ExecutorKind::Command => settings.command_executor_docker,
@@ -106,7 +106,7 @@ pub fn gets_docker_socket(kind: ExecutorKind, settings: &Settings) -> bool {
 
 /// Each part of the placement, decided on its own so that `doctor` can report each.
 #[derive(Debug, Clone)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// The sibling's image: the configured one, else the agent container's own image ID.
     pub image: Result<String, PlacementError>,
     /// The host path behind the agent's work_dir.
@@ -121,7 +121,7 @@ pub struct Placement {
 
 /// The placement once every part is decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub image: String,
     pub work_dir_host: PathBuf,
     pub docker_socket_host: Option<PathBuf>,
@@ -132,7 +132,7 @@ impl Placement {
     /// Decides the placement from the settings, the agent container the shim runs in (`None`:
     /// it runs on the host, where paths are host paths), the agent's work_dir and the shim's own
     /// binary (`/proc/self/exe`).
-    pub fn resolve(
+    pub(crate) fn resolve(
         settings: &Settings,
         agent: Option<&AgentContainer>,
         work_dir: &Path,
@@ -192,7 +192,7 @@ impl Placement {
 
     /// The host path behind `path`, which lies under the agent's work_dir: through the configured
     /// `work_dir_host`, else the agent container's mounts, else (on the host) itself.
-    pub fn host_path(&self, path: &Path) -> Result<PathBuf, PlacementError> {
+    pub(crate) fn host_path(&self, path: &Path) -> Result<PathBuf, PlacementError> {
         if let Some(host) = &self.settings_work_dir_host {
             let rest = path.strip_prefix(&self.work_dir).unwrap_or(Path::new(""));
             return Ok(if rest.as_os_str().is_empty() {
@@ -219,7 +219,7 @@ impl Placement {
     }
 
     /// Every part, or the first that cannot be decided.
-    pub fn complete(self) -> Result<Resolved, PlacementError> {
+    pub(crate) fn complete(self) -> Result<Resolved, PlacementError> {
         Ok(Resolved {
             image: self.image?,
             work_dir_host: self.work_dir_host?,

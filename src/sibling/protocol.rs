@@ -36,7 +36,7 @@ use crate::proc::ProcessIdentity;
 
 /// The signals the shim passes on to its sibling's init, and the init to the executor. SIGKILL
 /// and SIGSTOP cannot be caught: a SIGKILL of the shim alone is what the init's watch answers.
-pub const FORWARDED_SIGNALS: [Signal; 6] = [
+pub(crate) const FORWARDED_SIGNALS: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
@@ -48,19 +48,19 @@ pub const FORWARDED_SIGNALS: [Signal; 6] = [
 /// The sibling's init is the shim binary with this first argument (whatever its name).
 pub const INIT_ARG: &str = "mesos-executor-shim-init";
 /// The version this build writes.
-pub const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 1;
 /// An exit record is a short JSON object; a longer file is not one.
-pub const EXIT_RECORD_CAP: u64 = 4096;
+pub(crate) const EXIT_RECORD_CAP: u64 = 4096;
 /// The bound on each sandbox output file an init uses when the shim passes none: the settings'
 /// default.
-pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = crate::config::DEFAULT_SANDBOX_OUTPUT_MAX_BYTES;
+pub(crate) const DEFAULT_OUTPUT_MAX_BYTES: u64 = crate::config::DEFAULT_SANDBOX_OUTPUT_MAX_BYTES;
 /// The settle time an init uses when the shim passes none: the settings' default.
-pub const DEFAULT_SETTLE: Duration = crate::config::DEFAULT_SHIM_DEATH_SETTLE;
+pub(crate) const DEFAULT_SETTLE: Duration = crate::config::DEFAULT_SHIM_DEATH_SETTLE;
 
 /// Whom the init watches: when `shim` dies while `agent` (the process that forked the shim) is
 /// still alive `settle` later, the agent killed the shim, and the executor goes with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShimWatch {
+pub(crate) struct ShimWatch {
     pub shim: ProcessIdentity,
     pub agent: ProcessIdentity,
     pub settle: Duration,
@@ -69,14 +69,14 @@ pub struct ShimWatch {
 /// The executor's output through the shim: `reader` reads it while it lives; after, the init
 /// writes the sandbox files, each rotated before it passes `max_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputRelay {
+pub(crate) struct OutputRelay {
     pub reader: ProcessIdentity,
     pub max_bytes: u64,
 }
 
 /// The init's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The version of whoever wrote them.
     pub protocol: u32,
     /// The sandbox files the executor's output is appended to.
@@ -95,14 +95,14 @@ pub struct InitArgs {
 
 /// Arguments parsed, with what was ignored in them (for the init's log).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedInitArgs {
+pub(crate) struct ParsedInitArgs {
     pub args: InitArgs,
     pub ignored: Vec<String>,
 }
 
 impl InitArgs {
     /// The sibling's command line: `init` (the init binary's path in the sibling) then the rest.
-    pub fn to_argv(&self, init: &Path) -> Vec<String> {
+    pub(crate) fn to_argv(&self, init: &Path) -> Vec<String> {
         let path = |p: &Path| p.display().to_string();
         let mut argv = vec![
             path(init),
@@ -127,7 +127,7 @@ impl InitArgs {
     }
 
     /// Reads the arguments that follow [`INIT_ARG`], of this version or any other.
-    pub fn parse(args: &[String]) -> Result<ParsedInitArgs, String> {
+    pub(crate) fn parse(args: &[String]) -> Result<ParsedInitArgs, String> {
         let split = args
             .iter()
             .position(|a| a == "--")
@@ -197,7 +197,7 @@ fn absolute(value: &str) -> Option<PathBuf> {
 
 /// The executor's exit, as the init records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ExitRecord {
+pub(crate) struct ExitRecord {
     pub protocol: u32,
     /// The status to leave with: the exit code, or 128+n for a death by signal n.
     pub status: u8,
@@ -208,7 +208,7 @@ pub struct ExitRecord {
 
 /// Whether signal number `n`'s default action ends a process: every signal but those that stop,
 /// continue or are ignored by default (and the real-time ones, which end it too).
-pub fn ends_a_process(n: i32) -> bool {
+pub(crate) fn ends_a_process(n: i32) -> bool {
     use Signal::*;
     let sigrtmin = nix::libc::SIGRTMIN();
     let sigrtmax = nix::libc::SIGRTMAX();
@@ -233,7 +233,7 @@ struct AnyVersion {
 }
 
 impl ExitRecord {
-    pub fn exited(code: i32) -> ExitRecord {
+    pub(crate) fn exited(code: i32) -> ExitRecord {
         ExitRecord {
             protocol: PROTOCOL,
             status: crate::error::exit_status_from_docker(i64::from(code)),
@@ -241,7 +241,7 @@ impl ExitRecord {
         }
     }
 
-    pub fn killed(signal: i32) -> ExitRecord {
+    pub(crate) fn killed(signal: i32) -> ExitRecord {
         ExitRecord {
             protocol: PROTOCOL,
             status: u8::try_from(128 + signal).unwrap_or(255),
@@ -249,15 +249,15 @@ impl ExitRecord {
         }
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("serialisable")
+    pub(crate) fn to_json(self) -> String {
+        serde_json::to_string(&self).expect("serialisable")
     }
 
     /// Reads a record of any version. The sandbox is the task's to write, so a record is taken
     /// only as an init writes one: a `signal` is one that ends a process (a shim that died of
     /// SIGSTOP would leave the agent waiting for an exit that never comes) and agrees with the
     /// status.
-    pub fn parse(text: &str) -> Result<ExitRecord, String> {
+    pub(crate) fn parse(text: &str) -> Result<ExitRecord, String> {
         let any: AnyVersion = serde_json::from_str(text)
             .map_err(|e| format!("unreadable exit record {text:?}: {e}"))?;
         if let Some(signal) = any.signal {
@@ -284,7 +284,7 @@ impl ExitRecord {
     /// task writes: it is read without following a link or blocking, up to [`EXIT_RECORD_CAP`]
     /// bytes, and only when `owner` (the uid the sibling's init runs as) made it, so a task that
     /// runs as another user cannot stand a record of its own in for the init's.
-    pub fn read(path: &Path, owner: u32) -> io::Result<Option<ExitRecord>> {
+    pub(crate) fn read(path: &Path, owner: u32) -> io::Result<Option<ExitRecord>> {
         use std::os::unix::fs::MetadataExt;
         let Some((bytes, meta)) = crate::no_follow::read_capped(path, EXIT_RECORD_CAP)? else {
             return Ok(None);

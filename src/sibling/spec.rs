@@ -19,7 +19,7 @@ use crate::sibling::{label_sets, labels};
 /// Mount point of a small read-only tmpfs in every sibling: a shim that finds it is the
 /// executor image's `mesos-executor` (a baked image) and hands over to the stock executor instead
 /// of relaying again. A mount, not a variable: the launch environment is the task's to set.
-pub const SIBLING_MARKER_MOUNT: &str = "/run/mesos-executor-shim/sibling";
+pub(crate) const SIBLING_MARKER_MOUNT: &str = "/run/mesos-executor-shim/sibling";
 
 /// Variables of the agent's environment that describe the agent container or its shell rather
 /// than the executor's launch, and so are not forwarded.
@@ -56,7 +56,7 @@ pub fn executor_environment(env: &[(OsString, OsString)]) -> (Vec<String>, Vec<S
 /// A container's state, as the shim judges it: the one reading of Docker's state names, for
 /// the relay, `ps` and `gc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SiblingState {
+pub(crate) enum SiblingState {
     /// Created and never started.
     Created,
     /// Running an executor (also paused, restarting or stopping: an executor is still there).
@@ -70,7 +70,7 @@ pub enum SiblingState {
 
 impl SiblingState {
     /// From Docker's state name (`running`, `exited`, ...), as inspect and list both give it.
-    pub fn from_docker(state: &str) -> SiblingState {
+    pub(crate) fn from_docker(state: &str) -> SiblingState {
         match state {
             "created" => SiblingState::Created,
             "running" | "paused" | "restarting" | "stopping" => SiblingState::Running,
@@ -81,19 +81,19 @@ impl SiblingState {
     }
 
     /// The Docker state names of stopped containers, as a list filter takes them.
-    pub const STOPPED_NAMES: [&'static str; 2] = ["exited", "dead"];
+    pub(crate) const STOPPED_NAMES: [&'static str; 2] = ["exited", "dead"];
 }
 
 /// What to do about a container that already carries the sibling's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExistingPlan {
+pub(crate) enum ExistingPlan {
     /// It ran and stopped, or never started: remove it, then create.
     Replace,
     /// It is running an executor: adopt it rather than start a second one.
     Adopt,
 }
 
-pub fn plan_for_existing(state: SiblingState) -> ExistingPlan {
+pub(crate) fn plan_for_existing(state: SiblingState) -> ExistingPlan {
     match state {
         SiblingState::Running => ExistingPlan::Adopt,
         SiblingState::Created

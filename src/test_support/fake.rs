@@ -18,12 +18,13 @@ use crate::engine::{CreateError, ExitWait, WaitError, WaitFor};
 use crate::error::{fail, Failure, ShimError};
 use crate::mesos::checkpoint::HostPid;
 use crate::proc::PidCheck;
-use crate::relay::{HostProcesses, SiblingEngine, SiblingProcess, Sweep};
+use crate::relay::effects::{HostProcesses, SiblingEngine, SiblingProcess};
+use crate::relay::Sweep;
 use crate::sibling::protocol::ExitRecord;
 
 /// What the fake executor does once started.
 #[derive(Clone, Copy, Debug)]
-pub enum Executor {
+pub(crate) enum Executor {
     /// Runs as host `pid` until SIGTERM, which ends it with 143.
     Runs { pid: u32 },
     /// Exits with `code` the instant it starts, before its pid can be read.
@@ -33,7 +34,7 @@ pub enum Executor {
     ExitsAfterInspect { pid: u32, code: i64 },
 }
 
-pub struct Container {
+pub(crate) struct Container {
     pub id: String,
     pub name: String,
     pub labels: HashMap<String, String>,
@@ -53,7 +54,7 @@ struct State {
 }
 
 /// The daemon and the host, in memory.
-pub struct Fake {
+pub(crate) struct Fake {
     pub executor: Executor,
     pub host_pids_visible: bool,
     pub start_fails: bool,
@@ -71,7 +72,7 @@ pub struct Fake {
 
 impl Fake {
     /// `exit_record`: where the fake init records the executor's exit.
-    pub fn new(executor: Executor, exit_record: &Path) -> Fake {
+    pub(crate) fn new(executor: Executor, exit_record: &Path) -> Fake {
         Fake {
             executor,
             host_pids_visible: true,
@@ -90,15 +91,15 @@ impl Fake {
         }
     }
 
-    pub fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.state.borrow().calls.clone()
     }
 
-    pub fn containers(&self) -> std::cell::Ref<'_, Vec<Container>> {
+    pub(crate) fn containers(&self) -> std::cell::Ref<'_, Vec<Container>> {
         std::cell::Ref::map(self.state.borrow(), |s| &s.containers)
     }
 
-    pub fn add_container(&self, container: Container) {
+    pub(crate) fn add_container(&self, container: Container) {
         self.state.borrow_mut().containers.push(container);
     }
 
@@ -112,7 +113,7 @@ impl Fake {
 
     /// The executor of container `id` exits with `code`: the container stops, its waits
     /// answer, its process is gone, and (as the init does) its exit is recorded.
-    pub fn exit(&self, id: &str, code: i64) {
+    pub(crate) fn exit(&self, id: &str, code: i64) {
         exit(&self.state, &self.exit_record, self.records_exit, id, code)
     }
 }
@@ -281,7 +282,7 @@ impl SiblingEngine for Fake {
 }
 
 /// A process of the fake host, held as by a pidfd.
-pub struct FakeProcess {
+pub(crate) struct FakeProcess {
     pid: u32,
     container: String,
     exited: watch::Receiver<Vec<u32>>,

@@ -1,11 +1,11 @@
 //! Shared fixtures of the unit tests, and the fakes the relay's state machine runs against.
 
-pub mod fake;
+pub(crate) mod fake;
 
 use crate::mesos::layout::{IdVariables, RunLayout};
 
 /// A run under the default work_dir, with an executor ID in Marathon's dotted style.
-pub fn sample_run() -> RunLayout {
+pub(crate) fn sample_run() -> RunLayout {
     RunLayout::from_sandbox(
         "/var/lib/mesos/slaves/S0/frameworks/F1/executors/app.1/runs/C-1".as_ref(),
         &IdVariables::default(),
@@ -17,7 +17,10 @@ pub fn sample_run() -> RunLayout {
 /// sibling of a run with [`sample_run`]'s IDs under `work_dir`, key for key, as its
 /// `SiblingSpec::build` made them: its eight run labels, then the executor, the init protocol,
 /// the host paths (the same as the agent's here) and the shim.
-pub fn set_1_labels(work_dir: &str, shim: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn set_1_labels(
+    work_dir: &str,
+    shim: &str,
+) -> std::collections::HashMap<String, String> {
     let run = "slaves/S0/frameworks/F1/executors/app.1/runs/C-1";
     let forked = format!("{work_dir}/meta/{run}/pids/forked.pid");
     [
@@ -45,7 +48,7 @@ pub fn set_1_labels(work_dir: &str, shim: &str) -> std::collections::HashMap<Str
 
 /// A directory the configuration file's trust rule accepts: root's, mode 0755, under root's
 /// 0755 `/run` (not under `/tmp`, which anyone may write to). The unit tests run as root.
-pub fn trusted_dir() -> tempfile::TempDir {
+pub(crate) fn trusted_dir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let base = std::path::Path::new("/run/mesos-executor-shim-unit");
     std::fs::create_dir_all(base).unwrap();
