@@ -66,13 +66,12 @@ impl Route {
     /// Compares this process's stdout and stderr with the files `stdout` and `stderr` in the
     /// sandbox (its working directory, verified): the same files, or not.
     pub(crate) fn of_this_process(sandbox: &Path) -> Route {
-        let same = |fd: RawFd, name: &str| {
-            // SAFETY: fds 1 and 2 are borrowed for one fstat.
-            let ours = crate::no_follow::file_id(&unsafe { BorrowedFd::borrow_raw(fd) });
+        let same = |fd: BorrowedFd<'_>, name: &str| {
+            let ours = crate::no_follow::file_id(&fd);
             let theirs = std::fs::symlink_metadata(sandbox.join(name)).map(|m| (m.dev(), m.ino()));
             matches!((ours, theirs), (Ok(a), Ok(b)) if a == b)
         };
-        if same(1, "stdout") && same(2, "stderr") {
+        if same(io::stdout().as_fd(), "stdout") && same(io::stderr().as_fd(), "stderr") {
             Route::SandboxFiles
         } else {
             Route::ThroughShim
@@ -135,9 +134,7 @@ fn drain_bounded(limit: Duration, mut more: impl FnMut() -> bool) {
 /// what it can take now: the descriptor is shared (its flags are not the shim's to change), so it
 /// is asked first whether it can take `PIPE_BUF` bytes, and given at most that many, which a pipe
 /// then takes without blocking. `Ok(0)`: not now. A logger that stops reading never holds the shim.
-fn write_what_fits(fd: RawFd, data: &[u8]) -> io::Result<usize> {
-    // SAFETY: the logger's descriptors stay open for the process's life.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+fn write_what_fits(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     let mut ready = [PollFd::new(fd, PollFlags::POLLOUT)];
     match poll(&mut ready, PollTimeout::ZERO) {
         Ok(0) | Err(Errno::EINTR) => return Ok(0),
@@ -168,7 +165,28 @@ pub struct ShimOutput {
     /// Per stream: read from the pipe, not yet taken by the logger.
     pending: [Vec<u8>; 2],
     /// Per stream: where it goes, this process's stdout and stderr (the logger's).
-    to: [RawFd; 2],
+    to: [Sink; 2],
+}
+
+/// Where a stream goes.
+#[derive(Debug)]
+enum Sink {
+    Stdout(io::Stdout),
+    Stderr(io::Stderr),
+    /// A pipe of the unit tests' own.
+    #[cfg(test)]
+    Pipe(OwnedFd),
+}
+
+impl Sink {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Sink::Stdout(out) => out.as_fd(),
+            Sink::Stderr(err) => err.as_fd(),
+            #[cfg(test)]
+            Sink::Pipe(pipe) => pipe.as_fd(),
+        }
+    }
 }
 
 impl ShimOutput {
@@ -201,7 +219,7 @@ impl ShimOutput {
         ShimOutput {
             streams,
             pending: [Vec::new(), Vec::new()],
-            to: [1, 2],
+            to: [Sink::Stdout(io::stdout()), Sink::Stderr(io::stderr())],
         }
     }
 
@@ -210,11 +228,7 @@ impl ShimOutput {
     pub(crate) fn interest(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         (0..2)
             .filter_map(|i| match (&self.streams[i], self.pending[i].is_empty()) {
-                // SAFETY: the logger's descriptors stay open for the process's life.
-                (_, false) => Some((
-                    unsafe { BorrowedFd::borrow_raw(self.to[i]) },
-                    PollFlags::POLLOUT,
-                )),
+                (_, false) => Some((self.to[i].fd(), PollFlags::POLLOUT)),
                 (Some(pipe), true) => Some((pipe.as_fd(), PollFlags::POLLIN)),
                 (None, true) => None,
             })
@@ -308,7 +322,7 @@ impl ShimOutput {
         // A bounded number of steps per call, so that one busy stream cannot starve the other.
         for _ in 0..64 {
             if !self.pending[i].is_empty() {
-                match write_what_fits(self.to[i], &self.pending[i])? {
+                match write_what_fits(self.to[i].fd(), &self.pending[i])? {
                     0 => return Ok(false),
                     n => drop(self.pending[i].drain(..n)),
                 }
@@ -351,7 +365,7 @@ impl ShimOutput {
                 if self.pending[i].is_empty() {
                     continue;
                 }
-                match write_what_fits(self.to[i], &self.pending[i]) {
+                match write_what_fits(self.to[i].fd(), &self.pending[i]) {
                     Ok(n) => drop(self.pending[i].drain(..n)),
                     Err(e) => return self.hand_back(init, &e),
                 }
@@ -505,9 +519,9 @@ pub(crate) struct RotatingFile {
     file: File,
     written: u64,
     max_bytes: u64,
-    /// A descriptor of this process that appends to the same file (the init's own log on
-    /// stderr), moved to each new file, so that it too stays within the bound.
-    shared_with: Option<RawFd>,
+    /// Whether this process's stderr (the init's own log) appends to the same file: it is moved
+    /// to each new file, so that it too stays within the bound.
+    shared_with_stderr: bool,
 }
 
 impl RotatingFile {
@@ -519,17 +533,15 @@ impl RotatingFile {
             file,
             written,
             max_bytes: max_bytes.max(1),
-            shared_with: None,
+            shared_with_stderr: false,
         })
     }
 
-    /// See [`RotatingFile::shared_with`]: `fd` is pointed at the file now, and at each new one.
-    fn share_with(&mut self, fd: RawFd) -> io::Result<()> {
-        // SAFETY: dup2 onto one of this process's standard descriptors, which stays open.
-        if unsafe { nix::libc::dup2(self.file.as_raw_fd(), fd) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.shared_with = Some(fd);
+    /// See [`RotatingFile::shared_with_stderr`]: stderr is pointed at the file now, and at each
+    /// new one.
+    fn share_with_stderr(&mut self) -> io::Result<()> {
+        nix::unistd::dup2_stderr(&self.file)?;
+        self.shared_with_stderr = true;
         Ok(())
     }
 
@@ -541,8 +553,8 @@ impl RotatingFile {
         std::fs::rename(&self.path, &rotated)?;
         self.file = crate::no_follow::open_append(&self.path, 0o644)?;
         self.written = self.file.metadata()?.len();
-        if let Some(fd) = self.shared_with {
-            self.share_with(fd)?;
+        if self.shared_with_stderr {
+            self.share_with_stderr()?;
         }
         Ok(())
     }
@@ -550,7 +562,7 @@ impl RotatingFile {
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.shared_with.is_some() {
+        if self.shared_with_stderr {
             // The other writer's lines count too.
             self.written = self.file.metadata()?.len();
         }
@@ -733,7 +745,7 @@ impl InitOutput {
 fn open_sink(file: &Path, max_bytes: u64, i: usize) -> io::Result<RotatingFile> {
     RotatingFile::open(file, max_bytes).and_then(|mut f| {
         if i == 1 {
-            f.share_with(2)?;
+            f.share_with_stderr()?;
         }
         Ok(f)
     })
@@ -909,7 +921,7 @@ mod tests {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .unwrap();
         let mut output = ShimOutput::new([Some(File::from(read)), None]);
-        output.to = [full.as_raw_fd(), full.as_raw_fd()];
+        output.to = [Sink::Pipe(full.try_clone().unwrap()), Sink::Pipe(full)];
         let mut executor = File::from(write);
         executor.write_all(b"last words\n").unwrap();
         let init = ProcessHandle::Poll(crate::proc::ProcessIdentity::current().unwrap());
