@@ -89,6 +89,17 @@ pub(crate) fn fail(failure: Failure, message: impl fmt::Display) -> ShimError {
     }
 }
 
+/// The status a shell gives a command it cannot find.
+pub(crate) const STATUS_NOT_FOUND: u8 = 127;
+/// The status a shell gives a command it found but cannot execute.
+pub(crate) const STATUS_NOT_EXECUTABLE: u8 = 126;
+
+/// The status a process killed by signal number `signal` leaves with, as a shell and Docker
+/// report it: 128+n (255 where that is past the end).
+pub(crate) fn status_of_signal(signal: i32) -> u8 {
+    u8::try_from(128 + i64::from(signal)).unwrap_or(255)
+}
+
 /// The shim's exit status for the sibling's: Docker already reports a signal death as 128+n,
 /// as a shell does; anything outside 0..=255 (the daemon's -1 for "unknown") becomes 255.
 pub(crate) fn exit_status_from_docker(code: i64) -> u8 {
@@ -98,6 +109,14 @@ pub(crate) fn exit_status_from_docker(code: i64) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_death_is_128_plus_the_signal() {
+        assert_eq!(status_of_signal(15), 143);
+        assert_eq!(status_of_signal(9), 137);
+        assert_eq!(status_of_signal(2), 130);
+        assert_eq!(status_of_signal(200), 255);
+    }
 
     #[test]
     fn docker_exit_codes_pass_through() {

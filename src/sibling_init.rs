@@ -30,6 +30,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::error::{Failure, STATUS_NOT_EXECUTABLE, STATUS_NOT_FOUND};
 use crate::launch_env::LaunchEnv;
 use crate::mesos::checkpoint;
 use crate::mesos::executor::executor_to_run;
@@ -63,17 +64,17 @@ pub(crate) fn run(args: &InitArgs, env: &LaunchEnv) -> u8 {
     status.status
 }
 
-/// Why the executor could not run, and the status that says so (127: not found, 126: not
-/// executable, as a shell reports them; 70 for the rest).
+/// Why the executor could not run, and the status that says so (not found, not executable, as a
+/// shell reports them; the shim's software failure for the rest).
 struct InitFailure {
     message: String,
     record: ExitRecord,
 }
 
-fn failure(status: i32, message: String) -> InitFailure {
+fn failure(status: u8, message: String) -> InitFailure {
     InitFailure {
         message,
-        record: ExitRecord::exited(status),
+        record: ExitRecord::exited(i32::from(status)),
     }
 }
 
@@ -85,8 +86,14 @@ fn run_executor(
     // First, before any other descriptor is made: the pipes' read ends take fixed numbers.
     let relayed = match &args.output {
         Some(relay) => Some(
-            InitOutput::make([args.stdout.clone(), args.stderr.clone()], relay.max_bytes)
-                .map_err(|e| failure(70, format!("making the executor's output pipes: {e}")))?,
+            InitOutput::make([args.stdout.clone(), args.stderr.clone()], relay.max_bytes).map_err(
+                |e| {
+                    failure(
+                        Failure::Software.exit_code(),
+                        format!("making the executor's output pipes: {e}"),
+                    )
+                },
+            )?,
         ),
         None => None,
     };
@@ -113,7 +120,7 @@ fn run_executor(
 }
 
 fn sys_failure(what: &str, e: Errno) -> InitFailure {
-    failure(70, format!("{what}: {e}"))
+    failure(Failure::Software.exit_code(), format!("{what}: {e}"))
 }
 
 /// Blocks SIGCHLD and the forwarded signals (and [`RETURN_SIGNAL`] where the output goes
@@ -144,14 +151,18 @@ fn start_executor(
     mask: SigSet,
 ) -> Result<(Pid, Option<InitOutput>), InitFailure> {
     let configured = Path::new(&args.executor[0]);
-    let executor =
-        executor_to_run(configured, crate::proc::is_own_binary).map_err(|e| failure(127, e))?;
+    let executor = executor_to_run(configured, crate::proc::is_own_binary)
+        .map_err(|e| failure(STATUS_NOT_FOUND, e))?;
     let (output, stdout, stderr) = match relayed {
         Some((output, [out, err])) => (Some(output), Stdio::from(out), Stdio::from(err)),
         None => (
             None,
-            append(&args.stdout).map_err(|e| failure(70, e))?.into(),
-            append(&args.stderr).map_err(|e| failure(70, e))?.into(),
+            append(&args.stdout)
+                .map_err(|e| failure(Failure::Software.exit_code(), e))?
+                .into(),
+            append(&args.stderr)
+                .map_err(|e| failure(Failure::Software.exit_code(), e))?
+                .into(),
         ),
     };
     let mut command = std::process::Command::new(&executor);
@@ -183,13 +194,13 @@ fn start_executor(
     Ok((Pid::from_raw(child.id() as i32), output))
 }
 
-/// The executor could not be started: the status a shell would give (127 not found, 126 not
-/// executable, else 70), and what to do.
+/// The executor could not be started: the status a shell would give (not found, not
+/// executable, else the shim's software failure), and what to do.
 fn cannot_run(executor: &Path, e: std::io::Error) -> InitFailure {
     let status = match e.kind() {
-        std::io::ErrorKind::NotFound => 127,
-        std::io::ErrorKind::PermissionDenied => 126,
-        _ => 70,
+        std::io::ErrorKind::NotFound => STATUS_NOT_FOUND,
+        std::io::ErrorKind::PermissionDenied => STATUS_NOT_EXECUTABLE,
+        _ => Failure::Software.exit_code(),
     };
     failure(
         status,

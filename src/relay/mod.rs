@@ -46,7 +46,7 @@ use crate::sibling::inventory;
 pub(crate) use effects::{RealHost, AFTER_EXIT_PATIENCE, DOCKER_PATIENCE};
 pub(crate) use launch::Launch;
 pub(crate) use plan::{LaunchPlan, Sweep, WaitingMode};
-pub(crate) use supervise::{status_of_signal, ExecutorExit, Outcome};
+pub(crate) use supervise::{ExecutorExit, Outcome};
 
 /// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
 /// cgroups before it removes the parents the runtime made.
@@ -72,7 +72,7 @@ pub(crate) async fn run(
         biased;
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the sibling was created: the launch is called off");
-            return Ok(Outcome::Exited(ExecutorExit::status(status_of_signal(signal))));
+            return Ok(Outcome::Exited(ExecutorExit::status_of(signal)));
         }
         prepared = async {
             let engine = Engine::connect(&settings.docker_host, DOCKER_PATIENCE).await?;

@@ -24,7 +24,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use nix::sys::signal::Signal;
 
 use crate::engine::{CreateError, ExitWait, WaitError, WaitFor};
-use crate::error::{exit_status_from_docker, fail, Classify, Failure, ShimError};
+use crate::error::{exit_status_from_docker, fail, status_of_signal, Classify, Failure, ShimError};
 use crate::failpoint;
 use crate::mesos::checkpoint::{ForkedPidGuard, HostPid};
 use crate::output::PumpThread;
@@ -61,11 +61,6 @@ struct Sibling {
     auto_removed: bool,
 }
 
-/// The status a process killed by `signal` leaves with, as a shell and Docker report it.
-pub(crate) fn status_of_signal(signal: Signal) -> u8 {
-    u8::try_from(128 + signal as i32).unwrap_or(255)
-}
-
 /// How the executor ended, as the shim passes it on to the agent: its exit status, and the
 /// signal that killed it when its init saw one (the shim then dies of that signal, so the agent
 /// sees what the stock executor would have given it).
@@ -82,6 +77,17 @@ impl ExecutorExit {
             status,
             signal: None,
         }
+    }
+
+    /// The exit of a process killed by `signal`, known only by its status.
+    pub(crate) fn status_of(signal: Signal) -> ExecutorExit {
+        ExecutorExit::status(status_of_signal(signal as i32))
+    }
+
+    /// An exit nothing recorded and no daemon can tell any more: reported as a kill (SIGKILL's
+    /// status), which it most likely was.
+    pub(crate) fn unknown() -> ExecutorExit {
+        ExecutorExit::status_of(Signal::SIGKILL)
     }
 
     fn from_record(record: &ExitRecord) -> ExecutorExit {
@@ -202,7 +208,7 @@ async fn take_sibling<E: SiblingEngine>(
         Some(signal) = signals.next() => {
             tracing::info!(signal = signal.as_str(), "signal before the executor started: the launch is called off");
             remove_called_off_sibling(engine, spec).await;
-            Ok(Taken::CalledOff(ExecutorExit::status(status_of_signal(signal))))
+            Ok(Taken::CalledOff(ExecutorExit::status_of(signal)))
         }
         taken = create_or_adopt(engine, spec, plan) => {
             let (sibling, exit) = taken?;
@@ -853,8 +859,8 @@ async fn finish<E: SiblingEngine>(
             (None, Some(said)) => ExecutorExit::status(said),
             // Gone already: a kill, as for SIGKILL.
             (None, None) => {
-                tracing::warn!(container = sibling.name, "the executor's status is unknown (its init left no record and the container is gone): reporting 137, as for a kill");
-                ExecutorExit::status(status_of_signal(Signal::SIGKILL))
+                tracing::warn!(container = sibling.name, "the executor's status is unknown (its init left no record and the container is gone): reported as a kill");
+                ExecutorExit::unknown()
             }
         };
         if let Err(e) = engine.remove(&sibling.id).await {
@@ -876,8 +882,8 @@ async fn finish<E: SiblingEngine>(
                 "the daemon is away: the next launch on this host, or gc, removes the sibling"
             );
             recorded.unwrap_or_else(|| {
-                tracing::error!(container = sibling.name, "the executor's status is unknown (its init left no record, and the daemon is away): reporting 137, as for a kill");
-                ExecutorExit::status(status_of_signal(Signal::SIGKILL))
+                tracing::error!(container = sibling.name, "the executor's status is unknown (its init left no record, and the daemon is away): reported as a kill");
+                ExecutorExit::unknown()
             })
         }
     }

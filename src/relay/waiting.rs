@@ -93,7 +93,7 @@ pub(crate) fn finish(handover: &Handover) -> ExecutorExit {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!(error = %e, "cannot finish with the daemon");
-            return recorded.unwrap_or(ExecutorExit::status(137));
+            return recorded.unwrap_or(ExecutorExit::unknown());
         }
     };
     runtime.block_on(crate::relay::supervise::finish_handed_over(

@@ -244,7 +244,7 @@ impl ExitRecord {
     pub(crate) fn killed(signal: i32) -> ExitRecord {
         ExitRecord {
             protocol: PROTOCOL,
-            status: u8::try_from(128 + signal).unwrap_or(255),
+            status: crate::error::status_of_signal(signal),
             signal: Some(signal),
         }
     }
@@ -266,7 +266,7 @@ impl ExitRecord {
                     "exit record {text:?} names signal {signal}, which does not end a process: not an init's record"
                 ));
             }
-            if i32::from(any.status) != 128 + signal {
+            if any.status != crate::error::status_of_signal(signal) {
                 return Err(format!(
                     "exit record {text:?}: status {} does not go with signal {signal} (128+{signal}): not an init's record",
                     any.status

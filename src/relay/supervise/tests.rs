@@ -434,13 +434,6 @@ async fn a_rewrite_of_forked_pid_within_the_guard_is_undone() {
     assert_eq!(forked_pid(&s), "777");
 }
 
-#[test]
-fn a_signal_death_is_128_plus_the_signal() {
-    assert_eq!(status_of_signal(Signal::SIGTERM), 143);
-    assert_eq!(status_of_signal(Signal::SIGKILL), 137);
-    assert_eq!(status_of_signal(Signal::SIGINT), 130);
-}
-
 /// Where the daemon removes the sibling by itself, the shim leaves without asking it again.
 #[tokio::test(flavor = "current_thread")]
 async fn an_auto_removed_sibling_is_left_to_the_daemon() {
