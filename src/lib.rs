@@ -31,12 +31,13 @@
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
+//! - `key_value`: the `key=value` arguments the shim passes its init and its waiting mode.
 //! - [`error`]: the shim's failure classes and their exit statuses; [`logging`]: its log;
 //!   [`runtime`]: the one-thread async runtime its async parts run on.
 //!
 //! The layers, lowest first; a module imports only from its own layer or below, and no two
 //! modules import each other:
-//! 1. `error`, `logging`, `runtime`, `launch_env`, `no_follow`, `proc`, `failpoint`;
+//! 1. `error`, `logging`, `runtime`, `launch_env`, `no_follow`, `proc`, `failpoint`, `key_value`;
 //! 2. `mesos`, `config`;
 //! 3. `output`, `engine`;
 //! 4. `agent_container`;
@@ -51,6 +52,7 @@ pub mod config;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod failpoint;
+pub(crate) mod key_value;
 pub mod launch_env;
 pub(crate) mod logging;
 pub mod mesos;

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::config::DockerEndpoint;
+use crate::key_value::{self, arg};
 use crate::logging::LogFormat;
 use crate::output::ShimOutput;
 use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity};
@@ -39,15 +40,15 @@ impl Handover {
             ProcessHandle::Poll(identity) => format!("poll:{identity}"),
         };
         vec![
-            format!("process={process}"),
-            format!("output={}", self.output_arg()),
-            format!("sibling-id={}", self.sibling_id),
-            format!("sibling-name={}", self.sibling_name),
-            format!("auto-removed={}", self.auto_removed),
-            format!("exit-record={}", self.exit_record.display()),
-            format!("endpoint={}", self.endpoint),
-            format!("log-level={}", self.log_level),
-            format!("log-format={}", self.log_format.name()),
+            arg("process", process),
+            arg("output", self.output_arg()),
+            arg("sibling-id", &self.sibling_id),
+            arg("sibling-name", &self.sibling_name),
+            arg("auto-removed", self.auto_removed),
+            arg("exit-record", self.exit_record.display()),
+            arg("endpoint", &self.endpoint),
+            arg("log-level", &self.log_level),
+            arg("log-format", self.log_format.name()),
         ]
     }
 
@@ -81,11 +82,7 @@ impl Handover {
 
     /// Reads the arguments that follow [`WAIT_ARG`]. Takes ownership of the inherited pidfd.
     pub(crate) fn parse(args: &[String]) -> Result<Handover, String> {
-        let get = |key: &str| {
-            args.iter()
-                .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))
-                .ok_or_else(|| format!("no {key}="))
-        };
+        let get = |key: &str| key_value::value(args, key);
         let process = get("process")?;
         let process = if let Some(fd) = process.strip_prefix("pidfd:") {
             ProcessHandle::Pidfd(Pidfd::from(take_inherited(fd, "pidfd")?))

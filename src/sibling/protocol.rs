@@ -32,6 +32,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::key_value::{self, arg};
 use crate::proc::ProcessIdentity;
 
 /// The signals the shim passes on to its sibling's init, and the init to the executor. SIGKILL
@@ -107,19 +108,19 @@ impl InitArgs {
         let mut argv = vec![
             path(init),
             INIT_ARG.to_string(),
-            format!("protocol={}", self.protocol),
-            format!("stdout={}", path(&self.stdout)),
-            format!("stderr={}", path(&self.stderr)),
-            format!("exit-record={}", path(&self.exit_record)),
+            arg("protocol", self.protocol),
+            arg("stdout", path(&self.stdout)),
+            arg("stderr", path(&self.stderr)),
+            arg("exit-record", path(&self.exit_record)),
         ];
         if let Some(w) = &self.watch {
-            argv.push(format!("shim={}", w.shim));
-            argv.push(format!("agent={}", w.agent));
-            argv.push(format!("settle-ms={}", w.settle.as_millis()));
+            argv.push(arg("shim", w.shim));
+            argv.push(arg("agent", w.agent));
+            argv.push(arg("settle-ms", w.settle.as_millis()));
         }
         if let Some(o) = &self.output {
-            argv.push(format!("output-reader={}", o.reader));
-            argv.push(format!("output-max-bytes={}", o.max_bytes));
+            argv.push(arg("output-reader", o.reader));
+            argv.push(arg("output-max-bytes", o.max_bytes));
         }
         argv.push("--".to_string());
         argv.extend(self.executor.iter().cloned());
@@ -141,7 +142,7 @@ impl InitArgs {
         let (mut shim, mut agent, mut settle) = (None, None, None);
         let (mut output_reader, mut output_max) = (None, None);
         for entry in keys {
-            let Some((key, value)) = entry.split_once('=') else {
+            let Some((key, value)) = key_value::split(entry) else {
                 ignored.push(entry.clone());
                 continue;
             };
