@@ -225,9 +225,20 @@ const OPEN_TRIES: usize = 8;
 /// `Ok(None)`: the file is missing and `how` makes none.
 pub(crate) fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
     let (dir, name) = parent_and_name(path)?;
+    open_file_in(&dir, name, path, how)
+}
+
+/// [`open_file`] for the file `name` in the directory `dir` already opened without following a
+/// link (`path` names the file in errors).
+pub(crate) fn open_file_in(
+    dir: &impl AsFd,
+    name: &OsStr,
+    path: &Path,
+    how: OpenFor,
+) -> io::Result<Option<File>> {
     for _ in 0..OPEN_TRIES {
         match openat(
-            &dir,
+            dir,
             name,
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -253,7 +264,7 @@ pub(crate) fn open_file(path: &Path, how: OpenFor) -> io::Result<Option<File>> {
         };
         let flags =
             how.access() | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        match openat(&dir, name, flags, Mode::from_bits_truncate(mode)) {
+        match openat(dir, name, flags, Mode::from_bits_truncate(mode)) {
             Ok(made) => return Ok(Some(File::from(made))),
             // Made by someone else since the look: look again.
             Err(Errno::EEXIST) => {}
@@ -374,12 +385,31 @@ pub(crate) fn read_capped(
     path: &Path,
     cap: u64,
 ) -> io::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
-    let file = match open_file(path, OpenFor::Read) {
-        Ok(Some(file)) => file,
-        Ok(None) => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    match open_file(path, OpenFor::Read) {
+        Ok(Some(file)) => read_to_cap(file, path, cap).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`read_capped`] for the file `name` in the directory `dir` already opened without following
+/// a link (`path` names the file in errors).
+pub(crate) fn read_capped_in(
+    dir: &impl AsFd,
+    name: &OsStr,
+    path: &Path,
+    cap: u64,
+) -> io::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
+    match open_file_in(dir, name, path, OpenFor::Read)? {
+        Some(file) => read_to_cap(file, path, cap).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The content of the regular file `file` (`path`), if it is at most `cap` bytes, with its
+/// metadata.
+fn read_to_cap(file: File, path: &Path, cap: u64) -> io::Result<(Vec<u8>, std::fs::Metadata)> {
     let meta = file.metadata()?;
     if meta.size() > cap {
         return Err(io::Error::new(
@@ -399,7 +429,7 @@ pub(crate) fn read_capped(
             format!("{} grew past {cap} bytes as it was read", path.display()),
         ));
     }
-    Ok(Some((content, meta)))
+    Ok((content, meta))
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 //! is root's with mode 0700 ([`CacheDir`]), each file in it opened from the directory's
 //! descriptor without following a link, capped, and read only from root's own file.
 
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -22,14 +21,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::api::{timed, Engine};
 use crate::config::DockerEndpoint;
 use crate::mesos::checkpoint::StagedWrite;
-use crate::no_follow::{self, PathError};
+use crate::no_follow::{self, OpenFor, PathError};
 
 /// Where the answers are kept, in the agent container.
 pub(crate) const CACHE_DIR: &str = "/run/mesos-executor-shim/cache";
@@ -216,28 +214,18 @@ impl CacheDir {
 
     /// Opens (creates, 0600) the file `name` for writing under a lock.
     pub(crate) fn open_file(&self, name: &str) -> Option<std::fs::File> {
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_CREAT
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC;
-        openat(&self.dir, name, flags, Mode::from_bits_truncate(0o600))
+        let how = OpenFor::Append { mode: 0o600 };
+        no_follow::open_file_in(&self.dir, name.as_ref(), &self.path.join(name), how)
             .ok()
-            .map(std::fs::File::from)
+            .flatten()
     }
 
     /// The content of the regular file `name`, if there is one of at most [`CAP`] bytes, with
     /// its metadata.
     fn read(&self, name: &str) -> Option<(Vec<u8>, std::fs::Metadata)> {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let file = std::fs::File::from(openat(&self.dir, name, flags, Mode::empty()).ok()?);
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() || meta.len() > CAP {
-            return None;
-        }
-        let mut content = Vec::new();
-        file.take(CAP + 1).read_to_end(&mut content).ok()?;
-        (content.len() as u64 <= CAP).then_some((content, meta))
+        no_follow::read_capped_in(&self.dir, name.as_ref(), &self.path.join(name), CAP)
+            .ok()
+            .flatten()
     }
 
     /// Replaces the file `name` with `content` atomically (temp file and rename, in the directory).

@@ -217,7 +217,8 @@ fn look_at(pid: u32, asked_work_dir: &Path) -> Result<Seen, String> {
         args,
         flags,
         ancestors: ancestors(stat.ppid),
-        same_mount_namespace: crate::proc::shares_mount_namespace(pid) == Some(true),
+        same_mount_namespace: crate::proc::shares_namespace(pid, crate::proc::Namespace::Mount)
+            == Some(true),
         asked_work_dir,
     })
 }

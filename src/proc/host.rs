@@ -42,10 +42,29 @@ pub(crate) fn check_pid_belongs_to(pid: u32, container_id: &str) -> PidCheck {
     }
 }
 
-/// Whether process `pid` shares this process's mount namespace: `None` when that cannot be read.
-pub(crate) fn shares_mount_namespace(pid: u32) -> Option<bool> {
-    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
-    let ours = std::fs::read_link("/proc/self/ns/mnt").ok()?;
+/// A kind of Linux namespace, as `/proc/<pid>/ns/` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    Mount,
+    Net,
+    Pid,
+}
+
+impl Namespace {
+    fn name(self) -> &'static str {
+        match self {
+            Namespace::Mount => "mnt",
+            Namespace::Net => "net",
+            Namespace::Pid => "pid",
+        }
+    }
+}
+
+/// Whether process `pid` shares this process's namespace of kind `ns`: `None` when that cannot
+/// be read.
+pub(crate) fn shares_namespace(pid: u32, ns: Namespace) -> Option<bool> {
+    let ours = std::fs::read_link(format!("/proc/self/ns/{}", ns.name())).ok()?;
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{}", ns.name())).ok()?;
     Some(theirs == ours)
 }
 

@@ -13,21 +13,18 @@ use crate::error::{fail, Failure, ShimError};
 use crate::launch_env::LaunchEnv;
 use crate::mesos::container::{self, Obstacle};
 use crate::mesos::executor::executor_to_run;
+use crate::proc::{shares_namespace, Namespace};
 use crate::relay::launch::Launch;
 
 /// What of the launch's container a sibling cannot carry: nothing, when the launch may go on.
 pub(crate) fn obstacles(launch: &Launch) -> Vec<Obstacle> {
     let agent = launch.origin.agent.as_ref().map(|a| a.identity.pid);
-    let differs = |ns: &str| {
-        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()?;
-        let theirs = std::fs::read_link(format!("/proc/{}/ns/{ns}", agent?)).ok()?;
-        Some(ours != theirs)
-    };
+    let differs = |ns| Some(!shares_namespace(agent?, ns)?);
     container::obstacles(
         &launch.container,
         &launch.executor_args,
-        differs("net"),
-        differs("pid"),
+        differs(Namespace::Net),
+        differs(Namespace::Pid),
     )
 }
 

@@ -348,7 +348,9 @@ pub(crate) fn forking_agent() -> Option<AgentProcess> {
 fn forking_agent_from(mut pid: u32) -> Option<AgentProcess> {
     let mut past_helpers = Vec::new();
     for _ in 0..MAX_ANCESTORS {
-        if pid <= 1 || crate::proc::shares_mount_namespace(pid) != Some(true) {
+        if pid <= 1
+            || crate::proc::shares_namespace(pid, crate::proc::Namespace::Mount) != Some(true)
+        {
             return None;
         }
         let comm = crate::proc::read(&format!("/proc/{pid}/comm"))
