@@ -31,13 +31,16 @@
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
+//! - `signal_forwarding`: passing a signal on to the executor, one way for the relay, its
+//!   waiting mode and the sibling's init.
 //! - `key_value`: the `key=value` arguments the shim passes its init and its waiting mode.
 //! - [`error`]: the shim's failure classes and their exit statuses; [`logging`]: its log;
 //!   [`runtime`]: the one-thread async runtime its async parts run on.
 //!
 //! The layers, lowest first; a module imports only from its own layer or below, and no two
 //! modules import each other:
-//! 1. `error`, `logging`, `runtime`, `launch_env`, `no_follow`, `proc`, `failpoint`, `key_value`;
+//! 1. `error`, `logging`, `runtime`, `launch_env`, `no_follow`, `proc`, `failpoint`, `key_value`,
+//!    `signal_forwarding`;
 //! 2. `mesos`, `config`;
 //! 3. `output`, `engine`;
 //! 4. `agent_container`;
@@ -63,5 +66,6 @@ pub mod relay;
 pub(crate) mod runtime;
 pub mod sibling;
 pub(crate) mod sibling_init;
+pub(crate) mod signal_forwarding;
 #[cfg(test)]
 mod test_support;

@@ -36,7 +36,8 @@ use crate::mesos::checkpoint;
 use crate::mesos::executor::executor_to_run;
 use crate::output::{InitOutput, RETURN_SIGNAL};
 use crate::proc::{ProcessHandle, ProcessIdentity, WATCH_POLL};
-use crate::sibling::protocol::{ExitRecord, InitArgs, ShimWatch, FORWARDED_SIGNALS};
+use crate::sibling::protocol::{forwarded_signal_set, ExitRecord, InitArgs, ShimWatch};
+use crate::signal_forwarding::{self, Route};
 
 /// Runs the executor to its exit and returns the status to leave with.
 ///
@@ -127,11 +128,8 @@ fn sys_failure(what: &str, e: Errno) -> InitFailure {
 /// through the shim) before the executor exists, so that none is lost: they wait in the
 /// returned signalfd.
 fn block_signals(output_relayed: bool) -> Result<(SignalFd, SigSet), InitFailure> {
-    let mut mask = SigSet::empty();
+    let mut mask = forwarded_signal_set();
     mask.add(Signal::SIGCHLD);
-    for signal in FORWARDED_SIGNALS {
-        mask.add(signal);
-    }
     if output_relayed {
         mask.add(RETURN_SIGNAL);
     }
@@ -293,10 +291,7 @@ impl Running {
     /// Passes the signals that came on to the executor; [`RETURN_SIGNAL`] gives the init the
     /// output.
     fn pass_signals_on(&mut self) {
-        while let Ok(Some(info)) = self.signals.read_signal() {
-            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
-                continue;
-            };
+        for signal in signal_forwarding::pending(&self.signals) {
             if signal == Signal::SIGCHLD {
                 continue;
             }
@@ -305,11 +300,9 @@ impl Running {
                 output.own = true;
                 continue;
             }
-            tracing::info!(
-                signal = signal.as_str(),
-                "passing signal on to the executor"
-            );
-            let _ = nix::sys::signal::kill(self.executor, signal);
+            Route::Child.forward(signal, |signal| {
+                nix::sys::signal::kill(self.executor, signal)
+            });
         }
     }
 }
@@ -367,8 +360,8 @@ fn end_leftovers(signals: &SignalFd) -> bool {
         let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(50u8));
         // The executor is gone: a forwarded signal has no one to go to now.
-        while let Ok(Some(info)) = signals.read_signal() {
-            handed_back |= info.ssi_signo == RETURN_SIGNAL as u32;
+        for signal in signal_forwarding::pending(signals) {
+            handed_back |= signal == RETURN_SIGNAL;
         }
     }
 }

@@ -1,45 +1,38 @@
 //! The signals the agent sends the shim, which the shim passes on to its executor
-//! ([`FORWARDED_SIGNALS`]): blocked from the relay's first instant, in every thread it will
-//! start (a thread inherits its parent's mask), and read from a signalfd. None is delivered to a
+//! ([`FORWARDED_SIGNALS`](crate::sibling::protocol::FORWARDED_SIGNALS)): blocked from the
+//! relay's first instant, in every thread it will start (a thread inherits its parent's mask),
+//! and read from a signalfd. None is delivered to a
 //! thread that does not pass it on (the output thread, a resolver's), and none is lost at the
 //! hand-over to the waiting mode: what the relay has not read stays pending across the `exec`
 //! and waits in the waiting mode's own signalfd.
 
 use futures_util::stream::{self, Stream};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::sibling::protocol::FORWARDED_SIGNALS;
-
-/// The forwarded signals as a set.
-pub(crate) fn forwarded_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for signal in FORWARDED_SIGNALS {
-        set.add(signal);
-    }
-    set
-}
+use crate::sibling::protocol::forwarded_signal_set;
 
 /// Blocks the forwarded signals in this thread, and so in every thread it starts afterwards.
 /// Called first thing, before any thread exists.
 pub(crate) fn block_forwarded() -> nix::Result<()> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), None)
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_signal_set()), None)
 }
 
 /// Unblocks them again, for a program this process becomes in place (the stock executor, handed
 /// the launch back): a blocked mask survives `exec`, and an executor that cannot be sent SIGTERM
 /// would never end. One that is pending now is delivered at once, as it would have been to it.
 pub(crate) fn unblock_forwarded() {
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&forwarded_set()), None);
+    let _ =
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&forwarded_signal_set()), None);
 }
 
 /// The forwarded signals as they arrive, read from a signalfd the async runtime watches. They
 /// must be blocked ([`block_forwarded`]).
 pub(crate) fn forwarded_stream() -> std::io::Result<impl Stream<Item = Signal> + Unpin> {
     let fd = SignalFd::with_flags(
-        &forwarded_set(),
+        &forwarded_signal_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
     )?;
     // SAFETY: the AsyncFd owns the SignalFd, whose descriptor stays open and the same until

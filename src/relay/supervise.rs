@@ -37,6 +37,7 @@ use crate::relay::prepare::PID_HOST_NEEDED;
 use crate::sibling::labels;
 use crate::sibling::protocol::ExitRecord;
 use crate::sibling::spec::{plan_for_existing, ExistingPlan, SiblingSpec, SiblingState};
+use crate::signal_forwarding::Route;
 
 /// How long a sibling that Docker reports running but whose pid cannot be confirmed is given to
 /// report its exit. Under load the daemon learns of an exit late: an executor that exited at once
@@ -386,15 +387,10 @@ async fn sweep_then_let_go<E: SiblingEngine>(engine: E, plan: &LaunchPlan) {
 
 /// Passes `signal` on to the sibling's process, held.
 fn forward(process: &impl SiblingProcess, signal: Signal, sibling: &Sibling) {
-    tracing::info!(
-        container = sibling.name,
-        signal = signal.as_str(),
-        "forwarding signal to the executor"
-    );
-    if let Err(e) = process.signal(signal) {
-        // A process that has exited refuses; its exit is on its way.
-        tracing::warn!(container = sibling.name, error = %e, "could not forward signal");
-    }
+    let route = Route::Held {
+        container: &sibling.name,
+    };
+    route.forward(signal, |signal| process.signal(signal));
 }
 
 /// The executor's exit as its init recorded it; for a sibling whose first process records none,
@@ -795,14 +791,13 @@ fn output_pump(
 /// A signal for a sibling whose process is not held yet: through the daemon, which delivers it
 /// to the sibling's init.
 async fn through_the_daemon<E: SiblingEngine>(engine: &E, sibling: &Sibling, signal: Signal) {
-    tracing::info!(
-        container = sibling.name,
-        signal = signal.as_str(),
-        "forwarding signal to the executor through the daemon"
-    );
+    let route = Route::Daemon {
+        container: &sibling.name,
+    };
+    route.announce(signal);
     if let Err(e) = engine.kill(&sibling.id, signal).await {
         // A sibling that is gone or stopped refuses; its exit reaches the wait.
-        tracing::warn!(container = sibling.name, error = %format!("{e:#}"), "could not forward signal");
+        route.refused(format!("{e:#}"));
     }
 }
 

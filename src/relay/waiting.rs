@@ -14,18 +14,18 @@
 use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::proc::WATCH_POLL;
 use crate::relay::handover::Handover;
 use crate::relay::supervise::ExecutorExit;
+use crate::signal_forwarding::{self, Route};
 
 /// Waits for the sibling's process to exit, passing the forwarded signals on to it and copying
 /// the executor's output, if it comes through the shim. Returns once it has exited.
 pub(crate) fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
     let signals = SignalFd::with_flags(
-        &crate::relay::signals::forwarded_set(),
+        &crate::sibling::protocol::forwarded_signal_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
     )?;
     // Everything from here on is this loop: the code that started the process and launched the
@@ -34,17 +34,11 @@ pub(crate) fn wait_for_exit(handover: &mut Handover) -> std::io::Result<()> {
     loop {
         // Signals first: one that came with the exit still reaches the executor's init, which
         // refuses it harmlessly if it is gone.
-        while let Ok(Some(info)) = signals.read_signal() {
-            if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
-                tracing::info!(
-                    container = handover.sibling_name,
-                    signal = signal.as_str(),
-                    "forwarding signal to the executor"
-                );
-                if let Err(e) = handover.process.signal(signal) {
-                    tracing::warn!(container = handover.sibling_name, error = %e, "could not forward signal");
-                }
-            }
+        let route = Route::Held {
+            container: &handover.sibling_name,
+        };
+        for signal in signal_forwarding::pending(&signals) {
+            route.forward(signal, |signal| handover.process.signal(signal));
         }
         let exited = handover.process.has_exited();
         if let Some(output) = handover.output.as_mut() {

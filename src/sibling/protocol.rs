@@ -46,6 +46,11 @@ pub(crate) const FORWARDED_SIGNALS: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+/// [`FORWARDED_SIGNALS`] as a set.
+pub(crate) fn forwarded_signal_set() -> nix::sys::signal::SigSet {
+    FORWARDED_SIGNALS.into_iter().collect()
+}
+
 /// The sibling's init is the shim binary with this first argument (whatever its name).
 pub const INIT_ARG: &str = "mesos-executor-shim-init";
 /// The version this build writes.
