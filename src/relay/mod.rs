@@ -108,7 +108,8 @@ pub(crate) async fn run(
     let endpoint = settings.docker_host.clone();
     let connect = async || Engine::connect(&endpoint, AFTER_EXIT_PATIENCE).await;
     let outcome =
-        supervise::supervise(connect, engine, &RealHost, &prepared.spec, &plan, signals).await;
+        supervise::run_sibling_to_exit(connect, engine, &RealHost, &prepared.spec, &plan, signals)
+            .await;
     cgroups::remove_when_empty(&prepared.cgroups_made_for_sibling, CGROUP_CLEANUP_PATIENCE).await;
     outcome
 }

@@ -120,7 +120,7 @@ impl PartialEq<u8> for Outcome {
 
 /// Runs the launch to the executor's exit and returns its status. `engine` is the launch's
 /// connection, let go once the sibling runs; `connect` makes a new one afterwards.
-pub(crate) async fn supervise<E, H>(
+pub(crate) async fn run_sibling_to_exit<E, H>(
     connect: impl AsyncFn() -> Result<E, ShimError>,
     engine: E,
     host: &H,

@@ -99,7 +99,7 @@ async fn launch(
     fake: &Fake,
     signals: impl Stream<Item = Signal> + Unpin,
 ) -> Result<Outcome, ShimError> {
-    supervise(
+    run_sibling_to_exit(
         async || Ok::<_, ShimError>(fake),
         fake,
         fake,
