@@ -416,7 +416,7 @@ async fn recorded_exit(plan: &LaunchPlan, kept_wait: Option<ExitWait>) -> Option
 /// The exit the sibling's init recorded at `path` (as the sibling's user: the shim's own), for
 /// the waiting mode; `None` when there is none to trust.
 pub(crate) fn read_record(path: &std::path::Path) -> Option<ExecutorExit> {
-    match ExitRecord::read(path, nix::unistd::getuid().as_raw()) {
+    match read_exit_record_at(path) {
         Ok(record) => record.as_ref().map(ExecutorExit::from_record),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "the exit record cannot be read");
@@ -691,29 +691,7 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
     plan: &LaunchPlan,
     signals: &mut (impl Stream<Item = Signal> + Unpin),
 ) -> Result<Started<H::Process>, ShimError> {
-    let state = loop {
-        tokio::select! {
-            biased;
-            Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
-            state = engine.inspect_state(&sibling.id) => break state.classify(Failure::Software)?,
-        }
-    };
-    let pid = match &state {
-        Some(s) if s.running == Some(true) => {
-            Some(s.pid.and_then(HostPid::new).ok_or_else(|| {
-                fail(
-                    Failure::Software,
-                    format!(
-                        "Docker reports container {} running without a pid",
-                        sibling.name
-                    ),
-                )
-            })?)
-        }
-        // Not running: it ran and exited before its pid could be read; its status is on its
-        // way through the wait, and no pid of it is ever checkpointed.
-        _ => None,
-    };
+    let pid = running_pid(engine, sibling, signals).await?;
     if let Some(pid) = pid {
         let held = host.watch(pid, &sibling.id).map_err(|e| {
             fail(
@@ -739,6 +717,51 @@ async fn hold_running_process<E: SiblingEngine, H: HostProcesses>(
             "the sibling's pid cannot be confirmed yet; waiting for its exit"
         );
     }
+    exit_of_unconfirmed(engine, sibling, exit, plan, signals, check).await
+}
+
+/// The sibling's host pid as the daemon reports it; `None` where it is not running (it ran and
+/// exited before its pid could be read). Signals meanwhile go through the daemon.
+async fn running_pid<E: SiblingEngine>(
+    engine: &E,
+    sibling: &Sibling,
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+) -> Result<Option<HostPid>, ShimError> {
+    let state = loop {
+        tokio::select! {
+            biased;
+            Some(signal) = signals.next() => through_the_daemon(engine, sibling, signal).await,
+            state = engine.inspect_state(&sibling.id) => break state.classify(Failure::Software)?,
+        }
+    };
+    Ok(match &state {
+        Some(s) if s.running == Some(true) => {
+            Some(s.pid.and_then(HostPid::new).ok_or_else(|| {
+                fail(
+                    Failure::Software,
+                    format!(
+                        "Docker reports container {} running without a pid",
+                        sibling.name
+                    ),
+                )
+            })?)
+        }
+        // Not running: it ran and exited before its pid could be read; its status is on its
+        // way through the wait, and no pid of it is ever checkpointed.
+        _ => None,
+    })
+}
+
+/// Waits, a bounded time, for the exit of a sibling whose pid (`check`: as judged here) could
+/// not be held; then fails saying why the pid was not confirmed.
+async fn exit_of_unconfirmed<E: SiblingEngine, P>(
+    engine: &E,
+    sibling: &Sibling,
+    exit: &mut ExitWait,
+    plan: &LaunchPlan,
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+    check: Option<(HostPid, PidCheck)>,
+) -> Result<Started<P>, ShimError> {
     let deadline = tokio::time::sleep(UNCONFIRMED_PID_PATIENCE);
     tokio::pin!(deadline);
     loop {
@@ -917,10 +940,14 @@ fn recorded_already(plan: &LaunchPlan) -> Option<ExecutorExit> {
     Some(ExecutorExit::from_record(&record))
 }
 
+fn read_exit_record(plan: &LaunchPlan) -> io::Result<Option<ExitRecord>> {
+    read_exit_record_at(&plan.exit_record)
+}
+
 /// The sibling's init records the exit as the user the sibling runs as: the shim's own (see
 /// [`crate::relay::prepare`]).
-fn read_exit_record(plan: &LaunchPlan) -> io::Result<Option<ExitRecord>> {
-    ExitRecord::read(&plan.exit_record, nix::unistd::getuid().as_raw())
+fn read_exit_record_at(path: &std::path::Path) -> io::Result<Option<ExitRecord>> {
+    ExitRecord::read(path, nix::unistd::getuid().as_raw())
 }
 
 /// Removes a sibling this shim made for a launch that failed: it must not outlive the failure.
