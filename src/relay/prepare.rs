@@ -64,17 +64,8 @@ pub(crate) async fn prepare(
     let docker_socket = docker_socket(launch, settings, resolved.docker_socket_host.as_ref())?;
     let mut executor = vec![real_executor(launch, settings).display().to_string()];
     executor.extend(launch.executor_args.iter().cloned());
-    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
-    if !security.refused_cap_add.is_empty() {
-        tracing::warn!(
-            capabilities = ?security.refused_cap_add,
-            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
-        );
-    }
-    let (env, not_utf8) = spec::executor_environment(&launch.env);
-    if !not_utf8.is_empty() {
-        tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
-    }
+    let security = sibling_security(launch, settings);
+    let env = executor_environment(launch);
     let mut host = LazyHostFacts {
         engine,
         facts: None,
@@ -85,13 +76,7 @@ pub(crate) async fn prepare(
         .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
         .unwrap_or_default();
     let auto_remove = auto_remove(&mut host).await?;
-    let (init_path, init_host_file) = match &resolved.init {
-        InitBinary::InImage(path) => (path.clone(), None),
-        InitBinary::HostFile(host) => (
-            resolved.init.path_in_sibling().to_path_buf(),
-            Some(host.clone()),
-        ),
-    };
+    let (init_path, init_host_file) = init_paths(&resolved.init);
     // Identities are host pids, which the sibling's init and gc read in the host's PID
     // namespace: named only where this process sees that namespace.
     let shim = host_pids.then(ProcessIdentity::current).flatten();
@@ -132,6 +117,37 @@ pub(crate) async fn prepare(
         cgroups_made_for_sibling,
         relays_output: output_reader.is_some(),
     })
+}
+
+/// The sibling's security: the launch container's, with what of `cap_add` its bounding set
+/// allows (the rest is said in the log).
+fn sibling_security(launch: &Launch, settings: &Settings) -> SiblingSecurity {
+    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
+    if !security.refused_cap_add.is_empty() {
+        tracing::warn!(
+            capabilities = ?security.refused_cap_add,
+            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
+        );
+    }
+    security
+}
+
+/// The executor's environment: the launch's, but for variables that are not UTF-8 (said in the
+/// log).
+fn executor_environment(launch: &Launch) -> Vec<String> {
+    let (env, not_utf8) = spec::executor_environment(&launch.env);
+    if !not_utf8.is_empty() {
+        tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
+    }
+    env
+}
+
+/// The init's path in the sibling, and the host file mounted there (`None`: it is in the image).
+fn init_paths(init: &InitBinary) -> (PathBuf, Option<PathBuf>) {
+    match init {
+        InitBinary::InImage(path) => (path.clone(), None),
+        InitBinary::HostFile(host) => (init.path_in_sibling().to_path_buf(), Some(host.clone())),
+    }
 }
 
 /// The agent container the shim runs in (`None`: the host); one without the host's PID
