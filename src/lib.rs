@@ -27,6 +27,8 @@
 //!   it: its image, mounts and PID namespace, which the sibling's placement follows.
 //! - [`sibling_init`]: the sibling's first process: runs the executor, ends what it leaves
 //!   running, records its exit, and ends it when the agent kills the shim.
+//! - [`docker_cli`]: the `docker` CLI the docker executor runs in its sibling: the real one, except
+//!   that the attached `run` of the task container outlives a restart of the daemon.
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
@@ -37,6 +39,7 @@ pub mod agent_container;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod docker_cli;
 pub mod error;
 pub mod failpoint;
 pub mod launch_env;

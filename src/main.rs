@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mesos_executor_shim::cli::{Cli, Command};
 use mesos_executor_shim::commands;
+use mesos_executor_shim::docker_cli;
 use mesos_executor_shim::launch_env;
 use mesos_executor_shim::mesos::executor::ExecutorKind;
 use mesos_executor_shim::sibling::protocol::INIT_ARG;
@@ -19,6 +20,16 @@ fn main() -> ExitCode {
     if argv.first().is_some_and(|a| a == INIT_ARG) && commands::in_sibling().unwrap_or(false) {
         let env = launch_env::take();
         return ExitCode::from(commands::init::main(&argv[1..], env));
+    }
+    // The docker executor calling its CLI in its sibling, where the relay pointed its `--docker`.
+    if docker_cli::is_cli_call(&argv) && commands::in_sibling().unwrap_or(false) {
+        let env = launch_env::take();
+        return match docker_cli::main(&argv, env) {
+            docker_cli::Ending::Status(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            docker_cli::Ending::Signal(signal) => {
+                ExitCode::from(commands::die_of(signal, 128 + signal as u8))
+            }
+        };
     }
     // The relay once only waiting is left, re-executed under this name. It was started with an
     // empty environment (its arguments carry all it needs); cleared all the same, before anything

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::container::SiblingSecurity;
-use crate::mesos::executor::{flag, ExecutorKind};
+use crate::mesos::executor::{flag, with_flag, ExecutorKind};
 use crate::mesos::volumes;
 use crate::output::Route;
 use crate::proc::ProcessIdentity;
@@ -16,9 +16,11 @@ use crate::relay::launch::Launch;
 use crate::sibling::engine::{Engine, HostFacts};
 use crate::sibling::host_facts;
 use crate::sibling::placement::{
-    self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
+    self, AutoRemove, InitBinary, Placement, PlacementError, Resolved, SIBLING_DOCKER_SOCKET,
+    SOCKET_DIR,
 };
-use crate::sibling::spec::{self, SiblingSpec, SpecInputs};
+use crate::sibling::protocol::REAL_CLI_VAR;
+use crate::sibling::spec::{self, SiblingSpec, SocketMount, SpecInputs};
 
 pub const PID_HOST_NEEDED: &str =
     "the agent container does not share the host's PID namespace, so the agent could not \
@@ -61,19 +63,13 @@ pub async fn prepare(
     let resolved = placement.clone().complete().classify(Failure::Config)?;
     let mounts = RunMounts::of(launch, &placement)?;
     let sandbox_aliases = sandbox_aliases(launch)?;
-    let docker_socket = docker_socket(launch, settings, resolved.docker_socket_host.as_ref())?;
-    let mut executor = vec![real_executor(launch, settings).display().to_string()];
-    executor.extend(launch.executor_args.iter().cloned());
+    let command = ExecutorCommand::of(launch, settings, &resolved)?;
     let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
     if !security.refused_cap_add.is_empty() {
         tracing::warn!(
             capabilities = ?security.refused_cap_add,
             "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
         );
-    }
-    let (env, not_utf8) = spec::executor_environment(&launch.env);
-    if !not_utf8.is_empty() {
-        tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
     }
     let mut host = LazyHostFacts {
         engine,
@@ -101,15 +97,15 @@ pub async fn prepare(
         kind: launch.kind,
         settings,
         image: resolved.image,
-        executor,
-        env,
+        executor: command.executor,
+        env: command.env,
         security,
         init_path,
         init_host_file,
         sandbox_host: mounts.sandbox_host,
         sandbox_aliases,
         volumes: mounts.volumes,
-        docker_socket,
+        docker_socket: command.docker_socket,
         work_dir_host: resolved.work_dir_host.clone(),
         forked_pid_host: mounts.forked_pid_host,
         checkpointing: launch.checkpointing,
@@ -198,22 +194,73 @@ impl RunMounts {
     }
 }
 
-/// Where the sibling gets the host's Docker socket, if it gets it (see
-/// [`placement::gets_docker_socket`]): the docker executor runs the task container through the
-/// socket its flag names.
-fn docker_socket(
-    launch: &Launch,
-    settings: &Settings,
-    socket_host: Option<&PathBuf>,
-) -> Result<Option<(PathBuf, PathBuf)>, ShimError> {
-    if !placement::gets_docker_socket(launch.kind, settings) {
-        return Ok(None);
+/// The executor's command line and environment in the sibling, and how it reaches Docker.
+struct ExecutorCommand {
+    executor: Vec<String>,
+    env: Vec<String>,
+    docker_socket: Option<SocketMount>,
+}
+
+impl ExecutorCommand {
+    /// The executor as the agent ran it. A docker executor gets the socket's directory and the
+    /// sibling's init (this binary) as its `--docker` CLI, the real CLI named in [`REAL_CLI_VAR`]
+    /// (see [`crate::docker_cli`]); a command executor gets the socket file only where the
+    /// operator says so (see [`placement::gets_docker_socket`]).
+    fn of(
+        launch: &Launch,
+        settings: &Settings,
+        resolved: &Resolved,
+    ) -> Result<ExecutorCommand, ShimError> {
+        let (mut env, not_utf8) = spec::executor_environment(&launch.env);
+        if !not_utf8.is_empty() {
+            tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
+        }
+        let mut args = launch.executor_args.clone();
+        let socket_host = resolved.docker_socket_host.as_ref();
+        let docker_socket = match (launch.kind, socket_host) {
+            _ if !placement::gets_docker_socket(launch.kind, settings) => None,
+            (_, None) => None,
+            (ExecutorKind::Command, Some(host)) => Some(SocketMount::File {
+                host: host.clone(),
+                target: PathBuf::from(SIBLING_DOCKER_SOCKET),
+            }),
+            (ExecutorKind::Docker, Some(host)) => {
+                let (dir, socket) = socket_in_directory(host)?;
+                args = with_flag(&args, "docker_socket", &socket);
+                let real = flag(&args, "docker").unwrap_or("docker").to_string();
+                let cli = resolved.init.path_in_sibling().display().to_string();
+                args = with_flag(&args, "docker", &cli);
+                env.retain(|e| !e.starts_with(&format!("{REAL_CLI_VAR}=")));
+                env.push(format!("{REAL_CLI_VAR}={real}"));
+                Some(SocketMount::Directory { host: dir })
+            }
+        };
+        let mut executor = vec![real_executor(launch, settings).display().to_string()];
+        executor.extend(args);
+        Ok(ExecutorCommand {
+            executor,
+            env,
+            docker_socket,
+        })
     }
-    let target = match (launch.kind, flag(&launch.executor_args, "docker_socket")) {
-        (ExecutorKind::Docker, Some(socket)) => absolute_flag("docker_socket", socket)?,
-        _ => PathBuf::from(SIBLING_DOCKER_SOCKET),
-    };
-    Ok(socket_host.map(|host| (host.clone(), target)))
+}
+
+/// The host directory of the socket at `host`, and the socket's path in the sibling.
+fn socket_in_directory(host: &Path) -> Result<(PathBuf, String), ShimError> {
+    match (host.parent(), host.file_name()) {
+        (Some(dir), Some(name)) if dir.is_absolute() => Ok((
+            dir.to_path_buf(),
+            Path::new(SOCKET_DIR).join(name).display().to_string(),
+        )),
+        _ => Err(fail(
+            Failure::Config,
+            format!(
+                "the Docker socket's host path {} has no directory to give the docker executor; \
+                 name a socket in a directory as \"docker_host\"",
+                host.display()
+            ),
+        )),
+    }
 }
 
 /// Where else the sibling has its sandbox: at the path `MESOS_DIRECTORY` names (a work_dir

@@ -16,6 +16,10 @@ use crate::sibling::engine::DaemonFacts;
 /// --docker_socket`); a sibling given the socket gets it there.
 pub const SIBLING_DOCKER_SOCKET: &str = crate::config::DOCKER_DEFAULT_SOCKET;
 
+/// Where the docker executor's sibling has the directory of the daemon's socket: a directory, not
+/// the socket file, so that the socket a restarted daemon makes anew is there too.
+pub const SOCKET_DIR: &str = "/run/mesos-executor-shim/docker";
+
 /// Where a host file that is the shim is bound, read-only, into the sibling to be its init.
 pub const INIT_MOUNT: &str = "/run/mesos-executor-shim/init";
 

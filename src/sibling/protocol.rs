@@ -24,6 +24,10 @@
 //! `output-reader` (added in version 1, ignored by inits that predate it, which append to the
 //! sandbox files as before): the executor's output goes through pipes that this process (the
 //! shim) reads while it lives; see [`crate::output`].
+//!
+//! The docker executor's CLI: where the shim points the docker executor's `--docker` at the init
+//! binary (see [`crate::docker_cli`]), it names the real CLI in the executor's environment, as
+//! [`REAL_CLI_VAR`]; the binary answers as the CLI when called with `-H` first in a sibling.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,6 +53,10 @@ pub const FORWARDED_SIGNALS: [Signal; 6] = [
 pub const INIT_ARG: &str = "mesos-executor-shim-init";
 /// The version this build writes.
 pub const PROTOCOL: u32 = 1;
+
+/// The variable in which the shim gives the docker executor (and so the CLI it runs) the real
+/// CLI the agent named in `--docker`. Not one of the executor's flags: its parser ignores it.
+pub const REAL_CLI_VAR: &str = "MESOS_EXECUTOR_SHIM_DOCKER_CLI";
 /// An exit record is a short JSON object; a longer file is not one.
 pub const EXIT_RECORD_CAP: u64 = 4096;
 /// The bound on each sandbox output file an init uses when the shim passes none: the settings'
