@@ -229,26 +229,6 @@ fn ticks(run: &Run) -> Vec<u64> {
         .collect()
 }
 
-/// Waits until the process `pid` has started `n` children one after another (the ticking task's
-/// `sleep`s): the task runs on, with no daemon to read it.
-fn wait_children(pid: u32, n: usize) {
-    let mut seen = std::collections::BTreeSet::new();
-    wait_until(
-        "the task ticks on while the daemon is down",
-        Duration::from_secs(30),
-        || {
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
-            seen.extend(
-                children
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_string),
-            );
-            seen.len() >= n
-        },
-    );
-}
-
 /// A docker task rides out a live-restore restart of its daemon: the docker executor's CLI (the
 /// shim, in its sibling) follows the task container while the daemon is away and through its
 /// log after, so that every tick reaches the sandbox once, in order, those written while the

@@ -35,6 +35,13 @@ const PROXIED: [Signal; 6] = [
 /// How long the log may stay quiet before the entries read again are judged.
 const QUIET: Duration = Duration::from_millis(250);
 
+/// At most this much of the log read again is held before it is judged: a task that wrote more
+/// in the moments before the daemon left cannot make this process hold its whole output.
+const READ_AGAIN_MAX: usize = 4 * 1024 * 1024;
+
+/// How long to wait before asking a daemon again that answered with an error.
+const RETRY: Duration = Duration::from_secs(1);
+
 /// How long a daemon that does not answer is waited for before saying so again.
 const PATIENCE: Patience = Patience {
     absent: Duration::from_secs(60),
@@ -119,8 +126,13 @@ pub async fn follow_container(
     let mut pinned: Option<String> = None;
     loop {
         let engine = connected(endpoint).await;
-        let Ok(inspected) = engine.inspect_container(&run.name).await else {
-            continue;
+        let inspected = match engine.inspect_container(&run.name).await {
+            Ok(inspected) => inspected,
+            Err(e) => {
+                note(&format!("{e:#}; asking again"));
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
         };
         let container = inspected?;
         let id = container.id.clone()?;
@@ -224,12 +236,13 @@ async fn read_log(
     let mut log = engine.api().logs(id, Some(options));
     // Entries that may have been delivered already, judged once they are all read.
     let mut read_again: Option<Vec<Vec<u8>>> = delivered.last_at.map(|_| Vec::new());
+    let mut held = 0;
     loop {
         let next = match read_again {
             Some(_) => match tokio::time::timeout(QUIET, log.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    pass_undelivered(stream, delivered, read_again.take()).await;
+                    pass_undelivered(stream, delivered, read_again.take());
                     continue;
                 }
             },
@@ -239,7 +252,7 @@ async fn read_log(
             Some(Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message })) => message,
             Some(Ok(_)) => continue,
             Some(Err(e)) => {
-                pass_undelivered(stream, delivered, read_again.take()).await;
+                pass_undelivered(stream, delivered, read_again.take());
                 return Err(e);
             }
             None => break,
@@ -247,22 +260,22 @@ async fn read_log(
         let (at, bytes) = timestamped(&entry).unwrap_or((SystemTime::now(), &entry[..]));
         if let Some(entries) = read_again.as_mut().filter(|_| delivered.may_hold(at)) {
             entries.push(bytes.to_vec());
+            held += bytes.len();
+            if held >= READ_AGAIN_MAX {
+                pass_undelivered(stream, delivered, read_again.take());
+            }
             continue;
         }
-        pass_undelivered(stream, delivered, read_again.take()).await;
+        pass_undelivered(stream, delivered, read_again.take());
         write(stream, bytes);
         delivered.record(bytes, at);
     }
-    pass_undelivered(stream, delivered, read_again.take()).await;
+    pass_undelivered(stream, delivered, read_again.take());
     Ok(())
 }
 
 /// Passes on what of `entries` (read again) was not delivered.
-async fn pass_undelivered(
-    stream: Stream,
-    delivered: &mut Delivered,
-    entries: Option<Vec<Vec<u8>>>,
-) {
+fn pass_undelivered(stream: Stream, delivered: &mut Delivered, entries: Option<Vec<Vec<u8>>>) {
     let Some(entries) = entries else { return };
     let all = entries.concat();
     let new = &all[delivered.delivered_prefix(&entries)..];

@@ -1068,3 +1068,23 @@ pub fn start_paused_at(run: &Run, step: &str) -> String {
     );
     agent
 }
+
+/// Waits until the process `pid` has started `n` children one after another (the ticking task's
+/// `sleep`s): the task runs on, with no daemon to read it.
+pub fn wait_children(pid: u32, n: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    wait_until(
+        "the task ticks on while the daemon is down",
+        Duration::from_secs(30),
+        || {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+            seen.extend(
+                children
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string),
+            );
+            seen.len() >= n
+        },
+    );
+}
