@@ -65,7 +65,7 @@ fn doctor_in(run: &Run, pid_host: bool, image: &str) -> (i32, Vec<Value>) {
     (out.status.code().unwrap_or(-1), checks)
 }
 
-/// `-v` options that install the shim as the README says: over both executors of the default
+/// `-v` options that install the shim as docs/install.md says: over both executors of the default
 /// launcher_dir, and as `/usr/local/bin/mesos-executor-shim` for the operator's commands.
 fn shim_installed() -> Vec<String> {
     [
@@ -229,7 +229,7 @@ fn doctor_exec(run: &Run, name: &str) -> (i32, Vec<Value>) {
     (out.status.code().unwrap_or(-1), checks)
 }
 
-/// `docker run` options of an agent container as the README starts one, less the shim's mounts.
+/// `docker run` options of an agent container as docs/install.md starts one, less the shim's mounts.
 fn agent_container_options(run: &Run) -> Vec<String> {
     let wd = run.work_dir.display().to_string();
     [
