@@ -642,35 +642,64 @@ fn the_demo_shows_the_executor_surviving_its_agent() {
     );
 }
 
-/// The compose example is valid in both install modes.
+/// The deployment to copy is valid as it ships, and mounts what docs/operating.md says: the
+/// socket's directory (never the socket file), the configuration directory read-only at the
+/// shim's fixed path, the work_dir at the same path, in the agent and in `gc`, which runs
+/// `--every 5m` with host pids. `tests/deployment.rs` brings it up against a real Mesos.
 #[test]
-fn the_compose_example_is_valid() {
-    for profile in ["bind", "baked"] {
-        let out = Command::new("docker-compose")
-            .current_dir(repo().join("docker"))
-            .args(["--profile", profile, "config", "-q"])
-            .env("SHIM_BINARY", shim_bin())
-            .output()
-            .expect("docker-compose is needed to validate docker/docker-compose.yml (Debian: docker-compose; .ci/run installs it)");
-        assert!(
-            out.status.success(),
-            "{profile}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let out = Command::new("docker-compose")
-        .current_dir(repo().join("docker"))
-        .args(["--profile", "bind", "config"])
+fn the_compose_deployment_is_valid_as_it_ships() {
+    let file = repo().join("docker/compose.yml");
+    let compose = compose_command();
+    let out = Command::new(&compose[0])
+        .args(&compose[1..])
+        .arg("-f")
+        .arg(&file)
+        .args(["config", "-q"])
         .output()
         .unwrap();
-    let config = String::from_utf8_lossy(&out.stdout);
     assert!(
-        config.contains("pid: host") && config.contains("network_mode: host"),
-        "{config}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mounts: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("x-shim-mounts: &shim-mounts"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  - "))
+        .map(|l| l.trim_start_matches("  - "))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            "${DOCKER_SOCKET_DIR:-/run/docker-api}:/run/docker-api:ro",
+            "${SHIM_CONFIG_DIR:-/etc/mesos-executor-shim}:/etc/mesos-executor-shim:ro",
+            "${MESOS_WORK_DIR:-/var/lib/mesos}:${MESOS_WORK_DIR:-/var/lib/mesos}",
+        ]
+    );
+    // Each service's block, by its name at the services' indent.
+    let service = |name: &str| -> String {
+        text.lines()
+            .skip_while(|l| *l != format!("  {name}:"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("   ") || l.starts_with("  #"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for name in ["mesos-agent", "gc"] {
+        let block = service(name);
+        assert!(
+            block.contains("    volumes: *shim-mounts"),
+            "{name}: {block}"
+        );
+        assert!(block.contains("    pid: host"), "{name}: {block}");
+    }
+    assert!(!text.contains("docker.sock:"), "a socket file is mounted");
+    let gc = service("gc");
     assert!(
-        config.contains("/var/lib/mesos:/var/lib/mesos"),
-        "the work_dir at the same path: {config}"
+        gc.contains("      - gc\n      - --every\n      - ${GC_EVERY:-5m}"),
+        "{gc}"
     );
 }
 
