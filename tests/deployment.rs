@@ -3,9 +3,10 @@
 //! shim baked in, the configuration directory mounted read-only, the Docker socket's directory
 //! mounted, and the `gc` sidecar. Checked: the agent registers, `gc` passes, `doctor` in the
 //! agent container reads the mounted file, a command task of `mesos-execute` runs in a sibling
-//! that `gc` keeps; then the stack comes down and leaves nothing.
+//! that `gc` keeps; then the stack comes down and leaves nothing. Beside it, the systemd unit
+//! for `gc` on the host, checked without Mesos.
 //!
-//! It needs a Mesos 1.x install, named by `MESOS_HOME`, and runs only when asked for, with the
+//! The stack needs a Mesos 1.x install, named by `MESOS_HOME`, and runs only when asked for, with the
 //! real-Mesos suite:
 //!
 //! ```text
@@ -433,5 +434,65 @@ fn assert_doctor_reads_the_mounted_file(stack: &Stack) {
         "pid-namespace",
     ] {
         detail(name);
+    }
+}
+
+/// The systemd unit for `gc` on the host runs a command line the binary takes: its `ExecStart`,
+/// with `--help` appended (which the parser reaches only past every argument before it: a bad
+/// one fails first, as the control shows); and, where `systemd-analyze` is installed, the unit
+/// verifies without a word.
+#[test]
+fn the_systemd_unit_for_gc_runs_a_command_the_binary_takes() {
+    let unit_path = repo().join("docker/systemd/mesos-executor-shim-gc.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let exec_starts: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .collect();
+    assert_eq!(exec_starts.len(), 1, "{unit}");
+    let words: Vec<&str> = exec_starts[0].split_whitespace().collect();
+    assert_eq!(
+        words[..4],
+        ["/usr/local/bin/mesos-executor-shim", "gc", "--every", "5m"],
+        "the unit runs the installed binary's gc loop"
+    );
+    let takes = |args: &[&str]| {
+        let out = Command::new(shim_bin())
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, stderr) = takes(&words[1..]);
+    assert_eq!(status, Some(0), "ExecStart={}: {stderr}", exec_starts[0]);
+    let mut bad = words[1..].to_vec();
+    bad[2] = "5x";
+    assert_eq!(
+        takes(&bad).0,
+        Some(2),
+        "a bad period before --help is refused"
+    );
+
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if analyze.is_ok_and(|o| o.status.success()) {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("mesos-executor-shim-gc.service");
+        let here = unit.replace(words[0], &shim_bin().display().to_string());
+        std::fs::write(&copy, here).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
