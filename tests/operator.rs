@@ -626,6 +626,20 @@ fn the_demo_shows_the_executor_surviving_its_agent() {
             .any(|l| l.starts_with("alive demo-") && l.contains("-docker ")),
         "the docker containerizer reconnected: {stdout}"
     );
+    // It ends by naming the pages to read next, each of them there.
+    let next: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("where to look next"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(next.contains(&"docs/operating.md"), "{stdout}");
+    for page in next {
+        assert!(
+            repo().join(page).is_file(),
+            "the demo names {page}, which is not there"
+        );
+    }
     let left = docker_ok(&[
         "ps",
         "-a",
