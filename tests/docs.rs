@@ -282,3 +282,63 @@ fn the_exit_statuses_in_the_docs_are_the_binarys() {
         }
     }
 }
+
+/// A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every link between the pages leads somewhere: a file of the repository, and where it names a
+/// section, a heading of that file.
+#[test]
+fn every_link_between_the_pages_leads_to_a_page_and_its_section() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for (page, text) in pages() {
+        let dir = repo().join(&page).parent().unwrap().to_path_buf();
+        for link in text.split("](").skip(1) {
+            let target = link.split(')').next().unwrap();
+            if target.contains("://") {
+                continue;
+            }
+            let (file, section) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() {
+                repo().join(&page)
+            } else {
+                dir.join(file)
+            };
+            checked += 1;
+            if !path.exists() {
+                broken.push(format!("{page}: {target}: no {}", path.display()));
+                continue;
+            }
+            if section.is_empty() {
+                continue;
+            }
+            let headings: Vec<String> = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter_map(|l| {
+                    l.trim_start_matches('#')
+                        .strip_prefix(' ')
+                        .filter(|_| l.starts_with('#'))
+                })
+                .map(anchor)
+                .collect();
+            if !headings.iter().any(|h| h == section) {
+                broken.push(format!("{page}: {target}: no such section in {file}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+    assert!(
+        checked >= 30,
+        "only {checked} links found: the reader is broken"
+    );
+}
