@@ -227,7 +227,7 @@ impl Default for Settings {
     }
 }
 
-/// One key of the file: its name, its default as the README shows it, and how its JSON value
+/// One key of the file: its name, its default as docs/configuration.md shows it, and how its JSON value
 /// becomes part of [`Settings`].
 pub struct Key {
     pub name: &'static str,
@@ -872,11 +872,12 @@ mod tests {
         assert_eq!(e.key, "labels.team", "{e}");
     }
 
-    /// The README's table of keys is the table here: every key, with its default, and no other.
+    /// The docs' table of keys (docs/configuration.md) is the table here: every key, with its
+    /// default, and no other.
     #[test]
-    fn the_readme_lists_every_key_with_its_default() {
-        let readme = include_str!("../README.md");
-        let table: Vec<(&str, &str)> = readme
+    fn the_docs_list_every_key_with_its_default() {
+        let page = include_str!("../docs/configuration.md");
+        let table: Vec<(&str, &str)> = page
             .lines()
             .skip_while(|l| !l.starts_with("| key | default | meaning |"))
             .skip(2)
@@ -890,7 +891,7 @@ mod tests {
         assert_eq!(table, keys);
     }
 
-    /// One source per default: every default the README's table shows as a value (not prose
+    /// One source per default: every default the docs' table shows as a value (not prose
     /// such as "none") is, parsed as the file would give it, what `Settings::default()` holds.
     #[test]
     fn the_defaults_shown_are_the_defaults_held() {

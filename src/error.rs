@@ -108,11 +108,12 @@ mod tests {
         assert_eq!(exit_status_from_docker(256), 255);
     }
 
-    /// The README's table of the shim's own statuses is this one: every class, no other.
+    /// The docs' table of the shim's own statuses (docs/exit-statuses.md) is this one: every
+    /// class, no other.
     #[test]
-    fn the_readme_lists_each_failure_status_once() {
-        let readme = include_str!("../README.md");
-        let listed: Vec<u8> = readme
+    fn the_docs_list_each_failure_status_once() {
+        let page = include_str!("../docs/exit-statuses.md");
+        let listed: Vec<u8> = page
             .lines()
             .skip_while(|l| !l.starts_with("| status | meaning |"))
             .skip(2)

@@ -65,7 +65,7 @@ fn doctor_in(run: &Run, pid_host: bool, image: &str) -> (i32, Vec<Value>) {
     (out.status.code().unwrap_or(-1), checks)
 }
 
-/// `-v` options that install the shim as the README says: over both executors of the default
+/// `-v` options that install the shim as docs/install.md says: over both executors of the default
 /// launcher_dir, and as `/usr/local/bin/mesos-executor-shim` for the operator's commands.
 fn shim_installed() -> Vec<String> {
     [
@@ -229,7 +229,7 @@ fn doctor_exec(run: &Run, name: &str) -> (i32, Vec<Value>) {
     (out.status.code().unwrap_or(-1), checks)
 }
 
-/// `docker run` options of an agent container as the README starts one, less the shim's mounts.
+/// `docker run` options of an agent container as docs/install.md starts one, less the shim's mounts.
 fn agent_container_options(run: &Run) -> Vec<String> {
     let wd = run.work_dir.display().to_string();
     [
@@ -626,6 +626,20 @@ fn the_demo_shows_the_executor_surviving_its_agent() {
             .any(|l| l.starts_with("alive demo-") && l.contains("-docker ")),
         "the docker containerizer reconnected: {stdout}"
     );
+    // It ends by naming the pages to read next, each of them there.
+    let next: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("where to look next"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(next.contains(&"docs/operating.md"), "{stdout}");
+    for page in next {
+        assert!(
+            repo().join(page).is_file(),
+            "the demo names {page}, which is not there"
+        );
+    }
     let left = docker_ok(&[
         "ps",
         "-a",
@@ -642,35 +656,64 @@ fn the_demo_shows_the_executor_surviving_its_agent() {
     );
 }
 
-/// The compose example is valid in both install modes.
+/// The deployment to copy is valid as it ships, and mounts what docs/operating.md says: the
+/// socket's directory (never the socket file), the configuration directory read-only at the
+/// shim's fixed path, the work_dir at the same path, in the agent and in `gc`, which runs
+/// `--every 5m` with host pids. `tests/deployment.rs` brings it up against a real Mesos.
 #[test]
-fn the_compose_example_is_valid() {
-    for profile in ["bind", "baked"] {
-        let out = Command::new("docker-compose")
-            .current_dir(repo().join("docker"))
-            .args(["--profile", profile, "config", "-q"])
-            .env("SHIM_BINARY", shim_bin())
-            .output()
-            .expect("docker-compose is needed to validate docker/docker-compose.yml (Debian: docker-compose; .ci/run installs it)");
-        assert!(
-            out.status.success(),
-            "{profile}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let out = Command::new("docker-compose")
-        .current_dir(repo().join("docker"))
-        .args(["--profile", "bind", "config"])
+fn the_compose_deployment_is_valid_as_it_ships() {
+    let file = repo().join("docker/compose.yml");
+    let compose = compose_command();
+    let out = Command::new(&compose[0])
+        .args(&compose[1..])
+        .arg("-f")
+        .arg(&file)
+        .args(["config", "-q"])
         .output()
         .unwrap();
-    let config = String::from_utf8_lossy(&out.stdout);
     assert!(
-        config.contains("pid: host") && config.contains("network_mode: host"),
-        "{config}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mounts: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("x-shim-mounts: &shim-mounts"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  - "))
+        .map(|l| l.trim_start_matches("  - "))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            "${DOCKER_SOCKET_DIR:-/run/docker-api}:/run/docker-api:ro",
+            "${SHIM_CONFIG_DIR:-/etc/mesos-executor-shim}:/etc/mesos-executor-shim:ro",
+            "${MESOS_WORK_DIR:-/var/lib/mesos}:${MESOS_WORK_DIR:-/var/lib/mesos}",
+        ]
+    );
+    // Each service's block, by its name at the services' indent.
+    let service = |name: &str| -> String {
+        text.lines()
+            .skip_while(|l| *l != format!("  {name}:"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("   ") || l.starts_with("  #"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for name in ["mesos-agent", "gc"] {
+        let block = service(name);
+        assert!(
+            block.contains("    volumes: *shim-mounts"),
+            "{name}: {block}"
+        );
+        assert!(block.contains("    pid: host"), "{name}: {block}");
+    }
+    assert!(!text.contains("docker.sock:"), "a socket file is mounted");
+    let gc = service("gc");
     assert!(
-        config.contains("/var/lib/mesos:/var/lib/mesos"),
-        "the work_dir at the same path: {config}"
+        gc.contains("      - gc\n      - --every\n      - ${GC_EVERY:-5m}"),
+        "{gc}"
     );
 }
 

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! sh ../shared/mesos/install.sh /opt/mesos      # or any Mesos 1.x install
-//! MESOS_HOME=/opt/mesos cargo test --locked --features failpoints --test real_mesos -- --ignored
+//! MESOS_HOME=/opt/mesos cargo test --locked --features failpoints --test real_mesos --test deployment -- --ignored
 //! ```
 //!
 //! Named and broken (no agent there, one that does not run), they fail saying so.
@@ -21,10 +21,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::daemons::PrivateDaemon;
+use common::mesos::{free_port, master_get};
 use common::*;
 
-const ASKED_FOR: &str =
-    "real Mesos: MESOS_HOME=<install> cargo test --features failpoints --test real_mesos -- --ignored";
 /// The agent container's image: an empty merged-/usr root with this host's `/etc`; its
 /// containers bind-mount the host's `/usr` and the Mesos install, read-only.
 const AGENT_IMAGE_REAL: &str = "mesos-executor-shim-test/mesos-agent:latest";
@@ -34,48 +33,12 @@ const TICKING: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; 
 const TICKING_UNTIL_STOPPED: &str =
     "i=0; while [ ! -e /tmp/stop ]; do echo tick $i; i=$((i+1)); sleep 0.2; done; exit 3";
 
-/// The Mesos install the suite runs, checked once.
+/// The Mesos install the suite runs (see [`common::mesos::mesos_home`]), with the suite's agent
+/// image built once per test binary.
 fn mesos_home() -> PathBuf {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
-        let home = std::env::var_os("MESOS_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!(
-                    "MESOS_HOME is not set: the real-Mesos suite needs a Mesos 1.x install prefix \
-                 (sh ../shared/mesos/install.sh /opt/mesos installs one); run it as: {ASKED_FOR}"
-                )
-            });
-        let agent = home.join("bin/mesos-agent");
-        let out = Command::new(&agent).arg("--version").output();
-        match out {
-            Ok(o)
-                if o.status.success()
-                    && String::from_utf8_lossy(&o.stdout).starts_with("mesos 1.") => {}
-            Ok(o) => panic!(
-                "MESOS_HOME={}: {} --version does not answer `mesos 1.x`: {}{}",
-                home.display(),
-                agent.display(),
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(e) => panic!(
-                "MESOS_HOME={}: cannot run {}: {e}; name the prefix of a Mesos 1.x install",
-                home.display(),
-                agent.display()
-            ),
-        }
-        for executor in [
-            "mesos-executor",
-            "mesos-docker-executor",
-            "mesos-containerizer",
-        ] {
-            assert!(
-                home.join("libexec/mesos").join(executor).exists(),
-                "MESOS_HOME={}: no libexec/mesos/{executor}",
-                home.display()
-            );
-        }
+        let home = common::mesos::mesos_home();
         setup();
         build_agent_image();
         home
@@ -115,14 +78,6 @@ fn build_agent_image() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&root);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A master on this host and its agents, one container at a time, on one work_dir.
@@ -260,14 +215,7 @@ impl Cluster {
 
     /// GET on the master; `None` while it does not answer.
     fn get(&self, path: &str) -> Option<String> {
-        let out = Command::new("curl")
-            .args(["-sf", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{}{path}", self.master_port))
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        master_get(self.master_port, path)
     }
 
     /// The state of task `name` on the master.

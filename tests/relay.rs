@@ -381,7 +381,7 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
 
 /// Safe defaults: with no configuration a command executor's sibling is not privileged, gets no
 /// capability its launch lacked (Docker's defaults, which the agent container has), and gets
-/// exactly the mounts the README lists: its sandbox and its init. No
+/// exactly the mounts docs/sibling.md lists: its sandbox and its init. No
 /// Docker socket: its tasks cannot reach the daemon.
 #[test]
 fn a_sibling_gets_only_what_the_readme_lists() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemons;
+pub mod mesos;
 pub mod mount_namespace;
 
 use std::path::{Path, PathBuf};
@@ -1087,4 +1088,24 @@ pub fn wait_children(pid: u32, n: usize) {
             seen.len() >= n
         },
     );
+}
+
+/// `docker compose` (v2) where the CLI has it, else `docker-compose` (v1).
+pub fn compose_command() -> Vec<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works("docker", &["compose", "version"]) {
+        vec!["docker".into(), "compose".into()]
+    } else if works("docker-compose", &["version"]) {
+        vec!["docker-compose".into()]
+    } else {
+        panic!(
+            "neither `docker compose` nor `docker-compose` runs: install one (Debian: docker-compose; \
+             .ci/run installs it)"
+        )
+    }
 }
