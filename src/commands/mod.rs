@@ -25,7 +25,7 @@ const OPERATOR_DOCKER_PATIENCE: Patience = Patience {
 };
 
 /// The operator's settings: `--config FILE` or the default file, and `DOCKER_HOST` of the
-/// operator's shell. Logging at `warn`: the commands' output is their report.
+/// operator's shell. The log (stderr) as the file sets it, beside the report (stdout).
 pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
     // The one read of the process environment: an operator command's is the operator's shell's.
     // The relay and its waiting mode never get here, and their own environment is empty anyway
@@ -33,7 +33,7 @@ pub fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
     let docker_host = std::env::var("DOCKER_HOST").ok();
     let loaded =
         config::load_for_operator(config, docker_host.as_deref()).classify(Failure::Config)?;
-    crate::logging::init("warn", loaded.settings.log_format);
+    crate::logging::init(loaded.settings.log);
     Ok(loaded)
 }
 

@@ -33,7 +33,7 @@ pub fn main(args: &[OsString]) -> super::Leave {
         .collect();
     match Handover::parse(&args) {
         Ok(handover) => {
-            crate::logging::init(&handover.log_level, handover.log_format);
+            crate::logging::init(handover.log);
             tracing::debug!(
                 container = handover.sibling_name,
                 "waiting for the executor"

@@ -115,8 +115,7 @@ pub async fn run(
             .is_empty()
             .then(|| WaitingMode {
                 endpoint: settings.docker_host.clone(),
-                log_level: settings.log_level.clone(),
-                log_format: settings.log_format,
+                log: settings.log,
             }),
         relays_output: prepared.relays_output,
         #[cfg(feature = "failpoints")]
