@@ -29,7 +29,7 @@ impl Failure {
 
     /// sysexits.h's code for the class: EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE, EX_IOERR,
     /// EX_CONFIG.
-    pub fn exit_code(self) -> u8 {
+    pub const fn exit_code(self) -> u8 {
         match self {
             Failure::Usage => 64,
             Failure::Unavailable => 69,
@@ -38,6 +38,83 @@ impl Failure {
             Failure::Config => 78,
         }
     }
+}
+
+/// The command did what was asked (`doctor`: every check passed, warnings included; `gc
+/// --every`: stopped by SIGTERM or SIGINT), or the reader of its report went away.
+pub const SUCCESS: u8 = 0;
+/// The command ran and reports a problem it found: `doctor`, a check failed; `gc`, a removal
+/// failed.
+pub const PROBLEM_FOUND: u8 = 1;
+
+/// A status the binary leaves with, what it means, and which commands leave with it (`run`
+/// stands for the relay under any name).
+#[derive(Debug, Clone, Copy)]
+pub struct ExitStatus {
+    pub code: u8,
+    pub meaning: &'static str,
+    pub commands: &'static [&'static str],
+}
+
+/// Every status of the binary's own, for every command: the one table, which each command's
+/// `--help` prints. The relay leaves with the executor's status otherwise (or dies of its
+/// signal). A command line that cannot be parsed is a usage failure, for every command.
+pub const EXIT_STATUSES: [ExitStatus; 7] = [
+    ExitStatus {
+        code: SUCCESS,
+        meaning: "done; doctor: every check passed (warnings included); gc --every: stopped by \
+                  SIGTERM or SIGINT",
+        commands: &["doctor", "ps", "gc"],
+    },
+    ExitStatus {
+        code: PROBLEM_FOUND,
+        meaning: "doctor: a check failed; gc: a removal failed",
+        commands: &["doctor", "gc"],
+    },
+    ExitStatus {
+        code: Failure::Usage.exit_code(),
+        meaning: "a bad command line; run: a malformed launch (MESOS_DIRECTORY, an ID, an \
+                  argument, a sandbox the agent did not make)",
+        commands: &["run", "doctor", "ps", "gc"],
+    },
+    ExitStatus {
+        code: Failure::Unavailable.exit_code(),
+        meaning: "no Docker daemon answers, or it failed a request; run: or the executor image is \
+                  missing and cannot be pulled",
+        commands: &["run", "ps", "gc"],
+    },
+    ExitStatus {
+        code: Failure::Software.exit_code(),
+        meaning: "the shim failed in itself; run: the launch failed part-way (create, start, \
+                  checkpoint), and the sibling it started is removed",
+        commands: &["run", "doctor", "ps", "gc"],
+    },
+    ExitStatus {
+        code: Failure::Output.exit_code(),
+        meaning: "the report could not be printed (a reader that went away is no failure: 0)",
+        commands: &["doctor", "ps", "gc"],
+    },
+    ExitStatus {
+        code: Failure::Config.exit_code(),
+        meaning: "a bad or untrusted configuration file; run: or an agent container without \
+                  --pid=host",
+        commands: &["run", "ps", "gc"],
+    },
+];
+
+/// The statuses `command` leaves with, as its `--help` ends.
+pub fn exit_statuses_help(command: &str) -> String {
+    let mut help = String::from("Exit status:");
+    for status in EXIT_STATUSES
+        .iter()
+        .filter(|s| s.commands.contains(&command))
+    {
+        help.push_str(&format!("\n  {:>3}  {}", status.code, status.meaning));
+    }
+    if command == "run" {
+        help.push_str("\n  otherwise the executor's status, or its death by the same signal");
+    }
+    help
 }
 
 /// An error on its way out of the shim, with the class that picks the exit status.

@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         let env = launch_env::take();
         return leave(commands::run::relay_main(kind, argv, env));
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(commands::usage(&e)),
+    };
     // The operator's commands keep their environment: it is the operator's shell's, and they read
     // `DOCKER_HOST` (and `doctor` its defaults) from it on purpose.
     let status = match cli.command {
@@ -55,10 +58,11 @@ fn main() -> ExitCode {
         Command::Ps {
             label,
             json,
+            wide,
             settings,
         } => commands::report(
             "ps",
-            commands::ps::main(settings.config.as_deref(), &label, json),
+            commands::ps::main(settings.config.as_deref(), &label, json, wide),
         ),
         Command::Gc {
             dry_run,

@@ -22,7 +22,7 @@ pub fn main(args: &[OsString], env: crate::launch_env::LaunchEnv) -> u8 {
                  protocol {PROTOCOL}: the shim that made this sibling and this init must be releases \
                  that share a protocol"
             );
-            return 70;
+            return crate::error::Failure::Software.exit_code();
         }
     };
     if let Err(e) = crate::sibling_init::log_to(&parsed.args.stderr) {
