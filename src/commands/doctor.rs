@@ -14,6 +14,7 @@ use crate::error::{ShimError, PROBLEM_FOUND, SUCCESS};
 use crate::mesos::cgroups;
 use crate::mesos::executor::{stock_beside, ExecutorKind};
 use crate::sibling::engine::{DaemonFacts, Engine, HostFacts, NoDaemon};
+use crate::sibling::engine_bugs::{self, ExitStormDeadlock};
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
 };
@@ -176,6 +177,7 @@ async fn run_checks(
         }
     };
     checks.push(daemon_restart_check(engine.facts(), &host));
+    checks.push(exit_storm_check(engine.facts()));
     checks.push(agent_container_check(agent.as_ref()));
     checks.push(pid_namespace_check(agent.as_ref()));
 
@@ -285,6 +287,23 @@ fn daemon_restart_check(facts: &DaemonFacts, host: &HostFacts) -> Check {
                  this host or gc"
             ),
         ),
+    }
+}
+
+/// Whether many siblings exiting at once can deadlock this daemon (see
+/// [`engine_bugs::exit_storm_deadlock`]).
+fn exit_storm_check(facts: &DaemonFacts) -> Check {
+    match engine_bugs::exit_storm_deadlock(facts) {
+        ExitStormDeadlock::Fixed => pass(
+            "exit-storm",
+            format!(
+                "Docker {} has the fix for moby/moby#46661: many siblings may exit at once",
+                facts.version
+            ),
+        ),
+        ExitStormDeadlock::Affected(why) | ExitStormDeadlock::Unknown(why) => {
+            warn("exit-storm", format!("Docker {}", facts.version), why)
+        }
     }
 }
 
