@@ -47,13 +47,14 @@ pub const SUCCESS: u8 = 0;
 /// failed.
 pub const PROBLEM_FOUND: u8 = 1;
 
-/// A status the binary leaves with, what it means, and which commands leave with it (`run`
-/// stands for the relay under any name).
+/// A status the binary leaves with, what it means, which commands leave with it (`run` stands
+/// for the relay under any name), and what it means for some of them in particular.
 #[derive(Debug, Clone, Copy)]
 pub struct ExitStatus {
     pub code: u8,
     pub meaning: &'static str,
     pub commands: &'static [&'static str],
+    pub notes: &'static [(&'static str, &'static str)],
 }
 
 /// Every status of the binary's own, for every command: the one table, which each command's
@@ -62,43 +63,59 @@ pub struct ExitStatus {
 pub const EXIT_STATUSES: [ExitStatus; 7] = [
     ExitStatus {
         code: SUCCESS,
-        meaning: "done; doctor: every check passed (warnings included); gc --every: stopped by \
-                  SIGTERM or SIGINT",
+        meaning: "done",
         commands: &["doctor", "ps", "gc"],
+        notes: &[
+            ("doctor", "every check passed (warnings included)"),
+            ("gc", "with --every, stopped by SIGTERM or SIGINT"),
+        ],
     },
     ExitStatus {
         code: PROBLEM_FOUND,
-        meaning: "doctor: a check failed; gc: a removal failed",
+        meaning: "a problem found and reported",
         commands: &["doctor", "gc"],
+        notes: &[("doctor", "a check failed"), ("gc", "a removal failed")],
     },
     ExitStatus {
         code: Failure::Usage.exit_code(),
-        meaning: "a bad command line; run: a malformed launch (MESOS_DIRECTORY, an ID, an \
-                  argument, a sandbox the agent did not make)",
+        meaning: "a bad command line",
         commands: &["run", "doctor", "ps", "gc"],
+        notes: &[(
+            "run",
+            "or a malformed launch (MESOS_DIRECTORY, an ID, an argument, a sandbox the agent did \
+             not make)",
+        )],
     },
     ExitStatus {
         code: Failure::Unavailable.exit_code(),
-        meaning: "no Docker daemon answers, or it failed a request; run: or the executor image is \
-                  missing and cannot be pulled",
+        meaning: "no Docker daemon answers, or it failed a request",
         commands: &["run", "ps", "gc"],
+        notes: &[(
+            "run",
+            "or the executor image is missing and cannot be pulled",
+        )],
     },
     ExitStatus {
         code: Failure::Software.exit_code(),
-        meaning: "the shim failed in itself; run: the launch failed part-way (create, start, \
-                  checkpoint), and the sibling it started is removed",
+        meaning: "the shim failed in itself",
         commands: &["run", "doctor", "ps", "gc"],
+        notes: &[(
+            "run",
+            "or the launch failed part-way (create, start, checkpoint); the sibling it started is \
+             removed",
+        )],
     },
     ExitStatus {
         code: Failure::Output.exit_code(),
         meaning: "the report could not be printed (a reader that went away is no failure: 0)",
         commands: &["doctor", "ps", "gc"],
+        notes: &[],
     },
     ExitStatus {
         code: Failure::Config.exit_code(),
-        meaning: "a bad or untrusted configuration file; run: or an agent container without \
-                  --pid=host",
+        meaning: "a bad or untrusted configuration file",
         commands: &["run", "ps", "gc"],
+        notes: &[("run", "or an agent container without --pid=host")],
     },
 ];
 
@@ -110,6 +127,9 @@ pub fn exit_statuses_help(command: &str) -> String {
         .filter(|s| s.commands.contains(&command))
     {
         help.push_str(&format!("\n  {:>3}  {}", status.code, status.meaning));
+        for (_, note) in status.notes.iter().filter(|(c, _)| *c == command) {
+            help.push_str(&format!(": {note}"));
+        }
     }
     if command == "run" {
         help.push_str("\n  otherwise the executor's status, or its death by the same signal");
@@ -197,6 +217,32 @@ mod tests {
             .map(|l| l.split('|').nth(1).unwrap().trim().parse().unwrap())
             .collect();
         assert_eq!(listed, Failure::ALL.map(Failure::exit_code));
+    }
+
+    /// Each status is listed once, and a note speaks of a command that leaves with it.
+    #[test]
+    fn the_exit_status_table_is_consistent() {
+        let codes: Vec<u8> = EXIT_STATUSES.iter().map(|s| s.code).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+        for failure in Failure::ALL {
+            assert!(codes.contains(&failure.exit_code()), "{failure:?}");
+        }
+        for status in EXIT_STATUSES {
+            for (command, _) in status.notes {
+                assert!(
+                    status.commands.contains(command),
+                    "{}: {command}",
+                    status.code
+                );
+            }
+        }
+        assert!(
+            exit_statuses_help("gc").contains("1  a problem found and reported: a removal failed")
+        );
+        assert!(!exit_statuses_help("ps").contains(" 1  "));
     }
 
     #[test]
