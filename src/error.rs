@@ -82,7 +82,7 @@ pub const EXIT_STATUSES: [ExitStatus; 7] = [
         commands: &["run", "doctor", "ps", "gc"],
         notes: &[(
             "run",
-            "or a malformed launch (MESOS_DIRECTORY, an ID, an argument, a sandbox the agent did \
+            "a malformed launch (MESOS_DIRECTORY, an ID, an argument, a sandbox the agent did \
              not make)",
         )],
     },
@@ -90,10 +90,7 @@ pub const EXIT_STATUSES: [ExitStatus; 7] = [
         code: Failure::Unavailable.exit_code(),
         meaning: "no Docker daemon answers, or it failed a request",
         commands: &["run", "ps", "gc"],
-        notes: &[(
-            "run",
-            "or the executor image is missing and cannot be pulled",
-        )],
+        notes: &[("run", "the executor image is missing and cannot be pulled")],
     },
     ExitStatus {
         code: Failure::Software.exit_code(),
@@ -101,7 +98,7 @@ pub const EXIT_STATUSES: [ExitStatus; 7] = [
         commands: &["run", "doctor", "ps", "gc"],
         notes: &[(
             "run",
-            "or the launch failed part-way (create, start, checkpoint); the sibling it started is \
+            "the launch failed part-way (create, start, checkpoint); the sibling it started is \
              removed",
         )],
     },
@@ -115,7 +112,7 @@ pub const EXIT_STATUSES: [ExitStatus; 7] = [
         code: Failure::Config.exit_code(),
         meaning: "a bad or untrusted configuration file",
         commands: &["run", "ps", "gc"],
-        notes: &[("run", "or an agent container without --pid=host")],
+        notes: &[("run", "an agent container without --pid=host")],
     },
 ];
 
@@ -128,7 +125,7 @@ pub fn exit_statuses_help(command: &str) -> String {
     {
         help.push_str(&format!("\n  {:>3}  {}", status.code, status.meaning));
         for (_, note) in status.notes.iter().filter(|(c, _)| *c == command) {
-            help.push_str(&format!(": {note}"));
+            help.push_str(&format!("; {note}"));
         }
     }
     if command == "run" {
@@ -240,7 +237,7 @@ mod tests {
             }
         }
         assert!(
-            exit_statuses_help("gc").contains("1  a problem found and reported: a removal failed")
+            exit_statuses_help("gc").contains("1  a problem found and reported; a removal failed")
         );
         assert!(!exit_statuses_help("ps").contains(" 1  "));
     }
