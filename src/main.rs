@@ -84,7 +84,7 @@ fn main() -> ExitCode {
 fn leave(how: commands::Leave) -> ExitCode {
     match how {
         commands::Leave::Status(status) => ExitCode::from(status),
-        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(handover)),
+        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(*handover)),
         commands::Leave::Signal(signal, status) => ExitCode::from(commands::die_of(signal, status)),
     }
 }

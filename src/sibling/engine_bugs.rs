@@ -48,10 +48,11 @@ pub const EXIT_STORM_UPGRADE: &str =
 pub fn exit_storm_deadlock(facts: &DaemonFacts) -> ExitStormDeadlock {
     let shown = &facts.version;
     let Some(version) = engine_version(shown) else {
-        return ExitStormDeadlock::Unknown(format!(
+        return ExitStormDeadlock::Unknown(
             "the version cannot be read, so whether it has moby/moby#46661 (a deadlock when many \
              siblings exit at once) cannot be told; it is fixed in 20.10.27 and 23.0.0"
-        ));
+                .to_string(),
+        );
     };
     if version >= FIXED_FROM_MASTER || (version >= FIXED_IN_20_10 && version.0 == 20) {
         return ExitStormDeadlock::Fixed;
