@@ -20,8 +20,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
+
+use crate::logging::{LogFormat, LogLevel, LogSettings};
 
 mod file;
 mod repeated_keys;
@@ -107,13 +108,6 @@ impl fmt::Display for DockerEndpoint {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 /// A bind mount `host:container[:ro]` added to every sibling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
@@ -190,8 +184,8 @@ pub struct Settings {
     /// With a container logger other than the sandbox's: the bound on each sandbox output file
     /// the sibling's init writes once the shim is gone (see [`crate::output`]).
     pub sandbox_output_max_bytes: u64,
-    pub log_level: String,
-    pub log_format: LogFormat,
+    /// `log_level` and `log_format`.
+    pub log: LogSettings,
     /// Test builds only: the launch step at which the shim holds (see [`crate::failpoint`]).
     #[cfg(feature = "failpoints")]
     pub pause_at: Option<crate::failpoint::PausePoint>,
@@ -219,8 +213,7 @@ impl Default for Settings {
             shim_death_settle: DEFAULT_SHIM_DEATH_SETTLE,
             command_executor_docker: false,
             sandbox_output_max_bytes: DEFAULT_SANDBOX_OUTPUT_MAX_BYTES,
-            log_level: "info".into(),
-            log_format: LogFormat::Text,
+            log: LogSettings::default(),
             #[cfg(feature = "failpoints")]
             pause_at: None,
         }
@@ -405,7 +398,7 @@ pub const KEYS: &[Key] = &[
         name: "log_level",
         default: "info",
         apply: |s, v| {
-            s.log_level = log_level(string(v)?)?;
+            s.log.level = log_level(string(v)?)?;
             Ok(())
         },
     },
@@ -413,11 +406,9 @@ pub const KEYS: &[Key] = &[
         name: "log_format",
         default: "text",
         apply: |s, v| {
-            s.log_format = match string(v)? {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => return Err(format!("{other:?} is neither text nor json")),
-            };
+            let name = string(v)?;
+            s.log.format = LogFormat::from_name(name)
+                .ok_or_else(|| format!("{name:?} is neither text nor json"))?;
             Ok(())
         },
     },
@@ -651,13 +642,8 @@ fn label_key(k: &str) -> Result<String, String> {
     Ok(k.to_string())
 }
 
-fn log_level(v: &str) -> Result<String, String> {
-    match v.to_ascii_lowercase().as_str() {
-        l @ ("error" | "warn" | "info" | "debug" | "trace") => Ok(l.to_string()),
-        _ => Err(format!(
-            "{v:?} is not one of error, warn, info, debug, trace"
-        )),
-    }
+fn log_level(v: &str) -> Result<LogLevel, String> {
+    LogLevel::from_name(v).ok_or_else(|| format!("{v:?} is not one of {}", LogLevel::names()))
 }
 
 /// A stout duration as Mesos flags take it: `10secs`, `2.5mins`, `500ms`.
@@ -769,8 +755,8 @@ mod tests {
         assert_eq!(s.labels.get("team").map(String::as_str), Some("infra"));
         assert!(s.privileged);
         assert!(!s.mesos_cgroups);
-        assert_eq!(s.log_level, "debug");
-        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.log.level, LogLevel::Debug);
+        assert_eq!(s.log.format, LogFormat::Json);
         assert!(!s.end_with_shim);
         assert_eq!(s.shim_death_settle, Duration::from_secs(5));
         assert!(s.command_executor_docker);

@@ -44,7 +44,10 @@ fn main() -> ExitCode {
         let env = launch_env::take();
         return leave(commands::run::relay_main(kind, argv, env));
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(commands::usage(&e)),
+    };
     // The operator's commands keep their environment: it is the operator's shell's, and they read
     // `DOCKER_HOST` (and `doctor` its defaults) from it on purpose.
     let status = match cli.command {
@@ -66,10 +69,11 @@ fn main() -> ExitCode {
         Command::Ps {
             label,
             json,
+            wide,
             settings,
         } => commands::report(
             "ps",
-            commands::ps::main(settings.config.as_deref(), &label, json),
+            commands::ps::main(settings.config.as_deref(), &label, json, wide),
         ),
         Command::Gc {
             dry_run,
@@ -91,7 +95,7 @@ fn main() -> ExitCode {
 fn leave(how: commands::Leave) -> ExitCode {
     match how {
         commands::Leave::Status(status) => ExitCode::from(status),
-        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(handover)),
+        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(*handover)),
         commands::Leave::Signal(signal, status) => ExitCode::from(commands::die_of(signal, status)),
     }
 }

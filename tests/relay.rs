@@ -377,6 +377,24 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
             .any(|l| l.starts_with('{') && l.contains("\"forked.pid now names the sibling\"")),
         "{stderr}"
     );
+    // The sibling's init, which reads no file, logs as the file says too: its arguments carry
+    // the settings.
+    let init_line = |stderr: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("sibling init started the executor"))
+            .map(str::to_string)
+    };
+    wait_until("the init's log line", Duration::from_secs(20), || {
+        init_line(&run.stderr()).is_some()
+    });
+    let line = init_line(&run.stderr()).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the init's line is not JSON ({e}): {line}"));
+    assert_eq!(
+        event["fields"]["message"],
+        "sibling init started the executor"
+    );
 }
 
 /// Safe defaults: with no configuration a command executor's sibling is not privileged, gets no

@@ -10,10 +10,11 @@ use serde::Serialize;
 
 use crate::agent_container::{AgentContainer, PidNamespace};
 use crate::config::{ConfigFile, Settings, DEFAULT_CONFIG_PATH};
-use crate::error::ShimError;
+use crate::error::{ShimError, PROBLEM_FOUND, SUCCESS};
 use crate::mesos::cgroups;
 use crate::mesos::executor::{stock_beside, ExecutorKind};
-use crate::sibling::engine::{DaemonFacts, Engine, HostFacts};
+use crate::sibling::engine::{DaemonFacts, Engine, HostFacts, NoDaemon};
+use crate::sibling::engine_bugs::{self, ExitStormDeadlock};
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
 };
@@ -57,7 +58,7 @@ fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>
     }
 }
 
-/// Exit status 0 when every check passes (warnings included), 1 otherwise.
+/// [`SUCCESS`] when every check passes (warnings included), [`PROBLEM_FOUND`] otherwise.
 pub fn main(
     config: Option<&Path>,
     work_dir: &Path,
@@ -94,7 +95,11 @@ pub fn main(
             super::print(check_line(c))?;
         }
     }
-    Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
+    Ok(if checks.iter().all(|c| c.ok) {
+        SUCCESS
+    } else {
+        PROBLEM_FOUND
+    })
 }
 
 /// One check as a line of the report. Its values go through [`super::printable`]: some are read
@@ -172,6 +177,7 @@ async fn run_checks(
         }
     };
     checks.push(daemon_restart_check(engine.facts(), &host));
+    checks.push(exit_storm_check(engine.facts()));
     checks.push(agent_container_check(agent.as_ref()));
     checks.push(pid_namespace_check(agent.as_ref()));
 
@@ -191,11 +197,19 @@ async fn docker_check(settings: &Settings, checks: &mut Vec<Check>) -> Option<En
     let engine = match super::connect(settings).await {
         Ok(engine) => engine,
         Err(e) => {
-            checks.push(failed(
-                "docker",
-                e.to_string(),
-                "make the daemon reachable; every other check needs it",
-            ));
+            checks.push(match e.error.downcast_ref::<NoDaemon>() {
+                Some(absent) => failed(
+                    "docker",
+                    format!("no Docker daemon answers at {} ({})", absent.endpoint, absent.why),
+                    "start it, or fix docker_host in the configuration file (DOCKER_HOST in this shell wins \
+                     over it); every other check needs the daemon",
+                ),
+                None => failed(
+                    "docker",
+                    e.to_string(),
+                    "make the daemon reachable; every other check needs it",
+                ),
+            });
             return None;
         }
     };
@@ -273,6 +287,23 @@ fn daemon_restart_check(facts: &DaemonFacts, host: &HostFacts) -> Check {
                  this host or gc"
             ),
         ),
+    }
+}
+
+/// Whether many siblings exiting at once can deadlock this daemon (see
+/// [`engine_bugs::exit_storm_deadlock`]).
+fn exit_storm_check(facts: &DaemonFacts) -> Check {
+    match engine_bugs::exit_storm_deadlock(facts) {
+        ExitStormDeadlock::Fixed => pass(
+            "exit-storm",
+            format!(
+                "Docker {} has the fix for moby/moby#46661: many siblings may exit at once",
+                facts.version
+            ),
+        ),
+        ExitStormDeadlock::Affected(why) | ExitStormDeadlock::Unknown(why) => {
+            warn("exit-storm", format!("Docker {}", facts.version), why)
+        }
     }
 }
 

@@ -18,19 +18,10 @@ use super::splice::{timestamped, Delivered};
 use super::Ending;
 use crate::config::DockerEndpoint;
 use crate::sibling::engine::{Engine, Patience, WaitFor};
+use crate::sibling::protocol::FORWARDED_SIGNALS;
 
 /// The CLI's status for a failure of its own, not the container's (`docker run --help`).
 pub const CLI_OWN_FAILURE: i32 = 125;
-
-/// Signals `docker run` passes on to its container (its `--sig-proxy`), passed on here too.
-const PROXIED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
 
 /// How long the log may stay quiet before the entries read again are judged.
 const QUIET: Duration = Duration::from_millis(250);
@@ -46,6 +37,7 @@ const RETRY: Duration = Duration::from_secs(1);
 const PATIENCE: Patience = Patience {
     absent: Duration::from_secs(60),
     busy: Duration::from_secs(60),
+    say_retrying: false,
 };
 
 /// The task's two streams: what each delivered.
@@ -316,17 +308,18 @@ fn note(text: &str) {
     eprintln!("mesos-executor-shim: {text}");
 }
 
-/// The signals `docker run` would proxy, as they arrive.
+/// The signals the shim forwards (those `docker run` proxies to its container too), as they
+/// arrive.
 struct Proxied(Vec<tokio::signal::unix::Signal>, Vec<Signal>);
 
 impl Proxied {
     fn new() -> std::io::Result<Proxied> {
         let mut streams = Vec::new();
-        for signal in PROXIED {
+        for signal in FORWARDED_SIGNALS {
             let kind = tokio::signal::unix::SignalKind::from_raw(signal as i32);
             streams.push(tokio::signal::unix::signal(kind)?);
         }
-        Ok(Proxied(streams, PROXIED.to_vec()))
+        Ok(Proxied(streams, FORWARDED_SIGNALS.to_vec()))
     }
 
     async fn next(&mut self) -> Option<Signal> {

@@ -6,7 +6,8 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use crate::config::{DockerEndpoint, LogFormat};
+use crate::config::DockerEndpoint;
+use crate::logging::LogSettings;
 use crate::output::ShimOutput;
 use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity};
 
@@ -25,8 +26,7 @@ pub struct Handover {
     pub auto_removed: bool,
     pub exit_record: PathBuf,
     pub endpoint: DockerEndpoint,
-    pub log_level: String,
-    pub log_format: LogFormat,
+    pub log: LogSettings,
 }
 
 impl Handover {
@@ -37,7 +37,7 @@ impl Handover {
             ProcessHandle::Pidfd(pidfd) => format!("pidfd:{}", pidfd.as_raw_fd()),
             ProcessHandle::Poll(identity) => format!("poll:{identity}"),
         };
-        vec![
+        let mut args = vec![
             format!("process={process}"),
             format!("output={}", self.output_arg()),
             format!("sibling-id={}", self.sibling_id),
@@ -45,15 +45,9 @@ impl Handover {
             format!("auto-removed={}", self.auto_removed),
             format!("exit-record={}", self.exit_record.display()),
             format!("endpoint={}", self.endpoint),
-            format!("log-level={}", self.log_level),
-            format!(
-                "log-format={}",
-                match self.log_format {
-                    LogFormat::Text => "text",
-                    LogFormat::Json => "json",
-                }
-            ),
-        ]
+        ];
+        args.extend(self.log.to_args());
+        args
     }
 
     /// The output pipes' numbers, `<out>,<err>` (a stream that is done as `-`), or `none`.
@@ -122,12 +116,26 @@ impl Handover {
             auto_removed: get("auto-removed")? == "true",
             exit_record: PathBuf::from(get("exit-record")?),
             endpoint: DockerEndpoint::parse(get("endpoint")?)?,
-            log_level: get("log-level")?.to_string(),
-            log_format: match get("log-format")? {
-                "json" => LogFormat::Json,
-                _ => LogFormat::Text,
-            },
+            log: log_settings(args)?,
         })
+    }
+}
+
+/// The log settings among `args`: both keys required, as the same binary writes them.
+fn log_settings(args: &[String]) -> Result<LogSettings, String> {
+    let mut log = LogSettings::default();
+    let mut read = 0;
+    for (key, value) in args.iter().filter_map(|a| a.split_once('=')) {
+        if LogSettings::is_key(key) {
+            if !log.read_arg(key, value) {
+                return Err(format!("bad {key}={value}"));
+            }
+            read += 1;
+        }
+    }
+    match read {
+        2 => Ok(log),
+        _ => Err("no log-level= and log-format=".into()),
     }
 }
 
@@ -164,8 +172,10 @@ mod tests {
             auto_removed: true,
             exit_record: "/w/s/.mesos-executor-shim.exit".into(),
             endpoint: DockerEndpoint::parse("unix:///var/run/docker.sock").unwrap(),
-            log_level: "debug".into(),
-            log_format: LogFormat::Json,
+            log: LogSettings {
+                level: crate::logging::LogLevel::Debug,
+                format: crate::logging::LogFormat::Json,
+            },
         }
     }
 
@@ -182,8 +192,7 @@ mod tests {
         assert!(back.auto_removed);
         assert_eq!(back.exit_record, sent.exit_record);
         assert_eq!(back.endpoint, sent.endpoint);
-        assert_eq!(back.log_level, "debug");
-        assert_eq!(back.log_format, LogFormat::Json);
+        assert_eq!(back.log, sent.log);
         let pidfd = Pidfd::open(std::process::id()).unwrap();
         let sent = handover(ProcessHandle::Pidfd(pidfd));
         sent.keep_across_exec().unwrap();

@@ -56,6 +56,7 @@ pub use supervise::{status_of_signal, ExecutorExit, Outcome};
 pub const DOCKER_PATIENCE: Patience = Patience {
     absent: Duration::from_secs(8),
     busy: Duration::from_secs(45),
+    say_retrying: true,
 };
 
 /// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
@@ -63,6 +64,7 @@ pub const DOCKER_PATIENCE: Patience = Patience {
 pub const AFTER_EXIT_PATIENCE: Patience = Patience {
     absent: Duration::from_secs(2),
     busy: Duration::from_secs(2),
+    say_retrying: true,
 };
 
 /// How long the shim waits, once its sibling has exited, for the runtime to remove the sibling's
@@ -115,8 +117,7 @@ pub async fn run(
             .is_empty()
             .then(|| WaitingMode {
                 endpoint: settings.docker_host.clone(),
-                log_level: settings.log_level.clone(),
-                log_format: settings.log_format,
+                log: settings.log,
             }),
         relays_output: prepared.relays_output,
         #[cfg(feature = "failpoints")]

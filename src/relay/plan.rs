@@ -17,8 +17,7 @@ pub struct Sweep {
 #[derive(Debug, Clone)]
 pub struct WaitingMode {
     pub endpoint: crate::config::DockerEndpoint,
-    pub log_level: String,
-    pub log_format: crate::config::LogFormat,
+    pub log: crate::logging::LogSettings,
 }
 
 /// What the launch does besides running the sibling: checkpointing, the sweep, pause points.

@@ -11,6 +11,7 @@ use crate::agent_container::AgentContainer;
 use crate::config::Settings;
 use crate::mesos::executor::ExecutorKind;
 use crate::sibling::engine::DaemonFacts;
+use crate::sibling::engine_bugs::engine_version;
 
 /// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
 /// --docker_socket`); a sibling given the socket gets it there.
@@ -89,13 +90,6 @@ pub fn auto_remove(facts: &DaemonFacts, live_restore: bool) -> AutoRemove {
          (moby/moby#46308, fixed in 24.0.8)",
         facts.version
     ))
-}
-
-/// `20.10.24+dfsg1` → (20, 10, 24).
-fn engine_version(text: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = text.split(['.', '-', '+', '~']);
-    let mut next = || parts.next()?.parse().ok();
-    Some((next()?, next()?, next().unwrap_or(0)))
 }
 
 /// Whether a sibling of `kind` gets the Docker socket: the docker executor runs its task through

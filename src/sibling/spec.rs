@@ -201,6 +201,7 @@ impl SiblingSpec {
                 reader,
                 max_bytes: s.sandbox_output_max_bytes,
             }),
+            log: s.log,
             executor: inputs.executor.clone(),
         };
         let bind = |host: &Path, container: &Path, read_only| BindMount {
