@@ -332,10 +332,17 @@ fn docker_socket_check(
     } else {
         "command executors' siblings get none: their tasks cannot reach Docker (command_executor_docker: false)".to_string()
     };
-    let detail = format!(
-        "docker executors' siblings get the host's {} where --docker_socket says; {command}",
-        host.display()
-    );
+    let docker = match placement::socket_directory(host) {
+        Ok((dir, socket)) => format!(
+            "docker executors' siblings get the host's {} (the directory of {}, read-only) and name {} as their \
+             --docker_socket, with the shim as their docker CLI, so that their tasks outlive a restart of the daemon",
+            dir.display(),
+            host.display(),
+            socket.display()
+        ),
+        Err(e) => return failed("docker-socket", &e.problem, &e.fix),
+    };
+    let detail = format!("{docker}; {command}");
     let socket = settings.docker_host.socket();
     match (agent, socket) {
         (Some(agent), Some(socket)) if agent.mount_at(socket).is_some() => warn(

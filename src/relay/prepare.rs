@@ -17,7 +17,6 @@ use crate::sibling::engine::{Engine, HostFacts};
 use crate::sibling::host_facts;
 use crate::sibling::placement::{
     self, AutoRemove, InitBinary, Placement, PlacementError, Resolved, SIBLING_DOCKER_SOCKET,
-    SOCKET_DIR,
 };
 use crate::sibling::protocol::REAL_CLI_VAR;
 use crate::sibling::spec::{self, SiblingSpec, SocketMount, SpecInputs};
@@ -225,8 +224,8 @@ impl ExecutorCommand {
                 target: PathBuf::from(SIBLING_DOCKER_SOCKET),
             }),
             (ExecutorKind::Docker, Some(host)) => {
-                let (dir, socket) = socket_in_directory(host)?;
-                args = with_flag(&args, "docker_socket", &socket);
+                let (dir, socket) = placement::socket_directory(host).classify(Failure::Config)?;
+                args = with_flag(&args, "docker_socket", &socket.display().to_string());
                 let real = flag(&args, "docker").unwrap_or("docker").to_string();
                 let cli = resolved.init.path_in_sibling().display().to_string();
                 args = with_flag(&args, "docker", &cli);
@@ -242,24 +241,6 @@ impl ExecutorCommand {
             env,
             docker_socket,
         })
-    }
-}
-
-/// The host directory of the socket at `host`, and the socket's path in the sibling.
-fn socket_in_directory(host: &Path) -> Result<(PathBuf, String), ShimError> {
-    match (host.parent(), host.file_name()) {
-        (Some(dir), Some(name)) if dir.is_absolute() => Ok((
-            dir.to_path_buf(),
-            Path::new(SOCKET_DIR).join(name).display().to_string(),
-        )),
-        _ => Err(fail(
-            Failure::Config,
-            format!(
-                "the Docker socket's host path {} has no directory to give the docker executor; \
-                 name a socket in a directory as \"docker_host\"",
-                host.display()
-            ),
-        )),
     }
 }
 

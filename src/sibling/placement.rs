@@ -92,6 +92,25 @@ pub fn auto_remove(facts: &DaemonFacts, live_restore: bool) -> AutoRemove {
     ))
 }
 
+/// What the docker executor's sibling gets of the socket at `host` (its host path): the host
+/// directory that holds it, mounted at [`SOCKET_DIR`], and the socket's path there, which its
+/// `--docker_socket` then names.
+pub fn socket_directory(host: &Path) -> Result<(PathBuf, PathBuf), PlacementError> {
+    match (host.parent(), host.file_name()) {
+        (Some(dir), Some(name)) if dir.is_absolute() => {
+            Ok((dir.to_path_buf(), Path::new(SOCKET_DIR).join(name)))
+        }
+        _ => Err(PlacementError {
+            problem: format!(
+                "the Docker socket's host path {} has no directory to give the docker executor",
+                host.display()
+            ),
+            fix: "name a socket in a directory as \"docker_host\" (unix:///run/docker-api/docker.sock)"
+                .into(),
+        }),
+    }
+}
+
 /// Whether a sibling of `kind` gets the Docker socket: the docker executor runs its task through
 /// it; a command executor's tasks never need it, and whoever reaches it is root on the host, so
 /// only where the operator says so.
@@ -375,5 +394,18 @@ mod tests {
             ..Settings::default()
         };
         assert!(gets_docker_socket(ExecutorKind::Command, &opted_in));
+    }
+
+    #[test]
+    fn a_docker_executor_gets_the_directory_of_its_socket() {
+        assert_eq!(
+            socket_directory(Path::new("/run/docker-api/docker.sock")),
+            Ok((
+                PathBuf::from("/run/docker-api"),
+                PathBuf::from("/run/mesos-executor-shim/docker/docker.sock")
+            ))
+        );
+        assert!(socket_directory(Path::new("/")).is_err());
+        assert!(socket_directory(Path::new("docker.sock")).is_err());
     }
 }
