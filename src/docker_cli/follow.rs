@@ -23,6 +23,9 @@ use crate::sibling::protocol::FORWARDED_SIGNALS;
 /// The CLI's status for a failure of its own, not the container's (`docker run --help`).
 pub const CLI_OWN_FAILURE: i32 = 125;
 
+/// How long the CLI's output is read after it exited.
+const FINAL_DRAIN: Duration = Duration::from_secs(5);
+
 /// How long the log may stay quiet before the entries read again are judged.
 const QUIET: Duration = Duration::from_millis(250);
 
@@ -68,6 +71,7 @@ pub async fn run_cli(
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
+    let mut signals = Proxied::new()?;
     let mut child = command.spawn()?;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
@@ -77,20 +81,24 @@ pub async fn run_cli(
             pass_on(stderr, Stream::Stderr, &mut output.stderr)
         )
     };
-    let mut signals = Proxied::new()?;
-    let waited = async {
-        loop {
-            tokio::select! {
-                status = child.wait() => return status,
-                Some(signal) = signals.next() => {
-                    if let Some(pid) = pid {
-                        let _ = nix::sys::signal::kill(pid, signal);
-                    }
+    tokio::pin!(copies);
+    let mut copied = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = &mut copies, if !copied => copied = true,
+            Some(signal) = signals.next() => {
+                if let Some(pid) = pid {
+                    let _ = nix::sys::signal::kill(pid, signal);
                 }
             }
         }
     };
-    let (status, _) = tokio::join!(waited, copies);
+    // What the CLI wrote before it exited is read to its end; a process it left holding the
+    // pipes does not hold this one.
+    if !copied {
+        let _ = tokio::time::timeout(FINAL_DRAIN, &mut copies).await;
+    }
     status
 }
 
