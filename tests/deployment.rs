@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::mesos::{free_port, master_get, mesos_home};
+use common::mesos::{free_port, master_get, mesos_home, write_root_file};
 use common::*;
 use serde_json::Value;
 
@@ -237,18 +237,6 @@ fn assert_success(what: &str, out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Writes a file root owns and nobody else can write, as the shim requires of its configuration.
-fn write_root_file(path: &Path, content: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(
-        path.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
 }
 
 #[test]

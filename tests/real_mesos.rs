@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::daemons::PrivateDaemon;
-use common::mesos::{free_port, master_get};
+use common::mesos::{free_port, master_get, write_root_file};
 use common::*;
 
 /// The agent container's image: an empty merged-/usr root with this host's `/etc`; its
@@ -183,13 +183,7 @@ impl Cluster {
 
     /// [`Cluster::docker`], its trimmed stdout; panics with its stderr when it fails.
     fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        succeeded(args, self.docker(args))
     }
 
     /// The agent container's `-v` of the daemon's socket: the private daemon's directory, else
@@ -449,6 +443,22 @@ impl Cluster {
         daemon.restart();
     }
 
+    /// Asserts that the restarted agent `agent` reconnected to executor `name`, whose task is
+    /// running on the master and whose output grows.
+    fn assert_reconnected(&self, agent: &str, name: &str) {
+        let reconnected = format!("Received re-registration message from executor '{name}'");
+        wait_until(
+            &format!(
+                "the restarted agent reconnected to {name}\n{}",
+                self.diagnostics()
+            ),
+            Duration::from_secs(30),
+            || self.agent_log(agent).contains(&reconnected),
+        );
+        self.wait_task(name, "TASK_RUNNING", Duration::from_secs(30));
+        self.assert_output_grows(name);
+    }
+
     /// Waits until the framework of task `name` got `state` with `message`.
     fn wait_status(&self, name: &str, state: &str, message: &str) {
         wait_until(
@@ -592,18 +602,6 @@ impl Drop for Cluster {
     }
 }
 
-/// Writes a file root owns and nobody else can write, as the shim requires of its configuration.
-fn write_root_file(path: &Path, content: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(
-        path.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-}
-
 /// A command task of a checkpointing framework runs on through a SIGKILL of its agent container,
 /// its output still growing, and the restarted agent reconnects to its executor: the task is
 /// still TASK_RUNNING on the master. Control: the stock executor dies with the container, and
@@ -685,17 +683,7 @@ fn survives_in(mut cluster: Cluster, name: &str, args: &[&str]) {
     assert!(pid_alive(pid), "the executor outlived its agent container");
     cluster.assert_output_grows(name);
     let agent = cluster.start_agent();
-    let reconnected = format!("Received re-registration message from executor '{name}'");
-    wait_until(
-        &format!(
-            "the restarted agent reconnected to the executor\n{}",
-            cluster.diagnostics()
-        ),
-        Duration::from_secs(30),
-        || cluster.agent_log(&agent).contains(&reconnected),
-    );
-    cluster.wait_task(name, "TASK_RUNNING", Duration::from_secs(30));
-    cluster.assert_output_grows(name);
+    cluster.assert_reconnected(&agent, name);
 }
 
 /// Docker tasks outlive a live-restore restart of their Docker daemon, and their agent
@@ -758,17 +746,7 @@ fn docker_tasks_outlive_a_restart_of_the_daemon_where_the_stock_executor_fails()
     cluster.kill_agent();
     let agent = cluster.start_agent();
     for name in ["dtick", "dexit"] {
-        let reconnected = format!("Received re-registration message from executor '{name}'");
-        wait_until(
-            &format!(
-                "the restarted agent reconnected to {name}\n{}",
-                cluster.diagnostics()
-            ),
-            Duration::from_secs(30),
-            || cluster.agent_log(&agent).contains(&reconnected),
-        );
-        cluster.wait_task(name, "TASK_RUNNING", Duration::from_secs(30));
-        cluster.assert_output_grows(name);
+        cluster.assert_reconnected(&agent, name);
     }
 
     let dexit = format!("mesos-{}", cluster.container_id("dexit"));

@@ -1,7 +1,7 @@
 //! A real Apache Mesos for the suites that run one (`tests/real_mesos.rs`, `tests/deployment.rs`):
 //! the install `MESOS_HOME` names, checked once, and what driving it needs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -76,4 +76,16 @@ pub fn master_get(port: u16, path: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes a file root owns and nobody else can write, as the shim requires of its configuration.
+pub fn write_root_file(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        path.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
 }

@@ -50,7 +50,11 @@ pub fn docker(args: &[&str]) -> Output {
 
 /// Runs docker and returns its trimmed stdout; panics with its stderr when it fails.
 pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
+    succeeded(args, docker(args))
+}
+
+/// The trimmed stdout of `docker args`, which gave `out`; panics with its stderr when it failed.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "docker {args:?} failed: {}",
@@ -459,13 +463,7 @@ impl Run {
 
     /// [`Run::docker`], its trimmed stdout; panics with its stderr when it fails.
     pub fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        succeeded(args, self.docker(args))
     }
 
     /// Writes a configuration file for this run's shim: `settings` plus the scope label, as
