@@ -3,8 +3,8 @@
 # it needs locally, starts a stand-in agent container with the shim, launches an executor,
 # SIGKILLs the agent container, starts a new one that finds the executor through forked.pid;
 # then the same for a docker task (the docker containerizer's mesos-docker-executor and its task
-# container); then cleans up. Every line it prints is something it checked; the first check
-# that does not hold ends it with status 1.
+# container); then cleans up. Every line it prints is something it checked (but the pages it
+# names at the end, to read next); the first check that does not hold ends it with status 1.
 #
 #   sh docker/demo.sh            # builds the release binary first
 #   SHIM_BINARY=path sh docker/demo.sh
@@ -169,3 +169,13 @@ echo "$report"
 must "sending SIGTERM to the docker executor's sibling" docker kill --signal TERM "executor-mesos-$dcid" >/dev/null
 wait_for 30 "the task container did not stop on SIGTERM" sh -c "[ \"\$(docker inspect -f '{{.State.Status}}' mesos-$dcid 2>/dev/null || echo removed)\" != running ]"
 echo "the docker executor stopped its task on SIGTERM: task container $(state "mesos-$dcid")"
+
+say "every check held; where to look next"
+cat <<'NEXT'
+README.md              the two test commands, the install in three steps
+docs/install.md        installing the shim into your agent image, or bind-mounting it
+docs/operating.md      a deployment to copy (docker/compose.yml, gc beside the agent), doctor, ps, gc
+docs/configuration.md  the one configuration file and its keys
+docs/faults.md         Docker daemon restarts (run dockerd with live-restore), known limits
+docs/README.md         every page
+NEXT

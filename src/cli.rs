@@ -35,12 +35,14 @@ pub struct OperatorSettings {
 pub enum Command {
     /// Relay one executor launch explicitly: what the binary does when invoked as mesos-executor
     /// (its settings come from /etc/mesos-executor-shim/config.json only, never the environment).
+    #[command(after_help = crate::error::exit_statuses_help("run"))]
     Run {
         /// The executor's arguments, passed on verbatim.
         #[arg(last = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
     /// Check, from the agent container or the host, everything executor recovery depends on.
+    #[command(after_help = crate::error::exit_statuses_help("doctor"))]
     Doctor {
         /// The agent's --work_dir.
         #[arg(long, env = "MESOS_WORK_DIR", default_value = "/var/lib/mesos")]
@@ -56,6 +58,7 @@ pub enum Command {
         settings: OperatorSettings,
     },
     /// List the sibling executor containers and whether a restarted agent would find them.
+    #[command(after_help = crate::error::exit_statuses_help("ps"))]
     Ps {
         /// Only siblings with this label (key or key=value; repeat for all of several).
         #[arg(long, value_name = "LABEL", value_parser = parse_label)]
@@ -63,11 +66,16 @@ pub enum Command {
         /// One JSON array of siblings instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print Docker's container IDs whole (Mesos's IDs are always whole; Docker's are
+        /// otherwise shortened to 12 characters, as `docker ps` shows them).
+        #[arg(long)]
+        wide: bool,
         #[command(flatten)]
         settings: OperatorSettings,
     },
     /// Remove siblings that exited, whose run completed, or whose run is gone; never a live one,
     /// nor one it cannot judge (it says why).
+    #[command(after_help = crate::error::exit_statuses_help("gc"))]
     Gc {
         /// Say what would be removed; remove nothing.
         #[arg(long)]
@@ -124,6 +132,34 @@ mod tests {
             assert!(help.contains("--config"), "{name}: {help}");
         }
         assert!(Cli::try_parse_from(["shim", "run", "--config", "x"]).is_err());
+    }
+
+    /// Each command's help ends with its exit statuses, from the one table of constants.
+    #[test]
+    fn each_help_lists_the_statuses_of_its_command() {
+        use crate::error::EXIT_STATUSES;
+        let mut cli = Cli::command();
+        for name in ["run", "doctor", "ps", "gc"] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            let (_, statuses) = help.split_once("Exit status:").expect(name);
+            let listed: Vec<u8> = statuses
+                .lines()
+                .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+                .collect();
+            let expected: Vec<u8> = EXIT_STATUSES
+                .iter()
+                .filter(|s| s.commands.contains(&name))
+                .map(|s| s.code)
+                .collect();
+            assert_eq!(listed, expected, "{name}: {help}");
+        }
+        // A bad command line is a usage failure, as `main` reports it.
+        let e = Cli::try_parse_from(["shim", "ps", "--no-such-flag"]).unwrap_err();
+        assert!(e.use_stderr());
     }
 
     /// Durations in Mesos's spelling and the short one.

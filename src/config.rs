@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::logging::LogFormat;
+use crate::logging::{LogFormat, LogLevel, LogSettings};
 
 mod file;
 mod repeated_keys;
@@ -185,8 +185,8 @@ pub struct Settings {
     /// With a container logger other than the sandbox's: the bound on each sandbox output file
     /// the sibling's init writes once the shim is gone (see [`crate::output`]).
     pub sandbox_output_max_bytes: u64,
-    pub log_level: String,
-    pub log_format: LogFormat,
+    /// `log_level` and `log_format`.
+    pub log: LogSettings,
     /// Test builds only: the launch step at which the shim holds (see [`crate::failpoint`]).
     #[cfg(feature = "failpoints")]
     pub pause_at: Option<crate::failpoint::PausePoint>,
@@ -214,19 +214,18 @@ impl Default for Settings {
             shim_death_settle: DEFAULT_SHIM_DEATH_SETTLE,
             command_executor_docker: false,
             sandbox_output_max_bytes: DEFAULT_SANDBOX_OUTPUT_MAX_BYTES,
-            log_level: "info".into(),
-            log_format: LogFormat::Text,
+            log: LogSettings::default(),
             #[cfg(feature = "failpoints")]
             pause_at: None,
         }
     }
 }
 
-/// One key of the file: its name, its default as the README shows it, and how its JSON value
+/// One key of the file: its name, its default as docs/configuration.md shows it, and how its JSON value
 /// becomes part of [`Settings`].
 pub(crate) struct Key {
     pub name: &'static str,
-    // Read by the test that ties these to `Settings::default()` and the README.
+    // Read by the test that ties these to `Settings::default()` and docs/configuration.md.
     #[cfg_attr(not(test), allow(dead_code))]
     pub default: &'static str,
     pub apply: fn(&mut Settings, &Value) -> Result<(), String>,
@@ -402,7 +401,7 @@ pub(crate) const KEYS: &[Key] = &[
         name: "log_level",
         default: "info",
         apply: |s, v| {
-            s.log_level = log_level(string(v)?)?;
+            s.log.level = log_level(string(v)?)?;
             Ok(())
         },
     },
@@ -411,7 +410,7 @@ pub(crate) const KEYS: &[Key] = &[
         default: "text",
         apply: |s, v| {
             let name = string(v)?;
-            s.log_format = LogFormat::from_name(name)
+            s.log.format = LogFormat::from_name(name)
                 .ok_or_else(|| format!("{name:?} is neither text nor json"))?;
             Ok(())
         },
@@ -646,13 +645,8 @@ fn label_key(k: &str) -> Result<String, String> {
     Ok(k.to_string())
 }
 
-fn log_level(v: &str) -> Result<String, String> {
-    match v.to_ascii_lowercase().as_str() {
-        l @ ("error" | "warn" | "info" | "debug" | "trace") => Ok(l.to_string()),
-        _ => Err(format!(
-            "{v:?} is not one of error, warn, info, debug, trace"
-        )),
-    }
+fn log_level(v: &str) -> Result<LogLevel, String> {
+    LogLevel::from_name(v).ok_or_else(|| format!("{v:?} is not one of {}", LogLevel::names()))
 }
 
 /// A stout duration as Mesos flags take it: `10secs`, `2.5mins`, `500ms`.
@@ -764,8 +758,8 @@ mod tests {
         assert_eq!(s.labels.get("team").map(String::as_str), Some("infra"));
         assert!(s.privileged);
         assert!(!s.mesos_cgroups);
-        assert_eq!(s.log_level, "debug");
-        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.log.level, LogLevel::Debug);
+        assert_eq!(s.log.format, LogFormat::Json);
         assert!(!s.end_with_shim);
         assert_eq!(s.shim_death_settle, Duration::from_secs(5));
         assert!(s.command_executor_docker);
@@ -867,11 +861,12 @@ mod tests {
         assert_eq!(e.key, "labels.team", "{e}");
     }
 
-    /// The README's table of keys is the table here: every key, with its default, and no other.
+    /// The docs' table of keys (docs/configuration.md) is the table here: every key, with its
+    /// default, and no other.
     #[test]
-    fn the_readme_lists_every_key_with_its_default() {
-        let readme = include_str!("../README.md");
-        let table: Vec<(&str, &str)> = readme
+    fn the_docs_list_every_key_with_its_default() {
+        let page = include_str!("../docs/configuration.md");
+        let table: Vec<(&str, &str)> = page
             .lines()
             .skip_while(|l| !l.starts_with("| key | default | meaning |"))
             .skip(2)
@@ -885,7 +880,7 @@ mod tests {
         assert_eq!(table, keys);
     }
 
-    /// One source per default: every default the README's table shows as a value (not prose
+    /// One source per default: every default the docs' table shows as a value (not prose
     /// such as "none") is, parsed as the file would give it, what `Settings::default()` holds.
     #[test]
     fn the_defaults_shown_are_the_defaults_held() {

@@ -19,8 +19,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    #[cfg(test)]
-    pub(crate) const ALL: [Failure; 5] = [
+    pub const ALL: [Failure; 5] = [
         Failure::Usage,
         Failure::Unavailable,
         Failure::Software,
@@ -30,7 +29,7 @@ impl Failure {
 
     /// sysexits.h's code for the class: EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE, EX_IOERR,
     /// EX_CONFIG.
-    pub(crate) fn exit_code(self) -> u8 {
+    pub const fn exit_code(self) -> u8 {
         match self {
             Failure::Usage => 64,
             Failure::Unavailable => 69,
@@ -39,6 +38,100 @@ impl Failure {
             Failure::Config => 78,
         }
     }
+}
+
+/// The command did what was asked (`doctor`: every check passed, warnings included; `gc
+/// --every`: stopped by SIGTERM or SIGINT), or the reader of its report went away.
+pub(crate) const SUCCESS: u8 = 0;
+/// The command ran and reports a problem it found: `doctor`, a check failed; `gc`, a removal
+/// failed.
+pub(crate) const PROBLEM_FOUND: u8 = 1;
+
+/// A status the binary leaves with, what it means, which commands leave with it (`run` stands
+/// for the relay under any name), and what it means for some of them in particular.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExitStatus {
+    pub code: u8,
+    pub meaning: &'static str,
+    pub commands: &'static [&'static str],
+    pub notes: &'static [(&'static str, &'static str)],
+}
+
+/// Every status of the binary's own, for every command: the one table, which each command's
+/// `--help` prints. The relay leaves with the executor's status otherwise (or dies of its
+/// signal). A command line that cannot be parsed is a usage failure, for every command.
+pub(crate) const EXIT_STATUSES: [ExitStatus; 7] = [
+    ExitStatus {
+        code: SUCCESS,
+        meaning: "done",
+        commands: &["doctor", "ps", "gc"],
+        notes: &[
+            ("doctor", "every check passed (warnings included)"),
+            ("gc", "with --every, stopped by SIGTERM or SIGINT"),
+        ],
+    },
+    ExitStatus {
+        code: PROBLEM_FOUND,
+        meaning: "a problem found and reported",
+        commands: &["doctor", "gc"],
+        notes: &[("doctor", "a check failed"), ("gc", "a removal failed")],
+    },
+    ExitStatus {
+        code: Failure::Usage.exit_code(),
+        meaning: "a bad command line",
+        commands: &["run", "doctor", "ps", "gc"],
+        notes: &[(
+            "run",
+            "a malformed launch (MESOS_DIRECTORY, an ID, an argument, a sandbox the agent did \
+             not make)",
+        )],
+    },
+    ExitStatus {
+        code: Failure::Unavailable.exit_code(),
+        meaning: "no Docker daemon answers, or it failed a request",
+        commands: &["run", "ps", "gc"],
+        notes: &[("run", "the executor image is missing and cannot be pulled")],
+    },
+    ExitStatus {
+        code: Failure::Software.exit_code(),
+        meaning: "the shim failed in itself",
+        commands: &["run", "doctor", "ps", "gc"],
+        notes: &[(
+            "run",
+            "the launch failed part-way (create, start, checkpoint); the sibling it started is \
+             removed",
+        )],
+    },
+    ExitStatus {
+        code: Failure::Output.exit_code(),
+        meaning: "the report could not be printed (a reader that went away is no failure: 0)",
+        commands: &["doctor", "ps", "gc"],
+        notes: &[],
+    },
+    ExitStatus {
+        code: Failure::Config.exit_code(),
+        meaning: "a bad or untrusted configuration file",
+        commands: &["run", "ps", "gc"],
+        notes: &[("run", "an agent container without --pid=host")],
+    },
+];
+
+/// The statuses `command` leaves with, as its `--help` ends.
+pub(crate) fn exit_statuses_help(command: &str) -> String {
+    let mut help = String::from("Exit status:");
+    for status in EXIT_STATUSES
+        .iter()
+        .filter(|s| s.commands.contains(&command))
+    {
+        help.push_str(&format!("\n  {:>3}  {}", status.code, status.meaning));
+        for (_, note) in status.notes.iter().filter(|(c, _)| *c == command) {
+            help.push_str(&format!("; {note}"));
+        }
+    }
+    if command == "run" {
+        help.push_str("\n  otherwise the executor's status, or its death by the same signal");
+    }
+    help
 }
 
 /// An error on its way out of the shim, with the class that picks the exit status.
@@ -96,7 +189,7 @@ pub(crate) const STATUS_NOT_EXECUTABLE: u8 = 126;
 
 /// The status a process killed by signal number `signal` leaves with, as a shell and Docker
 /// report it: 128+n (255 where that is past the end).
-pub(crate) fn status_of_signal(signal: i32) -> u8 {
+pub fn status_of_signal(signal: i32) -> u8 {
     u8::try_from(128 + i64::from(signal)).unwrap_or(255)
 }
 
@@ -128,18 +221,30 @@ mod tests {
         assert_eq!(exit_status_from_docker(256), 255);
     }
 
-    /// The README's table of the shim's own statuses is this one: every class, no other.
+    /// Each status is listed once, and a note speaks of a command that leaves with it.
     #[test]
-    fn the_readme_lists_each_failure_status_once() {
-        let readme = include_str!("../README.md");
-        let listed: Vec<u8> = readme
-            .lines()
-            .skip_while(|l| !l.starts_with("| status | meaning |"))
-            .skip(2)
-            .take_while(|l| l.starts_with('|'))
-            .map(|l| l.split('|').nth(1).unwrap().trim().parse().unwrap())
-            .collect();
-        assert_eq!(listed, Failure::ALL.map(Failure::exit_code));
+    fn the_exit_status_table_is_consistent() {
+        let codes: Vec<u8> = EXIT_STATUSES.iter().map(|s| s.code).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+        for failure in Failure::ALL {
+            assert!(codes.contains(&failure.exit_code()), "{failure:?}");
+        }
+        for status in EXIT_STATUSES {
+            for (command, _) in status.notes {
+                assert!(
+                    status.commands.contains(command),
+                    "{}: {command}",
+                    status.code
+                );
+            }
+        }
+        assert!(
+            exit_statuses_help("gc").contains("1  a problem found and reported; a removal failed")
+        );
+        assert!(!exit_statuses_help("ps").contains(" 1  "));
     }
 
     #[test]

@@ -28,6 +28,8 @@
 //!   it: its image, mounts and PID namespace, which the sibling's placement follows.
 //! - [`sibling_init`]: the sibling's first process: runs the executor, ends what it leaves
 //!   running, records its exit, and ends it when the agent kills the shim.
+//! - [`docker_cli`]: the `docker` CLI the docker executor runs in its sibling: the real one, except
+//!   that the attached `run` of the task container outlives a restart of the daemon.
 //! - [`failpoint`](mod@failpoint): pause points for the fault suite, compiled into test builds only.
 //! - [`commands`]: one file per subcommand; [`cli`] parses the command line, `main.rs` picks the
 //!   sibling init (its first argument), the relay (under an executor's name) or the CLI.
@@ -45,27 +47,28 @@
 //! 3. `output`, `engine`;
 //! 4. `agent_container`;
 //! 5. `sibling`;
-//! 6. `relay`, `sibling_init`;
+//! 6. `relay`, `sibling_init`, `docker_cli`;
 //! 7. `commands`, `cli`; `main.rs` on top.
 
 pub(crate) mod agent_container;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub(crate) mod engine;
-pub(crate) mod error;
+pub mod docker_cli;
+pub mod engine;
+pub mod error;
 pub(crate) mod failpoint;
 pub(crate) mod key_value;
 pub mod launch_env;
-pub(crate) mod logging;
+pub mod logging;
 pub mod mesos;
-pub(crate) mod no_follow;
-pub(crate) mod output;
+pub mod no_follow;
+pub mod output;
 pub mod proc;
 pub mod relay;
 pub(crate) mod runtime;
 pub mod sibling;
-pub(crate) mod sibling_init;
+pub mod sibling_init;
 pub(crate) mod signal_forwarding;
 #[cfg(test)]
 mod test_support;

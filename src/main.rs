@@ -3,6 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mesos_executor_shim::cli::{Cli, Command};
 use mesos_executor_shim::commands;
+use mesos_executor_shim::docker_cli;
+use mesos_executor_shim::error::status_of_signal;
 use mesos_executor_shim::launch_env;
 use mesos_executor_shim::mesos::executor::ExecutorKind;
 use mesos_executor_shim::sibling::protocol::INIT_ARG;
@@ -20,6 +22,16 @@ fn main() -> ExitCode {
         let env = launch_env::take();
         return ExitCode::from(commands::init::main(&argv[1..], env));
     }
+    // The docker executor calling its CLI in its sibling, where the relay pointed its `--docker`.
+    if docker_cli::is_cli_call(&argv) && commands::in_sibling().unwrap_or(false) {
+        let env = launch_env::take();
+        return match docker_cli::main(&argv, env) {
+            docker_cli::Ending::Status(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            docker_cli::Ending::Signal(signal) => {
+                ExitCode::from(commands::die_of(signal, status_of_signal(signal as i32)))
+            }
+        };
+    }
     // The relay once only waiting is left, re-executed under this name. It was started with an
     // empty environment (its arguments carry all it needs); cleared all the same, before anything
     // could read it.
@@ -33,7 +45,10 @@ fn main() -> ExitCode {
         let env = launch_env::take();
         return leave(commands::run::relay_main(kind, argv, env));
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(commands::usage(&e)),
+    };
     // The operator's commands keep their environment: it is the operator's shell's, and they read
     // `DOCKER_HOST` (and `doctor` its defaults) from it on purpose.
     let status = match cli.command {
@@ -55,10 +70,11 @@ fn main() -> ExitCode {
         Command::Ps {
             label,
             json,
+            wide,
             settings,
         } => commands::report(
             "ps",
-            commands::ps::main(settings.config.as_deref(), &label, json),
+            commands::ps::main(settings.config.as_deref(), &label, json, wide),
         ),
         Command::Gc {
             dry_run,
@@ -80,7 +96,7 @@ fn main() -> ExitCode {
 fn leave(how: commands::Leave) -> ExitCode {
     match how {
         commands::Leave::Status(status) => ExitCode::from(status),
-        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(handover)),
+        commands::Leave::Wait(handover) => leave(commands::wait::become_waiting(*handover)),
         commands::Leave::Signal(signal, status) => ExitCode::from(commands::die_of(signal, status)),
     }
 }

@@ -564,10 +564,10 @@ fn the_cli_under_its_own_name() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Under another name, agent flags are not the shim's: clap refuses them.
+    // Under another name, agent flags are not the shim's: refused as a bad command line.
     let out = Command::new(shim_bin())
         .arg("--launcher_dir=/x")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
 }

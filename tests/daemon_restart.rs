@@ -215,3 +215,81 @@ fn without_live_restore_a_stopping_daemon_ends_the_executors_and_nothing_hangs()
     }
     daemon.restart();
 }
+
+/// A task that ticks until told to stop (a file in its container), then exits 3.
+const TICKING_UNTIL_STOPPED: &str =
+    "i=0; while [ ! -e /tmp/stop ]; do echo task tick $i; i=$((i+1)); sleep 0.2; done; exit 3";
+
+/// The task's ticks in the sandbox's stdout, in order.
+fn ticks(run: &Run) -> Vec<u64> {
+    run.read(run.sandbox().join("stdout"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("task tick ")?.parse().ok())
+        .collect()
+}
+
+/// A docker task rides out a live-restore restart of its daemon: the docker executor's CLI (the
+/// shim, in its sibling) follows the task container while the daemon is away and through its
+/// log after, so that every tick reaches the sandbox once, in order, those written while the
+/// daemon was down included, and the task's own exit (3) is the executor's. Control: the stock
+/// docker executor's `docker run` fails with 125 in the same restart, the task still running.
+#[test]
+fn a_docker_task_rides_out_a_restart_of_the_daemon_where_the_stock_executor_fails() {
+    setup();
+    let mut daemon = PrivateDaemon::start(&format!("shim-it-dt-{}", std::process::id()));
+    daemon.load(AGENT_IMAGE);
+    daemon.load(DOCKER_AGENT_IMAGE);
+    let mut shim = Run::new("dtrestart");
+    shim.daemon = Some(daemon.host.clone());
+    let stock = shim.beside("dtrestartstock");
+    let shim_agent = shim.start_agent(&Agent::docker(Agent::with_shim(), TICKING_UNTIL_STOPPED));
+    let stock_agent = stock.start_agent(&Agent::docker(Agent::stock(), TICKING_TASK));
+    shim.wait_for_checkpointed_sibling(&shim_agent);
+    for run in [&shim, &stock] {
+        wait_until("the task prints", Duration::from_secs(30), || {
+            run.task_lines() >= 3
+        });
+    }
+    let task_pid: u32 = shim
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", &shim.task_container()])
+        .parse()
+        .unwrap();
+
+    daemon.stop(Signal::SIGTERM);
+    let before = ticks(&shim).len();
+    wait_children(task_pid, 10);
+    daemon.restart();
+
+    assert_eq!(
+        stock.wait_agent_status(&stock_agent),
+        125,
+        "the stock executor's docker run lost the daemon"
+    );
+    assert!(stock.task_running(), "its task container ran on regardless");
+    wait_until(
+        &format!(
+            "the ticks of the time without a daemon reach the sandbox\n{}",
+            shim.diagnostics(&shim_agent)
+        ),
+        Duration::from_secs(30),
+        || ticks(&shim).len() >= before + 15,
+    );
+    assert!(shim.task_running() && shim.agent_status().is_none());
+    shim.docker_ok(&["exec", &shim.task_container(), "touch", "/tmp/stop"]);
+    assert_eq!(
+        shim.wait_agent_status(&shim_agent),
+        3,
+        "the task's own exit, through the followed container"
+    );
+    let ticks = ticks(&shim);
+    let expected: Vec<u64> = (0..ticks.len() as u64).collect();
+    assert_eq!(ticks, expected, "every tick once, in order");
+    let stderr = shim.read(shim.sandbox().join("stderr")).unwrap_or_default();
+    assert!(
+        stderr.contains("following"),
+        "the sandbox says why the output came from the log: {stderr}"
+    );
+    drop(stock);
+    drop(shim);
+}

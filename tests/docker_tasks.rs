@@ -47,8 +47,8 @@ fn a_docker_task_survives_its_agent_container() {
     assert_eq!(argv[0], "/usr/libexec/mesos/mesos-docker-executor");
     assert!(
         argv.contains(&format!("--container={}", run.task_container()).as_str())
-            && argv.contains(&"--docker_socket=/var/run/docker.sock"),
-        "the agent's flags, verbatim: {argv:?}"
+            && argv.contains(&"--docker_socket=/run/mesos-executor-shim/docker/docker.sock"),
+        "the agent's flags, the socket in its directory: {argv:?}"
     );
     assert!(!run.sibling_name().starts_with("mesos-"));
 
@@ -151,10 +151,12 @@ fn any_launcher_dir_works_without_configuration() {
     }
 }
 
-/// The sibling gets the host's Docker socket where the executor's --docker_socket says, read from
-/// its flags (and forwarded unchanged).
+/// The docker executor's sibling gets the directory of the daemon's socket (read-only; a socket
+/// file bound there would be the old one after a restart of the daemon), and its `--docker` is
+/// the shim, which follows the task container through such a restart; the real CLI is the one
+/// the agent named, and the socket the shim's own daemon, wherever `--docker_socket` said.
 #[test]
-fn the_socket_goes_where_docker_socket_says() {
+fn the_docker_executor_gets_the_sockets_directory_and_the_shim_as_its_cli() {
     let run = Run::new("dockersocket");
     let socket = "/run/mesos-agent/docker.sock";
     let name = run
@@ -165,11 +167,24 @@ fn the_socket_goes_where_docker_socket_says() {
     });
     let mounts = run.sibling_mounts();
     assert!(
-        mounts.contains(&("/var/run/docker.sock".to_string(), socket.to_string(), true)),
+        mounts.contains(&(
+            "/var/run".to_string(),
+            "/run/mesos-executor-shim/docker".to_string(),
+            false
+        )),
         "{mounts:?}"
     );
     let argv = run.executor_file("executor.argv");
     assert!(argv
         .lines()
-        .any(|l| l == format!("--docker_socket={socket}")));
+        .any(|l| l == "--docker_socket=/run/mesos-executor-shim/docker/docker.sock"));
+    assert!(argv
+        .lines()
+        .any(|l| l == "--docker=/run/mesos-executor-shim/init"));
+    let env = run.executor_file("executor.env");
+    assert!(
+        env.lines()
+            .any(|l| l == "MESOS_EXECUTOR_SHIM_DOCKER_CLI=docker"),
+        "the real CLI, as the agent named it: {env}"
+    );
 }

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! sh ../shared/mesos/install.sh /opt/mesos      # or any Mesos 1.x install
-//! MESOS_HOME=/opt/mesos cargo test --locked --features failpoints --test real_mesos -- --ignored
+//! MESOS_HOME=/opt/mesos cargo test --locked --features failpoints --test real_mesos --test deployment -- --ignored
 //! ```
 //!
 //! Named and broken (no agent there, one that does not run), they fail saying so.
@@ -20,58 +20,25 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::daemons::PrivateDaemon;
+use common::mesos::{free_port, master_get, write_root_file};
 use common::*;
 
-const ASKED_FOR: &str =
-    "real Mesos: MESOS_HOME=<install> cargo test --features failpoints --test real_mesos -- --ignored";
 /// The agent container's image: an empty merged-/usr root with this host's `/etc`; its
 /// containers bind-mount the host's `/usr` and the Mesos install, read-only.
 const AGENT_IMAGE_REAL: &str = "mesos-executor-shim-test/mesos-agent:latest";
 /// A ticking command task.
 const TICKING: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
+/// A ticking task that exits 3 once told to (a file in its container).
+const TICKING_UNTIL_STOPPED: &str =
+    "i=0; while [ ! -e /tmp/stop ]; do echo tick $i; i=$((i+1)); sleep 0.2; done; exit 3";
 
-/// The Mesos install the suite runs, checked once.
+/// The Mesos install the suite runs (see [`common::mesos::mesos_home`]), with the suite's agent
+/// image built once per test binary.
 fn mesos_home() -> PathBuf {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
-        let home = std::env::var_os("MESOS_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!(
-                    "MESOS_HOME is not set: the real-Mesos suite needs a Mesos 1.x install prefix \
-                 (sh ../shared/mesos/install.sh /opt/mesos installs one); run it as: {ASKED_FOR}"
-                )
-            });
-        let agent = home.join("bin/mesos-agent");
-        let out = Command::new(&agent).arg("--version").output();
-        match out {
-            Ok(o)
-                if o.status.success()
-                    && String::from_utf8_lossy(&o.stdout).starts_with("mesos 1.") => {}
-            Ok(o) => panic!(
-                "MESOS_HOME={}: {} --version does not answer `mesos 1.x`: {}{}",
-                home.display(),
-                agent.display(),
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(e) => panic!(
-                "MESOS_HOME={}: cannot run {}: {e}; name the prefix of a Mesos 1.x install",
-                home.display(),
-                agent.display()
-            ),
-        }
-        for executor in [
-            "mesos-executor",
-            "mesos-docker-executor",
-            "mesos-containerizer",
-        ] {
-            assert!(
-                home.join("libexec/mesos").join(executor).exists(),
-                "MESOS_HOME={}: no libexec/mesos/{executor}",
-                home.display()
-            );
-        }
+        let home = common::mesos::mesos_home();
         setup();
         build_agent_image();
         home
@@ -113,14 +80,6 @@ fn build_agent_image() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A master on this host and its agents, one container at a time, on one work_dir.
 struct Cluster {
     dir: PathBuf,
@@ -135,6 +94,9 @@ struct Cluster {
     shim: bool,
     /// The agent's `--work_dir` is a link (see [`Cluster::with_linked_work_dir`]).
     linked_work_dir: bool,
+    /// The cluster's own Docker daemon (see [`Cluster::on_private_daemon`]); `None`: the suite's.
+    /// A field, so that it goes only after the cluster's containers were removed through it.
+    daemon: Option<PrivateDaemon>,
 }
 
 impl Cluster {
@@ -182,6 +144,7 @@ impl Cluster {
             frameworks: Vec::new(),
             shim: true,
             linked_work_dir: false,
+            daemon: None,
         };
         wait_until("the master answers", Duration::from_secs(30), || {
             cluster.get("/health").is_some()
@@ -191,6 +154,45 @@ impl Cluster {
 
     fn work_dir(&self) -> PathBuf {
         self.dir.join("work")
+    }
+
+    /// A cluster whose containers (agent, siblings, tasks) live on a daemon of its own, with
+    /// live-restore, its socket in a directory of its own that the agent container mounts: a
+    /// restart of that daemon touches nothing of the rest of the suite. `shim: false`: the
+    /// stock arrangement.
+    fn on_private_daemon(tag: &str, shim: bool) -> Cluster {
+        mesos_home();
+        let daemon = PrivateDaemon::start(&format!("shim-rm-{tag}-{}", std::process::id()));
+        daemon.load(AGENT_IMAGE_REAL);
+        daemon.load(AGENT_IMAGE);
+        let socket = daemon.socket.display().to_string();
+        let config = serde_json::json!({ "docker_host": daemon.host });
+        let mut cluster = Cluster::new(tag, config, &[&format!("--docker_socket={socket}")]);
+        cluster.shim = shim;
+        cluster.daemon = Some(daemon);
+        cluster
+    }
+
+    /// The docker CLI on the cluster's daemon.
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        match &self.daemon {
+            Some(daemon) => daemon.docker(args),
+            None => docker(args),
+        }
+    }
+
+    /// [`Cluster::docker`], its trimmed stdout; panics with its stderr when it fails.
+    fn docker_ok(&self, args: &[&str]) -> String {
+        succeeded(args, self.docker(args))
+    }
+
+    /// The agent container's `-v` of the daemon's socket: the private daemon's directory, else
+    /// the suite's socket file.
+    fn socket_mount(&self) -> String {
+        match &self.daemon {
+            Some(daemon) => format!("{0}:{0}", daemon.socket.parent().unwrap().display()),
+            None => "/var/run/docker.sock:/var/run/docker.sock".to_string(),
+        }
     }
 
     /// Makes the agent's `--work_dir` (`work`) a link to a directory elsewhere (`disk/work`), as
@@ -207,14 +209,7 @@ impl Cluster {
 
     /// GET on the master; `None` while it does not answer.
     fn get(&self, path: &str) -> Option<String> {
-        let out = Command::new("curl")
-            .args(["-sf", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{}{path}", self.master_port))
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        master_get(self.master_port, path)
     }
 
     /// The state of task `name` on the master.
@@ -254,7 +249,7 @@ impl Cluster {
             "-v",
             &format!("{0}:{0}:ro", home.display()),
             "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
+            &self.socket_mount(),
             "-v",
             &match self.linked_work_dir {
                 true => format!("{0}:{0}", self.dir.display()),
@@ -300,7 +295,7 @@ impl Cluster {
             "--resources=cpus:2;mem:2048;disk:4096;ports:[31000-32000]".into(),
         ]);
         args.extend(self.agent_flags.iter().cloned());
-        docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.agents.push(name.clone());
         let registered = if self.agents.len() == 1 {
             "Registered with master"
@@ -316,7 +311,7 @@ impl Cluster {
     }
 
     fn agent_log(&self, name: &str) -> String {
-        let out = docker(&["logs", name]);
+        let out = self.docker(&["logs", name]);
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -326,11 +321,11 @@ impl Cluster {
 
     fn kill_agent(&self) {
         let name = self.agents.last().unwrap();
-        docker_ok(&["kill", "--signal", "KILL", name]);
+        self.docker_ok(&["kill", "--signal", "KILL", name]);
         wait_until(
             "the agent container is dead",
             Duration::from_secs(20),
-            || docker_ok(&["inspect", "-f", "{{.State.Running}}", name]) == "false",
+            || self.docker_ok(&["inspect", "-f", "{{.State.Running}}", name]) == "false",
         );
     }
 
@@ -416,6 +411,69 @@ impl Cluster {
         }
     }
 
+    /// The numbers of task `name`'s ticks in its sandbox, in order.
+    fn tick_numbers(&self, name: &str) -> Vec<u64> {
+        self.sandbox_file(name, "stdout")
+            .lines()
+            .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+            .collect()
+    }
+
+    /// Asserts that every tick of task `name` reached its sandbox once, in order.
+    fn assert_ticks_whole(&self, name: &str) {
+        let ticks = self.tick_numbers(name);
+        let expected: Vec<u64> = (0..ticks.len() as u64).collect();
+        assert_eq!(ticks, expected, "every tick of {name} once, in order");
+    }
+
+    /// Restarts the cluster's own daemon (SIGTERM, live-restore) while task `name` ticks on
+    /// without it, for ten ticks.
+    fn restart_daemon(&mut self, name: &str) {
+        let task = format!("mesos-{}", self.container_id(name));
+        let pid: u32 = self
+            .docker_ok(&["inspect", "-f", "{{.State.Pid}}", &task])
+            .parse()
+            .unwrap();
+        let daemon = self
+            .daemon
+            .as_mut()
+            .expect("a cluster on a daemon of its own");
+        daemon.stop(nix::sys::signal::Signal::SIGTERM);
+        wait_children(pid, 10);
+        daemon.restart();
+    }
+
+    /// Asserts that the restarted agent `agent` reconnected to executor `name`, whose task is
+    /// running on the master and whose output grows.
+    fn assert_reconnected(&self, agent: &str, name: &str) {
+        let reconnected = format!("Received re-registration message from executor '{name}'");
+        wait_until(
+            &format!(
+                "the restarted agent reconnected to {name}\n{}",
+                self.diagnostics()
+            ),
+            Duration::from_secs(30),
+            || self.agent_log(agent).contains(&reconnected),
+        );
+        self.wait_task(name, "TASK_RUNNING", Duration::from_secs(30));
+        self.assert_output_grows(name);
+    }
+
+    /// Waits until the framework of task `name` got `state` with `message`.
+    fn wait_status(&self, name: &str, state: &str, message: &str) {
+        wait_until(
+            &format!(
+                "task {name} ended {state}: {message}\n{}",
+                self.diagnostics()
+            ),
+            Duration::from_secs(150),
+            || {
+                let log = self.framework_log(name);
+                log.contains(&format!("Received status update {state}")) && log.contains(message)
+            },
+        );
+    }
+
     fn ticks(&self, name: &str) -> usize {
         self.sandbox(name)
             .and_then(|s| std::fs::read_to_string(s.join("stdout")).ok())
@@ -435,11 +493,11 @@ impl Cluster {
     /// Running siblings of this cluster: (name, host pid).
     fn siblings(&self) -> Vec<(String, u32)> {
         let filter = format!("label={SCOPE_LABEL}={}", self.scope);
-        let names = docker_ok(&["ps", "-q", "--filter", &filter]);
+        let names = self.docker_ok(&["ps", "-q", "--filter", &filter]);
         names
             .lines()
             .map(|id| {
-                let out = docker_ok(&["inspect", "-f", "{{.Name}} {{.State.Pid}}", id]);
+                let out = self.docker_ok(&["inspect", "-f", "{{.Name}} {{.State.Pid}}", id]);
                 let (name, pid) = out.split_once(' ').unwrap();
                 (
                     name.trim_start_matches('/').to_string(),
@@ -449,13 +507,29 @@ impl Cluster {
             .collect()
     }
 
+    /// Runs `gc` on the host, for this cluster's siblings on its daemon.
+    fn gc(&self) {
+        let mut gc = Command::new(shim_bin());
+        gc.args(["gc", "--label", &format!("{SCOPE_LABEL}={}", self.scope)]);
+        if let Some(daemon) = &self.daemon {
+            gc.env("DOCKER_HOST", &daemon.host);
+        }
+        let out = gc.output().unwrap();
+        assert!(
+            out.status.success(),
+            "gc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn wait_no_sibling(&self) {
         wait_until(
             &format!("no sibling of the cluster is left\n{}", self.diagnostics()),
             Duration::from_secs(60),
             || {
                 let filter = format!("label={SCOPE_LABEL}={}", self.scope);
-                docker_ok(&["ps", "-aq", "--filter", &filter]).is_empty()
+                self.docker_ok(&["ps", "-aq", "--filter", &filter])
+                    .is_empty()
             },
         );
     }
@@ -470,7 +544,7 @@ impl Cluster {
         let mut text = format!(
             "agent log (last lines, newest first):\n{}\ncontainers of the daemon named mesos-*:\n{}\n",
             tail.join("\n"),
-            docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}", "--filter", "name=mesos-"])
+            self.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}", "--filter", "name=mesos-"])
         );
         if let Ok(frameworks) = std::fs::read_dir(&self.dir) {
             for f in frameworks.flatten() {
@@ -496,7 +570,7 @@ impl Drop for Cluster {
         let filter = format!("label={SCOPE_LABEL}={}", self.scope);
         let mut names = self.agents.clone();
         names.extend(
-            docker(&["ps", "-aq", "--filter", &filter])
+            self.docker(&["ps", "-aq", "--filter", &filter])
                 .stdout
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
@@ -505,7 +579,7 @@ impl Drop for Cluster {
         if !names.is_empty() {
             let mut args = vec!["rm", "-f"];
             args.extend(names.iter().map(String::as_str));
-            let _ = docker(&args);
+            let _ = self.docker(&args);
         }
         // The docker executors' task containers of this cluster, mesos-<container ID>, and the
         // executors' own containers under --docker_mesos_image.
@@ -520,24 +594,12 @@ impl Drop for Cluster {
         if !tasks.is_empty() {
             let mut args = vec!["rm", "-f"];
             args.extend(tasks.iter().map(String::as_str));
-            let _ = docker(&args);
+            let _ = self.docker(&args);
         }
         let _ = self.master.kill();
         let _ = self.master.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Writes a file root owns and nobody else can write, as the shim requires of its configuration.
-fn write_root_file(path: &Path, content: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(
-        path.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
 }
 
 /// A command task of a checkpointing framework runs on through a SIGKILL of its agent container,
@@ -621,17 +683,87 @@ fn survives_in(mut cluster: Cluster, name: &str, args: &[&str]) {
     assert!(pid_alive(pid), "the executor outlived its agent container");
     cluster.assert_output_grows(name);
     let agent = cluster.start_agent();
-    let reconnected = format!("Received re-registration message from executor '{name}'");
-    wait_until(
-        &format!(
-            "the restarted agent reconnected to the executor\n{}",
-            cluster.diagnostics()
-        ),
-        Duration::from_secs(30),
-        || cluster.agent_log(&agent).contains(&reconnected),
+    cluster.assert_reconnected(&agent, name);
+}
+
+/// Docker tasks outlive a live-restore restart of their Docker daemon, and their agent
+/// container's SIGKILL after it: the docker executor's CLI (the shim) follows the task container
+/// while the daemon is away, so the task stays TASK_RUNNING and every tick reaches the sandbox
+/// once, in order; a later framework kill ends it TASK_KILLED, and a task's own exit after the
+/// restart reaches the framework with its own status. Control: the stock docker executor, whose
+/// `docker run` fails with the daemon, fails its task with the CLI's 125.
+#[test]
+#[ignore = "real Mesos: see the module's documentation"]
+fn docker_tasks_outlive_a_restart_of_the_daemon_where_the_stock_executor_fails() {
+    let image = format!("--docker_image={AGENT_IMAGE}");
+    let task = |command: &str| {
+        let command = format!("--command={command}");
+        vec![
+            "--checkpoint".to_string(),
+            "--containerizer=docker".into(),
+            image.clone(),
+            command,
+        ]
+    };
+    let mut stock = Cluster::on_private_daemon("dtstock", false);
+    stock.start_agent();
+    let stock_task = task(TICKING);
+    stock.execute(
+        "stocktick",
+        &stock_task.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    cluster.wait_task(name, "TASK_RUNNING", Duration::from_secs(30));
-    cluster.assert_output_grows(name);
+    let mut cluster = Cluster::on_private_daemon("dtshim", true);
+    cluster.start_agent();
+    let mut killed = task(TICKING);
+    killed.push("--kill_after=100secs".into());
+    cluster.execute(
+        "dtick",
+        &killed.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let exits = task(TICKING_UNTIL_STOPPED);
+    cluster.execute(
+        "dexit",
+        &exits.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    stock.wait_task("stocktick", "TASK_RUNNING", Duration::from_secs(60));
+    for name in ["dtick", "dexit"] {
+        cluster.wait_task(name, "TASK_RUNNING", Duration::from_secs(60));
+    }
+
+    stock.restart_daemon("stocktick");
+    stock.wait_status(
+        "stocktick",
+        "TASK_FAILED",
+        "Container exited with status 125",
+    );
+    cluster.restart_daemon("dtick");
+    for name in ["dtick", "dexit"] {
+        cluster.assert_output_grows(name);
+        assert_eq!(cluster.task_state(name).as_deref(), Some("TASK_RUNNING"));
+        cluster.assert_ticks_whole(name);
+    }
+
+    cluster.kill_agent();
+    let agent = cluster.start_agent();
+    for name in ["dtick", "dexit"] {
+        cluster.assert_reconnected(&agent, name);
+    }
+
+    let dexit = format!("mesos-{}", cluster.container_id("dexit"));
+    cluster.docker_ok(&["exec", &dexit, "touch", "/tmp/stop"]);
+    cluster.wait_status("dexit", "TASK_FAILED", "Container exited with status 3");
+    cluster.wait_status("dtick", "TASK_KILLED", "Container exited with status");
+    for name in ["dtick", "dexit"] {
+        cluster.assert_ticks_whole(name);
+    }
+    // Their shims died with the first agent container: `gc` removes the exited siblings.
+    wait_until(
+        &format!("both executors exited\n{}", cluster.diagnostics()),
+        Duration::from_secs(30),
+        || cluster.siblings().is_empty(),
+    );
+    cluster.gc();
+    cluster.wait_no_sibling();
 }
 
 /// The framework kills its task: TASK_KILLED, and no sibling is left.

@@ -377,11 +377,29 @@ fn the_configuration_file_reaches_the_shim_on_a_1x_agent() {
             .any(|l| l.starts_with('{') && l.contains("\"forked.pid now names the sibling\"")),
         "{stderr}"
     );
+    // The sibling's init, which reads no file, logs as the file says too: its arguments carry
+    // the settings.
+    let init_line = |stderr: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("sibling init started the executor"))
+            .map(str::to_string)
+    };
+    wait_until("the init's log line", Duration::from_secs(20), || {
+        init_line(&run.stderr()).is_some()
+    });
+    let line = init_line(&run.stderr()).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the init's line is not JSON ({e}): {line}"));
+    assert_eq!(
+        event["fields"]["message"],
+        "sibling init started the executor"
+    );
 }
 
 /// Safe defaults: with no configuration a command executor's sibling is not privileged, gets no
 /// capability its launch lacked (Docker's defaults, which the agent container has), and gets
-/// exactly the mounts the README lists: its sandbox and its init. No
+/// exactly the mounts docs/sibling.md lists: its sandbox and its init. No
 /// Docker socket: its tasks cannot reach the daemon.
 #[test]
 fn a_sibling_gets_only_what_the_readme_lists() {

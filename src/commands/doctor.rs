@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::agent_container::{AgentContainer, PidNamespace};
 use crate::config::{ConfigFile, Settings, DEFAULT_CONFIG_PATH};
-use crate::engine::{DaemonFacts, Engine, HostFacts};
-use crate::error::ShimError;
+use crate::engine::bugs::{self as engine_bugs, ExitStormDeadlock};
+use crate::engine::{DaemonFacts, Engine, HostFacts, NoDaemon};
+use crate::error::{ShimError, PROBLEM_FOUND, SUCCESS};
 use crate::mesos::cgroups;
 use crate::mesos::executor::{stock_beside, ExecutorKind};
 use crate::sibling::placement::{
@@ -57,7 +58,7 @@ fn failed(check: &'static str, detail: impl Into<String>, fix: impl Into<String>
     }
 }
 
-/// Exit status 0 when every check passes (warnings included), 1 otherwise.
+/// [`SUCCESS`] when every check passes (warnings included), [`PROBLEM_FOUND`] otherwise.
 pub fn main(
     config: Option<&Path>,
     work_dir: &Path,
@@ -94,7 +95,11 @@ pub fn main(
             super::print(check_line(c))?;
         }
     }
-    Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
+    Ok(if checks.iter().all(|c| c.ok) {
+        SUCCESS
+    } else {
+        PROBLEM_FOUND
+    })
 }
 
 /// One check as a line of the report. Its values go through [`super::printable`]: some are read
@@ -172,6 +177,7 @@ async fn run_checks(
         }
     };
     checks.push(daemon_restart_check(engine.facts(), &host));
+    checks.push(exit_storm_check(engine.facts()));
     checks.push(agent_container_check(agent.as_ref()));
     checks.push(pid_namespace_check(agent.as_ref()));
 
@@ -191,11 +197,19 @@ async fn docker_check(settings: &Settings, checks: &mut Vec<Check>) -> Option<En
     let engine = match super::connect(settings).await {
         Ok(engine) => engine,
         Err(e) => {
-            checks.push(failed(
-                "docker",
-                e.to_string(),
-                "make the daemon reachable; every other check needs it",
-            ));
+            checks.push(match e.error.downcast_ref::<NoDaemon>() {
+                Some(absent) => failed(
+                    "docker",
+                    format!("no Docker daemon answers at {} ({})", absent.endpoint, absent.why),
+                    "start it, or fix docker_host in the configuration file (DOCKER_HOST in this shell wins \
+                     over it); every other check needs the daemon",
+                ),
+                None => failed(
+                    "docker",
+                    e.to_string(),
+                    "make the daemon reachable; every other check needs it",
+                ),
+            });
             return None;
         }
     };
@@ -276,6 +290,23 @@ fn daemon_restart_check(facts: &DaemonFacts, host: &HostFacts) -> Check {
     }
 }
 
+/// Whether many siblings exiting at once can deadlock this daemon (see
+/// [`engine_bugs::exit_storm_deadlock`]).
+fn exit_storm_check(facts: &DaemonFacts) -> Check {
+    match engine_bugs::exit_storm_deadlock(facts) {
+        ExitStormDeadlock::Fixed => pass(
+            "exit-storm",
+            format!(
+                "Docker {} has the fix for moby/moby#46661: many siblings may exit at once",
+                facts.version
+            ),
+        ),
+        ExitStormDeadlock::Affected(why) | ExitStormDeadlock::Unknown(why) => {
+            warn("exit-storm", format!("Docker {}", facts.version), why)
+        }
+    }
+}
+
 /// Which siblings get the Docker socket, and whether the agent container's own view of it
 /// survives a restart of the daemon.
 fn docker_socket_check(
@@ -301,10 +332,17 @@ fn docker_socket_check(
     } else {
         "command executors' siblings get none: their tasks cannot reach Docker (command_executor_docker: false)".to_string()
     };
-    let detail = format!(
-        "docker executors' siblings get the host's {} where --docker_socket says; {command}",
-        host.display()
-    );
+    let docker = match placement::socket_directory(host) {
+        Ok((dir, socket)) => format!(
+            "docker executors' siblings get the host's {} (the directory of {}, read-only) and name {} as their \
+             --docker_socket, with the shim as their docker CLI, so that their tasks outlive a restart of the daemon",
+            dir.display(),
+            host.display(),
+            socket.display()
+        ),
+        Err(e) => return failed("docker-socket", &e.problem, &e.fix),
+    };
+    let detail = format!("{docker}; {command}");
     let socket = settings.docker_host.socket();
     match (agent, socket) {
         (Some(agent), Some(socket)) if agent.mount_at(socket).is_some() => warn(

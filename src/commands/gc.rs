@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::engine::Engine;
-use crate::error::{Classify, Failure, ShimError};
+use crate::error::{Classify, Failure, ShimError, PROBLEM_FOUND, SUCCESS};
 use crate::mesos::checkpoint;
 use crate::proc::process_gone;
 use crate::sibling::inventory::{self, CannotJudge, Collect, Inventory, SiblingEntry, Verdict};
@@ -82,12 +82,12 @@ where
             },
             signal = stop.received() => {
                 tracing::warn!(signal, "gc stopped during a pass; the rest of it is not done");
-                return Ok(0);
+                return Ok(SUCCESS);
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = stop.received() => return Ok(0),
+            _ = stop.received() => return Ok(SUCCESS),
         }
     }
 }
@@ -115,7 +115,7 @@ impl Stop {
     }
 }
 
-/// One pass. Exit status 1 when a removal failed.
+/// One pass. [`PROBLEM_FOUND`] when a removal failed.
 async fn pass(
     engine: &Engine,
     dry_run: bool,
@@ -162,9 +162,9 @@ async fn pass(
     }
     report(&actions, &kept, &inventory, json)?;
     Ok(if actions.iter().any(|a| a.action == Done::Failed) {
-        1
+        PROBLEM_FOUND
     } else {
-        0
+        SUCCESS
     })
 }
 

@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 
-use crate::logging::LogFormat;
 use crate::sibling::protocol::{InitArgs, PROTOCOL};
 
 /// `args`: what follows the init argument. Returns the status to leave with: the executor's.
@@ -23,13 +22,13 @@ pub fn main(args: &[OsString], env: crate::launch_env::LaunchEnv) -> u8 {
                  protocol {PROTOCOL}: the shim that made this sibling and this init must be releases \
                  that share a protocol"
             );
-            return 70;
+            return crate::error::Failure::Software.exit_code();
         }
     };
     if let Err(e) = crate::sibling_init::log_to(&parsed.args.stderr) {
         eprintln!("mesos-executor-shim init: {e}");
     }
-    crate::logging::init("info", LogFormat::Text);
+    crate::logging::init(parsed.args.log);
     if parsed.args.protocol > PROTOCOL || !parsed.ignored.is_empty() {
         tracing::info!(
             shim_protocol = parsed.args.protocol,

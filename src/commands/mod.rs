@@ -15,17 +15,18 @@ use std::path::Path;
 use crate::agent_container::HostPids;
 use crate::config::{self, Loaded};
 use crate::engine::{Engine, Patience};
-use crate::error::{Classify, Failure, ShimError};
+use crate::error::{Classify, Failure, ShimError, SUCCESS};
 use crate::sibling::spec::SIBLING_MARKER_MOUNT;
 
-/// How long an operator command waits for the daemon.
+/// How long an operator command waits for the daemon, saying nothing until it gives up.
 const OPERATOR_DOCKER_PATIENCE: Patience = Patience {
     absent: std::time::Duration::from_secs(5),
     busy: std::time::Duration::from_secs(30),
+    say_retrying: false,
 };
 
 /// The operator's settings: `--config FILE` or the default file, and `DOCKER_HOST` of the
-/// operator's shell. Logging at `warn`: the commands' output is their report.
+/// operator's shell. The log (stderr) as the file sets it, beside the report (stdout).
 pub(crate) fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimError> {
     // The one read of the process environment: an operator command's is the operator's shell's.
     // The relay and its waiting mode never get here, and their own environment is empty anyway
@@ -33,7 +34,7 @@ pub(crate) fn operator_settings(config: Option<&Path>) -> Result<Loaded, ShimErr
     let docker_host = std::env::var("DOCKER_HOST").ok();
     let loaded =
         config::load_for_operator(config, docker_host.as_deref()).classify(Failure::Config)?;
-    crate::logging::init("warn", loaded.settings.log_format);
+    crate::logging::init(loaded.settings.log);
     Ok(loaded)
 }
 
@@ -109,7 +110,7 @@ pub fn die_of(signal: nix::sys::signal::Signal, status: u8) -> u8 {
 pub fn report(what: &str, outcome: Result<u8, ShimError>) -> u8 {
     match outcome {
         Ok(code) => code,
-        Err(e) if e.is_reader_gone() => 0,
+        Err(e) if e.is_reader_gone() => SUCCESS,
         Err(e) => {
             if tracing::dispatcher::has_been_set() {
                 tracing::error!(error = %e, "{what} failed");
@@ -118,6 +119,17 @@ pub fn report(what: &str, outcome: Result<u8, ShimError>) -> u8 {
             }
             e.failure.exit_code()
         }
+    }
+}
+
+/// Prints what clap says of a command line it could not parse (or the help, or the version,
+/// which are no failure) and picks the status: a bad command line is a usage failure.
+pub fn usage(e: &clap::Error) -> u8 {
+    let _ = e.print();
+    if e.use_stderr() {
+        Failure::Usage.exit_code()
+    } else {
+        SUCCESS
     }
 }
 
@@ -187,6 +199,55 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ShimError
 #[cfg(test)]
 mod tests {
     use super::printable;
+
+    /// Every status a command leaves with is one of the named constants of [`crate::error`]
+    /// (the table each `--help` prints): no number is written where a status is decided, in any
+    /// command's file or in `main.rs` (their tests aside).
+    #[test]
+    fn commands_leave_only_with_named_statuses() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join("main.rs")];
+        let mut dirs = vec![src.join("commands")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                match path.extension() {
+                    None => dirs.push(path),
+                    Some(ext) if ext == "rs" => files.push(path),
+                    Some(_) => {}
+                }
+            }
+        }
+        assert!(files.len() > 8, "{files:?}");
+        let where_a_status_goes = [
+            "Ok(",
+            "Status(",
+            "return ",
+            "ExitCode::from(",
+            "exit(",
+            "=> ",
+        ];
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            for (n, line) in code.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for prefix in where_a_status_goes {
+                    let literal = line.match_indices(prefix).any(|(at, _)| {
+                        line[at + prefix.len()..].starts_with(|c: char| c.is_ascii_digit())
+                    });
+                    assert!(
+                        !literal,
+                        "{}:{}: a status written as a number: {line}",
+                        file.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
 
     /// A task can kill its executor with a signal that dumps core: the shim dies of it, and
     /// must not dump its own memory into the sandbox (or to the host's handler) doing so.

@@ -82,7 +82,7 @@ fn settings_for(launch: &relay::Launch) -> Result<config::Settings, ShimError> {
         error: e.into(),
     })?;
     let settings = loaded.settings;
-    crate::logging::init(&settings.log_level, settings.log_format);
+    crate::logging::init(settings.log);
     // What this process's own environment holds: nothing (see `crate::launch_env`).
     tracing::debug!(
         start_ns = crate::proc::monotonic_ns(),
@@ -187,7 +187,7 @@ fn in_executor_container(
         .settings;
     let confirmed = crate::runtime::current_thread()?.block_on(candidate.confirm(&settings))?;
     if confirmed.is_some() {
-        crate::logging::init(&settings.log_level, settings.log_format);
+        crate::logging::init(settings.log);
     }
     Ok(confirmed.map(|container| (container, settings)))
 }

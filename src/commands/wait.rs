@@ -10,7 +10,7 @@ use crate::relay::waiting;
 /// Re-executes this binary into the waiting mode; returns only if that fails, having waited in
 /// place instead. The waiting mode starts with an empty environment: its arguments carry all it
 /// needs, and the launch environment is the task's (see [`crate::launch_env`]).
-pub fn become_waiting(handover: Box<Handover>) -> super::Leave {
+pub fn become_waiting(handover: Handover) -> super::Leave {
     let exec = handover.keep_across_exec().map(|()| {
         std::process::Command::new("/proc/self/exe")
             .arg0(WAIT_ARG)
@@ -22,7 +22,7 @@ pub fn become_waiting(handover: Box<Handover>) -> super::Leave {
         Ok(e) | Err(e) => e,
     };
     tracing::warn!(error = %error, "cannot re-execute into the waiting mode; waiting in place");
-    wait(*handover)
+    wait(handover)
 }
 
 /// The waiting mode's entry: `args` follow [`WAIT_ARG`].
@@ -33,7 +33,7 @@ pub fn main(args: &[OsString]) -> super::Leave {
         .collect();
     match Handover::parse(&args) {
         Ok(handover) => {
-            crate::logging::init(&handover.log_level, handover.log_format);
+            crate::logging::init(handover.log);
             tracing::debug!(
                 container = handover.sibling_name,
                 "waiting for the executor"

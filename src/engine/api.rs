@@ -36,6 +36,41 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) struct Patience {
     pub absent: Duration,
     pub busy: Duration,
+    /// Say in the log, once, that the daemon does not answer yet and is retried: a launch's
+    /// sandbox log then tells why it waited. An operator command says nothing until it gives
+    /// up, in one line ([`NoDaemon`]); every retry is at debug level either way.
+    pub say_retrying: bool,
+}
+
+/// Nothing answered at the endpoint for as long as the patience allowed: no daemon is there
+/// (no socket, a refused connection), or it is restarting.
+#[derive(Debug)]
+pub(crate) struct NoDaemon {
+    pub endpoint: DockerEndpoint,
+    /// Why the last attempt failed (`no socket there`, `Connection refused`).
+    pub why: String,
+    pub waited: Duration,
+}
+
+impl std::fmt::Display for NoDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no Docker daemon answers at {} ({}; retried for {}s): {}",
+            self.endpoint,
+            self.why,
+            self.waited.as_secs(),
+            NoDaemon::FIX
+        )
+    }
+}
+
+impl std::error::Error for NoDaemon {}
+
+impl NoDaemon {
+    pub(crate) const FIX: &'static str = "start it, or mount its socket into the agent container (-v \
+        /var/run/docker.sock:/var/run/docker.sock), or set \"docker_host\" in the configuration file \
+        (DOCKER_HOST for the operator commands) to where it listens";
 }
 
 pub(crate) struct Engine {
@@ -265,6 +300,7 @@ impl Engine {
         })?;
         let deadline = tokio::time::Instant::now() + patience.absent;
         let mut delay = Duration::from_millis(100);
+        let mut say_retrying = patience.say_retrying;
         loop {
             // A failed connect returns at once (see `DaemonStream::connect`): only a daemon that
             // took the connection can use up the time given to a busy one.
@@ -285,18 +321,21 @@ impl Engine {
                 }
             };
             if tokio::time::Instant::now() + delay >= deadline {
-                return Err(fail(
-                    Failure::Unavailable,
-                    format!(
-                        "the Docker daemon at {endpoint} did not answer within {}s ({error}); start it, or mount its \
-                         socket into the agent container (-v /var/run/docker.sock:/var/run/docker.sock), or set \
-                         \"docker_host\" in the configuration file (DOCKER_HOST for the operator commands) to where it \
-                         listens",
-                        patience.absent.as_secs()
-                    ),
-                ));
+                let absent = NoDaemon {
+                    endpoint: endpoint.clone(),
+                    why: error,
+                    waited: patience.absent,
+                };
+                return Err(ShimError {
+                    failure: Failure::Unavailable,
+                    error: absent.into(),
+                });
             }
-            tracing::warn!(%endpoint, error, "Docker daemon not answering yet; retrying");
+            if std::mem::take(&mut say_retrying) {
+                tracing::warn!(%endpoint, error, for_s = patience.absent.as_secs(), "Docker daemon not answering yet; retrying");
+            } else {
+                tracing::debug!(%endpoint, error, "Docker daemon not answering yet; retrying");
+            }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1));
         }

@@ -271,7 +271,7 @@ pub(crate) enum Verdict {
     /// Launches that use it are handed back to the stock executor, or refused where none is
     /// reachable.
     HandedBack,
-    /// The shim does not carry it, and does not stop the launch (a known limit, in the README).
+    /// The shim does not carry it, and does not stop the launch (a known limit, in docs/faults.md).
     NotCarried,
 }
 

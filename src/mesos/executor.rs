@@ -94,6 +94,24 @@ pub(crate) fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().rev().find_map(|a| a.strip_prefix(&prefix))
 }
 
+/// `args` with every `--name=...` giving `value` instead (Mesos's parser takes the last), or with
+/// `--name=value` added where none does.
+pub(crate) fn with_flag(args: &[String], name: &str, value: &str) -> Vec<String> {
+    let prefix = format!("--{name}=");
+    let given = format!("{prefix}{value}");
+    let mut out: Vec<String> = args
+        .iter()
+        .map(|a| match a.starts_with(&prefix) {
+            true => given.clone(),
+            false => a.clone(),
+        })
+        .collect();
+    if !args.iter().any(|a| a.starts_with(&prefix)) {
+        out.push(given);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +183,36 @@ mod tests {
         );
         assert_eq!(flag(&args, "docker"), Some("docker"));
         assert_eq!(flag(&args, "sandbox_directory"), None);
+    }
+
+    #[test]
+    fn a_flag_is_given_anew_wherever_the_agent_gave_it() {
+        let args: Vec<String> = [
+            "--container=mesos-1",
+            "--docker=docker",
+            "--docker=/usr/bin/docker",
+        ]
+        .map(String::from)
+        .to_vec();
+        let changed = with_flag(&args, "docker", "/run/x/init");
+        assert_eq!(
+            changed,
+            [
+                "--container=mesos-1",
+                "--docker=/run/x/init",
+                "--docker=/run/x/init"
+            ]
+        );
+        assert_eq!(flag(&changed, "docker"), Some("/run/x/init"));
+        let added = with_flag(&args[..1], "docker_socket", "/run/d.sock");
+        assert_eq!(
+            added,
+            ["--container=mesos-1", "--docker_socket=/run/d.sock"]
+        );
+        assert_eq!(
+            with_flag(&args, "docker_s", "x").len(),
+            4,
+            "a flag is its whole name"
+        );
     }
 }

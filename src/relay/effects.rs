@@ -23,6 +23,7 @@ use crate::sibling::inventory;
 pub(crate) const DOCKER_PATIENCE: Patience = Patience {
     absent: Duration::from_secs(8),
     busy: Duration::from_secs(45),
+    say_retrying: true,
 };
 
 /// How long the shim, its executor gone, tries to reach the daemon again to remove the sibling:
@@ -30,6 +31,7 @@ pub(crate) const DOCKER_PATIENCE: Patience = Patience {
 pub(crate) const AFTER_EXIT_PATIENCE: Patience = Patience {
     absent: Duration::from_secs(2),
     busy: Duration::from_secs(2),
+    say_retrying: true,
 };
 
 /// What the relay asks of the container engine about its sibling.

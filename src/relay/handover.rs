@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::config::DockerEndpoint;
 use crate::key_value::{self, arg};
-use crate::logging::LogFormat;
+use crate::logging::LogSettings;
 use crate::output::ShimOutput;
 use crate::proc::{Pidfd, ProcessHandle, ProcessIdentity};
 
@@ -27,8 +27,7 @@ pub struct Handover {
     pub auto_removed: bool,
     pub exit_record: PathBuf,
     pub endpoint: DockerEndpoint,
-    pub log_level: String,
-    pub log_format: LogFormat,
+    pub log: LogSettings,
 }
 
 impl Handover {
@@ -39,7 +38,7 @@ impl Handover {
             ProcessHandle::Pidfd(pidfd) => format!("pidfd:{}", pidfd.as_raw_fd()),
             ProcessHandle::Poll(identity) => format!("poll:{identity}"),
         };
-        vec![
+        let mut args = vec![
             arg("process", process),
             arg("output", self.output_arg()),
             arg("sibling-id", &self.sibling_id),
@@ -47,9 +46,9 @@ impl Handover {
             arg("auto-removed", self.auto_removed),
             arg("exit-record", self.exit_record.display()),
             arg("endpoint", &self.endpoint),
-            arg("log-level", &self.log_level),
-            arg("log-format", self.log_format.name()),
-        ]
+        ];
+        args.extend(self.log.to_args());
+        args
     }
 
     /// The output pipes' numbers, `<out>,<err>` (a stream that is done as `-`), or `none`.
@@ -114,9 +113,26 @@ impl Handover {
             auto_removed: get("auto-removed")? == "true",
             exit_record: PathBuf::from(get("exit-record")?),
             endpoint: DockerEndpoint::parse(get("endpoint")?)?,
-            log_level: get("log-level")?.to_string(),
-            log_format: LogFormat::from_name(get("log-format")?).unwrap_or(LogFormat::Text),
+            log: log_settings(args)?,
         })
+    }
+}
+
+/// The log settings among `args`: both keys required, as the same binary writes them.
+fn log_settings(args: &[String]) -> Result<LogSettings, String> {
+    let mut log = LogSettings::default();
+    let mut read = 0;
+    for (key, value) in args.iter().filter_map(|a| key_value::split(a)) {
+        if LogSettings::is_key(key) {
+            if !log.read_arg(key, value) {
+                return Err(format!("bad {key}={value}"));
+            }
+            read += 1;
+        }
+    }
+    match read {
+        2 => Ok(log),
+        _ => Err("no log-level= and log-format=".into()),
     }
 }
 
@@ -153,8 +169,10 @@ mod tests {
             auto_removed: true,
             exit_record: "/w/s/.mesos-executor-shim.exit".into(),
             endpoint: DockerEndpoint::parse("unix:///var/run/docker.sock").unwrap(),
-            log_level: "debug".into(),
-            log_format: LogFormat::Json,
+            log: LogSettings {
+                level: crate::logging::LogLevel::Debug,
+                format: crate::logging::LogFormat::Json,
+            },
         }
     }
 
@@ -171,8 +189,7 @@ mod tests {
         assert!(back.auto_removed);
         assert_eq!(back.exit_record, sent.exit_record);
         assert_eq!(back.endpoint, sent.endpoint);
-        assert_eq!(back.log_level, "debug");
-        assert_eq!(back.log_format, LogFormat::Json);
+        assert_eq!(back.log, sent.log);
         let pidfd = Pidfd::open(std::process::id()).unwrap();
         let sent = handover(ProcessHandle::Pidfd(pidfd));
         sent.keep_across_exec().unwrap();

@@ -98,8 +98,7 @@ pub(crate) async fn run(
             .is_empty()
             .then(|| WaitingMode {
                 endpoint: settings.docker_host.clone(),
-                log_level: settings.log_level.clone(),
-                log_format: settings.log_format,
+                log: settings.log,
             }),
         relays_output: prepared.relays_output,
         #[cfg(feature = "failpoints")]

@@ -17,8 +17,7 @@ pub(crate) struct Sweep {
 #[derive(Debug, Clone)]
 pub(crate) struct WaitingMode {
     pub endpoint: crate::config::DockerEndpoint,
-    pub log_level: String,
-    pub log_format: crate::logging::LogFormat,
+    pub log: crate::logging::LogSettings,
 }
 
 /// What the launch does besides running the sibling: checkpointing, the sweep, pause points.

@@ -10,15 +10,16 @@ use crate::engine::{Engine, HostFacts};
 use crate::error::{fail, Classify, Failure, ShimError};
 use crate::mesos::cgroups::{self, CgroupPlacement, DockerPlacementReason};
 use crate::mesos::container::SiblingSecurity;
-use crate::mesos::executor::{flag, ExecutorKind};
+use crate::mesos::executor::{flag, with_flag, ExecutorKind};
 use crate::mesos::volumes;
 use crate::output::Route;
 use crate::proc::ProcessIdentity;
 use crate::relay::launch::Launch;
 use crate::sibling::placement::{
-    self, AutoRemove, InitBinary, Placement, PlacementError, SIBLING_DOCKER_SOCKET,
+    self, AutoRemove, InitBinary, Placement, PlacementError, Resolved, SIBLING_DOCKER_SOCKET,
 };
-use crate::sibling::spec::{self, SiblingSpec, SpecInputs};
+use crate::sibling::protocol::REAL_CLI_VAR;
+use crate::sibling::spec::{self, SiblingSpec, SocketMount, SpecInputs};
 
 pub(crate) const PID_HOST_NEEDED: &str =
     "the agent container does not share the host's PID namespace, so the agent could not \
@@ -61,11 +62,14 @@ pub(crate) async fn prepare(
     let resolved = placement.clone().complete().classify(Failure::Config)?;
     let mounts = RunMounts::of(launch, &placement)?;
     let sandbox_aliases = sandbox_aliases(launch)?;
-    let docker_socket = docker_socket(launch, settings, resolved.docker_socket_host.as_ref())?;
-    let mut executor = vec![real_executor(launch, settings).display().to_string()];
-    executor.extend(launch.executor_args.iter().cloned());
-    let security = sibling_security(launch, settings);
-    let env = executor_environment(launch);
+    let command = ExecutorCommand::of(launch, settings, &resolved)?;
+    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
+    if !security.refused_cap_add.is_empty() {
+        tracing::warn!(
+            capabilities = ?security.refused_cap_add,
+            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
+        );
+    }
     let mut host = LazyHostFacts {
         engine,
         facts: None,
@@ -76,7 +80,13 @@ pub(crate) async fn prepare(
         .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
         .unwrap_or_default();
     let auto_remove = auto_remove(&mut host).await?;
-    let (init_path, init_host_file) = init_paths(&resolved.init);
+    let (init_path, init_host_file) = match &resolved.init {
+        InitBinary::InImage(path) => (path.clone(), None),
+        InitBinary::HostFile(host) => (
+            resolved.init.path_in_sibling().to_path_buf(),
+            Some(host.clone()),
+        ),
+    };
     // Identities are host pids, which the sibling's init and gc read in the host's PID
     // namespace: named only where this process sees that namespace.
     let shim = host_pids.then(ProcessIdentity::current).flatten();
@@ -86,15 +96,15 @@ pub(crate) async fn prepare(
         kind: launch.kind,
         settings,
         image: resolved.image,
-        executor,
-        env,
+        executor: command.executor,
+        env: command.env,
         security,
         init_path,
         init_host_file,
         sandbox_host: mounts.sandbox_host,
         sandbox_aliases,
         volumes: mounts.volumes,
-        docker_socket,
+        docker_socket: command.docker_socket,
         work_dir_host: resolved.work_dir_host.clone(),
         forked_pid_host: mounts.forked_pid_host,
         checkpointing: launch.checkpointing,
@@ -117,37 +127,6 @@ pub(crate) async fn prepare(
         cgroups_made_for_sibling,
         relays_output: output_reader.is_some(),
     })
-}
-
-/// The sibling's security: the launch container's, with what of `cap_add` its bounding set
-/// allows (the rest is said in the log).
-fn sibling_security(launch: &Launch, settings: &Settings) -> SiblingSecurity {
-    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
-    if !security.refused_cap_add.is_empty() {
-        tracing::warn!(
-            capabilities = ?security.refused_cap_add,
-            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
-        );
-    }
-    security
-}
-
-/// The executor's environment: the launch's, but for variables that are not UTF-8 (said in the
-/// log).
-fn executor_environment(launch: &Launch) -> Vec<String> {
-    let (env, not_utf8) = spec::executor_environment(&launch.env);
-    if !not_utf8.is_empty() {
-        tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
-    }
-    env
-}
-
-/// The init's path in the sibling, and the host file mounted there (`None`: it is in the image).
-fn init_paths(init: &InitBinary) -> (PathBuf, Option<PathBuf>) {
-    match init {
-        InitBinary::InImage(path) => (path.clone(), None),
-        InitBinary::HostFile(host) => (init.path_in_sibling().to_path_buf(), Some(host.clone())),
-    }
 }
 
 /// The agent container the shim runs in (`None`: the host); one without the host's PID
@@ -214,22 +193,55 @@ impl RunMounts {
     }
 }
 
-/// Where the sibling gets the host's Docker socket, if it gets it (see
-/// [`placement::gets_docker_socket`]): the docker executor runs the task container through the
-/// socket its flag names.
-fn docker_socket(
-    launch: &Launch,
-    settings: &Settings,
-    socket_host: Option<&PathBuf>,
-) -> Result<Option<(PathBuf, PathBuf)>, ShimError> {
-    if !placement::gets_docker_socket(launch.kind, settings) {
-        return Ok(None);
+/// The executor's command line and environment in the sibling, and how it reaches Docker.
+struct ExecutorCommand {
+    executor: Vec<String>,
+    env: Vec<String>,
+    docker_socket: Option<SocketMount>,
+}
+
+impl ExecutorCommand {
+    /// The executor as the agent ran it. A docker executor gets the socket's directory and the
+    /// sibling's init (this binary) as its `--docker` CLI, the real CLI named in [`REAL_CLI_VAR`]
+    /// (see [`crate::docker_cli`]); a command executor gets the socket file only where the
+    /// operator says so (see [`placement::gets_docker_socket`]).
+    fn of(
+        launch: &Launch,
+        settings: &Settings,
+        resolved: &Resolved,
+    ) -> Result<ExecutorCommand, ShimError> {
+        let (mut env, not_utf8) = spec::executor_environment(&launch.env);
+        if !not_utf8.is_empty() {
+            tracing::warn!(variables = ?not_utf8, "not forwarding variables that are not UTF-8");
+        }
+        let mut args = launch.executor_args.clone();
+        let socket_host = resolved.docker_socket_host.as_ref();
+        let docker_socket = match (launch.kind, socket_host) {
+            _ if !placement::gets_docker_socket(launch.kind, settings) => None,
+            (_, None) => None,
+            (ExecutorKind::Command, Some(host)) => Some(SocketMount::File {
+                host: host.clone(),
+                target: PathBuf::from(SIBLING_DOCKER_SOCKET),
+            }),
+            (ExecutorKind::Docker, Some(host)) => {
+                let (dir, socket) = placement::socket_directory(host).classify(Failure::Config)?;
+                args = with_flag(&args, "docker_socket", &socket.display().to_string());
+                let real = flag(&args, "docker").unwrap_or("docker").to_string();
+                let cli = resolved.init.path_in_sibling().display().to_string();
+                args = with_flag(&args, "docker", &cli);
+                env.retain(|e| !e.starts_with(&format!("{REAL_CLI_VAR}=")));
+                env.push(format!("{REAL_CLI_VAR}={real}"));
+                Some(SocketMount::Directory { host: dir })
+            }
+        };
+        let mut executor = vec![real_executor(launch, settings).display().to_string()];
+        executor.extend(args);
+        Ok(ExecutorCommand {
+            executor,
+            env,
+            docker_socket,
+        })
     }
-    let target = match (launch.kind, flag(&launch.executor_args, "docker_socket")) {
-        (ExecutorKind::Docker, Some(socket)) => absolute_flag("docker_socket", socket)?,
-        _ => PathBuf::from(SIBLING_DOCKER_SOCKET),
-    };
-    Ok(socket_host.map(|host| (host.clone(), target)))
 }
 
 /// Where else the sibling has its sandbox: at the path `MESOS_DIRECTORY` names (a work_dir

@@ -307,8 +307,7 @@ impl<H: HostProcesses> Running<'_, H> {
             auto_removed: self.sibling.auto_removed,
             exit_record: self.plan.exit_record.clone(),
             endpoint: mode.endpoint.clone(),
-            log_level: mode.log_level.clone(),
-            log_format: mode.log_format,
+            log: mode.log,
         }))
     }
 

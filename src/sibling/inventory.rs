@@ -56,6 +56,9 @@ pub(crate) struct SiblingEntry {
     /// `mesos-executor` or `mesos-docker-executor` (empty for siblings of older releases).
     pub executor: String,
     pub state: String,
+    /// The executor's exit status, for a sibling that exited (as the daemon's listing says it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
     pub host_pid: Option<i64>,
     pub forked_pid: ForkedPid,
     /// The agent marked the run completed (`executor.sentinel`); `None`: cannot tell from here.
@@ -224,6 +227,7 @@ async fn list_seen_from(
             }
         };
         let mut entry = describe(&labels, &run, docker_id, state, inventory.agent.as_ref());
+        entry.exit_code = summary.status.as_deref().and_then(exit_code_in_status);
         if entry.sibling_state() == SiblingState::Running {
             entry.host_pid = engine
                 .inspect_container(&entry.docker_id)
@@ -248,6 +252,12 @@ async fn list_seen_from(
     inventory.entries.sort_by(|a, b| a.name.cmp(&b.name));
     inventory.foreign.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(inventory)
+}
+
+/// The exit status in the status text of Docker's listing: `Exited (137) 2 minutes ago` → 137.
+fn exit_code_in_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest[..rest.find(')')?].parse().ok()
 }
 
 /// [`judge_host_pids`] on the host pids of the running siblings in `entries`, else (none runs)
@@ -320,6 +330,7 @@ fn describe(
         agent_id: run.agent_id.clone(),
         executor: label(LABEL_EXECUTOR),
         state,
+        exit_code: None,
         host_pid: None,
         forked_pid: ForkedPid::Unknown,
         completed: None,
@@ -397,6 +408,8 @@ impl Inventory {
         );
         if fresh.sibling_state() == SiblingState::Running {
             fresh.host_pid = state.pid.filter(|p| *p > 0);
+        } else {
+            fresh.exit_code = state.exit_code;
         }
         judge_run(&mut fresh, &labels, self.host_pids.seen());
         Ok(Some(fresh))
@@ -495,6 +508,33 @@ pub(crate) fn verdict(entry: &SiblingEntry) -> Verdict {
             None => Verdict::Keep,
         },
         SiblingState::Created | SiblingState::Removing | SiblingState::Unknown => Verdict::Keep,
+    }
+}
+
+/// The run's state in a few words, as `ps` prints it: what Docker says of the sibling, and what
+/// [`verdict`] (gc's own decision) makes of it, so that `ps` and `gc` never disagree.
+pub(crate) fn state_in_words(entry: &SiblingEntry) -> String {
+    let docker = entry.state.as_str();
+    let running = |what: &str| match docker {
+        "running" => what.to_string(),
+        other => format!("{what} ({other})"),
+    };
+    match verdict(entry) {
+        Verdict::Collect(Collect::Exited) => match (docker, entry.exit_code) {
+            ("dead", _) => "dead".into(),
+            (_, Some(code)) => format!("exited {code}"),
+            (_, None) => "exited".into(),
+        },
+        Verdict::Collect(Collect::NeverStarted) => "never started (its shim is gone)".into(),
+        Verdict::Collect(Collect::RunCompleted) => running("running, run completed"),
+        Verdict::Collect(Collect::RunGone) => running("running, run gone"),
+        Verdict::Collect(Collect::Orphaned) => running("orphaned"),
+        Verdict::CannotJudge(_) => running("running, not judged"),
+        Verdict::Keep => match entry.sibling_state() {
+            SiblingState::Running => running("running"),
+            SiblingState::Created => "starting".into(),
+            _ => docker.to_string(),
+        },
     }
 }
 
@@ -658,6 +698,7 @@ mod tests {
             agent_id: "a".into(),
             executor: "mesos-executor".into(),
             state: state.into(),
+            exit_code: None,
             host_pid: Some(42),
             forked_pid: ForkedPid::Matches,
             completed,
@@ -669,6 +710,48 @@ mod tests {
             forked_pid_path: None,
             work_dir: None,
         }
+    }
+
+    /// `ps` says in words what gc decides, from Docker's state and the run's files.
+    #[test]
+    fn the_state_in_words_is_gcs_verdict() {
+        let words = |e: &SiblingEntry| state_in_words(e);
+        assert_eq!(
+            words(&entry("running", Some(false), Some(false))),
+            "running"
+        );
+        assert_eq!(
+            words(&entry("paused", Some(false), Some(false))),
+            "running (paused)"
+        );
+        let exited = SiblingEntry {
+            exit_code: Some(137),
+            ..entry("exited", None, None)
+        };
+        assert_eq!(words(&exited), "exited 137");
+        assert_eq!(words(&entry("exited", None, None)), "exited");
+        assert_eq!(
+            words(&entry("running", Some(true), None)),
+            "running, run completed"
+        );
+        assert_eq!(
+            words(&entry("running", Some(false), Some(true))),
+            "running, run gone"
+        );
+        let orphaned = SiblingEntry {
+            shim_alive: Some(false),
+            forked_pid: ForkedPid::Absent,
+            ..entry("running", Some(false), Some(false))
+        };
+        assert_eq!(words(&orphaned), "orphaned");
+        let never = SiblingEntry {
+            shim_alive: Some(false),
+            ..entry("created", None, None)
+        };
+        assert_eq!(words(&never), "never started (its shim is gone)");
+        assert_eq!(words(&entry("created", None, None)), "starting");
+        assert_eq!(exit_code_in_status("Exited (137) 2 minutes ago"), Some(137));
+        assert_eq!(exit_code_in_status("Up 3 hours"), None);
     }
 
     /// A run that does not checkpoint has no meta directory: "gone" says nothing of it, and a

@@ -9,12 +9,17 @@ use std::path::{Path, PathBuf};
 
 use crate::agent_container::AgentContainer;
 use crate::config::Settings;
+use crate::engine::bugs::engine_version;
 use crate::engine::DaemonFacts;
 use crate::mesos::executor::ExecutorKind;
 
 /// Where executors look for the daemon unless told otherwise (`mesos-docker-executor
 /// --docker_socket`); a sibling given the socket gets it there.
 pub(crate) const SIBLING_DOCKER_SOCKET: &str = crate::config::DOCKER_DEFAULT_SOCKET;
+
+/// Where the docker executor's sibling has the directory of the daemon's socket: a directory, not
+/// the socket file, so that the socket a restarted daemon makes anew is there too.
+pub(crate) const SOCKET_DIR: &str = "/run/mesos-executor-shim/docker";
 
 /// Where a host file that is the shim is bound, read-only, into the sibling to be its init.
 pub const INIT_MOUNT: &str = "/run/mesos-executor-shim/init";
@@ -87,11 +92,23 @@ pub(crate) fn auto_remove(facts: &DaemonFacts, live_restore: bool) -> AutoRemove
     ))
 }
 
-/// `20.10.24+dfsg1` → (20, 10, 24).
-fn engine_version(text: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = text.split(['.', '-', '+', '~']);
-    let mut next = || parts.next()?.parse().ok();
-    Some((next()?, next()?, next().unwrap_or(0)))
+/// What the docker executor's sibling gets of the socket at `host` (its host path): the host
+/// directory that holds it, mounted at [`SOCKET_DIR`], and the socket's path there, which its
+/// `--docker_socket` then names.
+pub(crate) fn socket_directory(host: &Path) -> Result<(PathBuf, PathBuf), PlacementError> {
+    match (host.parent(), host.file_name()) {
+        (Some(dir), Some(name)) if dir.is_absolute() => {
+            Ok((dir.to_path_buf(), Path::new(SOCKET_DIR).join(name)))
+        }
+        _ => Err(PlacementError {
+            problem: format!(
+                "the Docker socket's host path {} has no directory to give the docker executor",
+                host.display()
+            ),
+            fix: "name a socket in a directory as \"docker_host\" (unix:///run/docker-api/docker.sock)"
+                .into(),
+        }),
+    }
 }
 
 /// Whether a sibling of `kind` gets the Docker socket: the docker executor runs its task through
@@ -377,5 +394,18 @@ mod tests {
             ..Settings::default()
         };
         assert!(gets_docker_socket(ExecutorKind::Command, &opted_in));
+    }
+
+    #[test]
+    fn a_docker_executor_gets_the_directory_of_its_socket() {
+        assert_eq!(
+            socket_directory(Path::new("/run/docker-api/docker.sock")),
+            Ok((
+                PathBuf::from("/run/docker-api"),
+                PathBuf::from("/run/mesos-executor-shim/docker/docker.sock")
+            ))
+        );
+        assert!(socket_directory(Path::new("/")).is_err());
+        assert!(socket_directory(Path::new("docker.sock")).is_err());
     }
 }

@@ -18,12 +18,21 @@
 //! ```text
 //! <init> mesos-executor-shim-init protocol=1 stdout=<file> stderr=<file> exit-record=<file>
 //!        [shim=<pid>:<start> agent=<pid>:<start> settle-ms=<n>]
-//!        [output-reader=<pid>:<start> output-max-bytes=<n>] -- <executor> <args...>
+//!        [output-reader=<pid>:<start> output-max-bytes=<n>]
+//!        [log-level=<level> log-format=<text|json>] -- <executor> <args...>
 //! ```
 //!
 //! `output-reader` (added in version 1, ignored by inits that predate it, which append to the
 //! sandbox files as before): the executor's output goes through pipes that this process (the
 //! shim) reads while it lives; see [`crate::output`].
+//!
+//! `log-level`, `log-format` (added in version 1, ignored by inits that predate it, which log as
+//! text at info): the configuration file's log settings, which the init cannot read itself: it
+//! runs in the sibling, and its environment is the task's (see [`crate::logging`]).
+//!
+//! The docker executor's CLI: where the shim points the docker executor's `--docker` at the init
+//! binary (see [`crate::docker_cli`]), it names the real CLI in the executor's environment, as
+//! [`REAL_CLI_VAR`]; the binary answers as the CLI when called with `-H` first in a sibling.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -33,6 +42,7 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::key_value::{self, arg};
+use crate::logging::LogSettings;
 use crate::proc::ProcessIdentity;
 
 /// The signals the shim passes on to its sibling's init, and the init to the executor. SIGKILL
@@ -55,6 +65,11 @@ pub(crate) fn forwarded_signal_set() -> nix::sys::signal::SigSet {
 pub const INIT_ARG: &str = "mesos-executor-shim-init";
 /// The version this build writes.
 pub(crate) const PROTOCOL: u32 = 1;
+
+/// The variable in which the shim gives the docker executor (and so the CLI it runs) the real
+/// CLI the agent named in `--docker`. Not one of the executor's flags: its parser ignores it.
+pub(crate) const REAL_CLI_VAR: &str = "MESOS_EXECUTOR_SHIM_DOCKER_CLI";
+
 /// An exit record is a short JSON object; a longer file is not one.
 pub(crate) const EXIT_RECORD_CAP: u64 = 4096;
 /// The bound on each sandbox output file an init uses when the shim passes none: the settings'
@@ -95,6 +110,8 @@ pub(crate) struct InitArgs {
     pub watch: Option<ShimWatch>,
     /// `Some`: the output goes through the shim (a container logger holds its stdout).
     pub output: Option<OutputRelay>,
+    /// How the init logs: the configuration file's settings, as the shim read them.
+    pub log: LogSettings,
     /// The executor's path and arguments.
     pub executor: Vec<String>,
 }
@@ -127,6 +144,7 @@ impl InitArgs {
             argv.push(arg("output-reader", o.reader));
             argv.push(arg("output-max-bytes", o.max_bytes));
         }
+        argv.extend(self.log.to_args());
         argv.push("--".to_string());
         argv.extend(self.executor.iter().cloned());
         argv
@@ -146,6 +164,7 @@ impl InitArgs {
         let (mut protocol, mut stdout, mut stderr, mut exit_record) = (None, None, None, None);
         let (mut shim, mut agent, mut settle) = (None, None, None);
         let (mut output_reader, mut output_max) = (None, None);
+        let mut log = LogSettings::default();
         for entry in keys {
             let Some((key, value)) = key_value::split(entry) else {
                 ignored.push(entry.clone());
@@ -164,6 +183,7 @@ impl InitArgs {
                     .is_ok(),
                 "output-reader" => value.parse().map(|v| output_reader = Some(v)).is_ok(),
                 "output-max-bytes" => value.parse().map(|v| output_max = Some(v)).is_ok(),
+                key if LogSettings::is_key(key) => log.read_arg(key, value),
                 _ => false,
             };
             if !understood {
@@ -190,6 +210,7 @@ impl InitArgs {
                 reader,
                 max_bytes: output_max.unwrap_or(DEFAULT_OUTPUT_MAX_BYTES),
             }),
+            log,
             executor: executor.to_vec(),
         };
         Ok(ParsedInitArgs { args, ignored })
@@ -330,8 +351,24 @@ mod tests {
                 settle: Duration::from_millis(2500),
             }),
             output: None,
+            log: LogSettings::default(),
             executor: strings(&["/usr/libexec/mesos/mesos-executor", "--x=a b", "--"]),
         }
+    }
+
+    /// The configuration file's log settings reach the init, which reads no file.
+    #[test]
+    fn the_log_settings_go_over_and_come_back() {
+        use crate::logging::{LogFormat, LogLevel};
+        let mut args = sample();
+        args.log = LogSettings {
+            level: LogLevel::Debug,
+            format: LogFormat::Json,
+        };
+        let argv = args.to_argv(Path::new("/init"));
+        assert!(argv.contains(&"log-format=json".to_string()), "{argv:?}");
+        let parsed = InitArgs::parse(&argv[2..]).unwrap();
+        assert_eq!((parsed.args, parsed.ignored.len()), (args, 0));
     }
 
     #[test]
@@ -360,7 +397,8 @@ mod tests {
         assert_eq!(parsed.output.unwrap().max_bytes, DEFAULT_OUTPUT_MAX_BYTES);
     }
 
-    /// Version 1 as it goes over the wire, frozen: a later build must keep reading exactly this.
+    /// Version 1 as the first shims of it wrote it, frozen: a later build must keep reading
+    /// exactly this (this one writes the log settings before the `--` too).
     const V1_ARGV: &[&str] = &[
         "/run/mesos-executor-shim/init",
         "mesos-executor-shim-init",
@@ -380,10 +418,15 @@ mod tests {
     #[test]
     fn version_1_is_written_and_read_as_frozen() {
         let argv = sample().to_argv(Path::new("/run/mesos-executor-shim/init"));
-        assert_eq!(argv, strings(V1_ARGV));
-        let parsed = InitArgs::parse(&argv[2..]).unwrap();
-        assert_eq!(parsed.args, sample());
-        assert!(parsed.ignored.is_empty());
+        let mut frozen = strings(V1_ARGV);
+        let split = frozen.iter().position(|a| a == "--").unwrap();
+        frozen.splice(split..split, sample().log.to_args());
+        assert_eq!(argv, frozen);
+        for argv in [argv, strings(V1_ARGV)] {
+            let parsed = InitArgs::parse(&argv[2..]).unwrap();
+            assert_eq!(parsed.args, sample());
+            assert!(parsed.ignored.is_empty());
+        }
     }
 
     /// An older init under a newer shim: keys it does not know are ignored, and named.

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountBindOptions, MountType, ResourcesUlimits,
+};
 
 use crate::config::{BindMount, Settings};
 use crate::mesos::container::SiblingSecurity;
 use crate::mesos::executor::ExecutorKind;
 use crate::mesos::layout::RunLayout;
 use crate::proc::ProcessIdentity;
+use crate::sibling::placement::SOCKET_DIR;
 use crate::sibling::protocol::{InitArgs, OutputRelay, ShimWatch, PROTOCOL};
 use crate::sibling::{label_sets, labels};
 
@@ -128,8 +131,8 @@ pub struct SpecInputs<'a> {
     /// The persistent volumes the sandbox links to (host path, path here), each mounted at its
     /// own path (see [`crate::mesos::volumes`]).
     pub volumes: Vec<(PathBuf, PathBuf)>,
-    /// The host socket, and where in the sibling it goes, for a sibling that gets Docker.
-    pub docker_socket: Option<(PathBuf, PathBuf)>,
+    /// The daemon's socket, for a sibling that gets Docker.
+    pub docker_socket: Option<SocketMount>,
     /// The host path behind the work_dir (a label: where `gc` finds the run from the host).
     pub work_dir_host: PathBuf,
     pub forked_pid_host: PathBuf,
@@ -145,6 +148,17 @@ pub struct SpecInputs<'a> {
     pub auto_remove: bool,
 }
 
+/// How a sibling that gets Docker has the daemon's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketMount {
+    /// The socket file (`host`) at `target`: where a command executor's tasks look for Docker.
+    File { host: PathBuf, target: PathBuf },
+    /// The directory (`host`) that holds the socket, at [`SOCKET_DIR`]: the docker executor's,
+    /// whose CLI follows the daemon through a restart, after which a file bound before would be
+    /// the old socket. Read-only and without the mounts below it.
+    Directory { host: PathBuf },
+}
+
 /// Everything the sibling is made of.
 #[derive(Debug, Clone)]
 pub struct SiblingSpec {
@@ -156,6 +170,8 @@ pub struct SiblingSpec {
     pub working_dir: PathBuf,
     pub security: SiblingSecurity,
     pub mounts: Vec<BindMount>,
+    /// The directory of the daemon's socket, at [`SOCKET_DIR`] (see [`SocketMount::Directory`]).
+    pub socket_dir: Option<PathBuf>,
     pub cgroup_parent: Option<String>,
     pub auto_remove: bool,
     pub labels: HashMap<String, String>,
@@ -185,6 +201,7 @@ impl SiblingSpec {
                 reader,
                 max_bytes: s.sandbox_output_max_bytes,
             }),
+            log: s.log,
             executor: inputs.executor.clone(),
         };
         let bind = |host: &Path, container: &Path, read_only| BindMount {
@@ -202,8 +219,11 @@ impl SiblingSpec {
         if let Some(host) = &inputs.init_host_file {
             mounts.push(bind(host, &inputs.init_path, true));
         }
-        if let Some((host, target)) = &inputs.docker_socket {
-            mounts.push(bind(host, target, false));
+        let mut socket_dir = None;
+        match &inputs.docker_socket {
+            Some(SocketMount::File { host, target }) => mounts.push(bind(host, target, false)),
+            Some(SocketMount::Directory { host }) => socket_dir = Some(host.clone()),
+            None => {}
         }
         mounts.extend(s.mounts.iter().cloned());
 
@@ -248,6 +268,7 @@ impl SiblingSpec {
             working_dir: run.sandbox.clone(),
             security: inputs.security.clone(),
             mounts,
+            socket_dir,
             cgroup_parent: inputs.cgroup_parent.clone(),
             auto_remove: inputs.auto_remove,
             labels,
@@ -278,7 +299,13 @@ impl SiblingSpec {
                 network_mode: Some("host".into()),
                 // Mounts, not Binds: a sandbox path may hold a `:` (executor IDs may), and a
                 // missing source is an error rather than an empty directory made on the host.
-                mounts: Some(self.mounts.iter().map(bind).collect()),
+                mounts: Some(
+                    self.mounts
+                        .iter()
+                        .map(bind)
+                        .chain(self.socket_dir.as_deref().map(socket_dir))
+                        .collect(),
+                ),
                 auto_remove: Some(self.auto_remove),
                 tmpfs: Some(HashMap::from([(
                     SIBLING_MARKER_MOUNT.to_string(),
@@ -321,6 +348,22 @@ fn bind(m: &BindMount) -> Mount {
         target: Some(path_string(&m.container)),
         typ: Some(MountType::BIND),
         read_only: Some(m.read_only),
+        ..Default::default()
+    }
+}
+
+/// The socket's directory (see [`SocketMount::Directory`]): none of the mounts below it (a host's
+/// `/run` holds many) comes along.
+fn socket_dir(host: &Path) -> Mount {
+    Mount {
+        source: Some(path_string(host)),
+        target: Some(SOCKET_DIR.to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        bind_options: Some(MountBindOptions {
+            non_recursive: Some(true),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -554,13 +597,15 @@ mod tests {
     }
 
     #[test]
-    fn a_docker_executor_gets_the_socket_and_its_sandbox_where_its_flags_say() {
+    fn a_docker_executor_gets_the_sockets_directory_and_its_sandbox_where_its_flags_say() {
         let (run, settings) = (run(), Settings::default());
         let link = PathBuf::from("/var/lib/mesos/slaves/S0/docker/links/C-1");
         let spec = SiblingSpec::build(&SpecInputs {
             kind: ExecutorKind::Docker,
             sandbox_aliases: vec![link.clone(), run.sandbox.clone()],
-            docker_socket: Some(("/run/docker.sock".into(), "/var/run/docker.sock".into())),
+            docker_socket: Some(SocketMount::Directory {
+                host: "/run/docker-api".into(),
+            }),
             init_host_file: None,
             init_path: "/usr/libexec/mesos/mesos-docker-executor".into(),
             ..inputs(&run, &settings)
@@ -568,18 +613,46 @@ mod tests {
         let targets: Vec<&Path> = spec.mounts.iter().map(|m| m.container.as_path()).collect();
         assert_eq!(
             targets,
-            [
-                run.sandbox.as_path(),
-                link.as_path(),
-                Path::new("/var/run/docker.sock")
-            ],
-            "the sandbox once under each name, the socket; a baked init needs no mount"
+            [run.sandbox.as_path(), link.as_path()],
+            "the sandbox once under each name; a baked init needs no mount"
+        );
+        let body = spec.create_body();
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let socket_dir = mounts.last().unwrap();
+        assert_eq!(socket_dir.source.as_deref(), Some("/run/docker-api"));
+        assert_eq!(socket_dir.target.as_deref(), Some(SOCKET_DIR));
+        assert_eq!(socket_dir.read_only, Some(true));
+        assert_eq!(
+            socket_dir
+                .bind_options
+                .as_ref()
+                .and_then(|b| b.non_recursive),
+            Some(true),
+            "nothing mounted below the socket's directory comes along"
         );
         assert_eq!(
             spec.entrypoint[0],
             "/usr/libexec/mesos/mesos-docker-executor"
         );
         assert_eq!(spec.labels[labels::LABEL_EXECUTOR], "mesos-docker-executor");
+    }
+
+    #[test]
+    fn a_command_executor_given_docker_gets_the_socket_file_where_docker_looks() {
+        let (run, settings) = (run(), Settings::default());
+        let spec = SiblingSpec::build(&SpecInputs {
+            docker_socket: Some(SocketMount::File {
+                host: "/run/docker.sock".into(),
+                target: "/var/run/docker.sock".into(),
+            }),
+            ..inputs(&run, &settings)
+        });
+        assert!(spec
+            .mounts
+            .iter()
+            .any(|m| m.host == Path::new("/run/docker.sock")
+                && m.container == Path::new("/var/run/docker.sock")));
+        assert_eq!(spec.socket_dir, None);
     }
 
     #[test]

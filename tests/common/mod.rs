@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemons;
+pub mod mesos;
 pub mod mount_namespace;
 
 use std::path::{Path, PathBuf};
@@ -49,7 +50,11 @@ pub fn docker(args: &[&str]) -> Output {
 
 /// Runs docker and returns its trimmed stdout; panics with its stderr when it fails.
 pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
+    succeeded(args, docker(args))
+}
+
+/// The trimmed stdout of `docker args`, which gave `out`; panics with its stderr when it failed.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "docker {args:?} failed: {}",
@@ -458,13 +463,7 @@ impl Run {
 
     /// [`Run::docker`], its trimmed stdout; panics with its stderr when it fails.
     pub fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        succeeded(args, self.docker(args))
     }
 
     /// Writes a configuration file for this run's shim: `settings` plus the scope label, as
@@ -1067,4 +1066,44 @@ pub fn start_paused_at(run: &Run, step: &str) -> String {
         },
     );
     agent
+}
+
+/// Waits until the process `pid` has started `n` children one after another (the ticking task's
+/// `sleep`s): the task runs on, with no daemon to read it.
+pub fn wait_children(pid: u32, n: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    wait_until(
+        "the task ticks on while the daemon is down",
+        Duration::from_secs(30),
+        || {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+            seen.extend(
+                children
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string),
+            );
+            seen.len() >= n
+        },
+    );
+}
+
+/// `docker compose` (v2) where the CLI has it, else `docker-compose` (v1).
+pub fn compose_command() -> Vec<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works("docker", &["compose", "version"]) {
+        vec!["docker".into(), "compose".into()]
+    } else if works("docker-compose", &["version"]) {
+        vec!["docker-compose".into()]
+    } else {
+        panic!(
+            "neither `docker compose` nor `docker-compose` runs: install one (Debian: docker-compose; \
+             .ci/run installs it)"
+        )
+    }
 }
