@@ -63,13 +63,7 @@ pub(crate) async fn prepare(
     let mounts = RunMounts::of(launch, &placement)?;
     let sandbox_aliases = sandbox_aliases(launch)?;
     let command = ExecutorCommand::of(launch, settings, &resolved)?;
-    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
-    if !security.refused_cap_add.is_empty() {
-        tracing::warn!(
-            capabilities = ?security.refused_cap_add,
-            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
-        );
-    }
+    let security = sibling_security(launch, settings);
     let mut host = LazyHostFacts {
         engine,
         facts: None,
@@ -80,13 +74,7 @@ pub(crate) async fn prepare(
         .map(|parent| cgroups::hierarchies_without(Path::new(cgroups::V1_MOUNT), parent))
         .unwrap_or_default();
     let auto_remove = auto_remove(&mut host).await?;
-    let (init_path, init_host_file) = match &resolved.init {
-        InitBinary::InImage(path) => (path.clone(), None),
-        InitBinary::HostFile(host) => (
-            resolved.init.path_in_sibling().to_path_buf(),
-            Some(host.clone()),
-        ),
-    };
+    let (init_path, init_host_file) = init_paths(&resolved.init);
     // Identities are host pids, which the sibling's init and gc read in the host's PID
     // namespace: named only where this process sees that namespace.
     let shim = host_pids.then(ProcessIdentity::current).flatten();
@@ -127,6 +115,27 @@ pub(crate) async fn prepare(
         cgroups_made_for_sibling,
         relays_output: output_reader.is_some(),
     })
+}
+
+/// The sibling's security: the launch container's, with what of `cap_add` its bounding set
+/// allows (the rest is said in the log).
+fn sibling_security(launch: &Launch, settings: &Settings) -> SiblingSecurity {
+    let security = SiblingSecurity::of(&launch.container, &settings.cap_add);
+    if !security.refused_cap_add.is_empty() {
+        tracing::warn!(
+            capabilities = ?security.refused_cap_add,
+            "not giving the sibling these capabilities of cap_add: the launch's bounding set lacks them"
+        );
+    }
+    security
+}
+
+/// The init's path in the sibling, and the host file mounted there (`None`: it is in the image).
+fn init_paths(init: &InitBinary) -> (PathBuf, Option<PathBuf>) {
+    match init {
+        InitBinary::InImage(path) => (path.clone(), None),
+        InitBinary::HostFile(host) => (init.path_in_sibling().to_path_buf(), Some(host.clone())),
+    }
 }
 
 /// The agent container the shim runs in (`None`: the host); one without the host's PID
