@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::args::AttachedRun;
-use super::splice::{timestamped, Delivered};
+use super::splice::{timestamped, Delivered, ReadAgain};
 use super::Ending;
 use crate::config::DockerEndpoint;
 use crate::sibling::engine::{Engine, Patience, WaitFor};
@@ -26,8 +26,9 @@ pub const CLI_OWN_FAILURE: i32 = 125;
 /// How long the log may stay quiet before the entries read again are judged.
 const QUIET: Duration = Duration::from_millis(250);
 
-/// At most this much of the log read again is held before it is judged: a task that wrote more
-/// in the moments before the daemon left cannot make this process hold its whole output.
+/// At most this much of the log read again is held before it is judged (its bytes and a word for
+/// each entry): a task that wrote more in the moments before the daemon left cannot make this
+/// process hold its whole output.
 const READ_AGAIN_MAX: usize = 4 * 1024 * 1024;
 
 /// How long to wait before asking a daemon again that answered with an error.
@@ -227,8 +228,7 @@ async fn read_log(
         .build();
     let mut log = engine.api().logs(id, Some(options));
     // Entries that may have been delivered already, judged once they are all read.
-    let mut read_again: Option<Vec<Vec<u8>>> = delivered.last_at.map(|_| Vec::new());
-    let mut held = 0;
+    let mut read_again = delivered.last_at.map(|_| ReadAgain::default());
     loop {
         let next = match read_again {
             Some(_) => match tokio::time::timeout(QUIET, log.next()).await {
@@ -251,9 +251,8 @@ async fn read_log(
         };
         let (at, bytes) = timestamped(&entry).unwrap_or((SystemTime::now(), &entry[..]));
         if let Some(entries) = read_again.as_mut().filter(|_| delivered.may_hold(at)) {
-            entries.push(bytes.to_vec());
-            held += bytes.len();
-            if held >= READ_AGAIN_MAX {
+            entries.push(bytes);
+            if entries.held() >= READ_AGAIN_MAX {
                 pass_undelivered(stream, delivered, read_again.take());
             }
             continue;
@@ -267,10 +266,9 @@ async fn read_log(
 }
 
 /// Passes on what of `entries` (read again) was not delivered.
-fn pass_undelivered(stream: Stream, delivered: &mut Delivered, entries: Option<Vec<Vec<u8>>>) {
+fn pass_undelivered(stream: Stream, delivered: &mut Delivered, entries: Option<ReadAgain>) {
     let Some(entries) = entries else { return };
-    let all = entries.concat();
-    let new = &all[delivered.delivered_prefix(&entries)..];
+    let new = delivered.undelivered(&entries);
     write(stream, new);
     let at = delivered.last_at.unwrap_or_else(SystemTime::now);
     delivered.record(new, at);
