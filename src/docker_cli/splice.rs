@@ -157,7 +157,7 @@ pub fn timestamped(entry: &[u8]) -> Option<(SystemTime, &[u8])> {
 }
 
 /// `2006-01-02T15:04:05.999999999Z` (or with a `±hh:mm` offset), as the daemon writes it.
-fn rfc3339(text: &str) -> Option<SystemTime> {
+pub fn rfc3339(text: &str) -> Option<SystemTime> {
     let number = |s: &str| -> Option<i64> {
         s.bytes()
             .all(|b| b.is_ascii_digit())
