@@ -95,6 +95,7 @@ async fn attached(
             return Ending::Status(CLI_NOT_RUN);
         }
     };
+    let cli_ended = SystemTime::now();
     use std::os::unix::process::ExitStatusExt;
     let cli_ending = match (status.code(), status.signal()) {
         (Some(code), _) => Ending::Status(code),
@@ -106,7 +107,7 @@ async fn attached(
     if cli_ending != Ending::Status(follow::CLI_OWN_FAILURE) {
         return cli_ending;
     }
-    follow::follow_container(run, endpoint, started, &mut output)
+    follow::follow_container(run, endpoint, started, cli_ended, &mut output)
         .await
         .unwrap_or(cli_ending)
 }
