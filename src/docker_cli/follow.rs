@@ -59,6 +59,7 @@ pub async fn run_cli(
     args: &[OsString],
     env: &[(OsString, OsString)],
     output: &mut Output,
+    signals: &mut Proxied,
 ) -> std::io::Result<std::process::ExitStatus> {
     let mut command = tokio::process::Command::new(cli);
     command
@@ -73,7 +74,6 @@ pub async fn run_cli(
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    let mut signals = Proxied::new()?;
     let mut child = command.spawn()?;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
@@ -124,15 +124,16 @@ pub async fn follow_container(
     started: SystemTime,
     cli_ended: SystemTime,
     output: &mut Output,
+    signals: &mut Proxied,
 ) -> Option<Ending> {
-    let mut signals = Proxied::new().ok()?;
     let mut pinned: Option<String> = None;
+    let mut errors = Quiet::default();
     loop {
         let engine = connected(endpoint).await;
         let inspected = match engine.inspect_container(&run.name).await {
             Ok(inspected) => inspected,
             Err(e) => {
-                note(&format!("{e:#}; asking again"));
+                errors.note(&format!("{e:#}; asking again"));
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
@@ -162,8 +163,7 @@ pub async fn follow_container(
                     "the daemon left; following {} through its log",
                     run.name
                 ));
-                if let Some(ending) = follow_once(&engine, &id, started, output, &mut signals).await
-                {
+                if let Some(ending) = follow_once(&engine, &id, started, output, signals).await {
                     return Some(ending);
                 }
                 // The daemon went away, or answered the wait with an error: not at once again.
@@ -350,10 +350,28 @@ fn write(stream: Stream, bytes: &[u8]) {
 /// The daemon at `endpoint`, waited for as long as it takes: the container runs on without it,
 /// and the executor has its own watch on the container's process.
 async fn connected(endpoint: &DockerEndpoint) -> Engine {
+    let mut absent = Quiet::default();
     loop {
         match Engine::connect(endpoint, PATIENCE).await {
             Ok(engine) => return engine,
-            Err(e) => note(&format!("{e}; still waiting for it")),
+            Err(e) => absent.note(&format!("{e}; still waiting for it")),
+        }
+    }
+}
+
+/// A note repeated at most once a minute: a daemon that stays away, or answers with errors for
+/// hours, does not fill the task's stderr.
+#[derive(Default)]
+struct Quiet(Option<std::time::Instant>);
+
+impl Quiet {
+    fn note(&mut self, text: &str) {
+        if self
+            .0
+            .is_none_or(|said| said.elapsed() >= Duration::from_secs(60))
+        {
+            note(text);
+            self.0 = Some(std::time::Instant::now());
         }
     }
 }
@@ -365,10 +383,10 @@ fn note(text: &str) {
 
 /// The signals the shim forwards (those `docker run` proxies to its container too), as they
 /// arrive.
-struct Proxied(Vec<tokio::signal::unix::Signal>, Vec<Signal>);
+pub struct Proxied(Vec<tokio::signal::unix::Signal>, Vec<Signal>);
 
 impl Proxied {
-    fn new() -> std::io::Result<Proxied> {
+    pub fn new() -> std::io::Result<Proxied> {
         let mut streams = Vec::new();
         for signal in FORWARDED_SIGNALS {
             let kind = tokio::signal::unix::SignalKind::from_raw(signal as i32);

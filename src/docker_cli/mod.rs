@@ -88,7 +88,16 @@ async fn attached(
 ) -> Ending {
     let started = SystemTime::now();
     let mut output = follow::Output::default();
-    let status = match follow::run_cli(real, args, env, &mut output).await {
+    // Caught from before the CLI starts until this process ends: none lost between the CLI and
+    // the container, none ending this process while the CLI runs.
+    let mut signals = match follow::Proxied::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("mesos-executor-shim: cannot catch signals: {e}");
+            return Ending::Status(Failure::Software.exit_code().into());
+        }
+    };
+    let status = match follow::run_cli(real, args, env, &mut output, &mut signals).await {
         Ok(status) => status,
         Err(e) => {
             eprintln!("mesos-executor-shim: cannot run the docker CLI {real:?}: {e}");
@@ -107,7 +116,7 @@ async fn attached(
     if cli_ending != Ending::Status(follow::CLI_OWN_FAILURE) {
         return cli_ending;
     }
-    follow::follow_container(run, endpoint, started, cli_ended, &mut output)
+    follow::follow_container(run, endpoint, started, cli_ended, &mut output, &mut signals)
         .await
         .unwrap_or(cli_ending)
 }

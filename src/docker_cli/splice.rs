@@ -1,10 +1,12 @@
 //! Where the task's output picks up again after the daemon came back: what each stream already
 //! delivered, and which of the entries the daemon logged were not delivered yet. Pure.
 //!
-//! The CLI's attached stream and the daemon's log hold the same bytes in the same order. Every
-//! entry delivered was logged no later than it arrived; an entry logged after the last arrival
-//! was not delivered. Among those logged before it, the delivered ones are the entries whose
-//! bytes end exactly where the delivered bytes end: the longest such run is taken.
+//! The CLI's attached stream and the daemon's log hold the same bytes in the same order. The
+//! daemon stamps an entry as its log copier reads it, which may come a moment after the same
+//! bytes went to the attached stream: an entry stamped more than [`LOGGING_SLACK`] after the last
+//! arrival was not delivered. Among those stamped before that, the delivered ones are the
+//! entries whose bytes end exactly where the delivered bytes end: the longest such run is taken
+//! (identical lines within the slack may therefore be taken for delivered ones).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,9 @@ pub const TAIL_BYTES: usize = 64 * 1024;
 /// How far before the last arrival the log is read again: entries delivered late (a busy daemon,
 /// a slow reader) were logged before they arrived.
 pub const LOOK_BACK: Duration = Duration::from_secs(2);
+
+/// How much later than its delivery the daemon may stamp an entry in its log.
+pub const LOGGING_SLACK: Duration = Duration::from_secs(1);
 
 /// What one stream (stdout or stderr) of the task has delivered so far.
 #[derive(Debug, Default)]
@@ -36,7 +41,7 @@ impl Delivered {
 
     /// Whether an entry logged at `at` may have been delivered already.
     pub fn may_hold(&self, at: SystemTime) -> bool {
-        self.last_at.is_some_and(|last| at <= last)
+        self.last_at.is_some_and(|last| at <= last + LOGGING_SLACK)
     }
 
     /// The first second of the log to read again, for a run started at `started`.
@@ -312,7 +317,10 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_secs(100);
         d.record(&vec![b'x'; TAIL_BYTES * 3], at);
         assert_eq!(d.tail.len(), TAIL_BYTES);
-        assert!(d.may_hold(at) && !d.may_hold(at + Duration::from_nanos(1)));
+        assert!(
+            d.may_hold(at + LOGGING_SLACK)
+                && !d.may_hold(at + LOGGING_SLACK + Duration::from_nanos(1))
+        );
         assert_eq!(d.read_again_from(UNIX_EPOCH), 98);
         assert_eq!(d.read_again_from(at), 100, "never before the run started");
     }
