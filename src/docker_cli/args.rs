@@ -4,7 +4,7 @@
 
 /// The attached `docker -H <host> run ... --name <name> ...` of a task container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AttachedRun {
+pub struct AttachedRun {
     /// The daemon the executor named (`-H`), as Docker spells it.
     pub host: String,
     /// The container's name (`mesos-<container-id>` for a docker task).
@@ -25,13 +25,33 @@ const GLOBAL_WITH_VALUE: [&str; 10] = [
     "--tlskey",
 ];
 
-/// `run`'s options that leave the container running in the background, or attach nothing:
-/// the CLI's exit is then not the container's, and is left to mean what it means.
-const NOT_ATTACHED: [&str; 3] = ["-d", "--detach", "--detach=true"];
+/// The options Mesos's `Docker::run` writes with their value in the next argument, before the
+/// task's parameters. Their values are the task's (its environment, volumes, hostname, network):
+/// read as options, they could name any container.
+const MESOS_WITH_VALUE: [&str; 15] = [
+    "--cpu-shares",
+    "--cpu-quota",
+    "--memory-reservation",
+    "--memory",
+    "--oom-score-adj",
+    "-e",
+    "-v",
+    "--net",
+    "--dns",
+    "--dns-search",
+    "--dns-opt",
+    "--hostname",
+    "-p",
+    "--entrypoint",
+    "--name",
+];
+
+/// The one option Mesos's `Docker::run` writes without a value.
+const MESOS_FLAG: &str = "--privileged";
 
 /// The attached `run` among `args` (the CLI's arguments, without `argv[0]`), if that is what
 /// they ask for and they name both the daemon and the container.
-pub(crate) fn attached_run(args: &[String]) -> Option<AttachedRun> {
+pub fn attached_run(args: &[String]) -> Option<AttachedRun> {
     let mut host = None;
     let mut i = 0;
     while i < args.len() {
@@ -59,19 +79,46 @@ pub(crate) fn attached_run(args: &[String]) -> Option<AttachedRun> {
     if args.get(i).map(String::as_str) != Some("run") {
         return None;
     }
-    let run = &args[i + 1..];
-    if run.iter().any(|a| NOT_ATTACHED.contains(&a.as_str())) {
-        return None;
-    }
-    let name = run
-        .iter()
-        .enumerate()
-        .find_map(|(j, a)| match a.strip_prefix("--name") {
-            Some("") => run.get(j + 1).cloned(),
-            Some(inline) => inline.strip_prefix('=').map(str::to_string),
-            None => None,
-        })?;
+    let name = attached_name(&args[i + 1..])?;
     valid_name(&name).then_some(AttachedRun { host: host?, name })
+}
+
+/// The container `run`'s options (`run` as Mesos writes it: its own options, then the task's
+/// parameters as `--key=value`, then the image) name, where they leave it attached. Read as the
+/// CLI reads them, up to the image: an option of another shape, any name but the one Mesos
+/// gave, or a detach that is not plainly off is not a run to follow.
+fn attached_name(run: &[String]) -> Option<String> {
+    let mut names = Vec::new();
+    let mut i = 0;
+    while let Some(arg) = run.get(i).filter(|a| a.starts_with('-')) {
+        if MESOS_WITH_VALUE.contains(&arg.as_str()) {
+            let value = run.get(i + 1)?;
+            if arg == "--name" {
+                names.push(value.as_str());
+            }
+            i += 2;
+            continue;
+        }
+        match arg.split_once('=') {
+            _ if arg == MESOS_FLAG => {}
+            Some(("--name", value)) => names.push(value),
+            Some(("--detach", value)) if cli_bool(value) != Some(false) => return None,
+            Some((option, _)) if option.starts_with("--") => {}
+            _ => return None,
+        }
+        i += 1;
+    }
+    let (first, rest) = names.split_first()?;
+    rest.iter().all(|n| n == first).then(|| first.to_string())
+}
+
+/// A boolean option's value as the CLI reads it (Go's `strconv.ParseBool`).
+fn cli_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// Docker's own rule for container names (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`): the name goes into
@@ -111,6 +158,47 @@ mod tests {
             }),
             "inline values and a flag without one"
         );
+    }
+
+    /// A task's environment, hostname and network are values of Mesos's own options: a value
+    /// that looks like `--name` names nothing, and a parameter naming another container makes
+    /// the run not the task container's.
+    #[test]
+    fn only_mesos_names_the_container() {
+        let mesos = "-H unix:///d.sock run --name mesos-5e1c";
+        for injected in [
+            "-H unix:///d.sock run -e --name=victim --name mesos-5e1c busybox",
+            "-H unix:///d.sock run --hostname --name=victim --name mesos-5e1c busybox",
+            "-H unix:///d.sock run --net --name --name mesos-5e1c busybox",
+        ] {
+            assert_eq!(
+                attached_run(&args(injected)).map(|r| r.name),
+                Some("mesos-5e1c".to_string()),
+                "{injected}"
+            );
+        }
+        for line in [
+            format!("{mesos} --name=victim busybox"),
+            format!("{mesos} --detach=1 busybox"),
+            format!("{mesos} --detach=True busybox"),
+            format!("{mesos} --detach= busybox"),
+            "-H unix:///d.sock run -itd --name mesos-5e1c busybox".to_string(),
+            "-H unix:///d.sock run -dit --name mesos-5e1c busybox".to_string(),
+            "-H unix:///d.sock run --some-new-flag --name mesos-5e1c busybox".to_string(),
+        ] {
+            assert_eq!(attached_run(&args(&line)), None, "{line}");
+        }
+        for line in [
+            format!("{mesos} --detach=false busybox -d --name=victim"),
+            format!("{mesos} --name=mesos-5e1c busybox"),
+            format!("{mesos} busybox sh -c 'date -d @0'"),
+        ] {
+            assert_eq!(
+                attached_run(&args(&line)).map(|r| r.name),
+                Some("mesos-5e1c".to_string()),
+                "{line}: the image's arguments are the image's"
+            );
+        }
     }
 
     #[test]

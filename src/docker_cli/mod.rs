@@ -9,7 +9,7 @@
 //! reads gives more power than the executor has, which runs the real CLI itself.
 
 mod args;
-pub(crate) mod follow;
+pub mod follow;
 mod splice;
 
 use std::ffi::OsString;
@@ -20,7 +20,7 @@ use crate::config::DockerEndpoint;
 use crate::error::Failure;
 use crate::sibling::protocol::REAL_CLI_VAR;
 
-pub(crate) use args::{attached_run, AttachedRun};
+pub use args::{attached_run, AttachedRun};
 
 /// The status of a CLI that could not be run, as a shell gives for a command it cannot run.
 const CLI_NOT_RUN: i32 = 127;
@@ -88,13 +88,23 @@ async fn attached(
 ) -> Ending {
     let started = SystemTime::now();
     let mut output = follow::Output::default();
-    let status = match follow::run_cli(real, args, env, &mut output).await {
+    // Caught from before the CLI starts until this process ends: none lost between the CLI and
+    // the container, none ending this process while the CLI runs.
+    let mut signals = match follow::Proxied::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("mesos-executor-shim: cannot catch signals: {e}");
+            return Ending::Status(Failure::Software.exit_code().into());
+        }
+    };
+    let status = match follow::run_cli(real, args, env, &mut output, &mut signals).await {
         Ok(status) => status,
         Err(e) => {
             eprintln!("mesos-executor-shim: cannot run the docker CLI {real:?}: {e}");
             return Ending::Status(CLI_NOT_RUN);
         }
     };
+    let cli_ended = SystemTime::now();
     use std::os::unix::process::ExitStatusExt;
     let cli_ending = match (status.code(), status.signal()) {
         (Some(code), _) => Ending::Status(code),
@@ -106,7 +116,7 @@ async fn attached(
     if cli_ending != Ending::Status(follow::CLI_OWN_FAILURE) {
         return cli_ending;
     }
-    follow::follow_container(run, endpoint, started, &mut output)
+    follow::follow_container(run, endpoint, started, cli_ended, &mut output, &mut signals)
         .await
         .unwrap_or(cli_ending)
 }
