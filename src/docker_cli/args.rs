@@ -4,7 +4,7 @@
 
 /// The attached `docker -H <host> run ... --name <name> ...` of a task container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachedRun {
+pub(crate) struct AttachedRun {
     /// The daemon the executor named (`-H`), as Docker spells it.
     pub host: String,
     /// The container's name (`mesos-<container-id>` for a docker task).
@@ -51,7 +51,7 @@ const MESOS_FLAG: &str = "--privileged";
 
 /// The attached `run` among `args` (the CLI's arguments, without `argv[0]`), if that is what
 /// they ask for and they name both the daemon and the container.
-pub fn attached_run(args: &[String]) -> Option<AttachedRun> {
+pub(crate) fn attached_run(args: &[String]) -> Option<AttachedRun> {
     let mut host = None;
     let mut i = 0;
     while i < args.len() {

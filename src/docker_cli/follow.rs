@@ -15,14 +15,14 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::args::AttachedRun;
+use super::ending::Ending;
 use super::splice::{rfc3339, timestamped, Delivered, ReadAgain};
-use super::Ending;
 use crate::config::DockerEndpoint;
 use crate::engine::{Engine, Patience, WaitFor};
 use crate::sibling::protocol::FORWARDED_SIGNALS;
 
 /// The CLI's status for a failure of its own, not the container's (`docker run --help`).
-pub const CLI_OWN_FAILURE: i32 = 125;
+pub(crate) const CLI_OWN_FAILURE: i32 = 125;
 
 /// How long the CLI's output is read after it exited.
 const FINAL_DRAIN: Duration = Duration::from_secs(5);
@@ -47,14 +47,14 @@ const PATIENCE: Patience = Patience {
 
 /// The task's two streams: what each delivered.
 #[derive(Default)]
-pub struct Output {
+pub(crate) struct Output {
     pub stdout: Delivered,
     pub stderr: Delivered,
 }
 
 /// Runs the real CLI and returns how it ended, its output passed on (and noted in `output`),
 /// the proxied signals passed to it.
-pub async fn run_cli(
+pub(crate) async fn run_cli(
     cli: &OsString,
     args: &[OsString],
     env: &[(OsString, OsString)],
@@ -118,7 +118,7 @@ async fn pass_on(from: Option<impl AsyncRead + Unpin>, to: Stream, delivered: &m
 /// After the CLI failed on its own (`cli_status` 125): the container's own end, followed through
 /// every later loss of the daemon; `None` where there is no container to follow (never made,
 /// never started, removed, a terminal's), and the CLI's status stands.
-pub async fn follow_container(
+pub(crate) async fn follow_container(
     run: &AttachedRun,
     endpoint: &DockerEndpoint,
     started: SystemTime,
@@ -383,7 +383,7 @@ fn note(text: &str) {
 
 /// The signals the shim forwards (those `docker run` proxies to its container too), as they
 /// arrive.
-pub struct Proxied(Vec<tokio::signal::unix::Signal>, Vec<Signal>);
+pub(crate) struct Proxied(Vec<tokio::signal::unix::Signal>, Vec<Signal>);
 
 impl Proxied {
     pub fn new() -> std::io::Result<Proxied> {

@@ -9,7 +9,8 @@
 //! reads gives more power than the executor has, which runs the real CLI itself.
 
 mod args;
-pub mod follow;
+mod ending;
+mod follow;
 mod splice;
 
 use std::ffi::OsString;
@@ -17,20 +18,14 @@ use std::os::unix::process::CommandExt;
 use std::time::SystemTime;
 
 use crate::config::DockerEndpoint;
-use crate::error::Failure;
+use crate::error::{Failure, STATUS_NOT_FOUND};
 use crate::sibling::protocol::REAL_CLI_VAR;
 
-pub use args::{attached_run, AttachedRun};
+use args::{attached_run, AttachedRun};
+pub use ending::Ending;
 
-/// The status of a CLI that could not be run, as a shell gives for a command it cannot run.
-const CLI_NOT_RUN: i32 = 127;
-
-/// How the CLI ended: with a status, or killed by a signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    Status(i32),
-    Signal(nix::sys::signal::Signal),
-}
+/// The status of a CLI that could not be run, as a shell gives for a command it cannot find.
+const CLI_NOT_RUN: i32 = STATUS_NOT_FOUND as i32;
 
 /// Whether a command line in a sibling is the docker executor calling its CLI: Mesos names the
 /// daemon first (`docker -H <socket> ...`), which no init or executor argument does.
@@ -105,14 +100,7 @@ async fn attached(
         }
     };
     let cli_ended = SystemTime::now();
-    use std::os::unix::process::ExitStatusExt;
-    let cli_ending = match (status.code(), status.signal()) {
-        (Some(code), _) => Ending::Status(code),
-        (None, Some(signal)) => nix::sys::signal::Signal::try_from(signal)
-            .map(Ending::Signal)
-            .unwrap_or(Ending::Status(128 + signal)),
-        (None, None) => Ending::Status(Failure::Software.exit_code().into()),
-    };
+    let cli_ending = Ending::of(status);
     if cli_ending != Ending::Status(follow::CLI_OWN_FAILURE) {
         return cli_ending;
     }

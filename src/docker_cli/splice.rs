@@ -11,18 +11,18 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much of a stream's delivered bytes is kept to find where it stopped in the log.
-pub const TAIL_BYTES: usize = 64 * 1024;
+pub(crate) const TAIL_BYTES: usize = 64 * 1024;
 
 /// How far before the last arrival the log is read again: entries delivered late (a busy daemon,
 /// a slow reader) were logged before they arrived.
-pub const LOOK_BACK: Duration = Duration::from_secs(2);
+pub(crate) const LOOK_BACK: Duration = Duration::from_secs(2);
 
 /// How much later than its delivery the daemon may stamp an entry in its log.
-pub const LOGGING_SLACK: Duration = Duration::from_secs(1);
+pub(crate) const LOGGING_SLACK: Duration = Duration::from_secs(1);
 
 /// What one stream (stdout or stderr) of the task has delivered so far.
 #[derive(Debug, Default)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     tail: Vec<u8>,
     /// When the last bytes were delivered (or logged, for bytes read back from the log).
     pub last_at: Option<SystemTime>,
@@ -90,7 +90,7 @@ impl Delivered {
 
 /// Entries of the log read again, held in one buffer: each costs its bytes and its end.
 #[derive(Debug, Default)]
-pub struct ReadAgain {
+pub(crate) struct ReadAgain {
     bytes: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -155,14 +155,14 @@ fn step(p: &[u8], borders: &[usize], mut k: usize, b: u8) -> usize {
 }
 
 /// An entry of the log read with timestamps: `<RFC 3339 time> <bytes>`, its time and bytes.
-pub fn timestamped(entry: &[u8]) -> Option<(SystemTime, &[u8])> {
+pub(crate) fn timestamped(entry: &[u8]) -> Option<(SystemTime, &[u8])> {
     let space = entry.iter().position(|&b| b == b' ')?;
     let at = rfc3339(std::str::from_utf8(&entry[..space]).ok()?)?;
     Some((at, &entry[space + 1..]))
 }
 
 /// `2006-01-02T15:04:05.999999999Z` (or with a `±hh:mm` offset), as the daemon writes it.
-pub fn rfc3339(text: &str) -> Option<SystemTime> {
+pub(crate) fn rfc3339(text: &str) -> Option<SystemTime> {
     let number = |s: &str| -> Option<i64> {
         s.bytes()
             .all(|b| b.is_ascii_digit())
