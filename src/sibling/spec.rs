@@ -184,86 +184,11 @@ impl SiblingSpec {
     pub fn build(inputs: &SpecInputs) -> SiblingSpec {
         let run = inputs.run;
         let s = inputs.settings;
-        let init = InitArgs {
-            protocol: PROTOCOL,
-            stdout: run.sandbox.join("stdout"),
-            stderr: run.sandbox.join("stderr"),
-            exit_record: run.exit_record_path(),
-            watch: match (inputs.shim, inputs.agent) {
-                (Some(shim), Some(agent)) if s.end_with_shim => Some(ShimWatch {
-                    shim,
-                    agent,
-                    settle: s.shim_death_settle,
-                }),
-                _ => None,
-            },
-            output: inputs.output_reader.map(|reader| OutputRelay {
-                reader,
-                max_bytes: s.sandbox_output_max_bytes,
-            }),
-            log: s.log,
-            executor: inputs.executor.clone(),
-        };
-        let bind = |host: &Path, container: &Path, read_only| BindMount {
-            host: host.to_path_buf(),
-            container: container.to_path_buf(),
-            read_only,
-        };
-        let mut mounts = vec![bind(&inputs.sandbox_host, &run.sandbox, false)];
-        for alias in inputs.sandbox_aliases.iter().filter(|a| **a != run.sandbox) {
-            mounts.push(bind(&inputs.sandbox_host, alias, false));
-        }
-        for (host, container) in &inputs.volumes {
-            mounts.push(bind(host, container, false));
-        }
-        if let Some(host) = &inputs.init_host_file {
-            mounts.push(bind(host, &inputs.init_path, true));
-        }
-        let mut socket_dir = None;
-        match &inputs.docker_socket {
-            Some(SocketMount::File { host, target }) => mounts.push(bind(host, target, false)),
-            Some(SocketMount::Directory { host }) => socket_dir = Some(host.clone()),
-            None => {}
-        }
-        mounts.extend(s.mounts.iter().cloned());
-
-        let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
-        for (k, v) in labels::run_labels(run) {
-            labels.insert(k.to_string(), v);
-        }
-        labels.insert(labels::LABEL_EXECUTOR.into(), inputs.kind.name().into());
-        labels.insert(labels::LABEL_INIT_PROTOCOL.into(), PROTOCOL.to_string());
-        labels.insert(
-            labels::LABEL_WORK_DIR_HOST.into(),
-            inputs.work_dir_host.display().to_string(),
-        );
-        // Only a run that checkpoints has a forked.pid: a path to none would have the gc of
-        // earlier releases judge the run by a meta directory it never had (see label_sets).
-        if inputs.checkpointing {
-            labels.insert(
-                labels::LABEL_FORKED_PID.into(),
-                run.forked_pid_path().display().to_string(),
-            );
-            labels.insert(
-                labels::LABEL_FORKED_PID_HOST.into(),
-                inputs.forked_pid_host.display().to_string(),
-            );
-        }
-        if let Some(shim) = inputs.shim {
-            labels.insert(labels::LABEL_SHIM.into(), shim.to_string());
-        }
-        labels.insert(
-            labels::LABEL_CHECKPOINT.into(),
-            inputs.checkpointing.to_string(),
-        );
-        labels.insert(
-            labels::LABEL_LABEL_SET.into(),
-            label_sets::CURRENT.version.to_string(),
-        );
+        let (mounts, socket_dir) = mounts(inputs);
         SiblingSpec {
             name: run.sibling_name(),
             image: inputs.image.clone(),
-            entrypoint: init.to_argv(&inputs.init_path),
+            entrypoint: init_args(inputs).to_argv(&inputs.init_path),
             env: inputs.env.clone(),
             working_dir: run.sandbox.clone(),
             security: inputs.security.clone(),
@@ -271,7 +196,7 @@ impl SiblingSpec {
             socket_dir,
             cgroup_parent: inputs.cgroup_parent.clone(),
             auto_remove: inputs.auto_remove,
-            labels,
+            labels: sibling_labels(inputs),
             privileged: s.privileged,
             memory: s.memory,
             nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
@@ -340,6 +265,97 @@ impl SiblingSpec {
 /// A list for the Docker API, left out when empty (Docker's default then applies).
 fn some(items: &[String]) -> Option<Vec<String>> {
     (!items.is_empty()).then(|| items.to_vec())
+}
+
+/// The init's arguments: the run's files, whom it watches, how the output goes, the executor.
+fn init_args(inputs: &SpecInputs) -> InitArgs {
+    let (run, s) = (inputs.run, inputs.settings);
+    InitArgs {
+        protocol: PROTOCOL,
+        stdout: run.sandbox.join("stdout"),
+        stderr: run.sandbox.join("stderr"),
+        exit_record: run.exit_record_path(),
+        watch: match (inputs.shim, inputs.agent) {
+            (Some(shim), Some(agent)) if s.end_with_shim => Some(ShimWatch {
+                shim,
+                agent,
+                settle: s.shim_death_settle,
+            }),
+            _ => None,
+        },
+        output: inputs.output_reader.map(|reader| OutputRelay {
+            reader,
+            max_bytes: s.sandbox_output_max_bytes,
+        }),
+        log: s.log,
+        executor: inputs.executor.clone(),
+    }
+}
+
+/// The sibling's bind mounts (the sandbox under each of its names, the volumes it links to, the
+/// init, a socket file, the configured ones), and the socket's directory, if it gets that.
+fn mounts(inputs: &SpecInputs) -> (Vec<BindMount>, Option<PathBuf>) {
+    let run = inputs.run;
+    let bind = |host: &Path, container: &Path, read_only| BindMount {
+        host: host.to_path_buf(),
+        container: container.to_path_buf(),
+        read_only,
+    };
+    let mut mounts = vec![bind(&inputs.sandbox_host, &run.sandbox, false)];
+    for alias in inputs.sandbox_aliases.iter().filter(|a| **a != run.sandbox) {
+        mounts.push(bind(&inputs.sandbox_host, alias, false));
+    }
+    for (host, container) in &inputs.volumes {
+        mounts.push(bind(host, container, false));
+    }
+    if let Some(host) = &inputs.init_host_file {
+        mounts.push(bind(host, &inputs.init_path, true));
+    }
+    let mut socket_dir = None;
+    match &inputs.docker_socket {
+        Some(SocketMount::File { host, target }) => mounts.push(bind(host, target, false)),
+        Some(SocketMount::Directory { host }) => socket_dir = Some(host.clone()),
+        None => {}
+    }
+    mounts.extend(inputs.settings.mounts.iter().cloned());
+    (mounts, socket_dir)
+}
+
+/// The configured labels, then the run's, by which `ps`, `gc` and a relaunch find and judge it.
+fn sibling_labels(inputs: &SpecInputs) -> HashMap<String, String> {
+    let run = inputs.run;
+    let mut labels: HashMap<String, String> = inputs.settings.labels.clone().into_iter().collect();
+    for (k, v) in labels::run_labels(run) {
+        labels.insert(k.to_string(), v);
+    }
+    let mut set = |key: &str, value: String| labels.insert(key.to_string(), value);
+    set(labels::LABEL_EXECUTOR, inputs.kind.name().into());
+    set(labels::LABEL_INIT_PROTOCOL, PROTOCOL.to_string());
+    set(
+        labels::LABEL_WORK_DIR_HOST,
+        inputs.work_dir_host.display().to_string(),
+    );
+    // Only a run that checkpoints has a forked.pid: a path to none would have the gc of
+    // earlier releases judge the run by a meta directory it never had (see label_sets).
+    if inputs.checkpointing {
+        set(
+            labels::LABEL_FORKED_PID,
+            run.forked_pid_path().display().to_string(),
+        );
+        set(
+            labels::LABEL_FORKED_PID_HOST,
+            inputs.forked_pid_host.display().to_string(),
+        );
+    }
+    if let Some(shim) = inputs.shim {
+        set(labels::LABEL_SHIM, shim.to_string());
+    }
+    set(labels::LABEL_CHECKPOINT, inputs.checkpointing.to_string());
+    set(
+        labels::LABEL_LABEL_SET,
+        label_sets::CURRENT.version.to_string(),
+    );
+    labels
 }
 
 fn bind(m: &BindMount) -> Mount {
