@@ -142,7 +142,7 @@ pub fn head(
         head,
         "\nEvery path runs against one Docker daemon the harness started for itself (its own socket, data and exec \
          roots, vfs), with the same image ({IMAGE}, a busybox image built locally), and creates the same container: \
-         the shim's own create body, its init included. {restarted} Containers are removed fifty at a time.\n"
+         the shim's own create body, its init included. {restarted} Containers are removed twenty at a time.\n"
     )
     .unwrap();
     // Times and CPU depend on the machine: a `before` from another one is no comparison.
