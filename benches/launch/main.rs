@@ -154,8 +154,10 @@ fn machine(daemon: &PrivateDaemon, load_before: &str, load_after: &str) -> Vec<(
         ),
         ("rustc".into(), rustc),
         (
-            "load (1-minute average, other builds sharing the machine)".into(),
-            format!("{load_before} at the start, {load_after} at the end"),
+            "load (1-minute average; other builds share the machine)".into(),
+            format!(
+                "{load_before} when the run began, {load_after} at its end (its own thousand curls included)"
+            ),
         ),
     ]
 }
