@@ -1,7 +1,7 @@
 //! A mount namespace of one's own with one directory mounted over another: how a shim started on
 //! this host finds a test's (or the benchmark's) configuration at the relay's one fixed path,
 //! while nothing on the host is mounted. Shared by the tests (`tests/common`) and the benchmark
-//! harness (`benches/launch.rs`, through `#[path]`).
+//! harness (`benches/launch/main.rs`, through `#[path]`).
 
 use std::path::Path;
 
