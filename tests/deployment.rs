@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use common::mesos::{free_port, master_get, mesos_home, write_root_file};
 use common::*;
+use mesos_executor_shim::error::Failure;
 use serde_json::Value;
 
 /// One run's stack: its compose project, its directory (build context, socket directory,
@@ -461,8 +462,8 @@ fn the_systemd_unit_for_gc_runs_a_command_the_binary_takes() {
     bad[2] = "5x";
     assert_eq!(
         takes(&bad).0,
-        Some(2),
-        "a bad period before --help is refused"
+        Some(Failure::Usage.exit_code().into()),
+        "a bad period before --help is refused as a bad command line"
     );
 
     let analyze = Command::new("systemd-analyze").arg("--version").output();
