@@ -12,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::processes::{kill_tree, processes};
+
 /// Containers removed at once: few enough that their exits never pile up in the daemon (with 50
 /// at once, 20.10.24 deadlocked here once in a thousand removals).
 const REMOVAL_BATCH: usize = 20;
@@ -275,47 +277,5 @@ fn kill_containerd(roots: &Roots) {
         while nix::sys::signal::kill(pid, None).is_ok() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-/// Every process: (pid, parent pid, command line).
-fn processes() -> Vec<(i32, i32, String)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            Some((
-                pid,
-                ppid,
-                String::from_utf8_lossy(&cmdline).replace('\0', " "),
-            ))
-        })
-        .collect()
-}
-
-/// SIGKILLs `pid` and every process below it.
-fn kill_tree(pid: i32) {
-    let children: Vec<i32> = processes()
-        .into_iter()
-        .filter(|(_, ppid, _)| *ppid == pid)
-        .map(|(child, _, _)| child)
-        .collect();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    for child in children {
-        kill_tree(child);
     }
 }

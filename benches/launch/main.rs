@@ -20,6 +20,8 @@ mod floor;
 mod latency;
 #[path = "../../tests/common/mount_namespace.rs"]
 mod mount_namespace;
+#[path = "../../tests/common/processes.rs"]
+mod processes;
 mod procfs;
 mod report;
 mod run;

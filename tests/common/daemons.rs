@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::docker;
+use super::processes::{kill_tree, processes};
 
 /// The suite's daemon, reached through a socket of this test's own: it counts the connections
 /// open through it, and it can be cut, as a daemon that goes away.
@@ -318,45 +319,5 @@ impl Drop for PrivateDaemon {
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_dir(self.socket.parent().unwrap());
         let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// Every process: (pid, parent pid, command line).
-fn processes() -> impl Iterator<Item = (i32, i32, String)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            Some((
-                pid,
-                ppid,
-                String::from_utf8_lossy(&cmdline).replace('\0', " "),
-            ))
-        })
-}
-
-/// SIGKILLs `pid` and every process below it.
-fn kill_tree(pid: i32) {
-    let children: Vec<i32> = processes()
-        .filter(|(_, ppid, _)| *ppid == pid)
-        .map(|(child, _, _)| child)
-        .collect();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    for child in children {
-        kill_tree(child);
     }
 }

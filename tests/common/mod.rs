@@ -5,6 +5,7 @@
 pub mod daemons;
 pub mod mesos;
 pub mod mount_namespace;
+pub mod processes;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
