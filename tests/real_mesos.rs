@@ -957,6 +957,22 @@ fn survives_with_docker_mesos_image(tag: &str, shim: bool) -> Vec<String> {
     cluster.execute("mtick", &args);
     cluster.wait_task("mtick", "TASK_RUNNING", Duration::from_secs(60));
     let cid = cluster.container_id("mtick");
+    // The agent recovers a run by the pid it checkpointed for its executor container, which it
+    // writes once `docker inspect` of that container has answered: killed before, it loses the
+    // run, with the stock executor as with the shim.
+    let meta = cluster.work_dir().join("meta");
+    wait_until(
+        &format!(
+            "the agent checkpointed the executor's pid\n{}",
+            cluster.diagnostics()
+        ),
+        Duration::from_secs(30),
+        || {
+            find_named(&meta, "forked.pid")
+                .iter()
+                .any(|p| p.to_string_lossy().contains(&cid))
+        },
+    );
     let executor = format!("mesos-{cid}.executor");
     let pid: u32 = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &executor])
         .parse()
